@@ -1,0 +1,64 @@
+# The two commands a newcomer types: `make test` and `make scenarios`.
+# Each sets up whatever is missing (venv, engine, images) and is idempotent:
+# a second run installs and builds nothing.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help setup venv engine tools images doctor test test-unit scenarios lint format bench clean
+
+help:
+	@echo "make test        set up what is missing, run the harness's own tests"
+	@echo "make scenarios   set up what is missing, run scenarios/ and write reports/"
+	@echo "make setup       venv + Docker engine + images, nothing else"
+	@echo "make doctor      what is present, what is missing"
+	@echo "make lint        ruff check and format check"
+	@echo "make clean       remove leftovers of dead runs"
+
+$(STAMP): pyproject.toml netsync/requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is needed (the images run 3.11): set PYTHON="' \
+	  || { echo "need Python 3.11: make PYTHON=/path/to/python3.11"; exit 1; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/ensure-tools.sh python3-venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,netsync]'
+	@touch $@
+
+venv: $(STAMP)
+
+engine:
+	@scripts/ensure-engine.sh
+
+tools:
+	@scripts/ensure-tools.sh
+
+images: venv engine tools
+	@$(BIN)/solar-chaos images
+
+setup: images
+
+doctor: venv
+	@$(BIN)/solar-chaos doctor
+
+test: setup
+	scripts/run-pytest.sh tests $(PYTEST_ARGS)
+
+test-unit: venv
+	scripts/run-pytest.sh tests/unit $(PYTEST_ARGS)
+
+scenarios: setup
+	scripts/run-pytest.sh scenarios $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check harness netsync tests docker conftest.py
+	$(BIN)/ruff format --check harness netsync tests docker conftest.py
+
+format: venv
+	$(BIN)/ruff format harness netsync tests docker conftest.py
+	$(BIN)/ruff check --fix harness netsync tests docker conftest.py
+
+clean: venv
+	$(BIN)/solar-chaos clean

@@ -1,0 +1,131 @@
+"""The `solar-chaos` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness import __version__, engine
+from harness.errors import HarnessError
+
+FIX_IMAGES = "solar-chaos images"
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from harness.images import Images
+
+    fixes: list[str] = []
+    try:
+        info = engine.engine_info()
+    except HarnessError as e:
+        print(f"engine     MISSING  {e}")
+        print(f"\nfix: {engine.FIX_ENGINE}")
+        return 1
+    print(
+        f"engine     ok       Docker {info.version} (API {info.api_version}), "
+        f"storage {info.storage_driver}, cgroup v{info.cgroup_version}"
+    )
+    imgs = Images(args.mode, log=lambda m: None)
+    print(f"images     mode     {imgs.mode.value}")
+    for st in imgs.status():
+        state = "ok     " if st.present else "MISSING"
+        size = f"{st.size_mb:.0f} MB" if st.size_mb else ""
+        print(f"{st.role:<10} {state}  {st.ref:<48} {st.version:<10} {size}")
+        if not st.present:
+            fixes.append(f"{FIX_IMAGES} --mode {imgs.mode.value}   # builds {st.role}")
+    runs = engine.list_runs()
+    stale = [r for r in runs.values() if not r.alive]
+    if stale:
+        n = sum(r.count() for r in stale)
+        print(f"leftovers  STALE    {n} resources from {len(stale)} runs no longer alive")
+        fixes.append("solar-chaos clean")
+    if fixes:
+        print("\nto fix:")
+        for f in dict.fromkeys(fixes):
+            print(f"  {f}")
+        return 1
+    print("\nready")
+    return 0
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    import time
+
+    from harness.images import RUNTIME_ROLES, Images
+
+    t0 = time.monotonic()
+    imgs = Images(args.mode)
+    if args.check:
+        missing = [st for st in imgs.status() if not st.present]
+        for st in missing:
+            print(f"missing: {st.role} {st.ref}")
+        return 1 if missing else 0
+    roles = tuple(args.roles) if args.roles else RUNTIME_ROLES
+    refs = imgs.ensure(roles)
+    for role, ref in refs.items():
+        print(f"{role:<10} {ref}")
+    print(f"images ready ({imgs.mode.value}) in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    runs = engine.list_runs()
+    removed = kept = 0
+    failed: list[str] = []
+    for res in runs.values():
+        if res.alive and not args.all:
+            kept += 1
+            continue
+        n = res.count()
+        problems = engine.remove_run(res)
+        failed += problems
+        removed += n - len(problems)
+        print(f"run {res.run_id}: removed {n - len(problems)} of {n}")
+    if kept:
+        print(f"kept {kept} runs still alive (--all removes them too)")
+    if not runs:
+        print("nothing to clean")
+    for p in failed:
+        print(f"could not remove {p}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="solar-chaos",
+        description="Chaos and soak harness for libp2p + NATS JetStream + SurrealDB systems.",
+    )
+    p.add_argument("--version", action="version", version=f"solar-chaos {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    mode_help = "offline (built here from package registries), official (pulled), or auto (default)"
+
+    d = sub.add_parser("doctor", help="say what is present, what is missing and how to fix it")
+    d.add_argument("--mode", default="auto", choices=["auto", "offline", "official"], help=mode_help)
+    d.set_defaults(func=cmd_doctor)
+
+    i = sub.add_parser("images", help="build (offline) or pull (official) the images; cached")
+    i.add_argument("--mode", default="auto", choices=["auto", "offline", "official"], help=mode_help)
+    i.add_argument("--check", action="store_true", help="only check; exit 1 when any is missing")
+    i.add_argument("roles", nargs="*", help="only these roles (nats toxiproxy surrealdb reaper netsync)")
+    i.set_defaults(func=cmd_images)
+
+    c = sub.add_parser("clean", help="remove containers, networks, volumes of runs no longer alive")
+    c.add_argument("--all", action="store_true", help="also those of runs still alive")
+    c.set_defaults(func=cmd_clean)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as e:
+        print(f"solar-chaos: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The Docker engine: connecting, describing it, labelling what a run makes, and
+removing what runs that are no longer alive left behind (`solar-chaos clean`)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import docker.errors
+
+import docker
+from harness.errors import EngineUnavailable
+
+RUN_LABEL = "solar-chaos.run"
+OWNER_LABEL = "solar-chaos.owner"
+FIX_ENGINE = "make engine   (or: sudo scripts/ensure-engine.sh)"
+
+
+@lru_cache(maxsize=1)
+def client() -> docker.DockerClient:
+    """One client per process; raises EngineUnavailable with the fix when none answers."""
+    try:
+        c = docker.from_env(timeout=120)
+        c.ping()
+    except docker.errors.DockerException as e:
+        raise EngineUnavailable(f"no Docker engine answers ({e}); fix: {FIX_ENGINE}") from e
+    return c
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    version: str
+    api_version: str
+    storage_driver: str
+    cgroup_version: str
+
+
+def engine_info() -> EngineInfo:
+    c = client()
+    info = c.info()
+    ver = c.version()
+    return EngineInfo(
+        version=ver.get("Version", "?"),
+        api_version=ver.get("ApiVersion", "?"),
+        storage_driver=info.get("Driver", "?"),
+        cgroup_version=str(info.get("CgroupVersion", "?")),
+    )
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def _proc_start_ticks(pid: int) -> str | None:
+    """A process's start time in clock ticks: with the pid it names one process,
+    even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; fields after it are plain.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_token(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_proc_start_ticks(pid) or '?'}"
+
+
+def owner_alive(token: str) -> bool:
+    """True when the process that made a resource still runs, or lives on another
+    host (which we cannot see, so we must not touch its resources)."""
+    try:
+        host, pid_s, ticks = token.split(":")
+        pid = int(pid_s)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True
+    return _proc_start_ticks(pid) == ticks
+
+
+def run_labels(run_id: str) -> dict[str, str]:
+    """The labels every container, network and volume of a run carries."""
+    return {RUN_LABEL: run_id, OWNER_LABEL: owner_token()}
+
+
+@dataclass
+class RunResources:
+    run_id: str
+    owner: str
+    containers: list = field(default_factory=list)
+    networks: list = field(default_factory=list)
+    volumes: list = field(default_factory=list)
+
+    @property
+    def alive(self) -> bool:
+        return owner_alive(self.owner)
+
+    def count(self) -> int:
+        return len(self.containers) + len(self.networks) + len(self.volumes)
+
+
+def list_runs(run_id: str | None = None) -> dict[str, RunResources]:
+    """Everything labelled by solar-chaos on this engine, grouped by run."""
+    c = client()
+    flt = {"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}
+    runs: dict[str, RunResources] = {}
+
+    def entry(labels: dict[str, str]) -> RunResources:
+        rid = labels.get(RUN_LABEL, "?")
+        if rid not in runs:
+            runs[rid] = RunResources(rid, labels.get(OWNER_LABEL, ""))
+        return runs[rid]
+
+    for ctr in c.containers.list(all=True, filters=flt):
+        entry(ctr.labels).containers.append(ctr)
+    for net in c.networks.list(filters=flt):
+        entry(net.attrs.get("Labels") or {}).networks.append(net)
+    for vol in c.volumes.list(filters=flt):
+        entry(vol.attrs.get("Labels") or {}).volumes.append(vol)
+    return runs
+
+
+def remove_run(res: RunResources) -> list[str]:
+    """Remove a run's containers, then its networks and volumes. Returns what failed."""
+    problems: list[str] = []
+    for ctr in res.containers:
+        try:
+            ctr.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            problems.append(f"container {ctr.name}: {e.explanation}")
+    for net in res.networks:
+        try:
+            net.remove()
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            problems.append(f"network {net.name}: {e.explanation}")
+    for vol in res.volumes:
+        try:
+            vol.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            problems.append(f"volume {vol.name}: {e.explanation}")
+    return problems

@@ -1,0 +1,449 @@
+"""Images: what each role of the topology runs.
+
+Offline (no registry answers), every image is built from package registries only
+(Debian, the Go module proxy, crates.io, PyPI), with `--network none`, and tagged
+by the hash of its inputs. Slow products (root filesystem, binaries, wheels) are
+kept in the cache folder, so deleting an image forces no recompile. Official mode
+uses the upstream images named in docker/images.toml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import docker.errors
+
+from harness import engine
+from harness.errors import ImageError
+from harness.paths import ROOT, cache_dir
+
+DOCKER_DIR = ROOT / "docker"
+ROLES = ("base", "nats", "toxiproxy", "surrealdb", "reaper", "netsync")
+# Roles the topology runs; "base" is only a parent image.
+RUNTIME_ROLES = ROLES[1:]
+IMAGE_LABEL = "solar-chaos.image"
+IMAGE_PYTHON = (3, 11)  # Debian bookworm's and python:3.11-slim's: wheels must match.
+
+
+class Mode(StrEnum):
+    OFFLINE = "offline"
+    OFFICIAL = "official"
+    AUTO = "auto"
+
+
+def load_spec() -> dict:
+    with open(DOCKER_DIR / "images.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def _digest(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _file_digest(paths: list[Path], root: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(paths):
+        out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def _tree(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    return [
+        p for p in folder.rglob("*") if p.is_file() and p.suffix in suffixes and "__pycache__" not in p.parts
+    ]
+
+
+@dataclass(frozen=True)
+class ImageStatus:
+    role: str
+    ref: str
+    present: bool
+    version: str
+    size_mb: float | None = None
+
+
+Log = Callable[[str], None]
+
+
+def _stderr_log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Images:
+    """Resolves each role to an image reference and builds what is missing."""
+
+    def __init__(self, mode: Mode | str = Mode.AUTO, log: Log = _stderr_log) -> None:
+        self.spec = load_spec()
+        self.log = log
+        self.cache = cache_dir()
+        mode = Mode(mode)
+        self.mode = self._detect() if mode is Mode.AUTO else mode
+        self._refs: dict[str, str] = {}
+
+    # -- resolving --------------------------------------------------------------
+
+    def _detect(self) -> Mode:
+        """Official images when they are all already on this engine, else offline."""
+        c = engine.client()
+        for role in RUNTIME_ROLES:
+            if role == "netsync":
+                continue
+            try:
+                c.images.get(self.spec[role]["official"])
+            except docker.errors.ImageNotFound:
+                return Mode.OFFLINE
+        return Mode.OFFICIAL
+
+    def ref(self, role: str) -> str:
+        if role not in self._refs:
+            self._refs[role] = self._resolve(role)
+        return self._refs[role]
+
+    def _resolve(self, role: str) -> str:
+        s = self.spec[role]
+        if self.mode is Mode.OFFICIAL and role != "netsync":
+            return s["official"]
+        return f"solar-chaos/{role}:{s['version'] if 'version' in s else s['suite']}-{self.key(role)[:12]}"
+
+    def key(self, role: str) -> str:
+        """The hash of everything that goes into the role's image."""
+        s = self.spec[role]
+        parts: dict = {"role": role, "spec": s}
+        folder = DOCKER_DIR / "offline" / role
+        if role == "base":
+            parts["recipe"] = "debootstrap-minbase-v1"  # bump when _rootfs changes
+        elif role in ("nats", "toxiproxy"):
+            parts["files"] = _file_digest([folder / "Dockerfile"], ROOT)
+            parts["go"] = "CGO_ENABLED=0 -trimpath -ldflags=-s -w"
+        elif role == "surrealdb":
+            parts["files"] = _file_digest(
+                [folder / "Dockerfile", folder / "Cargo.toml", folder / "Cargo.lock", folder / "src/main.rs"],
+                ROOT,
+            )
+            parts["base"] = self.ref("base")
+        elif role == "reaper":
+            parts["files"] = _file_digest([folder / "Dockerfile", folder / "reaper.py"], ROOT)
+            parts["base"] = self.ref("base")
+        elif role == "netsync":
+            src = ROOT / "netsync"
+            parts["files"] = _file_digest(
+                [DOCKER_DIR / "netsync" / "Dockerfile", *_tree(src, (".py", ".txt"))], ROOT
+            )
+            parts["base"] = self.ref("base") if self.mode is Mode.OFFLINE else self.spec["base"]["official"]
+        return _digest(parts)
+
+    # -- status ---------------------------------------------------------------
+
+    def status(self) -> list[ImageStatus]:
+        c = engine.client()
+        roles = ROLES if self.mode is Mode.OFFLINE else RUNTIME_ROLES
+        out = []
+        for role in roles:
+            ref = self.ref(role)
+            try:
+                img = c.images.get(ref)
+                out.append(ImageStatus(role, ref, True, self._version(role), img.attrs["Size"] / 1e6))
+            except docker.errors.ImageNotFound:
+                out.append(ImageStatus(role, ref, False, self._version(role)))
+        return out
+
+    def _version(self, role: str) -> str:
+        s = self.spec[role]
+        return s.get("version") or s.get("suite", "?")
+
+    def present(self, role: str) -> bool:
+        try:
+            engine.client().images.get(self.ref(role))
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    # -- building -------------------------------------------------------------
+
+    def ensure(self, roles: tuple[str, ...] = RUNTIME_ROLES) -> dict[str, str]:
+        """Build or pull whatever is missing; return role -> image reference."""
+        for role in roles:
+            if not self.present(role):
+                t0 = time.monotonic()
+                self._make(role)
+                self._record_time(f"image:{role}", time.monotonic() - t0)
+        return {role: self.ref(role) for role in roles}
+
+    def _make(self, role: str) -> None:
+        ref = self.ref(role)
+        if self.mode is Mode.OFFICIAL and role != "netsync":
+            self.log(f"images: pulling {ref}")
+            try:
+                engine.client().images.pull(ref)
+            except docker.errors.APIError as e:
+                raise ImageError(
+                    f"cannot pull {ref}: {e.explanation}; no registry? use offline images: "
+                    "solar-chaos images --mode offline"
+                ) from e
+            return
+        self.log(f"images: building {ref}")
+        builder = getattr(self, f"_build_{role}")
+        builder(ref)
+
+    def _build_base(self, ref: str) -> None:
+        rootfs = self._rootfs()
+        repo, tag = ref.rsplit(":", 1)
+        self.log(f"images: importing {rootfs.name}")
+        engine.client().api.import_image_from_file(
+            str(rootfs),
+            repository=repo,
+            tag=tag,
+            changes=["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        )
+
+    def _rootfs(self) -> Path:
+        """A Debian minbase root filesystem with Python, as a tar in the cache."""
+        s = self.spec["base"]
+        out = self.cache / "rootfs" / f"base-{self.key('base')[:12]}.tar"
+        if out.exists():
+            return out
+        if not shutil.which("debootstrap"):
+            raise ImageError(
+                "debootstrap is missing, needed to build the offline base image; "
+                "fix: sudo apt-get install debootstrap"
+            )
+        if os.geteuid() != 0:
+            raise ImageError("debootstrap needs root: run `sudo solar-chaos images` once")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            root = Path(tmp) / "root"
+            t0 = time.monotonic()
+            cmd = [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(s['include'])}",
+                s["suite"],
+                str(root),
+                s["mirror"],
+            ]
+            self._run(cmd, "debootstrap", log_name="debootstrap.log")
+            for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+                for p in (root / junk).glob("*"):
+                    if p.is_file():
+                        p.unlink()
+            part = out.with_suffix(".part")
+            self._run(["tar", "-C", str(root), "-cf", str(part), "."], "tar rootfs")
+            part.rename(out)
+            self._record_time("debootstrap", time.monotonic() - t0)
+        return out
+
+    def _go_binaries(self, role: str) -> Path:
+        s = self.spec[role]
+        out = self.cache / "bin" / f"{role}-{s['version']}-{self.key(role)[:12]}"
+        if out.exists():
+            return out
+        if not shutil.which("go"):
+            raise ImageError(f"Go is missing, needed to build {role} offline; install Go >= 1.24")
+        with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
+            env = {
+                **os.environ,
+                "CGO_ENABLED": "0",
+                "GOTOOLCHAIN": "local",
+                "GOBIN": tmp,
+                "GOFLAGS": "-trimpath",
+            }
+            pkgs = [f"{p}@{s['version']}" for p in s["packages"]]
+            t0 = time.monotonic()
+            self._run(["go", "install", "-ldflags=-s -w", *pkgs], f"go install {role}", env=env)
+            self._record_time(f"go:{role}", time.monotonic() - t0)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(tmp, out.with_suffix(".part"))
+            out.with_suffix(".part").rename(out)
+        return out
+
+    def _build_nats(self, ref: str) -> None:
+        self._docker_build(ref, DOCKER_DIR / "offline/nats/Dockerfile", {"": self._go_binaries("nats")})
+
+    def _build_toxiproxy(self, ref: str) -> None:
+        self._docker_build(
+            ref, DOCKER_DIR / "offline/toxiproxy/Dockerfile", {"": self._go_binaries("toxiproxy")}
+        )
+
+    def surreal_binary(self) -> Path:
+        """The compiled `surreal` binary, from the cache or compiled now (26 min cold)."""
+        s = self.spec["surrealdb"]
+        crate = ROOT / s["crate"]
+        out = self.cache / "bin" / f"surreal-{s['version']}-{self.key('surrealdb')[:12]}" / "surreal"
+        if out.exists():
+            return out
+        if not shutil.which("cargo"):
+            raise ImageError("cargo is missing, needed to compile SurrealDB offline; install Rust >= 1.89")
+        target = self.cache / "build" / "surreal-target"
+        env = {**os.environ, "CARGO_TARGET_DIR": str(target)}
+        self.log(
+            "images: compiling the SurrealDB server from crates.io "
+            "(about 26 min cold on 2 cores, once; cached after)"
+        )
+        t0 = time.monotonic()
+        self._run(
+            ["cargo", "build", "--release", "--locked", "--manifest-path", str(crate / "Cargo.toml")],
+            "cargo build surreal",
+            env=env,
+            log_name="surreal-build.log",
+            heartbeat=60,
+        )
+        self._record_time("cargo:surreal", time.monotonic() - t0)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(target / "release" / "surreal", out.with_suffix(".part"))
+        out.with_suffix(".part").rename(out)
+        return out
+
+    def _build_surrealdb(self, ref: str) -> None:
+        folder = DOCKER_DIR / "offline/surrealdb"
+        self._docker_build(ref, folder / "Dockerfile", {"surreal": self.surreal_binary()}, base=True)
+
+    def _wheels(self, name: str, requirements: list[str]) -> Path:
+        """Wheels for the image's Python, built on the host (images build with no network)."""
+        if sys.version_info[:2] != IMAGE_PYTHON:
+            raise ImageError(
+                f"wheels for the images must be built by Python {IMAGE_PYTHON[0]}.{IMAGE_PYTHON[1]} "
+                f"(this is {sys.version_info[0]}.{sys.version_info[1]}); run through `make`"
+            )
+        key = _digest({"req": requirements, "py": list(IMAGE_PYTHON), "plat": sys.platform})[:12]
+        out = self.cache / "wheels" / f"{name}-{key}"
+        if out.exists():
+            return out
+        with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
+            req = Path(tmp) / "requirements.txt"
+            req.write_text("\n".join(requirements) + "\n")
+            t0 = time.monotonic()
+            self._run(
+                [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", tmp, "-r", str(req)],
+                f"pip wheel {name}",
+            )
+            self._record_time(f"wheels:{name}", time.monotonic() - t0)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(tmp, out.with_suffix(".part"))
+            out.with_suffix(".part").rename(out)
+        return out
+
+    def _build_reaper(self, ref: str) -> None:
+        folder = DOCKER_DIR / "offline/reaper"
+        wheels = self._wheels("reaper", self.spec["reaper"]["requirements"])
+        self._docker_build(
+            ref, folder / "Dockerfile", {"wheels": wheels, "reaper.py": folder / "reaper.py"}, base=True
+        )
+
+    def _build_netsync(self, ref: str) -> None:
+        req = ROOT / "netsync" / "requirements.txt"
+        lines = [ln.strip() for ln in req.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        wheels = self._wheels("netsync", lines)
+        base = self.ref("base") if self.mode is Mode.OFFLINE else self.spec["base"]["official"]
+        if self.mode is Mode.OFFLINE:
+            self.ensure(("base",))
+        self._docker_build(
+            ref,
+            DOCKER_DIR / "netsync" / "Dockerfile",
+            {"wheels": wheels, "netsync": ROOT / "netsync"},
+            base_ref=base,
+            network="none" if self.mode is Mode.OFFLINE else None,
+        )
+
+    def _docker_build(
+        self,
+        ref: str,
+        dockerfile: Path,
+        files: dict[str, Path],
+        base: bool = False,
+        base_ref: str | None = None,
+        network: str | None = "none",
+    ) -> None:
+        """Build from a fresh context holding the Dockerfile and `files` (name -> source;
+        a source folder under name "" is spread into the context's root)."""
+        buildargs = {}
+        if base or base_ref:
+            if base_ref is None:
+                self.ensure(("base",))
+                base_ref = self.ref("base")
+            buildargs["BASE"] = base_ref
+        with tempfile.TemporaryDirectory() as ctx:
+            c = Path(ctx)
+            shutil.copy2(dockerfile, c / "Dockerfile")
+            for name, src in files.items():
+                dst = c / name if name else c
+                if src.is_dir():
+                    shutil.copytree(
+                        src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+                    )
+                else:
+                    shutil.copy2(src, dst)
+            if "wheels" in files:
+                names = sorted(p.name for p in (c / "wheels").glob("*.whl"))
+                (c / "wheels" / "requirements.txt").write_text("".join(f"/tmp/wheels/{n}\n" for n in names))
+            t0 = time.monotonic()
+            try:
+                engine.client().images.build(
+                    path=ctx,
+                    tag=ref,
+                    buildargs=buildargs,
+                    network_mode=network,
+                    rm=True,
+                    forcerm=True,
+                    labels={IMAGE_LABEL: ref.split("/", 1)[-1].split(":")[0]},
+                )
+            except docker.errors.BuildError as e:
+                tail = "".join(str(x.get("stream", x.get("error", ""))) for x in list(e.build_log)[-15:])
+                raise ImageError(f"docker build of {ref} failed: {e.msg}\n{tail}") from e
+            self._record_time(f"docker-build:{ref.split(':')[0]}", time.monotonic() - t0)
+
+    # -- helpers --------------------------------------------------------------
+
+    def _run(
+        self,
+        cmd: list[str],
+        what: str,
+        env: dict | None = None,
+        log_name: str | None = None,
+        heartbeat: float | None = None,
+    ) -> None:
+        logs = self.cache / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / (log_name or f"{what.replace(' ', '-').replace(':', '')}.log")
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            stop = threading.Event()
+            if heartbeat:
+                t0 = time.monotonic()
+
+                def beat() -> None:
+                    while not stop.wait(heartbeat):
+                        self.log(f"images: {what}: {int(time.monotonic() - t0)} s so far (log: {log_path})")
+
+                threading.Thread(target=beat, daemon=True).start()
+            try:
+                rc = proc.wait()
+            finally:
+                stop.set()
+        if rc != 0:
+            tail = log_path.read_text(errors="replace").splitlines()[-20:]
+            raise ImageError(f"{what} failed (exit {rc}); last lines of {log_path}:\n" + "\n".join(tail))
+
+    def _record_time(self, what: str, seconds: float) -> None:
+        """Keep the measured build times, so cold-build figures are on record."""
+        path = self.cache / "build-times.json"
+        try:
+            times = json.loads(path.read_text())
+        except (OSError, ValueError):
+            times = {}
+        times[what] = {"seconds": round(seconds, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
+        self.log(f"images: {what} took {seconds:.1f} s")
