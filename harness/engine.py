@@ -53,7 +53,7 @@ def engine_info() -> EngineInfo:
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
 def _proc_start_ticks(pid: int) -> str | None:

@@ -1,0 +1,129 @@
+"""The Docker backend of a topology: one run's containers and networks.
+
+Everything it makes carries the run's labels, is watched by the reaper (Ryuk, or our
+offline image that speaks its protocol) so a killed harness leaves nothing behind,
+and is removed by the same object that made it when the `with` block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import docker.errors
+from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+
+from harness import engine
+from harness.errors import TopologyError
+from harness.images import Images
+
+log = logging.getLogger(__name__)
+
+
+def configure_reaper(images: Images) -> str:
+    """Point Testcontainers at our reaper image (never disable the reaper)."""
+    ref = images.ensure(("reaper",))["reaper"]
+    testcontainers_config.ryuk_image = ref
+    testcontainers_config.ryuk_disabled = False
+    return ref
+
+
+class DockerRun:
+    """`with DockerRun(images) as run:` then `run.network(...)`, `run.container(...)`."""
+
+    def __init__(self, images: Images, run_id: str | None = None) -> None:
+        self.images = images
+        self.run_id = run_id or engine.new_run_id()
+        self.labels = engine.run_labels(self.run_id)
+        self.networks: dict[str, Network] = {}
+        self.containers: dict[str, DockerContainer] = {}
+
+    def __enter__(self) -> DockerRun:
+        engine.client()  # fail early, with the fix, when no engine answers
+        configure_reaper(self.images)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def network(self, name: str, internal: bool = False) -> Network:
+        """A labelled bridge network; `internal` ones have no route off the host."""
+        net = Network(docker_network_kw={"labels": dict(self.labels), "internal": internal})
+        net.name = f"sc-{self.run_id}-{name}"
+        net.create()
+        self.networks[name] = net
+        return net
+
+    def container(
+        self,
+        name: str,
+        image: str,
+        *,
+        network: Network,
+        aliases: list[str] | None = None,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        published: tuple[int, ...] = (),
+        **docker_kwargs: Any,
+    ) -> DockerContainer:
+        """Define (not start) a container; `published` ports are bound on 127.0.0.1 only."""
+        ctr = DockerContainer(image, command=command, env=env or {})
+        ctr.with_name(f"sc-{self.run_id}-{name}")
+        ctr.with_network(network).with_network_aliases(*(aliases or [name]))
+        for port in published:
+            ctr.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+        ctr.with_kwargs(labels={**self.labels, "solar-chaos.node": name}, **docker_kwargs)
+        self.containers[name] = ctr
+        return ctr
+
+    def start(self, *names: str) -> None:
+        """Start containers in parallel (bring-up time is dominated by engine round-trips)."""
+        names = names or tuple(self.containers)
+        # The reaper must be up before the first container, or a crash now leaks.
+        if names:
+            from testcontainers.core.container import Reaper
+
+            Reaper.get_instance()
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            futures = {n: pool.submit(self.containers[n].start) for n in names}
+        errors = {n: f.exception() for n, f in futures.items() if f.exception()}
+        if errors:
+            raise TopologyError(
+                "could not start " + "; ".join(f"{n}: {e}" for n, e in errors.items())
+            )
+
+    def host_port(self, name: str, port: int) -> int:
+        return int(self.containers[name].get_exposed_port(port))
+
+    def raw(self, name: str) -> Any:
+        """The docker SDK container, for kill/pause/restart."""
+        ctr = self.containers[name].get_wrapped_container()
+        ctr.reload()
+        return ctr
+
+    def close(self) -> None:
+        problems: list[str] = []
+        for name, ctr in list(self.containers.items()):
+            with contextlib.suppress(docker.errors.NotFound):
+                try:
+                    ctr.stop()
+                except docker.errors.APIError as e:
+                    problems.append(f"container {name}: {e}")
+        self.containers.clear()
+        for name, net in list(self.networks.items()):
+            try:
+                net.remove()
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                problems.append(f"network {name}: {e}")
+        self.networks.clear()
+        # Anything left with our label (e.g. made outside these objects) goes too.
+        for res in engine.list_runs(self.run_id).values():
+            problems += engine.remove_run(res)
+        if problems:
+            log.warning("run %s left: %s", self.run_id, "; ".join(problems))

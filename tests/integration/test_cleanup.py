@@ -1,0 +1,79 @@
+"""Nothing a run makes outlives it: the reaper removes what a killed harness left,
+and `solar-chaos clean` removes what belongs to runs no longer alive."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness import engine
+from harness.cli import main as cli
+from harness.paths import ROOT
+from harness.waiting import wait_until
+
+pytestmark = pytest.mark.docker
+
+HARNESS_THAT_GETS_KILLED = textwrap.dedent(
+    """
+    import signal, sys
+    from harness.images import Images
+    from harness.topology.docker import DockerRun
+    from harness.topology.services import NATS
+
+    run = DockerRun(Images(sys.argv[1])).__enter__()
+    NATS.define(run, run.network("data"))
+    run.start()
+    print(run.run_id, flush=True)
+    signal.pause()  # until killed
+    """
+)
+
+
+def test_a_harness_killed_mid_run_leaves_nothing(images) -> None:
+    env = {**os.environ, "RYUK_RECONNECTION_TIMEOUT": "2s", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HARNESS_THAT_GETS_KILLED, images.mode.value],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        run_id = proc.stdout.readline().strip()
+        assert run_id, "the child harness did not start its run"
+        res = engine.list_runs(run_id)[run_id]
+        assert len(res.containers) == 1 and len(res.networks) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_until(
+        lambda: not engine.list_runs(run_id),
+        f"the reaper to remove run {run_id}'s container and network",
+        timeout=60,
+        interval=0.5,
+    )
+
+
+def test_clean_removes_dead_runs_and_keeps_live_ones(capsys) -> None:
+    c = engine.client()
+    # pid_max is at most 2**22 on Linux, so this owner is a process that cannot be alive.
+    dead_owner = f"{engine.owner_token().split(':')[0]}:{2**22 + 7}:1"
+    dead_run, live_run = engine.new_run_id() + "d", engine.new_run_id() + "l"
+    nets = [
+        c.networks.create(f"sc-{dead_run}", labels={engine.RUN_LABEL: dead_run, engine.OWNER_LABEL: dead_owner}),
+        c.networks.create(f"sc-{live_run}", labels=engine.run_labels(live_run)),
+    ]
+    try:
+        assert cli(["clean"]) == 0
+        assert dead_run not in engine.list_runs(), "clean must remove a dead run's network"
+        assert live_run in engine.list_runs(), "clean must keep a live run's network"
+        assert "kept 1 runs still alive" in capsys.readouterr().out
+    finally:
+        for n in nets:
+            try:
+                n.remove()
+            except Exception:
+                pass
