@@ -83,7 +83,13 @@ def cmd_clean(args: argparse.Namespace) -> int:
         print(f"run {res.run_id}: removed {n - len(problems)} of {n}")
     if kept:
         print(f"kept {kept} runs still alive (--all removes them too)")
-    if not runs:
+    if args.images:
+        from harness.images import Images
+
+        for tag in Images("offline", log=lambda m: None).stale():
+            engine.client().images.remove(tag)
+            print(f"removed image {tag}")
+    elif not runs:
         print("nothing to clean")
     for p in failed:
         print(f"could not remove {p}", file=sys.stderr)
@@ -112,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("clean", help="remove containers, networks, volumes of runs no longer alive")
     c.add_argument("--all", action="store_true", help="also those of runs still alive")
+    c.add_argument("--images", action="store_true", help="also solar-chaos images of outdated inputs")
     c.set_defaults(func=cmd_clean)
     return p
 

@@ -171,6 +171,14 @@ class Images:
         except docker.errors.ImageNotFound:
             return False
 
+    def stale(self) -> list[str]:
+        """solar-chaos images on the engine that no current input hashes to."""
+        current = {self.ref(role) for role in ROLES}
+        out = []
+        for img in engine.client().images.list(name="solar-chaos/*"):
+            out += [t for t in img.tags if t not in current]
+        return sorted(out)
+
     # -- building -------------------------------------------------------------
 
     def ensure(self, roles: tuple[str, ...] = RUNTIME_ROLES) -> dict[str, str]:
@@ -443,7 +451,9 @@ class Images:
             times = json.loads(path.read_text())
         except (OSError, ValueError):
             times = {}
-        times[what] = {"seconds": round(seconds, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        entry = {"seconds": round(seconds, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        # The first measurement in a cache is the cold one; keep it beside the last.
+        times[what] = {"first": times.get(what, {}).get("first", entry), "last": entry}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
         self.log(f"images: {what} took {seconds:.1f} s")

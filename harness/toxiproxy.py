@@ -59,8 +59,13 @@ class Proxy:
             upstream=d["upstream"],
             enabled=d.get("enabled", True),
             toxics=tuple(
-                Toxic(t["name"], t["type"], t.get("stream", "downstream"), t.get("toxicity", 1.0),
-                      t.get("attributes", {}))
+                Toxic(
+                    t["name"],
+                    t["type"],
+                    t.get("stream", "downstream"),
+                    t.get("toxicity", 1.0),
+                    t.get("attributes", {}),
+                )
                 for t in d.get("toxics") or []
             ),
         )

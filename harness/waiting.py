@@ -16,9 +16,7 @@ class WaitTimeout(HarnessError):
     pass
 
 
-def wait_until(
-    probe: Callable[[], T], what: str, timeout: float = 30.0, interval: float = 0.05
-) -> T:
+def wait_until(probe: Callable[[], T], what: str, timeout: float = 30.0, interval: float = 0.05) -> T:
     """Call `probe` until it returns a truthy value or raises nothing; the error names
     what was awaited and the last thing seen."""
     deadline = time.monotonic() + timeout

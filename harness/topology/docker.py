@@ -92,9 +92,7 @@ class DockerRun:
             futures = {n: pool.submit(self.containers[n].start) for n in names}
         errors = {n: f.exception() for n, f in futures.items() if f.exception()}
         if errors:
-            raise TopologyError(
-                "could not start " + "; ".join(f"{n}: {e}" for n, e in errors.items())
-            )
+            raise TopologyError("could not start " + "; ".join(f"{n}: {e}" for n, e in errors.items()))
 
     def host_port(self, name: str, port: int) -> int:
         return int(self.containers[name].get_exposed_port(port))

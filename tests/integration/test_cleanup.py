@@ -63,7 +63,9 @@ def test_clean_removes_dead_runs_and_keeps_live_ones(capsys) -> None:
     dead_owner = f"{engine.owner_token().split(':')[0]}:{2**22 + 7}:1"
     dead_run, live_run = engine.new_run_id() + "d", engine.new_run_id() + "l"
     nets = [
-        c.networks.create(f"sc-{dead_run}", labels={engine.RUN_LABEL: dead_run, engine.OWNER_LABEL: dead_owner}),
+        c.networks.create(
+            f"sc-{dead_run}", labels={engine.RUN_LABEL: dead_run, engine.OWNER_LABEL: dead_owner}
+        ),
         c.networks.create(f"sc-{live_run}", labels=engine.run_labels(live_run)),
     ]
     try:

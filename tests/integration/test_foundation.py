@@ -13,7 +13,6 @@ import pytest
 from surrealdb import AsyncSurreal
 
 from harness import engine
-from harness.toxiproxy import Toxic, Toxiproxy
 from harness.topology.docker import DockerRun
 from harness.topology.services import (
     NATS,
@@ -25,6 +24,7 @@ from harness.topology.services import (
     TOXIPROXY,
     TOXIPROXY_API_PORT,
 )
+from harness.toxiproxy import Toxic, Toxiproxy
 from harness.waiting import await_until
 
 pytestmark = pytest.mark.docker

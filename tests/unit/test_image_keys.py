@@ -1,0 +1,60 @@
+"""Images are tagged by the hash of their inputs: the same inputs give the same tag,
+and a changed input gives a new one (so a stale image is never reused)."""
+
+import shutil
+
+import pytest
+
+from harness import images as images_mod
+from harness.images import Images, Mode
+
+
+@pytest.fixture
+def docker_copy(tmp_path, monkeypatch):
+    """A copy of docker/ and netsync/ whose files a test may change."""
+    root = tmp_path / "root"
+    shutil.copytree(images_mod.ROOT / "docker", root / "docker")
+    shutil.copytree(
+        images_mod.ROOT / "netsync", root / "netsync", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    monkeypatch.setattr(images_mod, "ROOT", root)
+    monkeypatch.setattr(images_mod, "DOCKER_DIR", root / "docker")
+    return root
+
+
+def offline() -> Images:
+    return Images(Mode.OFFLINE, log=lambda m: None)
+
+
+def test_same_inputs_same_tags(docker_copy) -> None:
+    a, b = offline(), offline()
+    for role in images_mod.ROLES:
+        assert a.ref(role) == b.ref(role)
+        assert a.ref(role).startswith(f"solar-chaos/{role}:")
+
+
+def test_a_changed_netsync_source_changes_only_the_netsync_tag(docker_copy) -> None:
+    before = {r: offline().ref(r) for r in images_mod.ROLES}
+    (docker_copy / "netsync" / "__init__.py").write_text("# changed\n")
+    after = {r: offline().ref(r) for r in images_mod.ROLES}
+    assert after["netsync"] != before["netsync"]
+    assert {r: t for r, t in after.items() if r != "netsync"} == {
+        r: t for r, t in before.items() if r != "netsync"
+    }
+
+
+def test_a_changed_base_recipe_changes_every_image_built_on_it(docker_copy) -> None:
+    before = {r: offline().ref(r) for r in images_mod.ROLES}
+    spec = docker_copy / "docker" / "images.toml"
+    spec.write_text(spec.read_text().replace('"ca-certificates"]', '"ca-certificates", "procps"]'))
+    after = {r: offline().ref(r) for r in images_mod.ROLES}
+    changed = {r for r in images_mod.ROLES if after[r] != before[r]}
+    assert changed == {"base", "surrealdb", "reaper", "netsync"}
+
+
+def test_a_bumped_nats_version_changes_the_nats_tag(docker_copy) -> None:
+    spec = docker_copy / "docker" / "images.toml"
+    before = offline().ref("nats")
+    spec.write_text(spec.read_text().replace('version = "v2.15.2"', 'version = "v2.15.3"'))
+    assert offline().ref("nats") != before
+    assert offline().ref("nats").startswith("solar-chaos/nats:v2.15.3-")
