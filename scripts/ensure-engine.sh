@@ -35,6 +35,15 @@ if ! command -v dockerd >/dev/null 2>&1; then
     say "installed in $(( $(date +%s) - start )) s"
 fi
 
+# A dockerd killed with its session leaves its pid file, and a new one refuses to start.
+for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    # A zombie (state Z) still answers kill -0, so read its state instead.
+    if [ -f "$pidfile" ] && ! grep -qs '^State:[[:space:]]*[^Z]' "/proc/$pid/status"; then
+        rm -f "$pidfile"
+    fi
+done
+
 mkdir -p "$(dirname "$LOG")"
 say "starting dockerd (log: $LOG)"
 start=$(date +%s%N)
