@@ -89,6 +89,7 @@ class Images:
         self.spec = load_spec()
         self.log = log
         self.cache = cache_dir()
+        self.cache.mkdir(parents=True, exist_ok=True)
         mode = Mode(mode)
         self.mode = self._detect() if mode is Mode.AUTO else mode
         self._refs: dict[str, str] = {}
