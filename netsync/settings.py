@@ -1,0 +1,171 @@
+"""Configuration from environment variables only (docs/contract.md, "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A missing or malformed environment variable; the message names it."""
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None or value == "":
+        raise ConfigError(f"{name} is required")
+    return value
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+
+def parse_peers(raw: str) -> dict[str, str]:
+    """`agent-2=/dns4/tp/tcp/21002/p2p/12D3..,agent-3=...` -> {name: multiaddr}."""
+    peers: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        name, sep, addr = item.partition("=")
+        if not sep or not name or "/p2p/" not in addr:
+            raise ConfigError(
+                f"NETSYNC_PEERS entry {item!r} is not name=multiaddr ending in /p2p/<peer id>"
+            )
+        peers[name] = addr
+    return peers
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    name: str
+    identity_seed: str
+    listen: str
+    peers: dict[str, str]
+    orchestrator: str
+    quorum: int
+    buffer_cap: int
+    journal_dir: str
+    intent_timeout: float
+    commit_timeout: float
+    replay_interval: float
+    value_min: int
+    value_max: int
+    http_port: int
+
+    @classmethod
+    def from_env(cls) -> AgentSettings:
+        name = env_str("NETSYNC_NAME", "agent")
+        peers = parse_peers(os.environ.get("NETSYNC_PEERS", ""))
+        quorum = env_int("NETSYNC_QUORUM", (len(peers) + 1) // 2 + 1)
+        if not 1 <= quorum <= len(peers) + 1:
+            raise ConfigError(f"NETSYNC_QUORUM={quorum} must be between 1 and {len(peers) + 1} (agents)")
+        orchestrator = env_str("NETSYNC_ORCHESTRATOR")
+        if "/p2p/" not in orchestrator:
+            raise ConfigError("NETSYNC_ORCHESTRATOR must be a multiaddr ending in /p2p/<peer id>")
+        return cls(
+            name=name,
+            identity_seed=os.environ.get("NETSYNC_IDENTITY_SEED") or name,
+            listen=os.environ.get("NETSYNC_LISTEN") or "/ip4/0.0.0.0/tcp/4001",
+            peers=peers,
+            orchestrator=orchestrator,
+            quorum=quorum,
+            buffer_cap=env_int("NETSYNC_BUFFER_CAP", 256),
+            journal_dir=os.environ.get("NETSYNC_JOURNAL_DIR") or "/var/lib/netsync",
+            intent_timeout=env_int("NETSYNC_INTENT_TIMEOUT_MS", 80) / 1000,
+            commit_timeout=env_int("NETSYNC_COMMIT_TIMEOUT_MS", 400) / 1000,
+            replay_interval=env_int("NETSYNC_REPLAY_INTERVAL_MS", 200) / 1000,
+            value_min=env_int("NETSYNC_VALUE_MIN", -1_000_000),
+            value_max=env_int("NETSYNC_VALUE_MAX", 1_000_000),
+            http_port=env_int("NETSYNC_HTTP_PORT", 8080),
+        )
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    name: str = "SENTIMENT"
+    subjects: tuple[str, ...] = ("root.solar.command.>",)
+    max_msgs: int = -1
+    max_bytes: int = -1
+    max_age_s: float = 0
+    duplicate_window_s: float = 120
+
+    @classmethod
+    def from_env(cls) -> StreamSettings:
+        return cls(
+            name=os.environ.get("NETSYNC_STREAM") or "SENTIMENT",
+            max_msgs=env_int("NETSYNC_STREAM_MAX_MSGS", -1),
+            max_bytes=env_int("NETSYNC_STREAM_MAX_BYTES", -1),
+            max_age_s=env_float("NETSYNC_STREAM_MAX_AGE_S", 0),
+            duplicate_window_s=env_float("NETSYNC_DUPLICATE_WINDOW_S", 120),
+        )
+
+
+@dataclass(frozen=True)
+class OrchestratorSettings:
+    name: str
+    identity_seed: str
+    listen: str
+    nats_url: str
+    stream: StreamSettings
+    publish_timeout: float
+    http_port: int
+    telemetry_interval: float = 1.0
+
+    @classmethod
+    def from_env(cls) -> OrchestratorSettings:
+        name = env_str("NETSYNC_NAME", "orchestrator")
+        return cls(
+            name=name,
+            identity_seed=os.environ.get("NETSYNC_IDENTITY_SEED") or name,
+            listen=os.environ.get("NETSYNC_LISTEN") or "/ip4/0.0.0.0/tcp/4001",
+            nats_url=env_str("NETSYNC_NATS_URL"),
+            stream=StreamSettings.from_env(),
+            publish_timeout=env_int("NETSYNC_PUBLISH_TIMEOUT_MS", 300) / 1000,
+            http_port=env_int("NETSYNC_HTTP_PORT", 8080),
+            telemetry_interval=env_int("NETSYNC_TELEMETRY_INTERVAL_MS", 1000) / 1000,
+        )
+
+
+@dataclass(frozen=True)
+class ProjectorSettings:
+    name: str
+    nats_url: str
+    stream: str
+    consumer: str
+    surreal_url: str
+    surreal_user: str
+    surreal_pass: str
+    surreal_ns: str
+    surreal_db: str
+    http_port: int
+    table: str = field(default="sentiment")
+
+    @classmethod
+    def from_env(cls) -> ProjectorSettings:
+        return cls(
+            name=env_str("NETSYNC_NAME", "projector"),
+            nats_url=env_str("NETSYNC_NATS_URL"),
+            stream=os.environ.get("NETSYNC_STREAM") or "SENTIMENT",
+            consumer=os.environ.get("NETSYNC_CONSUMER") or "projector",
+            surreal_url=env_str("NETSYNC_SURREAL_URL"),
+            surreal_user=os.environ.get("NETSYNC_SURREAL_USER") or "root",
+            surreal_pass=os.environ.get("NETSYNC_SURREAL_PASS") or "root",
+            surreal_ns=os.environ.get("NETSYNC_SURREAL_NS") or "solar",
+            surreal_db=os.environ.get("NETSYNC_SURREAL_DB") or "netsync",
+            http_port=env_int("NETSYNC_HTTP_PORT", 8080),
+        )
