@@ -278,6 +278,15 @@ class Images:
             out.with_suffix(".part").rename(out)
         return out
 
+    def binary(self, name: str) -> Path:
+        """A compiled server binary from the cache (built if missing), for running
+        NATS, Toxiproxy or SurrealDB as plain processes in tests:
+        `nats-server`, `toxiproxy-server`, `surreal`."""
+        if name == "surreal":
+            return self.surreal_binary()
+        role, file = {"nats-server": ("nats", "nats-server"), "toxiproxy-server": ("toxiproxy", "server")}[name]
+        return self._go_binaries(role) / file
+
     def _build_nats(self, ref: str) -> None:
         self._docker_build(ref, DOCKER_DIR / "offline/nats/Dockerfile", {"": self._go_binaries("nats")})
 
