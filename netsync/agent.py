@@ -1,0 +1,377 @@
+"""The agent: takes intents over HTTP, gathers a quorum of peers over libp2p, hands
+decisions to the orchestrator, and keeps what cannot be committed now in the
+journaled pending-commit buffer until it can (docs/contract.md). All trio."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import signal
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import trio
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+
+from netsync.buffer import BufferFull, Pending, PendingCommitBuffer
+from netsync.http import BodyTooLarge, lifespan, read_body, respond, respond_json, serve_trio
+from netsync.logs import Log
+from netsync.p2p import DECISION, SENTIMENT, Node, PeerUnavailable, peer_info
+from netsync.settings import AgentSettings
+
+CID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+REMEMBERED = 200_000  # answers kept for GET /intents/{cid} and repeated POSTs
+MAX_REPLAY_DELAY = 2.0
+
+
+def new_cid() -> str:
+    """Time-ordered and unique: milliseconds, then 64 random bits."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+
+
+class BadRequest(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def parse_intent(body: bytes) -> tuple[str, int, str | None]:
+    import json
+
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        raise BadRequest("body", "body must be a JSON object {key, value, cid?}") from None
+    if not isinstance(obj, dict):
+        raise BadRequest("body", "body must be a JSON object {key, value, cid?}")
+    key = obj.get("key")
+    if not isinstance(key, str) or not 1 <= len(key) <= 128:
+        raise BadRequest("key", "key is required: a string of 1 to 128 characters")
+    value = obj.get("value")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadRequest("value", "value is required: an integer")
+    cid = obj.get("cid")
+    if cid is not None and (not isinstance(cid, str) or not CID_RE.match(cid)):
+        raise BadRequest("cid", "cid, when given, is 1 to 64 characters of A-Z a-z 0-9 . _ : -")
+    unknown = set(obj) - {"key", "value", "cid"}
+    if unknown:
+        raise BadRequest(sorted(unknown)[0], "unknown field; allowed: key, value, cid")
+    return key, value, cid
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+class Metrics:
+    def __init__(self, cap: int) -> None:
+        self.registry = r = CollectorRegistry()
+        ProcessCollector(registry=r)
+        self.buffer_depth = Gauge("netsync_buffer_depth", "Intents in the pending-commit buffer", registry=r)
+        self.buffer_cap = Gauge("netsync_buffer_cap", "Capacity of the pending-commit buffer", registry=r)
+        self.pending = Gauge(
+            "netsync_pending_commit", "Intents answered pending-commit, not yet committed", registry=r
+        )
+        self.replays = Counter("netsync_replays", "Buffered intents committed by replay", registry=r)
+        self.replay_failures = Counter("netsync_replay_failures", "Replay attempts that failed", registry=r)
+        self.intents = Counter("netsync_intents", "Intents answered, by outcome", ["outcome"], registry=r)
+        buckets = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+        self.quorum = Histogram(
+            "netsync_quorum_seconds", "Time to a quorum decision", buckets=buckets, registry=r
+        )
+        self.commit = Histogram(
+            "netsync_commit_seconds", "Time to the orchestrator's answer", buckets=buckets, registry=r
+        )
+        self.peers = Gauge("netsync_peers_reachable", "Peers that answered the last request", registry=r)
+        self.nats = Gauge(
+            "netsync_nats_reachable", "NATS reachable, as last seen through the orchestrator", registry=r
+        )
+        self.buffer_cap.set(cap)
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, log: Log | None = None) -> None:
+        self.s = settings
+        self.log = log or Log(settings.name)
+        self.node = Node(settings.identity_seed, settings.listen)
+        self.peers = {name: peer_info(addr) for name, addr in settings.peers.items()}
+        self.orchestrator = peer_info(settings.orchestrator)
+        self.buffer = PendingCommitBuffer(settings.journal_dir, settings.buffer_cap)
+        self.metrics = Metrics(settings.buffer_cap)
+        self.answers: OrderedDict[str, Answer] = OrderedDict()
+        self.inflight: dict[str, trio.Event] = {}
+        self.agreed: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self.peer_ok: dict[str, bool] = {}
+        self.reserved = 0
+        self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._refresh_gauges()
+
+    # -- voting (the peer side of /root-solar/sentiment/1.0.0) -------------------
+
+    def vote(self, cid: str, key: Any, value: Any) -> tuple[bool, str | None]:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return False, "value is not an integer"
+        if not self.s.value_min <= value <= self.s.value_max:
+            return False, f"value outside [{self.s.value_min}, {self.s.value_max}]"
+        prior = self.agreed.get(cid)
+        if prior is not None and prior != (key, value):
+            return False, "agreed to a different proposal under this cid"
+        self.agreed[cid] = (key, value)
+        if len(self.agreed) > REMEMBERED:
+            self.agreed.popitem(last=False)
+        return True, None
+
+    async def on_propose(self, req: dict[str, Any]) -> dict[str, Any]:
+        cid = str(req.get("cid"))
+        ok, reason = self.vote(cid, req.get("key"), req.get("value"))
+        ans: dict[str, Any] = {"cid": cid, "vote": "agree" if ok else "disagree", "voter": self.s.name}
+        if reason:
+            ans["reason"] = reason
+        return ans
+
+    # -- deciding ------------------------------------------------------------------
+
+    async def gather_quorum(self, cid: str, key: str, value: int) -> tuple[bool, str]:
+        total, need = len(self.peers) + 1, self.s.quorum
+        ok, reason = self.vote(cid, key, value)
+        agree, against = (1, 0) if ok else (0, 1)
+        reasons = [] if ok else [f"{self.s.name}: {reason}"]
+        done = trio.Event()
+
+        def settle() -> None:
+            if agree >= need or total - against < need:
+                done.set()
+
+        async def ask(name: str) -> None:
+            nonlocal agree, against
+            payload = {"type": "propose", "cid": cid, "key": key, "value": value, "proposer": self.s.name}
+            try:
+                ans = await self.node.request(self.peers[name], SENTIMENT, payload, self.s.intent_timeout)
+                self.peer_ok[name] = True
+                if ans.get("vote") == "agree":
+                    agree += 1
+                else:
+                    against += 1
+                    reasons.append(f"{name}: {ans.get('reason', 'disagreed')}")
+            except PeerUnavailable as e:
+                self.peer_ok[name] = False
+                against += 1
+                reasons.append(f"{name}: unreachable ({e})")
+            self.metrics.peers.set(sum(self.peer_ok.values()))
+            settle()
+
+        settle()
+        assert self._nursery is not None
+        for name in self.peers:
+            # In the agent's nursery, so a decision never cancels a stream mid-frame.
+            self._nursery.start_soon(ask, name)
+        with trio.move_on_after(self.s.intent_timeout):
+            await done.wait()
+        if agree >= need:
+            return True, ""
+        if not done.is_set():
+            return False, f"no quorum within {self.s.intent_timeout * 1000:.0f} ms ({agree}/{need} agreed)"
+        return False, f"quorum impossible ({agree}/{need} agreed): " + "; ".join(reasons)
+
+    async def commit(self, entry: Pending) -> int | None:
+        """The orchestrator's seq, or None when it cannot commit now."""
+        payload = {
+            "type": "decision",
+            "cid": entry.cid,
+            "key": entry.key,
+            "value": entry.value,
+            "proposer": entry.proposer,
+            "decided_at": entry.decided_at,
+            "first_attempt_at": entry.first_attempt_at,
+            "attempt": entry.attempt,
+        }
+        t0 = time.monotonic()
+        try:
+            ans = await self.node.request(self.orchestrator, DECISION, payload, self.s.commit_timeout)
+        except PeerUnavailable as e:
+            self.log.warning("orchestrator unreachable", cid=entry.cid, error=str(e))
+            self.metrics.nats.set(0)
+            return None
+        if ans.get("status") == "committed" and isinstance(ans.get("seq"), int):
+            self.metrics.commit.observe(time.monotonic() - t0)
+            self.metrics.nats.set(1)
+            return ans["seq"]
+        self.metrics.nats.set(0)
+        self.log.warning("commit refused", cid=entry.cid, answer=ans)
+        return None
+
+    async def submit(self, key: str, value: int, cid: str | None) -> Answer:
+        cid = cid or new_cid()
+        if cid in self.answers:
+            return self.answers[cid]
+        if cid in self.inflight:
+            await self.inflight[cid].wait()
+            return self.answers[cid]
+        if self.buffer.contains(cid):
+            return Answer(202, {"cid": cid, "outcome": "pending-commit"})
+        # A slot is reserved before any side effect, so a decision whose commit
+        # failed always finds room: 429 only ever happens before anything was sent.
+        if len(self.buffer) + self.reserved >= self.s.buffer_cap:
+            return self._remember(
+                cid, Answer(429, {"cid": cid, "outcome": "rejected", "reason": "buffer-full"})
+            )
+        self.reserved += 1
+        self.inflight[cid] = trio.Event()
+        try:
+            return await self._decide_and_commit(cid, key, value)
+        finally:
+            self.reserved -= 1
+            self.inflight.pop(cid).set()
+
+    async def _decide_and_commit(self, cid: str, key: str, value: int) -> Answer:
+        t0 = time.monotonic()
+        decided, reason = await self.gather_quorum(cid, key, value)
+        quorum_s = time.monotonic() - t0
+        quorum_ms = round(quorum_s * 1000, 3)
+        self.metrics.quorum.observe(quorum_s)
+        if not decided:
+            self.log.info("aborted", cid=cid, reason=reason, quorum_ms=quorum_ms)
+            return self._remember(cid, Answer(409, {"cid": cid, "outcome": "aborted", "reason": reason}))
+        now = time.time()
+        entry = Pending(cid, key, value, self.s.name, now, now, 1)
+        if len(self.buffer) == 0:
+            seq = await self.commit(entry)
+            if seq is not None:
+                self.log.info("committed", cid=cid, stream_seq=seq, quorum_ms=quorum_ms)
+                body = {"cid": cid, "outcome": "committed", "stream_seq": seq, "quorum_ms": quorum_ms}
+                return self._remember(cid, Answer(200, body))
+        try:
+            await trio.to_thread.run_sync(self.buffer.append, entry)
+        except BufferFull:  # cannot happen while reservations hold; never drop silently
+            self.log.error("buffer full despite reservation", cid=cid)
+            return self._remember(
+                cid, Answer(429, {"cid": cid, "outcome": "rejected", "reason": "buffer-full"})
+            )
+        self._refresh_gauges()
+        self._wake.set()
+        self.log.info("pending-commit", cid=cid, depth=len(self.buffer), quorum_ms=quorum_ms)
+        return self._remember(
+            cid, Answer(202, {"cid": cid, "outcome": "pending-commit", "quorum_ms": quorum_ms})
+        )
+
+    def _remember(self, cid: str, ans: Answer) -> Answer:
+        self.answers[cid] = ans
+        self.answers.move_to_end(cid)
+        if len(self.answers) > REMEMBERED:
+            self.answers.popitem(last=False)
+        self.metrics.intents.labels(ans.body["outcome"]).inc()
+        return ans
+
+    def _refresh_gauges(self) -> None:
+        self.metrics.buffer_depth.set(len(self.buffer))
+        self.metrics.pending.set(len(self.buffer))
+
+    # -- replay ------------------------------------------------------------------------
+
+    async def replay_loop(self) -> None:
+        delay = self.s.replay_interval
+        while True:
+            head = self.buffer.head()
+            if head is None:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            entry = self.buffer.bump_attempt(head.cid)
+            seq = await self.commit(entry)
+            if seq is None:
+                self.metrics.replay_failures.inc()
+                await trio.sleep(delay)  # back off: the orchestrator or NATS is down
+                delay = min(delay * 2, MAX_REPLAY_DELAY)
+                continue
+            await trio.to_thread.run_sync(self.buffer.complete, entry.cid, seq)
+            self.metrics.replays.inc()
+            self._refresh_gauges()
+            delay = self.s.replay_interval
+            ans = Answer(200, {"cid": entry.cid, "outcome": "committed", "stream_seq": seq})
+            self.answers[entry.cid] = ans
+            self.log.info("replayed", cid=entry.cid, stream_seq=seq, attempt=entry.attempt)
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        if path == "/intents" and method == "POST":
+            try:
+                key, value, cid = parse_intent(await read_body(receive))
+            except BadRequest as e:
+                await respond_json(send, 400, {"error": str(e), "field": e.field})
+                return
+            except BodyTooLarge as e:
+                await respond_json(send, 413, {"error": str(e), "field": "body"})
+                return
+            ans = await self.submit(key, value, cid)
+            await respond_json(send, ans.status, ans.body)
+        elif path.startswith("/intents/") and method == "GET":
+            await respond_json(send, *self.state_of(unquote(path[len("/intents/") :])))
+        elif path == "/healthz" and method == "GET":
+            body = {
+                "name": self.s.name,
+                "peer_id": self.node.peer_id,
+                "buffer_depth": len(self.buffer),
+                "buffer_cap": self.s.buffer_cap,
+            }
+            await respond_json(send, 200, body)
+        elif path == "/metrics" and method == "GET":
+            await respond(send, 200, generate_latest(self.metrics.registry), "text/plain; version=0.0.4")
+        else:
+            await respond_json(send, 404, {"error": f"no route {method} {path}"})
+
+    def state_of(self, cid: str) -> tuple[int, dict[str, Any]]:
+        if self.buffer.contains(cid):
+            return 200, {"cid": cid, "state": "pending-commit"}
+        ans = self.answers.get(cid)
+        if ans is None:
+            return 404, {"cid": cid, "error": "unknown cid"}
+        body = {"cid": cid, "state": ans.body["outcome"]}
+        if "stream_seq" in ans.body:
+            body["stream_seq"] = ans.body["stream_seq"]
+        return 200, body
+
+    # -- running ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.node.handle(SENTIMENT, self.on_propose)
+        async with self.node.running(), trio.open_nursery() as nursery:
+            self._nursery = nursery
+            stop = trio.Event()
+            nursery.start_soon(self._signals, stop)
+            nursery.start_soon(self.replay_loop)
+            nursery.start_soon(self.node.keep_connected, [*self.peers.values(), self.orchestrator])
+            self.log.info(
+                "agent up",
+                peer_id=self.node.peer_id,
+                peers=list(self.peers),
+                quorum=self.s.quorum,
+                buffered=len(self.buffer),
+            )
+            if len(self.buffer):
+                self._wake.set()
+            await serve_trio(self.app, self.s.http_port, stop.wait)
+            nursery.cancel_scope.cancel()
+
+    async def _signals(self, stop: trio.Event) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                self.log.info("stopping")
+                stop.set()
+                return
+
+
+def main() -> int:
+    settings = AgentSettings.from_env()
+    trio.run(Agent(settings).run)
+    return 0

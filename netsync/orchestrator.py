@@ -1,0 +1,253 @@
+"""The orchestrator: receives decisions over libp2p (trio) and commits them to the
+JetStream stream (asyncio, nats-py), crossing between the two at one seam,
+netsync.bridge. It answers the agent with the PubAck's seq or "nats-unavailable"."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+import trio
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+
+from netsync.bridge import AsyncioBridge
+from netsync.http import lifespan, respond, respond_json, serve_trio
+from netsync.logs import Log
+from netsync.p2p import DECISION, Node
+from netsync.settings import OrchestratorSettings, StreamSettings
+
+SUBJECT = "root.solar.command.sentiment.set"
+CID_HEADER = "Correlation-Id"
+WINDOW_MARGIN = 0.9  # treat a replay as past the window at 90 % of it
+CLOCK_SLACK_S = 5.0
+
+
+class Unavailable(Exception):
+    pass
+
+
+class Committer:
+    """The asyncio side: one NATS connection, the stream, publishing and lookups.
+    Every method runs on the bridge's asyncio loop."""
+
+    def __init__(self, url: str, stream: StreamSettings, publish_timeout: float, log: Log) -> None:
+        self.url = url
+        self.stream = stream
+        self.publish_timeout = publish_timeout
+        self.log = log
+        self.nc: nats.NATS | None = None
+        self.stream_ready = False
+
+    async def connect(self) -> None:
+        async def disconnected() -> None:
+            self.log.warning("nats disconnected")
+
+        async def reconnected() -> None:
+            self.log.info("nats reconnected")
+            self.stream_ready = False
+
+        async def error(e: Exception) -> None:
+            self.log.warning("nats error", error=str(e))
+
+        self.nc = await nats.connect(
+            self.url,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            connect_timeout=1,
+            ping_interval=2,
+            max_outstanding_pings=2,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            error_cb=error,
+        )
+
+    async def ensure_stream(self) -> None:
+        assert self.nc is not None
+        js = self.nc.jetstream(timeout=2)
+        s = self.stream
+        cfg = StreamConfig(
+            name=s.name,
+            subjects=list(s.subjects),
+            storage=StorageType.FILE,
+            max_msgs=s.max_msgs,
+            max_bytes=s.max_bytes,
+            max_age=s.max_age_s,
+            duplicate_window=s.duplicate_window_s,
+            discard=DiscardPolicy.OLD,
+        )
+        try:
+            await js.stream_info(s.name)
+            await js.update_stream(cfg)
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(cfg)
+        self.stream_ready = True
+
+    async def publish(self, d: dict[str, Any]) -> tuple[int, bool]:
+        """(seq, duplicate). Raises Unavailable when NATS cannot take it now."""
+        if self.nc is None or not self.nc.is_connected:
+            raise Unavailable("not connected to NATS")
+        try:
+            if not self.stream_ready:
+                await self.ensure_stream()
+            js = self.nc.jetstream(timeout=self.publish_timeout)
+            if self._past_window(d):
+                seq = await self.find(d["cid"], float(d["first_attempt_at"]))
+                if seq is not None:
+                    return seq, True
+            body = {k: d.get(k) for k in ("cid", "key", "value", "proposer", "decided_at")}
+            ack = await js.publish(
+                SUBJECT,
+                json.dumps(body, separators=(",", ":")).encode(),
+                stream=self.stream.name,
+                headers={"Nats-Msg-Id": d["cid"], CID_HEADER: d["cid"]},
+            )
+            return ack.seq, bool(ack.duplicate)
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as e:
+            raise Unavailable(f"{type(e).__name__}: {e}") from e
+
+    def _past_window(self, d: dict[str, Any]) -> bool:
+        try:
+            attempt, first = int(d.get("attempt", 1)), float(d.get("first_attempt_at", time.time()))
+        except (TypeError, ValueError):
+            return True  # cannot tell: look it up
+        return attempt > 1 and time.time() - first >= self.stream.duplicate_window_s * WINDOW_MARGIN
+
+    async def find(self, cid: str, since: float) -> int | None:
+        """The seq of the stream message carrying `cid`, looking from `since` (Unix s).
+        A headers-only ordered scan: the stream itself says whether a publish landed."""
+        assert self.nc is not None
+        js = self.nc.jetstream(timeout=2)
+        info = await js.stream_info(self.stream.name)
+        last = info.state.last_seq
+        if info.state.messages == 0:
+            return None
+        start = datetime.fromtimestamp(max(0.0, since - CLOCK_SLACK_S), tz=UTC)
+        cfg = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_TIME,
+            opt_start_time=start.isoformat().replace("+00:00", "Z"),
+            ack_policy=AckPolicy.NONE,
+            headers_only=True,
+            inactive_threshold=10,
+        )
+        sub = await js.subscribe(SUBJECT, stream=self.stream.name, ordered_consumer=True, config=cfg)
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=1)
+                except nats.errors.TimeoutError:
+                    return None  # nothing more was stored since `since`
+                if msg.headers and msg.headers.get(CID_HEADER) == cid:
+                    return msg.metadata.sequence.stream
+                if msg.metadata.sequence.stream >= last:
+                    return None
+        finally:
+            await sub.unsubscribe()
+
+    async def close(self) -> None:
+        if self.nc is not None:
+            await self.nc.close()
+
+
+class Orchestrator:
+    def __init__(self, settings: OrchestratorSettings, log: Log | None = None) -> None:
+        self.s = settings
+        self.log = log or Log(settings.name)
+        self.node = Node(settings.identity_seed, settings.listen)
+        self.bridge = AsyncioBridge()
+        self.committer = Committer(settings.nats_url, settings.stream, settings.publish_timeout, self.log)
+        r = self.registry = CollectorRegistry()
+        ProcessCollector(registry=r)
+        self.m_decisions = Counter(
+            "netsync_decisions", "Decisions received, by answer", ["status"], registry=r
+        )
+        self.m_publish = Histogram("netsync_publish_seconds", "Time to a PubAck", registry=r)
+        self.m_nats = Gauge("netsync_nats_reachable", "Connected to NATS", registry=r)
+        self.m_lookups = Counter("netsync_window_lookups", "Replays looked up in the stream", registry=r)
+
+    async def on_decision(self, d: dict[str, Any]) -> dict[str, Any]:
+        cid = str(d.get("cid"))
+        if d.get("type") != "decision" or not d.get("cid") or "key" not in d or "value" not in d:
+            return {
+                "cid": cid,
+                "status": "invalid",
+                "error": "expected a decision frame with cid, key, value",
+            }
+        t0 = time.monotonic()
+        try:
+            seq, dup = await self.bridge.call(self.committer.publish(d))
+        except Unavailable as e:
+            self.m_decisions.labels("nats-unavailable").inc()
+            self.m_nats.set(0)
+            self.log.warning("nats-unavailable", cid=cid, error=str(e), attempt=d.get("attempt"))
+            return {"cid": cid, "status": "nats-unavailable", "error": str(e)}
+        self.m_publish.observe(time.monotonic() - t0)
+        self.m_decisions.labels("committed").inc()
+        self.m_nats.set(1)
+        self.log.info("committed", cid=cid, stream_seq=seq, duplicate=dup, attempt=d.get("attempt"))
+        return {"cid": cid, "status": "committed", "seq": seq, "duplicate": dup}
+
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+        elif scope["path"] == "/healthz":
+            nc = self.committer.nc
+            await respond_json(
+                send,
+                200,
+                {"name": self.s.name, "peer_id": self.node.peer_id, "nats": bool(nc and nc.is_connected)},
+            )
+        elif scope["path"] == "/metrics":
+            await respond(send, 200, generate_latest(self.registry), "text/plain; version=0.0.4")
+        else:
+            await respond_json(send, 404, {"error": f"no route {scope['path']}"})
+
+    async def _connect_nats(self) -> None:
+        delay = 0.25
+        while True:
+            try:
+                if self.committer.nc is None:
+                    await self.bridge.call(self.committer.connect())
+                await self.bridge.call(self.committer.ensure_stream())
+                self.m_nats.set(1)
+                self.log.info("stream ready", stream=self.s.stream.name)
+                return
+            except Exception as e:  # keep serving libp2p ("nats-unavailable") meanwhile
+                self.log.warning("nats not ready", error=f"{type(e).__name__}: {e}")
+                await trio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def run(self) -> None:
+        self.node.handle(DECISION, self.on_decision)
+        try:
+            async with self.node.running(), trio.open_nursery() as nursery:
+                stop = trio.Event()
+                nursery.start_soon(self._signals, stop)
+                nursery.start_soon(self._connect_nats)
+                self.log.info("orchestrator up", peer_id=self.node.peer_id, nats=self.s.nats_url)
+                await serve_trio(self.app, self.s.http_port, stop.wait)
+                nursery.cancel_scope.cancel()
+        finally:
+            try:
+                with trio.move_on_after(2):
+                    await self.bridge.call(self.committer.close())
+            finally:
+                self.bridge.close()
+
+    async def _signals(self, stop: trio.Event) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                stop.set()
+                return
+
+
+def main() -> int:
+    trio.run(Orchestrator(OrchestratorSettings.from_env()).run)
+    return 0

@@ -1,0 +1,157 @@
+"""libp2p for netsync: a host with a seed-derived identity, one-request-per-stream
+calls with deadlines, and redial after a failure. Peers are dialled only at the
+addresses they were configured with (proxy addresses); mDNS and identify-learned
+addresses are off."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.keys import KeyPair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import RetryConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+
+from netsync.wire import FrameError, read_frame, write_frame
+
+SENTIMENT = TProtocol("/root-solar/sentiment/1.0.0")
+DECISION = TProtocol("/root-solar/decision/1.0.0")
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class PeerUnavailable(Exception):
+    """The peer could not be reached or did not answer in time."""
+
+
+def key_pair_for_seed(seed: str) -> KeyPair:
+    """The contract's identity: Ed25519 whose 32-byte seed is sha256(seed)."""
+    return create_new_key_pair(hashlib.sha256(seed.encode()).digest())
+
+
+def peer_id_for_seed(seed: str) -> str:
+    return ID.from_pubkey(key_pair_for_seed(seed).public_key).to_base58()
+
+
+class Node:
+    def __init__(self, seed: str, listen: str) -> None:
+        self.host = new_host(
+            key_pair=key_pair_for_seed(seed),
+            enable_mDNS=False,
+            disable_identify_address_discovery=True,
+        )
+        network = self.host.get_network()
+        # netsync owns its redial policy (keep_connected, request): one fast attempt
+        # per dial, and no negative cache, or a healed link stays unused for seconds.
+        network.retry_config = RetryConfig(max_retries=0)
+        self.listen = multiaddr.Multiaddr(listen)
+        self._dial_locks: dict[ID, trio.Lock] = {}
+
+    @property
+    def peer_id(self) -> str:
+        return self.host.get_id().to_base58()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Node]:
+        async with self.host.run(listen_addrs=[self.listen]):
+            yield self
+
+    def handle(self, protocol: TProtocol, handler: Handler) -> None:
+        """Serve one request frame with one answer frame per stream."""
+
+        async def on_stream(stream: Any) -> None:
+            try:
+                request = await read_frame(stream)
+                answer = await handler(request)
+                await write_frame(stream, answer)
+            except (FrameError, Exception):  # a bad peer must not take the node down
+                try:
+                    await stream.reset()
+                except Exception:
+                    pass
+                return
+            try:
+                await stream.close()
+            except Exception:
+                pass
+
+        self.host.set_stream_handler(protocol, on_stream)
+
+    async def _ensure_connected(self, peer: PeerInfo) -> None:
+        network = self.host.get_network()
+        if network.connections.get(peer.peer_id):
+            return
+        lock = self._dial_locks.setdefault(peer.peer_id, trio.Lock())
+        async with lock:  # one dial per peer at a time, not one per request
+            if not network.connections.get(peer.peer_id):
+                network.unblock_peer(peer.peer_id)
+                await self.host.connect(peer)
+
+    async def request(
+        self, peer: PeerInfo, protocol: TProtocol, payload: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """Send one frame on a new stream and read one back, within `timeout`.
+        On failure the connection is dropped so the next call dials afresh."""
+        try:
+            with trio.fail_after(timeout):
+                await self._ensure_connected(peer)
+                stream = await self.host.new_stream(peer.peer_id, [protocol])
+                try:
+                    await write_frame(stream, payload)
+                    answer = await read_frame(stream)
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(0.5):
+                        try:
+                            await stream.close()
+                        except Exception:
+                            pass
+                return answer
+        except trio.TooSlowError as e:
+            await self._drop(peer)
+            raise PeerUnavailable(f"{peer.peer_id} did not answer within {timeout * 1000:.0f} ms") from e
+        except Exception as e:
+            await self._drop(peer)
+            raise PeerUnavailable(f"{peer.peer_id}: {type(e).__name__}: {e}") from e
+
+    async def keep_connected(
+        self, peers: list[PeerInfo], interval: float = 0.5, timeout: float = 2.0
+    ) -> None:
+        """Dial every peer that has no connection, forever: the first intent after a
+        start or a heal should not pay the ~250 ms handshake inside its deadline."""
+
+        async def dial(peer: PeerInfo) -> None:
+            with trio.move_on_after(timeout):
+                try:
+                    await self._ensure_connected(peer)
+                except Exception:
+                    await self._drop(peer)
+
+        while True:
+            connected = self.host.get_network().connections
+            async with trio.open_nursery() as nursery:
+                for peer in peers:
+                    if not connected.get(peer.peer_id):
+                        nursery.start_soon(dial, peer)
+            await trio.sleep(interval)
+
+    async def _drop(self, peer: PeerInfo) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            try:
+                await self.host.disconnect(peer.peer_id)
+            except Exception:
+                pass
+
+    def connected_peers(self) -> set[str]:
+        return {pid.to_base58() for pid, conns in self.host.get_network().connections.items() if conns}
+
+
+def peer_info(addr: str) -> PeerInfo:
+    return info_from_p2p_addr(multiaddr.Multiaddr(addr))
