@@ -282,7 +282,7 @@ class Agent:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 continue
-            entry = self.buffer.bump_attempt(head.cid)
+            entry = await trio.to_thread.run_sync(self.buffer.bump_attempt, head.cid)
             seq = await self.commit(entry)
             if seq is None:
                 self.metrics.replay_failures.inc()

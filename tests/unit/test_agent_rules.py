@@ -1,0 +1,63 @@
+"""The agent's pure rules: what a malformed intent is told, and how a peer votes."""
+
+import json
+
+import pytest
+
+from netsync.agent import BadRequest, parse_intent
+from netsync.settings import AgentSettings, ConfigError, parse_peers
+
+
+def body(**fields) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def test_a_well_formed_intent_is_accepted() -> None:
+    assert parse_intent(body(key="k1", value=5)) == ("k1", 5, None)
+    assert parse_intent(body(key="k1", value=-5, cid="01J:x.y_z-1")) == ("k1", -5, "01J:x.y_z-1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b"not json", "body"),
+        (b"[1, 2]", "body"),
+        (body(value=5), "key"),
+        (body(key="", value=5), "key"),
+        (body(key="k" * 129, value=5), "key"),
+        (body(key=7, value=5), "key"),
+        (body(key="k"), "value"),
+        (body(key="k", value="5"), "value"),
+        (body(key="k", value=1.5), "value"),
+        (body(key="k", value=True), "value"),
+        (body(key="k", value=1, cid="has space"), "cid"),
+        (body(key="k", value=1, cid="x" * 65), "cid"),
+        (body(key="k", value=1, colour="red"), "colour"),
+    ],
+)
+def test_a_malformed_intent_names_the_field(raw: bytes, field: str) -> None:
+    with pytest.raises(BadRequest) as e:
+        parse_intent(raw)
+    assert e.value.field == field
+    assert str(e.value)  # says what is allowed
+
+
+def test_peers_must_be_named_proxy_multiaddrs_with_peer_ids() -> None:
+    peers = parse_peers("agent-2=/dns4/toxiproxy/tcp/21002/p2p/12D3KooA, agent-3=/ip4/10.0.0.3/tcp/4001/p2p/12D3KooB")
+    assert peers == {
+        "agent-2": "/dns4/toxiproxy/tcp/21002/p2p/12D3KooA",
+        "agent-3": "/ip4/10.0.0.3/tcp/4001/p2p/12D3KooB",
+    }
+    with pytest.raises(ConfigError, match="NETSYNC_PEERS"):
+        parse_peers("agent-2=/dns4/toxiproxy/tcp/21002")
+
+
+def test_quorum_defaults_to_a_majority_of_all_agents(monkeypatch) -> None:
+    monkeypatch.setenv("NETSYNC_ORCHESTRATOR", "/ip4/127.0.0.1/tcp/1/p2p/12D3KooO")
+    for n_peers, majority in [(0, 1), (1, 2), (2, 2), (3, 3), (4, 3), (6, 4)]:
+        peers = ",".join(f"a{i}=/ip4/127.0.0.1/tcp/{i}/p2p/12D3Koo{i}" for i in range(n_peers))
+        monkeypatch.setenv("NETSYNC_PEERS", peers)
+        assert AgentSettings.from_env().quorum == majority
+    monkeypatch.setenv("NETSYNC_QUORUM", "9")
+    with pytest.raises(ConfigError, match="NETSYNC_QUORUM"):
+        AgentSettings.from_env()
