@@ -21,6 +21,7 @@ from netsync.http import BodyTooLarge, lifespan, read_body, respond, respond_jso
 from netsync.logs import Log
 from netsync.p2p import DECISION, SENTIMENT, Node, PeerUnavailable, peer_info
 from netsync.settings import AgentSettings
+from netsync.telemetry import publish_health, pubsub
 
 CID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 REMEMBERED = 200_000  # answers kept for GET /intents/{cid} and repeated POSTs
@@ -330,6 +331,15 @@ class Agent:
         else:
             await respond_json(send, 404, {"error": f"no route {method} {path}"})
 
+    def health_sample(self) -> dict[str, Any]:
+        return {
+            "agent": self.s.name,
+            "t": time.time(),
+            "peers_reachable": sum(self.peer_ok.values()),
+            "buffer_depth": len(self.buffer),
+            "nats_reachable": bool(self.metrics.nats._value.get()),
+        }
+
     def state_of(self, cid: str) -> tuple[int, dict[str, Any]]:
         if self.buffer.contains(cid):
             return 200, {"cid": cid, "state": "pending-commit"}
@@ -345,11 +355,12 @@ class Agent:
 
     async def run(self) -> None:
         self.node.handle(SENTIMENT, self.on_propose)
-        async with self.node.running(), trio.open_nursery() as nursery:
+        async with self.node.running(), pubsub(self.node.host) as ps, trio.open_nursery() as nursery:
             self._nursery = nursery
             stop = trio.Event()
             nursery.start_soon(self._signals, stop)
             nursery.start_soon(self.replay_loop)
+            nursery.start_soon(publish_health, ps, self.s.telemetry_interval, self.health_sample)
             nursery.start_soon(self.node.keep_connected, [*self.peers.values(), self.orchestrator])
             self.log.info(
                 "agent up",

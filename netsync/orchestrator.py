@@ -22,6 +22,7 @@ from netsync.http import lifespan, respond, respond_json, serve_trio
 from netsync.logs import Log
 from netsync.p2p import DECISION, Node
 from netsync.settings import OrchestratorSettings, StreamSettings
+from netsync.telemetry import SUMMARY_SUBJECT, Scout, pubsub
 
 SUBJECT = "root.solar.command.sentiment.set"
 CID_HEADER = "Correlation-Id"
@@ -151,6 +152,11 @@ class Committer:
         finally:
             await sub.unsubscribe()
 
+    async def publish_telemetry(self, summary: dict[str, Any]) -> None:
+        if self.nc is None or not self.nc.is_connected:
+            raise Unavailable("not connected to NATS")
+        await self.nc.publish(SUMMARY_SUBJECT, json.dumps(summary, separators=(",", ":")).encode())
+
     async def close(self) -> None:
         if self.nc is not None:
             await self.nc.close()
@@ -170,7 +176,11 @@ class Orchestrator:
         )
         self.m_publish = Histogram("netsync_publish_seconds", "Time to a PubAck", registry=r)
         self.m_nats = Gauge("netsync_nats_reachable", "Connected to NATS", registry=r)
+        self.scout = Scout(settings.telemetry_interval)
         self.m_lookups = Counter("netsync_window_lookups", "Replays looked up in the stream", registry=r)
+
+    async def _emit_summary(self, summary: dict[str, Any]) -> None:
+        await self.bridge.call(self.committer.publish_telemetry(summary))
 
     async def on_decision(self, d: dict[str, Any]) -> dict[str, Any]:
         cid = str(d.get("cid"))
@@ -227,10 +237,12 @@ class Orchestrator:
     async def run(self) -> None:
         self.node.handle(DECISION, self.on_decision)
         try:
-            async with self.node.running(), trio.open_nursery() as nursery:
+            async with self.node.running(), pubsub(self.node.host) as ps, trio.open_nursery() as nursery:
                 stop = trio.Event()
                 nursery.start_soon(self._signals, stop)
                 nursery.start_soon(self._connect_nats)
+                nursery.start_soon(self.scout.collect, ps)
+                nursery.start_soon(self.scout.summarise, self._emit_summary)
                 self.log.info("orchestrator up", peer_id=self.node.peer_id, nats=self.s.nats_url)
                 await serve_trio(self.app, self.s.http_port, stop.wait)
                 nursery.cancel_scope.cancel()

@@ -43,9 +43,7 @@ def parse_peers(raw: str) -> dict[str, str]:
     for item in filter(None, (p.strip() for p in raw.split(","))):
         name, sep, addr = item.partition("=")
         if not sep or not name or "/p2p/" not in addr:
-            raise ConfigError(
-                f"NETSYNC_PEERS entry {item!r} is not name=multiaddr ending in /p2p/<peer id>"
-            )
+            raise ConfigError(f"NETSYNC_PEERS entry {item!r} is not name=multiaddr ending in /p2p/<peer id>")
         peers[name] = addr
     return peers
 
@@ -66,6 +64,7 @@ class AgentSettings:
     value_min: int
     value_max: int
     http_port: int
+    telemetry_interval: float = 1.0
 
     @classmethod
     def from_env(cls) -> AgentSettings:
@@ -92,6 +91,7 @@ class AgentSettings:
             value_min=env_int("NETSYNC_VALUE_MIN", -1_000_000),
             value_max=env_int("NETSYNC_VALUE_MAX", 1_000_000),
             http_port=env_int("NETSYNC_HTTP_PORT", 8080),
+            telemetry_interval=env_int("NETSYNC_TELEMETRY_INTERVAL_MS", 1000) / 1000,
         )
 
 
