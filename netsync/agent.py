@@ -324,6 +324,8 @@ class Agent:
                 "peer_id": self.node.peer_id,
                 "buffer_depth": len(self.buffer),
                 "buffer_cap": self.s.buffer_cap,
+                "peers_connected": sorted(n for n, p in self.peers.items() if self.node.is_connected(p)),
+                "orchestrator_connected": self.node.is_connected(self.orchestrator),
             }
             await respond_json(send, 200, body)
         elif path == "/metrics" and method == "GET":

@@ -149,6 +149,9 @@ class Node:
             except Exception:
                 pass
 
+    def is_connected(self, peer: PeerInfo) -> bool:
+        return bool(self.host.get_network().connections.get(peer.peer_id))
+
     def connected_peers(self) -> set[str]:
         return {pid.to_base58() for pid, conns in self.host.get_network().connections.items() if conns}
 

@@ -1,0 +1,247 @@
+"""The whole system under test in Docker: NATS, SurrealDB, Toxiproxy, the orchestrator,
+the projector and N agents, every data-plane link behind its own Toxiproxy proxy.
+
+Each node sits alone on its own Docker network, which it shares only with Toxiproxy:
+no route exists between data-plane peers, so a partition cannot leak through an
+address a peer learned by itself. The harness observes each node directly through
+ports published on 127.0.0.1, never through a proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+
+from harness.errors import TopologyError
+from harness.images import Images
+from harness.topology.docker import DockerRun
+from harness.topology.identity import peer_id_for_seed
+from harness.topology.services import (
+    NATS,
+    NATS_CLIENT_PORT,
+    NATS_MONITOR_PORT,
+    SURREAL_PORT,
+    SURREALDB,
+    TOXIPROXY,
+    TOXIPROXY_API_PORT,
+)
+from harness.toxiproxy import Toxiproxy
+from harness.waiting import wait_until
+
+P2P_PORT = 4001
+HTTP_PORT = 8080
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    agents: int = 3
+    quorum: int | None = None
+    buffer_cap: int = 256
+    intent_timeout_ms: int = 80
+    commit_timeout_ms: int = 400
+    replay_interval_ms: int = 200
+    duplicate_window_s: float = 120
+    stream_max_msgs: int = -1
+    stream_max_bytes: int = -1
+    stream_max_age_s: float = 0
+    telemetry_interval_ms: int = 1000
+    sut_image: str | None = None  # another implementation of docs/contract.md
+
+    def agent_names(self) -> list[str]:
+        return [f"agent-{i}" for i in range(1, self.agents + 1)]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A directed data-plane link `source>target`: the connections source dials to target."""
+
+    source: str
+    target: str
+    port: int  # Toxiproxy's listen port for it
+    upstream: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}>{self.target}"
+
+
+def plan_links(cfg: SystemConfig) -> dict[str, Link]:
+    links: list[Link] = []
+    agents = cfg.agent_names()
+    for i, a in enumerate(agents, 1):
+        for j, b in enumerate(agents, 1):
+            if a != b:
+                links.append(Link(a, b, 21000 + 10 * i + j, f"{b}:{P2P_PORT}"))
+        links.append(Link(a, "orchestrator", 22000 + i, f"orchestrator:{P2P_PORT}"))
+    links.append(Link("orchestrator", "nats", 23001, f"nats:{NATS_CLIENT_PORT}"))
+    links.append(Link("projector", "nats", 23002, f"nats:{NATS_CLIENT_PORT}"))
+    links.append(Link("projector", "surrealdb", 23003, f"surrealdb:{SURREAL_PORT}"))
+    return {link.name: link for link in links}
+
+
+class System:
+    """`with System(images, SystemConfig(agents=3)) as sut:` brings everything up and
+    always tears it down; `sut.agent_url("agent-1")` etc. are the observation plane."""
+
+    def __init__(self, images: Images, config: SystemConfig = SystemConfig(), run_id: str | None = None):
+        self.images = images
+        self.cfg = config
+        self.links = plan_links(config)
+        self.run = DockerRun(images, run_id)
+        self.sut_image = config.sut_image or images.ref("netsync")
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def nodes(self) -> list[str]:
+        return [*self.cfg.agent_names(), "orchestrator", "projector", "nats", "surrealdb"]
+
+    def __enter__(self) -> System:
+        self.run.__enter__()
+        try:
+            self.up()
+        except BaseException:
+            self.run.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.run.close()
+
+    # -- bring-up -------------------------------------------------------------
+
+    def up(self) -> None:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            nets = dict(zip(self.nodes, pool.map(self.run.network, self.nodes), strict=True))
+            control = self.run.network("control")
+        NATS.define(self.run, nets["nats"])
+        SURREALDB.define(self.run, nets["surrealdb"])
+        TOXIPROXY.define(self.run, control)
+        self.run.start("nats", "surrealdb", "toxiproxy")
+        tp = self.run.raw("toxiproxy")
+        for node, net in nets.items():
+            net.connect(tp.id, network_aliases=["toxiproxy"])
+        for svc in (NATS, SURREALDB, TOXIPROXY):
+            svc.wait_ready(self.run)
+        asyncio.run(self._populate_proxies())
+        self._define_sut(nets)
+        self.run.start("orchestrator", "projector", *self.cfg.agent_names())
+        for node in ("orchestrator", "projector", *self.cfg.agent_names()):
+            self.wait_http(node)
+        for agent in self.cfg.agent_names():
+            self.wait_connected(agent)
+
+    def wait_connected(self, agent: str, timeout: float = 30.0) -> None:
+        """Until the agent holds libp2p connections to every peer and the orchestrator."""
+        want = len(self.cfg.agent_names()) - 1
+
+        def probe() -> dict | None:
+            h = httpx.get(f"{self.http_url(agent)}/healthz", timeout=1.0).json()
+            ok = len(h.get("peers_connected", [])) == want and h.get("orchestrator_connected")
+            return h if ok else None
+
+        wait_until(probe, f"{agent} to connect to its {want} peers and the orchestrator", timeout=timeout)
+
+    async def _populate_proxies(self) -> None:
+        async with Toxiproxy(self.toxiproxy_url) as tp:
+            await tp.populate([(ln.name, f"0.0.0.0:{ln.port}", ln.upstream) for ln in self.links.values()])
+
+    def _define_sut(self, nets: dict) -> None:
+        agents = self.cfg.agent_names()
+        orch_id = peer_id_for_seed("orchestrator")
+        stream_env = {
+            "NETSYNC_DUPLICATE_WINDOW_S": str(self.cfg.duplicate_window_s),
+            "NETSYNC_STREAM_MAX_MSGS": str(self.cfg.stream_max_msgs),
+            "NETSYNC_STREAM_MAX_BYTES": str(self.cfg.stream_max_bytes),
+            "NETSYNC_STREAM_MAX_AGE_S": str(self.cfg.stream_max_age_s),
+        }
+        self._node(
+            "orchestrator",
+            nets,
+            {
+                "NETSYNC_NATS_URL": f"nats://toxiproxy:{self.links['orchestrator>nats'].port}",
+                "NETSYNC_TELEMETRY_INTERVAL_MS": str(self.cfg.telemetry_interval_ms),
+                **stream_env,
+            },
+        )
+        self._node(
+            "projector",
+            nets,
+            {
+                "NETSYNC_NATS_URL": f"nats://toxiproxy:{self.links['projector>nats'].port}",
+                "NETSYNC_SURREAL_URL": f"ws://toxiproxy:{self.links['projector>surrealdb'].port}/rpc",
+            },
+        )
+        for a in agents:
+            peers = ",".join(
+                f"{b}=/dns4/toxiproxy/tcp/{self.links[f'{a}>{b}'].port}/p2p/{peer_id_for_seed(b)}"
+                for b in agents
+                if b != a
+            )
+            env = {
+                "NETSYNC_PEERS": peers,
+                "NETSYNC_ORCHESTRATOR": (
+                    f"/dns4/toxiproxy/tcp/{self.links[f'{a}>orchestrator'].port}/p2p/{orch_id}"
+                ),
+                "NETSYNC_BUFFER_CAP": str(self.cfg.buffer_cap),
+                "NETSYNC_INTENT_TIMEOUT_MS": str(self.cfg.intent_timeout_ms),
+                "NETSYNC_COMMIT_TIMEOUT_MS": str(self.cfg.commit_timeout_ms),
+                "NETSYNC_REPLAY_INTERVAL_MS": str(self.cfg.replay_interval_ms),
+                "NETSYNC_TELEMETRY_INTERVAL_MS": str(self.cfg.telemetry_interval_ms),
+            }
+            if self.cfg.quorum:
+                env["NETSYNC_QUORUM"] = str(self.cfg.quorum)
+            self._node(a, nets, env)
+
+    def _node(self, name: str, nets: dict, env: dict[str, str]) -> None:
+        role = name.split("-")[0] if name.startswith("agent-") else name
+        base = {
+            "NETSYNC_NAME": name,
+            "NETSYNC_IDENTITY_SEED": name,
+            "NETSYNC_LISTEN": f"/ip4/0.0.0.0/tcp/{P2P_PORT}",
+            "NETSYNC_HTTP_PORT": str(HTTP_PORT),
+        }
+        self.run.container(
+            name,
+            self.sut_image,
+            network=nets[name],
+            command=[role],
+            env={**base, **env},
+            published=(HTTP_PORT,),
+        )
+
+    def wait_http(self, node: str, timeout: float = 30.0) -> None:
+        def probe() -> bool:
+            return httpx.get(f"{self.http_url(node)}/healthz", timeout=1.0).status_code == 200
+
+        try:
+            wait_until(probe, f"{node} to answer /healthz", timeout=timeout)
+        except Exception as e:
+            logs = self.run.raw(node).logs(tail=30).decode(errors="replace")
+            raise TopologyError(f"{node} did not come up: {e}\nlast log lines:\n{logs}") from e
+
+    # -- the observation plane (direct, never proxied) ----------------------------
+
+    def http_url(self, node: str) -> str:
+        return f"http://127.0.0.1:{self.run.host_port(node, HTTP_PORT)}"
+
+    @property
+    def toxiproxy_url(self) -> str:
+        return f"http://127.0.0.1:{self.run.host_port('toxiproxy', TOXIPROXY_API_PORT)}"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.run.host_port('nats', NATS_CLIENT_PORT)}"
+
+    @property
+    def nats_monitor_url(self) -> str:
+        return f"http://127.0.0.1:{self.run.host_port('nats', NATS_MONITOR_PORT)}"
+
+    @property
+    def surreal_url(self) -> str:
+        return f"ws://127.0.0.1:{self.run.host_port('surrealdb', SURREAL_PORT)}/rpc"
