@@ -284,7 +284,9 @@ class Images:
         `nats-server`, `toxiproxy-server`, `surreal`."""
         if name == "surreal":
             return self.surreal_binary()
-        role, file = {"nats-server": ("nats", "nats-server"), "toxiproxy-server": ("toxiproxy", "server")}[name]
+        role, file = {"nats-server": ("nats", "nats-server"), "toxiproxy-server": ("toxiproxy", "server")}[
+            name
+        ]
         return self._go_binaries(role) / file
 
     def _build_nats(self, ref: str) -> None:

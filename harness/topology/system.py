@@ -124,7 +124,7 @@ class System:
         TOXIPROXY.define(self.run, control)
         self.run.start("nats", "surrealdb", "toxiproxy")
         tp = self.run.raw("toxiproxy")
-        for node, net in nets.items():
+        for net in nets.values():
             net.connect(tp.id, network_aliases=["toxiproxy"])
         for svc in (NATS, SURREALDB, TOXIPROXY):
             svc.wait_ready(self.run)
