@@ -6,6 +6,7 @@ addresses are off."""
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -93,6 +94,12 @@ class Node:
         async with lock:  # one dial per peer at a time, not one per request
             if not network.connections.get(peer.peer_id):
                 network.unblock_peer(peer.peer_id)
+                # Dial only the configured (proxy) address. Identify fills the peerstore
+                # with the addresses a peer reports for itself, such as 0.0.0.0:4001,
+                # which would reach around the proxy, or dial ourselves.
+                store = self.host.get_peerstore()
+                store.clear_addrs(peer.peer_id)
+                store.add_addrs(peer.peer_id, peer.addrs, 3600)
                 await self.host.connect(peer)
 
     async def request(
@@ -125,22 +132,32 @@ class Node:
         self, peers: list[PeerInfo], interval: float = 0.5, timeout: float = 2.0
     ) -> None:
         """Dial every peer that has no connection, forever: the first intent after a
-        start or a heal should not pay the ~250 ms handshake inside its deadline."""
+        start or a heal should not pay the ~250 ms handshake inside its deadline.
+
+        Redials are jittered per peer: two agents that lost each other at the same
+        moment would otherwise dial each other in lockstep, and simultaneous dials
+        fail each other's security handshake again and again."""
+        rng = random.Random(self.peer_id)
+        due = {peer.peer_id: 0.0 for peer in peers}
 
         async def dial(peer: PeerInfo) -> None:
             with trio.move_on_after(timeout):
                 try:
                     await self._ensure_connected(peer)
+                    return
                 except Exception:
                     await self._drop(peer)
+            due[peer.peer_id] = trio.current_time() + rng.uniform(0.5, 2.0) * interval
 
         while True:
             connected = self.host.get_network().connections
+            now = trio.current_time()
             async with trio.open_nursery() as nursery:
                 for peer in peers:
-                    if not connected.get(peer.peer_id):
+                    if not connected.get(peer.peer_id) and due[peer.peer_id] <= now:
+                        due[peer.peer_id] = now + rng.uniform(0.5, 1.5) * interval
                         nursery.start_soon(dial, peer)
-            await trio.sleep(interval)
+            await trio.sleep(rng.uniform(0.1, 0.3))
 
     async def _drop(self, peer: PeerInfo) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(1):

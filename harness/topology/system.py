@@ -102,6 +102,7 @@ class System:
         return [*self.cfg.agent_names(), "orchestrator", "projector", "nats", "surrealdb"]
 
     def __enter__(self) -> System:
+        self.images.ensure()  # a no-op when every image is present
         self.run.__enter__()
         try:
             self.up()

@@ -43,7 +43,9 @@ def test_a_malformed_intent_names_the_field(raw: bytes, field: str) -> None:
 
 
 def test_peers_must_be_named_proxy_multiaddrs_with_peer_ids() -> None:
-    peers = parse_peers("agent-2=/dns4/toxiproxy/tcp/21002/p2p/12D3KooA, agent-3=/ip4/10.0.0.3/tcp/4001/p2p/12D3KooB")
+    peers = parse_peers(
+        "agent-2=/dns4/toxiproxy/tcp/21002/p2p/12D3KooA, agent-3=/ip4/10.0.0.3/tcp/4001/p2p/12D3KooB"
+    )
     assert peers == {
         "agent-2": "/dns4/toxiproxy/tcp/21002/p2p/12D3KooA",
         "agent-3": "/ip4/10.0.0.3/tcp/4001/p2p/12D3KooB",
