@@ -96,6 +96,75 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.scenario import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.scenario import validate_files
+
+    problems = validate_files(args.files)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if not problems:
+        print("valid: " + " ".join(args.files))
+    return 2 if problems else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from harness.images import Images
+    from harness.paths import reports_dir
+    from harness.runner import run_scenario
+    from harness.scenario import load_scenarios
+
+    overrides = {"topology.agents": args.agents} if args.agents else None
+    sets = load_scenarios(Path(args.file), overrides)
+    images = Images(args.images)
+    images.ensure()
+    live = sys.stderr.isatty()
+
+    def progress(line: str) -> None:
+        # On a terminal the periodic "t=..." line rewrites itself; elsewhere every line is kept.
+        if live and line.startswith("t="):
+            print(f"\r{line[:150]:<150}", end="", file=sys.stderr, flush=True)
+        else:
+            print(("\n" if live else "") + line, file=sys.stderr, flush=True)
+
+    failed = 0
+    for param_id, scenario in sets:
+        label = f"{scenario.name}[{param_id}]" if param_id else scenario.name
+        print(f"== {label}", file=sys.stderr)
+        result = asyncio.run(
+            run_scenario(
+                scenario,
+                images=images,
+                reports=Path(args.reports) if args.reports else reports_dir(),
+                seed=args.seed,
+                param_id=param_id,
+                sut_image=args.sut_image,
+                progress=progress,
+                keep_running=args.keep_running,
+            )
+        )
+        if result.passed:
+            print(f"PASS {label} (seed {result.seed}): {result.dir}")
+        else:
+            failed += 1
+            print(f"FAIL {label} (seed {result.seed}): {len(result.problems)} problem(s); {result.dir}")
+            for p in result.problems[:20]:
+                print(f"  {p}")
+            print(f"re-run: solar-chaos run {args.file} --seed {result.seed}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="solar-chaos",
@@ -115,6 +184,23 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--check", action="store_true", help="only check; exit 1 when any is missing")
     i.add_argument("roles", nargs="*", help="only these roles (nats toxiproxy surrealdb reaper netsync)")
     i.set_defaults(func=cmd_images)
+
+    r = sub.add_parser("run", help="run one scenario file (every parameter set) without pytest")
+    r.add_argument("file", help="a scenario file, e.g. scenarios/nats-down.yaml")
+    r.add_argument("--seed", type=int, default=None, help="default: the file's seed, else 0")
+    r.add_argument("--agents", type=int, default=None, help="override topology.agents")
+    r.add_argument("--images", default="auto", choices=["auto", "offline", "official"], help=mode_help)
+    r.add_argument("--sut-image", default=None, help="another implementation of docs/contract.md")
+    r.add_argument("--reports", default=None, help="where run directories go (default: reports/)")
+    r.add_argument("--keep-running", action="store_true", help="leave the system up afterwards")
+    r.set_defaults(func=cmd_run)
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    sc.set_defaults(func=cmd_schema)
+
+    v = sub.add_parser("validate", help="check scenario files; exit 2 naming file, line and field")
+    v.add_argument("files", nargs="+", help="scenario files or folders of them")
+    v.set_defaults(func=cmd_validate)
 
     c = sub.add_parser("clean", help="remove containers, networks, volumes of runs no longer alive")
     c.add_argument("--all", action="store_true", help="also those of runs still alive")

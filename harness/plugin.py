@@ -1,12 +1,21 @@
-"""The pytest plugin: options, markers and fixtures shared by tests/ and scenarios/."""
+"""The pytest plugin: options, markers and fixtures shared by tests/ and scenarios/, and
+the collector that turns scenarios/*.yaml into test items (one per parameter set)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shlex
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.images import Images, Mode
+from harness.paths import reports_dir
+from harness.scenario import Scenario, ScenarioError, load_scenarios
+
+IMAGES_KEY = pytest.StashKey[Images]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -18,6 +27,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="offline: built here from package registries; official: upstream images; "
         "auto (default): official when all are present, else offline",
     )
+    group.addoption(
+        "--seed", type=int, default=None, help="seed for every scenario (default: the file's, else 0)"
+    )
+    group.addoption("--agents", type=int, default=None, help="override topology.agents of every scenario")
+    group.addoption(
+        "--sut-image",
+        default=None,
+        help="image of another implementation of docs/contract.md to put under test",
+    )
+    group.addoption(
+        "--keep-running",
+        action="store_true",
+        help="leave each scenario's system up afterwards, for inspection",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,9 +48,92 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "soak: long-running soak scenario")
 
 
+def session_images(config: pytest.Config) -> Images:
+    """One image set per session, built or pulled where missing (a no-op when present)."""
+    if IMAGES_KEY not in config.stash:
+        imgs = Images(config.getoption("--images"))
+        imgs.ensure()
+        config.stash[IMAGES_KEY] = imgs
+    return config.stash[IMAGES_KEY]
+
+
 @pytest.fixture(scope="session")
 def images(request: pytest.FixtureRequest) -> Images:
-    """The image set, built or pulled where missing (cached: a no-op when present)."""
-    imgs = Images(request.config.getoption("--images"))
-    imgs.ensure()
-    return imgs
+    return session_images(request.config)
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if file_path.suffix in (".yaml", ".yml") and "scenarios" in file_path.parts:
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Any:
+        agents = self.config.getoption("--agents")
+        overrides = {"topology.agents": agents} if agents else None
+        try:
+            sets = load_scenarios(self.path, overrides)
+        except ScenarioError as e:
+            raise self.CollectError(str(e)) from None
+        for param_id, scenario in sets:
+            name = f"{scenario.name}[{param_id}]" if param_id else scenario.name
+            item = ScenarioItem.from_parent(self, name=name, scenario=scenario, param_id=param_id)
+            item.add_marker(pytest.mark.docker)
+            for marker in scenario.markers:
+                item.add_marker(getattr(pytest.mark, marker))
+            yield item
+
+
+class ScenarioFailed(Exception):
+    pass
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Scenario, param_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.param_id = param_id
+        self.seed: int | None = None
+
+    def runtest(self) -> None:
+        from harness.runner import run_scenario
+
+        cfg = self.config
+        result = asyncio.run(
+            run_scenario(
+                self.scenario,
+                images=session_images(cfg),
+                reports=reports_dir(),
+                seed=cfg.getoption("--seed"),
+                param_id=self.param_id,
+                sut_image=cfg.getoption("--sut-image"),
+                keep_running=cfg.getoption("--keep-running"),
+            )
+        )
+        self.seed = result.seed
+        self.user_properties.append(("run_dir", str(result.dir)))
+        if result.problems:
+            shown = "\n".join(f"  {p}" for p in result.problems[:20])
+            more = f"\n  ... and {len(result.problems) - 20} more" if len(result.problems) > 20 else ""
+            raise ScenarioFailed(
+                f"{len(result.problems)} problem(s):\n{shown}{more}\nrun directory: {result.dir}"
+            )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        seed = (
+            self.seed
+            if self.seed is not None
+            else self.scenario.resolved(self.config.getoption("--seed"))["seed"]
+        )
+        rerun = (
+            f"re-run with the same seed:\n"
+            f"  pytest {shlex.quote(self.nodeid)} --seed {seed}\n"
+            f"  solar-chaos run {shlex.quote(str(self.path.relative_to(self.config.rootpath)))} --seed {seed}"
+        )
+        if isinstance(excinfo.value, ScenarioFailed):
+            return f"scenario {self.name} failed: {excinfo.value}\n{rerun}"
+        return f"{super().repr_failure(excinfo)}\n{rerun}"
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario {self.name}"

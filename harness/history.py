@@ -1,0 +1,42 @@
+"""The history: every client and nemesis operation of a run, one JSON object per line,
+in time order, `t` in seconds since the scenario's start (docs/run-format.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+
+class History:
+    def __init__(self, path: Path, t0: float | None = None) -> None:
+        self.path = path
+        self.t0 = time.monotonic() if t0 is None else t0
+        self._f: TextIO = open(path, "a", buffering=1)  # line-buffered: a crash loses no whole line
+        self.counts: dict[str, int] = {}
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def record(self, op: dict[str, Any]) -> dict[str, Any]:
+        """Stamp `op` with the time it is recorded (the moment it took effect) and append it."""
+        op = {"t": round(self.now(), 6), **op}
+        self._f.write(json.dumps(op, separators=(",", ":")) + "\n")
+        key = f"{op.get('type')}:{op.get('outcome', '')}" if op.get("process") != "nemesis" else "nemesis"
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return op
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

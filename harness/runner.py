@@ -1,0 +1,278 @@
+"""Running one scenario: bring the system up, drive load and faults on the seeded
+schedule, heal, drain, and leave the run directory (docs/run-format.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+from surrealdb import AsyncSurreal
+
+from harness import engine
+from harness.history import History, read_jsonl
+from harness.images import Images
+from harness.load import Load, LoadPlan
+from harness.nemesis import Nemesis
+from harness.observe import Sampler
+from harness.scenario import Scenario
+from harness.schedule import plan
+from harness.topology.system import System, SystemConfig
+from harness.waiting import WaitTimeout, await_until
+
+STREAM = "SENTIMENT"
+SUBJECTS = "root.solar.command.>"
+
+Progress = Callable[[str], None]
+
+
+def system_config(s: Scenario, sut_image: str | None = None) -> SystemConfig:
+    st = s.stream
+    return SystemConfig(
+        agents=s.topology.agents,
+        quorum=s.topology.quorum,
+        buffer_cap=s.topology.buffer_cap,
+        intent_timeout_ms=round(s.topology.intent_timeout * 1000),
+        commit_timeout_ms=round(s.topology.commit_timeout * 1000),
+        replay_interval_ms=round(s.topology.replay_interval * 1000),
+        duplicate_window_s=st.duplicate_window,
+        stream_max_msgs=st.max_msgs or -1,
+        stream_max_bytes=st.max_bytes or -1,
+        stream_max_age_s=st.max_age or 0,
+        sut_image=sut_image,
+    )
+
+
+@dataclass
+class RunResult:
+    dir: Path
+    run_id: str
+    seed: int
+    problems: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def scenario_dir_name(s: Scenario, param_id: str = "") -> str:
+    if not param_id:
+        return s.name
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in param_id.replace("=", "-"))
+    return f"{s.name}[{safe}]"
+
+
+async def run_scenario(
+    scenario: Scenario,
+    *,
+    images: Images,
+    reports: Path,
+    seed: int | None = None,
+    param_id: str = "",
+    sut_image: str | None = None,
+    progress: Progress | None = None,
+    keep_running: bool = False,
+) -> RunResult:
+    resolved = scenario.resolved(seed)
+    seed = resolved["seed"]
+    run_id = engine.new_run_id()
+    out = reports / run_id / scenario_dir_name(scenario, param_id)
+    out.mkdir(parents=True)
+    (out / "scenario.json").write_text(json.dumps(resolved, indent=1) + "\n")
+    say = progress or (lambda _: None)
+
+    sut = System(images, system_config(scenario, sut_image), run_id)
+    t_up = time.monotonic()
+    await asyncio.to_thread(sut.__enter__)
+    say(f"system up in {time.monotonic() - t_up:.1f} s ({run_id})")
+    try:
+        await _drive(scenario, seed, sut, out, say)
+        summary = await _settle_and_collect(scenario, sut, out, say)
+    finally:
+        if keep_running:
+            say(f"keeping run {run_id} up (--keep-running); remove it with: solar-chaos clean --all")
+        else:
+            await asyncio.to_thread(sut.__exit__, None, None, None)
+    result = RunResult(out, run_id, seed, summary=summary)
+    result.problems = interim_check(scenario, out)
+    return result
+
+
+async def _drive(scenario: Scenario, seed: int, sut: System, out: Path, say: Progress) -> None:
+    history = History(out / "history.jsonl")
+    nemesis = Nemesis(sut, history.record)
+    steps = plan(scenario, seed)
+    load = Load(
+        sut,
+        history,
+        LoadPlan(
+            rate=scenario.load.rate,
+            duration=scenario.load.duration,
+            keys=scenario.load.keys,
+            clients=scenario.load.clients,
+            timeout=scenario.load.timeout,
+            seed=seed,
+        ),
+        cid_prefix=f"{sut.run_id}-s{seed}",
+    )
+    sampler = Sampler(sut, out / "samples.jsonl", history.now)
+    stop_sampling = asyncio.Event()
+    active: dict[str, str] = {}
+
+    async def faults() -> None:
+        for step in steps:
+            delay = step.at - history.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if step.action == "start":
+                await nemesis.start(step.fault, step.fault_id)
+                active[step.fault_id] = step.fault.fault
+            else:
+                await nemesis.stop(step.fault_id)
+                active.pop(step.fault_id, None)
+
+    async def report() -> None:
+        while not stop_sampling.is_set():
+            c = history.counts
+            ok = c.get("ok:committed", 0) + c.get("ok:pending-commit", 0)
+            fail = sum(v for k, v in c.items() if k.startswith("fail:"))
+            info = sum(v for k, v in c.items() if k.startswith("info:"))
+            faults_now = ", ".join(f"{k}({v})" for k, v in active.items()) or "none"
+            say(
+                f"t={history.now():6.1f}s  intents {load.done}/{load.plan.total}  ok {ok}  fail {fail}  "
+                f"info {info}  faults: {faults_now}"
+            )
+            try:
+                await asyncio.wait_for(stop_sampling.wait(), 1.0)
+            except TimeoutError:
+                pass
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(sampler.run(stop_sampling))
+            tg.create_task(report())
+            fault_task = tg.create_task(faults())
+            await load.run()
+            fault_task.cancel()  # faults still scheduled past the load's end are not started
+            await asyncio.shield(nemesis.heal_all())
+            say(f"load done at t={history.now():.1f}s; every fault healed")
+            drained = scenario.expect.recovery.drained_within
+            await _wait_drained(sut, drained, say)
+            stop_sampling.set()
+    finally:
+        stop_sampling.set()
+        await asyncio.shield(nemesis.heal_all())
+        history.close()
+
+
+async def _wait_drained(sut: System, within: float, say: Progress) -> None:
+    """Until every agent's buffer is empty and the projector has acked everything."""
+
+    async def drained() -> bool:
+        async with httpx.AsyncClient(timeout=1.0) as http:
+            for a in sut.cfg.agent_names():
+                h = (await http.get(f"{sut.http_url(a)}/healthz")).json()
+                if h.get("buffer_depth", 0) > 0:
+                    return False
+            from harness.observe import jetstream_sample
+
+            js = await jetstream_sample(http, sut, STREAM) or {}
+            return js.get("consumer_num_pending", 1) == 0 and js.get("consumer_num_ack_pending", 1) == 0
+
+    try:
+        await await_until(drained, "buffers empty and the projector caught up", timeout=within, interval=0.25)
+    except WaitTimeout as e:
+        say(f"not drained: {e}")
+
+
+async def _settle_and_collect(scenario: Scenario, sut: System, out: Path, say: Progress) -> dict[str, Any]:
+    stream = await read_stream(sut.nats_url)
+    with open(out / "stream.jsonl", "w") as f:
+        for m in stream:
+            f.write(json.dumps(m, separators=(",", ":")) + "\n")
+    rows = await read_store(sut.surreal_url)
+    with open(out / "store.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, separators=(",", ":")) + "\n")
+    say(f"collected {len(stream)} stream messages, {len(rows)} store rows")
+    return {"stream_msgs": len(stream), "store_rows": len(rows)}
+
+
+async def read_stream(url: str) -> list[dict[str, Any]]:
+    """Every message of the stream, in order: seq, subject, msg_id, and the body's fields."""
+    nc = await nats.connect(url, connect_timeout=2)
+    try:
+        js = nc.jetstream(timeout=5)
+        info = await js.stream_info(STREAM)
+        out: list[dict[str, Any]] = []
+        if info.state.messages == 0:
+            return out
+        sub = await js.subscribe(SUBJECTS, stream=STREAM, ordered_consumer=True)
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=5)
+                try:
+                    body = json.loads(msg.data)
+                except ValueError:
+                    body = {"raw": msg.data.decode(errors="replace")}
+                seq = msg.metadata.sequence.stream
+                headers = msg.headers or {}
+                out.append({"seq": seq, "subject": msg.subject, "msg_id": headers.get("Nats-Msg-Id"), **body})
+                if seq >= info.state.last_seq:
+                    return out
+        finally:
+            await sub.unsubscribe()
+    finally:
+        await nc.close()
+
+
+async def read_store(url: str, ns: str = "solar", db_name: str = "netsync") -> list[dict[str, Any]]:
+    db = AsyncSurreal(url)
+    await db.connect()
+    try:
+        await db.signin({"username": "root", "password": "root"})
+        await db.use(ns, db_name)
+        rows = await db.query("SELECT cid, key, value, stream_seq FROM sentiment")
+    finally:
+        await db.close()
+    return [dict(r) for r in rows or []]
+
+
+def interim_check(scenario: Scenario, out: Path) -> list[str]:
+    """Until the checkers land: every accepted intent is in SurrealDB exactly once, nothing
+    refused is there, and the scenario's expected outcomes happened."""
+    history = read_jsonl(out / "history.jsonl")
+    store = read_jsonl(out / "store.jsonl")
+    ok = {op["cid"]: op for op in history if op.get("type") == "ok"}
+    failed = {op["cid"] for op in history if op.get("type") == "fail"}
+    counts: dict[str, int] = {}
+    for row in store:
+        counts[row.get("cid")] = counts.get(row.get("cid"), 0) + 1
+    problems = []
+    for cid, op in ok.items():
+        n = counts.get(cid, 0)
+        if n != 1:
+            problems.append(
+                f"{cid}: accepted {op['outcome']} by {op.get('agent')} at t={op['t']}, {n} times in the store"
+            )
+    for cid in failed & set(counts):
+        problems.append(f"{cid}: refused, yet in the store")
+    outcomes = [op.get("outcome") for op in history if op.get("type") in ("ok", "fail")]
+    exp = scenario.expect
+    committed = sum(1 for cid in ok if counts.get(cid))
+    if committed < exp.min_committed:
+        problems.append(f"{committed} intents committed, fewer than expect.min_committed={exp.min_committed}")
+    for outcome, rule in (("aborted", exp.aborts), ("rejected", exp.rejections)):
+        n = outcomes.count(outcome)
+        if rule == "expected" and n == 0:
+            problems.append(f"no intent was {outcome}, though expect says some must be")
+        if rule == "forbidden" and n > 0:
+            problems.append(f"{n} intents were {outcome}, though expect forbids it")
+    return problems
