@@ -1,0 +1,503 @@
+"""The projector: the only writer of SurrealDB (docs/contract.md, "Projector").
+
+A durable pull consumer on the stream; each commitment is upserted into
+`sentiment:<cid>` and acked only once the write succeeded, so a crash at any
+moment leaves the message to be redelivered, and a redelivery rewrites the same
+row. During a SurrealDB outage nothing is acked: the message in hand is retried
+with backoff (capped at 2 s) while the batch behind it is kept alive with
+in-progress acks. A body that can never be projected is logged and terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import api
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from surrealdb import AsyncSurreal
+
+from netsync.logs import Log
+from netsync.settings import ConfigError, ProjectorSettings, env_int
+
+SUBJECT = "root.solar.command.sentiment.set"
+BATCH = 32
+FETCH_TIMEOUT = 1.0
+BACKOFF_FIRST = 0.1
+BACKOFF_CAP = 2.0
+SURREAL_OP_TIMEOUT = 10.0
+
+UPSERT = (
+    "UPSERT type::record($tb, $cid) CONTENT "
+    "{cid: $cid, key: $key, value: $value, stream_seq: $seq, written_at: time::now()};"
+)
+
+
+class Malformed(ValueError):
+    """A message body that can never be projected."""
+
+
+class SurrealUnavailable(Exception):
+    """The SurrealDB connection failed, timed out or was lost mid-call."""
+
+
+class StatementFailed(Exception):
+    """SurrealDB answered with an error (a transaction conflict, say); the connection is fine."""
+
+
+def parse_body(data: bytes) -> dict[str, Any]:
+    """The commitment body `{cid, key, value, proposer, decided_at}`; Malformed if unusable."""
+    try:
+        body = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise Malformed(f"body is not JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise Malformed("body is not a JSON object")
+    cid = body.get("cid")
+    if not isinstance(cid, str) or not cid:
+        raise Malformed("cid missing or not a non-empty string")
+    if not isinstance(body.get("key"), str):
+        raise Malformed("key missing or not a string")
+    value = body.get("value")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Malformed("value missing or not an integer")
+    return body
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        r = self.registry
+        self.projected = Counter("netsync_projected", "Messages written to SurrealDB and acked", registry=r)
+        self.write_failures = Counter(
+            "netsync_projector_write_failures", "Failed SurrealDB writes (each retried)", registry=r
+        )
+        self.terminated = Counter(
+            "netsync_projector_terminated", "Malformed messages terminated unprojected", registry=r
+        )
+        self.last_seq = Gauge(
+            "netsync_projector_last_seq", "Stream seq of the last projected message", registry=r
+        )
+        self.nats_connected = Gauge(
+            "netsync_projector_nats_connected", "1 when connected to NATS", registry=r
+        )
+        self.surreal_connected = Gauge(
+            "netsync_projector_surreal_connected", "1 when connected to SurrealDB", registry=r
+        )
+
+
+class Projector:
+    def __init__(self, settings: ProjectorSettings, log: Log, ack_wait: float = 30.0) -> None:
+        self.s = settings
+        self.log = log
+        self.ack_wait = ack_wait
+        self.metrics = Metrics()
+        self.stopping = asyncio.Event()
+        self.nc: Any = None
+        self.js: Any = None
+        self.db: Any = None
+        self._db_lock = asyncio.Lock()
+        self._surreal_down_logged = False
+        self.last_seq = 0
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            self.log.info("stopping")
+            self.stopping.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        server = await asyncio.start_server(self._http, "0.0.0.0", self.s.http_port)
+        self.log.info("http listening", port=self.s.http_port)
+        watcher = asyncio.create_task(self._watch_surreal())
+        try:
+            await self._connect_nats()
+            if not self.stopping.is_set():
+                await self._consume()
+        finally:
+            watcher.cancel()
+            server.close()
+            await self._close_surreal()
+            if self.nc is not None:
+                try:
+                    if self.nc.is_connected:
+                        await self.nc.flush(timeout=2)  # the last acks
+                    await asyncio.wait_for(self.nc.close(), 5)
+                except Exception as e:
+                    self.log.warning("nats close failed", error=repr(e))
+            self.log.info("stopped", last_seq=self.last_seq)
+        return 0
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when stopping."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    # -- NATS -----------------------------------------------------------------
+
+    async def _connect_nats(self) -> None:
+        async def on_error(e: Exception) -> None:
+            self.log.warning("nats error", error=repr(e))
+
+        async def on_disconnected() -> None:
+            self.metrics.nats_connected.set(0)
+            self.log.warning("nats disconnected")
+
+        async def on_reconnected() -> None:
+            self.metrics.nats_connected.set(1)
+            self.log.info("nats reconnected", url=str(self.nc.connected_url.geturl()) if self.nc else None)
+
+        delay = BACKOFF_FIRST
+        while not self.stopping.is_set():
+            try:
+                self.nc = await nats.connect(
+                    self.s.nats_url,
+                    name=self.s.name,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    error_cb=on_error,
+                    disconnected_cb=on_disconnected,
+                    reconnected_cb=on_reconnected,
+                )
+                self.js = self.nc.jetstream(timeout=5)
+                self.metrics.nats_connected.set(1)
+                self.log.info("nats connected", url=self.s.nats_url)
+                return
+            except Exception as e:
+                self.log.warning("nats connect failed, retrying", error=repr(e), retry_in=delay)
+                await self._pause(delay)
+                delay = min(delay * 2, BACKOFF_CAP)
+
+    async def _subscribe(self) -> Any:
+        """Wait for the stream (the orchestrator creates it), ensure the durable consumer,
+        and bind a pull subscription to it."""
+        delay = BACKOFF_FIRST
+        waiting_logged = False
+        while not self.stopping.is_set():
+            try:
+                await self.js.stream_info(self.s.stream)
+                try:
+                    info = await self.js.consumer_info(self.s.stream, self.s.consumer)
+                    if info.config.ack_wait is not None and abs(info.config.ack_wait - self.ack_wait) > 0.001:
+                        self.log.warning(
+                            "existing consumer has a different ack_wait",
+                            consumer=self.s.consumer,
+                            ack_wait=info.config.ack_wait,
+                        )
+                except nats.js.errors.NotFoundError:
+                    config = api.ConsumerConfig(
+                        name=self.s.consumer,
+                        durable_name=self.s.consumer,
+                        deliver_policy=api.DeliverPolicy.ALL,
+                        ack_policy=api.AckPolicy.EXPLICIT,
+                        ack_wait=self.ack_wait,
+                        filter_subject=SUBJECT,
+                    )
+                    await self.js.add_consumer(self.s.stream, config=config)
+                    self.log.info("consumer created", stream=self.s.stream, consumer=self.s.consumer)
+                sub = await self.js.pull_subscribe_bind(durable=self.s.consumer, stream=self.s.stream)
+                self.log.info("consuming", stream=self.s.stream, consumer=self.s.consumer)
+                return sub
+            except nats.js.errors.NotFoundError:
+                if not waiting_logged:
+                    self.log.info("waiting for the stream", stream=self.s.stream)
+                    waiting_logged = True
+            except Exception as e:
+                self.log.warning("consumer setup failed, retrying", error=repr(e), retry_in=delay)
+            await self._pause(delay)
+            delay = min(delay * 2, BACKOFF_CAP)
+        return None
+
+    async def _consume(self) -> None:
+        sub = await self._subscribe()
+        delay = BACKOFF_FIRST
+        while sub is not None and not self.stopping.is_set():
+            try:
+                msgs = await sub.fetch(batch=BATCH, timeout=FETCH_TIMEOUT)
+            except nats.errors.TimeoutError:
+                continue  # nothing new, or NATS is away: nats-py reconnects meanwhile
+            except nats.js.errors.NotFoundError as e:
+                self.log.warning("consumer gone, setting it up again", error=repr(e))
+                await self._unsubscribe(sub)
+                sub = await self._subscribe()
+                continue
+            except Exception as e:
+                self.log.warning("fetch failed, retrying", error=repr(e), retry_in=delay)
+                await self._pause(delay)
+                delay = min(delay * 2, BACKOFF_CAP)
+                continue
+            delay = BACKOFF_FIRST
+            for i, msg in enumerate(msgs):
+                if self.stopping.is_set() or not await self._handle(msg, msgs[i + 1 :]):
+                    await self._nak(msgs[i:])
+                    break
+        if sub is not None:
+            await self._unsubscribe(sub)
+
+    async def _unsubscribe(self, sub: Any) -> None:
+        try:
+            await sub.unsubscribe()
+        except Exception:
+            pass
+
+    async def _nak(self, msgs: Sequence[Msg]) -> None:
+        """Hand back messages we hold but will not finish, for prompt redelivery."""
+        if msgs:
+            self.log.info("handed back unfinished messages", seqs=[m.metadata.sequence.stream for m in msgs])
+        for m in msgs:
+            try:
+                await m.nak()
+            except Exception:
+                pass
+
+    # -- one message ----------------------------------------------------------
+
+    async def _handle(self, msg: Msg, behind: Sequence[Msg]) -> bool:
+        """Project one message; False when stopping before it could be written."""
+        seq = msg.metadata.sequence.stream
+        try:
+            body = parse_body(msg.data)
+        except Malformed as e:
+            self.log.warning(
+                "malformed message terminated",
+                seq=seq,
+                error=str(e),
+                body=msg.data[:200].decode(errors="replace"),
+            )
+            try:
+                await msg.term()
+            except Exception as e:
+                self.log.warning("term failed", seq=seq, error=repr(e))
+            self.metrics.terminated.inc()
+            return True
+        cid = body["cid"]
+        if not await self._write(cid, body, seq, [msg, *behind]):
+            return False
+        try:
+            await msg.ack()
+        except Exception as e:  # it will be redelivered, and rewrite the same row
+            self.log.warning("ack failed", cid=cid, seq=seq, error=repr(e))
+        self.last_seq = seq
+        self.metrics.projected.inc()
+        self.metrics.last_seq.set(seq)
+        self.log.info("projected", cid=cid, seq=seq, key=body["key"], value=body["value"])
+        return True
+
+    async def _write(self, cid: str, body: dict[str, Any], seq: int, held: Sequence[Msg]) -> bool:
+        params = {"tb": self.s.table, "cid": cid, "key": body["key"], "value": body["value"], "seq": seq}
+        delay = BACKOFF_FIRST
+        attempt = 0
+        keep_alive: asyncio.Task[None] | None = None
+        try:
+            while True:
+                attempt += 1
+                db = None
+                try:
+                    db = await self._surreal()
+                    self._check(await self._call(db.query_raw(UPSERT, params)))
+                    if attempt > 1:
+                        self.log.info("write succeeded after retries", cid=cid, seq=seq, attempts=attempt)
+                    return True
+                except Exception as e:
+                    self.metrics.write_failures.inc()
+                    self.log.warning(
+                        "surreal write failed, not acking; retrying",
+                        cid=cid,
+                        seq=seq,
+                        attempt=attempt,
+                        error=repr(e),
+                        retry_in=delay,
+                    )
+                    if db is not None and not isinstance(e, StatementFailed):
+                        await self._close_surreal(db)  # reconnect on the next attempt
+                if keep_alive is None:
+                    keep_alive = asyncio.create_task(self._keep_alive(held))
+                if self.stopping.is_set():
+                    return False
+                await self._pause(delay)
+                if self.stopping.is_set():
+                    return False
+                delay = min(delay * 2, BACKOFF_CAP)
+        finally:
+            if keep_alive is not None:
+                keep_alive.cancel()
+
+    async def _keep_alive(self, held: Sequence[Msg]) -> None:
+        """While a write is retried, tell JetStream the held messages are in progress,
+        so they are not redelivered behind our back however long SurrealDB is away."""
+        while True:
+            await asyncio.sleep(self.ack_wait / 3)
+            for m in held:
+                try:
+                    await m.in_progress()
+                except Exception:
+                    pass
+
+    # -- SurrealDB ------------------------------------------------------------
+
+    async def _call(self, aw: Awaitable[Any], timeout: float = SURREAL_OP_TIMEOUT) -> Any:
+        """Run one SDK call in its own task. The SDK cancels the futures of calls in
+        flight when the socket drops; the separate task keeps that from looking like
+        a cancellation of ours."""
+        task = asyncio.ensure_future(aw)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        finally:
+            if not task.done():
+                task.cancel()
+        if not done:
+            raise SurrealUnavailable(f"no answer within {timeout:.0f} s")
+        if task.cancelled():
+            raise SurrealUnavailable("connection lost during the call")
+        return task.result()
+
+    @staticmethod
+    def _check(response: Any) -> None:
+        if not isinstance(response, dict):
+            raise SurrealUnavailable(f"unexpected response {response!r}")
+        if response.get("error") is not None:
+            raise StatementFailed(f"surreal error: {response['error']}")
+        for stmt in response.get("result") or []:
+            if isinstance(stmt, dict) and stmt.get("status") == "ERR":
+                raise StatementFailed(f"surreal statement failed: {stmt.get('result')}")
+
+    async def _watch_surreal(self) -> None:
+        """Connect at start and check the connection while idle, so /healthz tells the
+        truth before the first message and during an outage with nothing to write."""
+        while not self.stopping.is_set():
+            db = None
+            try:
+                db = await self._surreal()
+                self._check(await self._call(db.query_raw("RETURN 1;"), timeout=5))
+            except Exception as e:
+                if not self._surreal_down_logged:
+                    self.log.warning("surreal unreachable", error=repr(e))
+                    self._surreal_down_logged = True
+                if db is not None:
+                    await self._close_surreal(db)
+            await self._pause(1.0)
+
+    async def _surreal(self) -> Any:
+        async with self._db_lock:
+            if self.db is None:
+                self.db = await self._connect_surreal()
+                self._surreal_down_logged = False
+                self.metrics.surreal_connected.set(1)
+                self.log.info(
+                    "surreal connected", url=self.s.surreal_url, ns=self.s.surreal_ns, db=self.s.surreal_db
+                )
+            return self.db
+
+    async def _connect_surreal(self) -> Any:
+        db = AsyncSurreal(self.s.surreal_url)
+        try:
+            await self._call(db.connect())
+            await self._call(db.signin({"username": self.s.surreal_user, "password": self.s.surreal_pass}))
+            ns, name = self.s.surreal_ns, self.s.surreal_db
+            # Identifiers cannot be query variables: quoted, and checked in main().
+            define = (
+                f"DEFINE NAMESPACE IF NOT EXISTS `{ns}`; USE NS `{ns}`; "
+                f"DEFINE DATABASE IF NOT EXISTS `{name}`;"
+            )
+            self._check(await self._call(db.query_raw(define)))
+            await self._call(db.use(ns, name))
+        except BaseException:
+            await self._close(db)
+            raise
+        return db
+
+    async def _close_surreal(self, db: Any = None) -> None:
+        """Drop the connection (`db`: only if it is still the current one)."""
+        if db is None or db is self.db:
+            db, self.db = self.db, None
+            self.metrics.surreal_connected.set(0)
+        if db is not None:
+            await self._close(db)
+
+    async def _close(self, db: Any) -> None:
+        try:
+            await self._call(db.close(), timeout=2)
+        except Exception:
+            pass
+
+    # -- HTTP -----------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "name": self.s.name,
+            "connected_nats": bool(self.nc is not None and self.nc.is_connected),
+            "connected_surreal": self.db is not None,
+            "last_seq": self.last_seq,
+        }
+
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while True:  # skip the headers; no request here has a body
+                line = await asyncio.wait_for(reader.readline(), 5)
+                if line in (b"\r\n", b"\n", b""):
+                    break
+            parts = request.decode("latin-1").split()
+            method, path = (parts[0], parts[1].split("?", 1)[0]) if len(parts) >= 2 else ("", "")
+            if method != "GET":
+                status, ctype, body = "405 Method Not Allowed", "application/json", b'{"error": "GET only"}'
+            elif path == "/healthz":
+                status, ctype, body = "200 OK", "application/json", json.dumps(self.health()).encode()
+            elif path == "/metrics":
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
+            else:
+                status, ctype, body = "404 Not Found", "application/json", b'{"error": "not found"}'
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode("latin-1") + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def main() -> int:
+    try:
+        settings = ProjectorSettings.from_env()
+        # Not in the contract's table: a test hook, so redelivery after a kill
+        # need not take the contract's 30 s.
+        ack_wait = env_int("NETSYNC_ACK_WAIT_MS", 30_000) / 1000
+        for var, ident in (
+            ("NETSYNC_SURREAL_NS", settings.surreal_ns),
+            ("NETSYNC_SURREAL_DB", settings.surreal_db),
+        ):
+            if "`" in ident or "\\" in ident:
+                raise ConfigError(f"{var}={ident!r} may not contain a backtick or a backslash")
+    except ConfigError as e:
+        Log("projector").error("bad configuration", error=str(e))
+        return 2
+    disable_created_metrics()  # no *_created series beside each counter
+    log = Log(settings.name)
+    return asyncio.run(Projector(settings, log, ack_wait).run())
