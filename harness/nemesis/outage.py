@@ -1,0 +1,43 @@
+"""Service outages (NATS, SurrealDB): refuse or blackhole every link into the service, or kill or pause
+its container."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from harness.nemesis.containers import Killed, Paused
+from harness.nemesis.links import cut
+from harness.scenario import OutageFault
+
+if TYPE_CHECKING:
+    from harness.nemesis import ActiveFault, Controls
+
+
+def _through_links(ctl: Controls, fault: OutageFault, fault_id: str) -> ActiveFault:
+    # Every client of the service reaches it through a proxy, so cutting them all is the outage.
+    links = [name for name, ln in ctl.links.items() if ln.target == fault.target]
+    return cut(ctl, links, fault.mode, fault_id, {"node": fault.target})
+
+
+def _killed(ctl: Controls, fault: OutageFault, fault_id: str) -> ActiveFault:
+    return Killed(ctl.containers, fault.target, {"node": fault.target, "mode": "kill"})
+
+
+def _paused(ctl: Controls, fault: OutageFault, fault_id: str) -> ActiveFault:
+    return Paused(ctl.containers, fault.target, {"node": fault.target, "mode": "pause"})
+
+
+MODES: dict[str, Callable[[Controls, OutageFault, str], ActiveFault]] = {
+    "refuse": _through_links,
+    "blackhole": _through_links,
+    "kill": _killed,
+    "pause": _paused,
+}
+
+
+def outage(ctl: Controls, fault: OutageFault, fault_id: str) -> ActiveFault:
+    return MODES[fault.mode](ctl, fault, fault_id)
+
+
+NEMESES: dict[str, Callable[[Controls, Any, str], ActiveFault]] = {"outage": outage}

@@ -1,0 +1,262 @@
+"""The nemesis against a real system: each fault family does what a user would see while it is active,
+the system recovers once it stops, and the history pairs every start with its stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from harness import engine
+from harness.nemesis import Nemesis
+from harness.scenario import FAULTS, BaseFault
+from harness.topology.system import System, SystemConfig
+from harness.toxiproxy import Toxic, Toxiproxy
+from harness.waiting import await_until
+
+pytestmark = pytest.mark.docker
+
+AGENTS = ["agent-1", "agent-2", "agent-3"]
+# Generous deadlines: these tests check faults and recovery, not latency, on a busy 2-core machine.
+CONFIG = SystemConfig(agents=3, intent_timeout_ms=1000, commit_timeout_ms=2000)
+CROSS_LINKS = ["agent-1>agent-2", "agent-1>agent-3", "agent-2>agent-1", "agent-3>agent-1"]
+
+
+@pytest.fixture(scope="module")
+def sut(images):
+    with System(images, CONFIG) as s:
+        yield s
+    assert not engine.list_runs(s.run_id), "the system's containers or networks were left behind"
+
+
+@pytest.fixture
+def events() -> list[dict[str, Any]]:
+    return []
+
+
+@pytest.fixture
+async def nemesis(sut: System, events: list[dict[str, Any]]) -> AsyncIterator[Nemesis]:
+    n = Nemesis(sut, events.append)
+    try:
+        yield n
+    finally:
+        # Whatever the test did or failed to do, the next one starts on a healed, connected system.
+        await n.heal_all()
+        for agent in AGENTS:
+            await asyncio.to_thread(sut.wait_connected, agent)
+
+
+def fault(kind: str, **fields: Any) -> BaseFault:
+    return FAULTS[kind].model_validate({"fault": kind, "at": 0, **fields})
+
+
+async def post(sut: System, agent: str, value: int = 1) -> tuple[int, dict[str, Any]]:
+    url = await asyncio.to_thread(sut.http_url, agent)
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(f"{url}/intents", json={"key": "k", "value": value})
+    return r.status_code, r.json()
+
+
+async def outcome(sut: System, agent: str) -> str:
+    return (await post(sut, agent))[1]["outcome"]
+
+
+async def wait_committed(sut: System, agent: str, cids: list[str], timeout: float = 30) -> None:
+    url = await asyncio.to_thread(sut.http_url, agent)
+
+    async def all_committed() -> bool | list[str]:
+        async with httpx.AsyncClient(timeout=2) as http:
+            states = [(await http.get(f"{url}/intents/{cid}")).json().get("state") for cid in cids]
+        return all(s == "committed" for s in states) or states
+
+    await await_until(
+        all_committed, f"{len(cids)} intents at {agent} to commit", timeout=timeout, interval=0.2
+    )
+
+
+async def wait_outcome(sut: System, agent: str, want: str, timeout: float = 30) -> None:
+    """Until a new intent at `agent` ends `want` (a healed link may take a redial to be used again)."""
+
+    async def got() -> bool | str:
+        return (o := await outcome(sut, agent)) == want or o
+
+    await await_until(got, f"an intent at {agent} to end {want}", timeout=timeout, interval=0.2)
+
+
+async def status(sut: System, node: str) -> str:
+    return (await asyncio.to_thread(sut.run.raw, node)).status
+
+
+async def healthz(sut: System, node: str) -> int:
+    url = await asyncio.to_thread(sut.http_url, node)
+    async with httpx.AsyncClient(timeout=5) as http:
+        return (await http.get(f"{url}/healthz")).status_code
+
+
+def assert_paired(events: list[dict[str, Any]], fault_id: str, kind: str, **target: Any) -> dict[str, Any]:
+    """The fault's start and stop events, in that order, with the target holding `target`."""
+    mine = [e for e in events if e["fault_id"] == fault_id]
+    assert [e["f"] for e in mine] == ["start", "stop"], mine
+    start, stop = mine
+    for e in mine:
+        assert (e["process"], e["type"], e["fault"]) == ("nemesis", "info", kind)
+        assert "t" not in e, "the history stamps t itself"
+    assert {k: start["target"].get(k) for k in target} == target
+    assert "target" not in stop
+    return start["target"]
+
+
+@pytest.mark.parametrize("mode", ["refuse", "blackhole"])
+async def test_a_partition_leaves_the_minority_without_quorum(
+    sut: System, nemesis: Nemesis, events: list, mode: str
+) -> None:
+    groups = [["agent-1"], ["agent-2", "agent-3"]]
+    await nemesis.start(fault("partition", groups=groups, mode=mode), "f1")
+
+    assert await outcome(sut, "agent-1") == "aborted"
+    assert await outcome(sut, "agent-2") == "committed"
+
+    await nemesis.stop("f1")
+    await nemesis.stop("f1")  # a second stop is nothing to do
+    await wait_outcome(sut, "agent-1", "committed")
+    target = assert_paired(events, "f1", "partition", groups=groups, mode=mode)
+    assert sorted(target["links"]) == sorted(CROSS_LINKS)
+
+
+async def test_latency_slows_the_quorum_of_the_agent_whose_links_it_is_on(
+    sut: System, nemesis: Nemesis, events: list
+) -> None:
+    # Both dial directions: libp2p opens streams on whichever connection the pair holds, often the one the
+    # peer dialed, so a fault on agent-1>agent-2 alone may never touch agent-1's requests. 100 ms on each
+    # stream puts >= 200 ms on every round trip, and a request takes two or three (stream negotiation).
+    await nemesis.start(fault("latency", links=["agent-1>agents", "agents>agent-1"], latency="100ms"), "f2")
+
+    status_code, body = await post(sut, "agent-1")
+    assert (status_code, body["outcome"]) == (200, "committed")
+    assert body["quorum_ms"] >= 300
+
+    await nemesis.stop("f2")
+
+    async def fast_again() -> bool | float:
+        _, body = await post(sut, "agent-1")
+        return body.get("quorum_ms", 1e9) < 200 or body.get("quorum_ms", body)
+
+    await await_until(fast_again, "agent-1's quorum under 200 ms again", timeout=20, interval=0.2)
+    target = assert_paired(events, "f2", "latency", latency_ms=100, jitter_ms=0)
+    assert sorted(target["links"]) == sorted(CROSS_LINKS)
+
+
+async def test_a_nats_refused_keeps_intents_pending_until_it_is_back(
+    sut: System, nemesis: Nemesis, events: list
+) -> None:
+    await nemesis.start(fault("outage", target="nats", mode="refuse"), "f3")
+
+    answers = [await post(sut, "agent-1", value=i) for i in range(3)]
+    assert [(code, body["outcome"]) for code, body in answers] == [(202, "pending-commit")] * 3
+
+    await nemesis.stop("f3")
+    await wait_committed(sut, "agent-1", [body["cid"] for _, body in answers])
+    target = assert_paired(events, "f3", "outage", node="nats", mode="refuse")
+    assert sorted(target["links"]) == ["orchestrator>nats", "projector>nats"]
+
+
+async def test_a_killed_nats_is_started_again_and_the_pending_intents_commit(
+    sut: System, nemesis: Nemesis, events: list
+) -> None:
+    await nemesis.start(fault("outage", target="nats", mode="kill"), "f4")
+
+    assert await status(sut, "nats") == "exited"
+    code, body = await post(sut, "agent-2")
+    assert (code, body["outcome"]) == (202, "pending-commit")
+
+    await nemesis.stop("f4")
+    assert await status(sut, "nats") == "running"
+    await wait_committed(sut, "agent-2", [body["cid"]])
+    assert_paired(events, "f4", "outage", node="nats", mode="kill")
+
+
+async def test_a_crashed_agent_is_down_during_and_answers_after(
+    sut: System, nemesis: Nemesis, events: list
+) -> None:
+    await nemesis.start(fault("crash", target="agent-3"), "f5")
+
+    assert await status(sut, "agent-3") == "exited"
+    # Two of three agents are still a quorum: decided, whether or not the commit went through at once.
+    assert await outcome(sut, "agent-1") in ("committed", "pending-commit")
+
+    await nemesis.stop("f5")
+    assert await status(sut, "agent-3") == "running"
+    assert await healthz(sut, "agent-3") == 200
+    assert_paired(events, "f5", "crash", node="agent-3")
+
+
+async def test_a_paused_projector_is_frozen_during_and_resumed_after(
+    sut: System, nemesis: Nemesis, events: list
+) -> None:
+    await nemesis.start(fault("pause", target="projector"), "f6")
+
+    assert await status(sut, "projector") == "paused"
+
+    await nemesis.stop("f6")
+    assert await status(sut, "projector") == "running"
+    assert await healthz(sut, "projector") == 200
+    assert_paired(events, "f6", "pause", node="projector")
+
+
+async def proxies_state(sut: System) -> dict[str, tuple[bool, list[str]]]:
+    async with Toxiproxy(await asyncio.to_thread(lambda: sut.toxiproxy_url)) as tp:
+        return {
+            name: (p.enabled, sorted(t.name for t in p.toxics)) for name, p in (await tp.proxies()).items()
+        }
+
+
+async def test_overlapping_faults_on_one_link_heal_independently(
+    sut: System, nemesis: Nemesis, events: list
+) -> None:
+    await nemesis.start(fault("partition", groups=[["agent-1"], ["agent-2", "agent-3"]]), "f7")
+    await nemesis.start(fault("isolate", target="agent-1"), "f8")
+    await nemesis.start(fault("latency", links="agent-2>agent-3", latency="50ms"), "f9")
+    await nemesis.start(fault("slicer", links="agent-2>agent-3", average_size=64), "f10")
+
+    await nemesis.stop("f7")
+    state = await proxies_state(sut)
+    assert state["agent-1>agent-2"][0] is False, "still disabled: the isolation holds it"
+    await nemesis.stop("f9")
+    assert (await proxies_state(sut))["agent-2>agent-3"] == (True, ["f10-downstream", "f10-upstream"])
+
+    await nemesis.stop("f8")
+    await nemesis.stop("f10")
+    assert all(s == (True, []) for s in (await proxies_state(sut)).values())
+    for fid, kind in [("f7", "partition"), ("f8", "isolate"), ("f9", "latency"), ("f10", "slicer")]:
+        assert_paired(events, fid, kind)
+
+
+async def test_heal_all_restores_everything_active_and_more(
+    sut: System, nemesis: Nemesis, events: list
+) -> None:
+    started = [
+        ("h1", fault("partition", groups=[["agent-1", "agent-2"], ["agent-3"]], mode="blackhole")),
+        ("h2", fault("outage", target="surrealdb", mode="refuse")),
+        ("h3", fault("bandwidth", links="agents>orchestrator", rate_kbps=64)),
+        ("h4", fault("crash", target="agent-2")),
+        ("h5", fault("pause", target="orchestrator")),
+    ]
+    for fault_id, f in started:
+        await nemesis.start(f, fault_id)
+    # Damage done behind the nemesis's back is healed by the safety net as well.
+    async with Toxiproxy(await asyncio.to_thread(lambda: sut.toxiproxy_url)) as tp:
+        await tp.add_toxic("projector>nats", Toxic("stray", "latency", attributes={"latency": 10}))
+    await asyncio.to_thread(lambda: sut.run.raw("projector").pause())
+    assert nemesis.active == [fid for fid, _ in started]
+
+    await nemesis.heal_all()
+
+    assert nemesis.active == []
+    assert {name: s for name, s in (await proxies_state(sut)).items() if s != (True, [])} == {}
+    assert {node: await status(sut, node) for node in sut.nodes} == dict.fromkeys(sut.nodes, "running")
+    for fault_id, f in started:
+        assert_paired(events, fault_id, f.fault)
+    await wait_outcome(sut, "agent-1", "committed")
