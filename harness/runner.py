@@ -154,6 +154,7 @@ async def _drive(scenario: Scenario, seed: int, sut: System, out: Path, say: Pro
             except TimeoutError:
                 pass
 
+    history.t0 = time.monotonic()  # t = 0 is the start of the load: fault times count from it
     try:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(sampler.run(stop_sampling))
@@ -161,6 +162,8 @@ async def _drive(scenario: Scenario, seed: int, sut: System, out: Path, say: Pro
             fault_task = tg.create_task(faults())
             await load.run()
             fault_task.cancel()  # faults still scheduled past the load's end are not started
+            # Let a fault being applied right now finish first, or it could land after the heal.
+            await asyncio.gather(fault_task, return_exceptions=True)
             await asyncio.shield(nemesis.heal_all())
             say(f"load done at t={history.now():.1f}s; every fault healed")
             drained = scenario.expect.recovery.drained_within

@@ -129,12 +129,18 @@ class Agent:
         return True, None
 
     async def on_propose(self, req: dict[str, Any]) -> dict[str, Any]:
+        if req.get("type") == "ping":
+            return {"type": "pong", "voter": self.s.name}
         cid = str(req.get("cid"))
         ok, reason = self.vote(cid, req.get("key"), req.get("value"))
         ans: dict[str, Any] = {"cid": cid, "vote": "agree" if ok else "disagree", "voter": self.s.name}
         if reason:
             ans["reason"] = reason
         return ans
+
+    async def _warm_up(self, peer: Any) -> None:
+        protocol = DECISION if peer is self.orchestrator else SENTIMENT
+        await self.node.request(peer, protocol, {"type": "ping", "cid": "-"}, 2.0)
 
     # -- deciding ------------------------------------------------------------------
 
@@ -363,7 +369,8 @@ class Agent:
             nursery.start_soon(self._signals, stop)
             nursery.start_soon(self.replay_loop)
             nursery.start_soon(publish_health, ps, self.s.telemetry_interval, self.health_sample)
-            nursery.start_soon(self.node.keep_connected, [*self.peers.values(), self.orchestrator])
+            nursery.start_soon(self.node.keep_connected, list(self.peers.values()), 0.5, 2.0, self._warm_up)
+            nursery.start_soon(self.node.keep_connected, [self.orchestrator], 0.5, 2.0, self._warm_up)
             self.log.info(
                 "agent up",
                 peer_id=self.node.peer_id,

@@ -184,6 +184,8 @@ class Orchestrator:
 
     async def on_decision(self, d: dict[str, Any]) -> dict[str, Any]:
         cid = str(d.get("cid"))
+        if d.get("type") == "ping":
+            return {"type": "pong"}
         if d.get("type") != "decision" or not d.get("cid") or "key" not in d or "value" not in d:
             return {
                 "cid": cid,

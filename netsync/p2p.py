@@ -129,7 +129,11 @@ class Node:
             raise PeerUnavailable(f"{peer.peer_id}: {type(e).__name__}: {e}") from e
 
     async def keep_connected(
-        self, peers: list[PeerInfo], interval: float = 0.5, timeout: float = 2.0
+        self,
+        peers: list[PeerInfo],
+        interval: float = 0.5,
+        timeout: float = 2.0,
+        warm_up: Callable[[PeerInfo], Awaitable[None]] | None = None,
     ) -> None:
         """Dial every peer that has no connection, forever: the first intent after a
         start or a heal should not pay the ~250 ms handshake inside its deadline.
@@ -144,6 +148,10 @@ class Node:
             with trio.move_on_after(timeout):
                 try:
                     await self._ensure_connected(peer)
+                    if warm_up is not None:
+                        # The first stream on a connection pays protocol negotiation;
+                        # pay it here, not inside an intent's deadline.
+                        await warm_up(peer)
                     return
                 except Exception:
                     await self._drop(peer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,6 +33,14 @@ def configure_reaper(images: Images) -> str:
     return ref
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (the kernel's ephemeral range; collisions are retried
+    by Docker failing to bind, which start() reports)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class DockerRun:
     """`with DockerRun(images) as run:` then `run.network(...)`, `run.container(...)`."""
 
@@ -41,6 +50,7 @@ class DockerRun:
         self.labels = engine.run_labels(self.run_id)
         self.networks: dict[str, Network] = {}
         self.containers: dict[str, DockerContainer] = {}
+        self._host_ports: dict[tuple[str, int], int] = {}
 
     def __enter__(self) -> DockerRun:
         engine.client()  # fail early, with the fix, when no engine answers
@@ -75,7 +85,11 @@ class DockerRun:
         ctr.with_name(f"sc-{self.run_id}-{name}")
         ctr.with_network(network).with_network_aliases(*(aliases or [name]))
         for port in published:
-            ctr.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+            # A fixed host port, chosen now: Docker would pick a new one after a
+            # kill and start, and every URL the harness holds would go stale.
+            host = free_port()
+            self._host_ports[(name, port)] = host
+            ctr.ports[f"{port}/tcp"] = ("127.0.0.1", host)  # type: ignore[assignment]
         ctr.with_kwargs(labels={**self.labels, "solar-chaos.node": name}, **docker_kwargs)
         self.containers[name] = ctr
         return ctr
@@ -95,7 +109,11 @@ class DockerRun:
             raise TopologyError("could not start " + "; ".join(f"{n}: {e}" for n, e in errors.items()))
 
     def host_port(self, name: str, port: int) -> int:
-        return int(self.containers[name].get_exposed_port(port))
+        """The 127.0.0.1 port where the container's `port` is published (stable across restarts)."""
+        try:
+            return self._host_ports[(name, port)]
+        except KeyError:
+            raise TopologyError(f"{name} does not publish port {port}") from None
 
     def raw(self, name: str) -> Any:
         """The docker SDK container, for kill/pause/restart."""
