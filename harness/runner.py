@@ -249,10 +249,12 @@ async def read_store(url: str, ns: str = "solar", db_name: str = "netsync") -> l
 
 
 def interim_check(scenario: Scenario, out: Path) -> list[str]:
-    """Until the checkers land: every accepted intent is in SurrealDB exactly once, nothing
-    refused is there, and the scenario's expected outcomes happened."""
+    """Until the checkers land: every accepted intent is in SurrealDB exactly once (and in
+    the stream, once, unless retention dropped it), nothing refused is in the store, and
+    the scenario's expected outcomes happened."""
     history = read_jsonl(out / "history.jsonl")
     store = read_jsonl(out / "store.jsonl")
+    stream = read_jsonl(out / "stream.jsonl")
     ok = {op["cid"]: op for op in history if op.get("type") == "ok"}
     failed = {op["cid"] for op in history if op.get("type") == "fail"}
     counts: dict[str, int] = {}
@@ -267,6 +269,18 @@ def interim_check(scenario: Scenario, out: Path) -> list[str]:
             )
     for cid in failed & set(counts):
         problems.append(f"{cid}: refused, yet in the store")
+    in_stream: dict[str, int] = {}
+    for msg in stream:
+        in_stream[msg.get("cid")] = in_stream.get(msg.get("cid"), 0) + 1
+    if scenario.expect.stream_exactly_once:
+        for cid, n in in_stream.items():
+            if n > 1:
+                problems.append(f"{cid}: {n} times in the stream")
+    if not scenario.stream.max_msgs and not scenario.stream.max_bytes and not scenario.stream.max_age:
+        # Without retention limits the stream still holds every accepted intent.
+        for cid, op in ok.items():
+            if cid not in in_stream:
+                problems.append(f"{cid}: accepted {op['outcome']} at t={op['t']}, absent from the stream")
     outcomes = [op.get("outcome") for op in history if op.get("type") in ("ok", "fail")]
     exp = scenario.expect
     committed = sum(1 for cid in ok if counts.get(cid))

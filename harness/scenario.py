@@ -253,6 +253,7 @@ class _LinkFault(BaseFault):
 
 
 PartitionMode = Literal["refuse", "blackhole"]
+Direction = Literal["both", "request", "response"]
 OutageMode = Literal["refuse", "blackhole", "kill", "pause"]
 
 
@@ -264,10 +265,21 @@ class PartitionFault(BaseFault):
     groups: list[list[NodeName]] | None = None
     links: Links | None = None
     mode: PartitionMode = "refuse"
+    direction: Direction = Field(
+        "both",
+        description="blackhole only: request = bytes to the target vanish; response = its answers vanish "
+        "(requests still land: e.g. a publish stored whose ack is lost)",
+    )
 
     @model_validator(mode="after")
     def _groups_or_links(self) -> PartitionFault:
         example = "groups: [[agent-1], [agent-2, agent-3]], or links: [agent-1>agent-2]"
+        if self.direction != "both" and self.mode != "blackhole":
+            raise _problem(
+                f"direction {self.direction} needs mode blackhole",
+                "direction: both, or mode: blackhole",
+                at=("direction",),
+            )
         if self.groups is None and self.links is None:
             raise _problem("a partition needs groups or links", example)
         if self.groups is not None and self.links is not None:

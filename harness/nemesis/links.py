@@ -111,11 +111,12 @@ class Toxics:
     type: str
     attributes: dict[str, Any]
     target: dict[str, Any]
+    streams: tuple[Stream, ...] = STREAMS
     _done: list[tuple[str, str]] = field(default_factory=list)
 
     async def start(self) -> None:
         for link in self.links:
-            for stream in STREAMS:
+            for stream in self.streams:
                 name = f"{self.fault_id}-{stream}"
                 await self.proxies.add_toxic(link, Toxic(name, self.type, stream, 1.0, self.attributes))
                 self._done.append((link, name))
@@ -126,13 +127,25 @@ class Toxics:
             self._done.pop()
 
 
-def cut(ctl: Controls, links: list[str], mode: str, fault_id: str, target: dict[str, Any]) -> ActiveFault:
+# A link's request bytes flow upstream (source to target), its responses downstream.
+DIRECTIONS: dict[str, tuple[Stream, ...]] = {
+    "both": STREAMS,
+    "request": ("upstream",),
+    "response": ("downstream",),
+}
+
+
+def cut(
+    ctl: Controls, links: list[str], mode: str, fault_id: str, target: dict[str, Any], direction: str = "both"
+) -> ActiveFault:
     """Refuse or blackhole `links`; `target` is completed with the mode and the links cut."""
     target = {**target, "mode": mode, "links": links}
     if mode == "refuse":
         return Disabled(ctl.proxies, links, target)
+    if direction != "both":
+        target["direction"] = direction
     # Toxiproxy's timeout toxic with timeout 0 drops every byte and keeps the connection open.
-    return Toxics(ctl.proxies, links, fault_id, "timeout", {"timeout": 0}, target)
+    return Toxics(ctl.proxies, links, fault_id, "timeout", {"timeout": 0}, target, DIRECTIONS[direction])
 
 
 def _known(ctl: Controls, pairs: list[tuple[str, str]]) -> list[str]:
@@ -149,7 +162,7 @@ def _selected(ctl: Controls, selectors: list[str]) -> list[str]:
 
 def partition(ctl: Controls, fault: PartitionFault, fault_id: str) -> ActiveFault:
     if fault.links is not None:
-        return cut(ctl, _selected(ctl, fault.links), fault.mode, fault_id, {})
+        return cut(ctl, _selected(ctl, fault.links), fault.mode, fault_id, {}, fault.direction)
     group_of = {node: i for i, group in enumerate(fault.groups or []) for node in group}
     # A node in no group keeps every link; two nodes of one group keep theirs.
     pairs = [
@@ -157,7 +170,7 @@ def partition(ctl: Controls, fault: PartitionFault, fault_id: str) -> ActiveFaul
         for ln in ctl.links.values()
         if ln.source in group_of and ln.target in group_of and group_of[ln.source] != group_of[ln.target]
     ]
-    return cut(ctl, _known(ctl, pairs), fault.mode, fault_id, {"groups": fault.groups})
+    return cut(ctl, _known(ctl, pairs), fault.mode, fault_id, {"groups": fault.groups}, fault.direction)
 
 
 def isolate(ctl: Controls, fault: IsolateFault, fault_id: str) -> ActiveFault:
