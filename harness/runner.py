@@ -96,6 +96,7 @@ async def run_scenario(
         await _drive(scenario, seed, sut, out, say)
         summary = await _settle_and_collect(scenario, sut, out, say)
     finally:
+        await asyncio.to_thread(save_logs, sut, out / "logs")
         if keep_running:
             say(f"keeping run {run_id} up (--keep-running); remove it with: solar-chaos clean --all")
         else:
@@ -103,6 +104,16 @@ async def run_scenario(
     result = RunResult(out, run_id, seed, summary=summary)
     result.problems = interim_check(scenario, out)
     return result
+
+
+def save_logs(sut: System, folder: Path) -> None:
+    """Every container's log beside the run's files: a cid can be followed through them."""
+    folder.mkdir(exist_ok=True)
+    for name in list(sut.run.containers):
+        try:
+            (folder / f"{name}.log").write_bytes(sut.run.raw(name).logs())
+        except Exception as e:  # a log we cannot read must not hide the run's result
+            (folder / f"{name}.log").write_text(f"(log unavailable: {e})\n")
 
 
 async def _drive(scenario: Scenario, seed: int, sut: System, out: Path, say: Progress) -> None:

@@ -300,8 +300,11 @@ class Agent:
             self.metrics.replays.inc()
             self._refresh_gauges()
             delay = self.s.replay_interval
-            ans = Answer(200, {"cid": entry.cid, "outcome": "committed", "stream_seq": seq})
-            self.answers[entry.cid] = ans
+            body = {"cid": entry.cid, "outcome": "committed", "stream_seq": seq}
+            earlier = self.answers.get(entry.cid)
+            if earlier is not None and "quorum_ms" in earlier.body:
+                body["quorum_ms"] = earlier.body["quorum_ms"]  # lost only across a restart
+            self.answers[entry.cid] = Answer(200, body)
             self.log.info("replayed", cid=entry.cid, stream_seq=seq, attempt=entry.attempt)
 
     # -- HTTP ---------------------------------------------------------------------------

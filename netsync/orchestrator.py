@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +46,7 @@ class Committer:
         self.log = log
         self.nc: nats.NATS | None = None
         self.stream_ready = False
+        self.on_lookup: Callable[[], None] = lambda: None
 
     async def connect(self) -> None:
         async def disconnected() -> None:
@@ -100,6 +102,7 @@ class Committer:
                 await self.ensure_stream()
             js = self.nc.jetstream(timeout=self.publish_timeout)
             if self._past_window(d):
+                self.on_lookup()
                 seq = await self.find(d["cid"], float(d["first_attempt_at"]))
                 if seq is not None:
                     return seq, True
@@ -178,6 +181,7 @@ class Orchestrator:
         self.m_nats = Gauge("netsync_nats_reachable", "Connected to NATS", registry=r)
         self.scout = Scout(settings.telemetry_interval)
         self.m_lookups = Counter("netsync_window_lookups", "Replays looked up in the stream", registry=r)
+        self.committer.on_lookup = self.m_lookups.inc  # prometheus counters are thread-safe
 
     async def _emit_summary(self, summary: dict[str, Any]) -> None:
         await self.bridge.call(self.committer.publish_telemetry(summary))

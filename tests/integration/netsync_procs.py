@@ -335,3 +335,208 @@ class NetsyncProcess(_Process):
     def __enter__(self) -> NetsyncProcess:
         self.start()
         return self
+
+
+class ToxiproxyServer(_Process):
+    """toxiproxy-server on a free port; proxies are made with `create_proxy` (sync) and
+    toxics with the async client (`harness.toxiproxy.Toxiproxy(server.url)`)."""
+
+    name = "toxiproxy"
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        super().__init__(workdir)
+        self.binary = Images("offline").binary("toxiproxy-server")
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [str(self.binary), "-host", "127.0.0.1", "-port", str(self.port)]
+
+    def ready(self) -> bool:
+        return http_status(f"{self.url}/version") == 200
+
+    def create_proxy(self, name: str, upstream: str) -> str:
+        """A proxy on a free 127.0.0.1 port to `upstream` (host:port); its listen address."""
+        listen = f"127.0.0.1:{free_port()}"
+        body = json.dumps({"name": name, "listen": listen, "upstream": upstream, "enabled": True}).encode()
+        req = urllib.request.Request(
+            f"{self.url}/proxies", data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())["listen"]
+
+
+# Generous for a busy 2-core machine: the contract's defaults (80 ms, 400 ms) are for containers.
+AGENT_TEST_ENV = {"NETSYNC_INTENT_TIMEOUT_MS": "1000", "NETSYNC_COMMIT_TIMEOUT_MS": "2000"}
+
+
+def _get_json(url: str, timeout: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+class Cluster:
+    """An orchestrator, `agents` agents (`agent-1`...) and optionally a projector, as
+    processes on 127.0.0.1, wired as the contract says: every agent knows the others and
+    the orchestrator by multiaddr ending in the peer id of its seed (the name), and
+    journals into its own folder under `workdir`. The orchestrator reaches NATS at
+    `orchestrator_nats_url` when given (a Toxiproxy proxy, say), else directly.
+
+    `env` is added to every agent's environment (over `AGENT_TEST_ENV`), `agent_env`
+    per agent by name; `start()` waits for every HTTP port, the orchestrator's NATS
+    connection (`wait_nats`) and every agent's peer and orchestrator connections."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        nats: NatsServer,
+        agents: int = 3,
+        *,
+        surreal: SurrealServer | None = None,
+        env: dict[str, str] | None = None,
+        agent_env: dict[str, dict[str, str]] | None = None,
+        orchestrator_env: dict[str, str] | None = None,
+        orchestrator_nats_url: str | None = None,
+    ) -> None:
+        from netsync.p2p import peer_id_for_seed
+
+        self.dir = Path(workdir)
+        self.nats = nats
+        self.names = [f"agent-{i}" for i in range(1, agents + 1)]
+        self.p2p_port = {name: free_port() for name in [*self.names, "orchestrator"]}
+        self.http_port = {name: free_port() for name in [*self.names, "orchestrator", "projector"]}
+        addr = {n: f"/ip4/127.0.0.1/tcp/{p}/p2p/{peer_id_for_seed(n)}" for n, p in self.p2p_port.items()}
+
+        self.orchestrator = NetsyncProcess(
+            "orchestrator",
+            {
+                "NETSYNC_NAME": "orchestrator",
+                "NETSYNC_IDENTITY_SEED": "orchestrator",
+                "NETSYNC_LISTEN": f"/ip4/127.0.0.1/tcp/{self.p2p_port['orchestrator']}",
+                "NETSYNC_NATS_URL": orchestrator_nats_url or nats.url,
+                "NETSYNC_HTTP_PORT": str(self.http_port["orchestrator"]),
+                **(orchestrator_env or {}),
+            },
+            workdir=self.dir / "orchestrator",
+        )
+        self.agents: dict[str, NetsyncProcess] = {}
+        for name in self.names:
+            self.agents[name] = NetsyncProcess(
+                "agent",
+                {
+                    **AGENT_TEST_ENV,
+                    "NETSYNC_NAME": name,
+                    "NETSYNC_IDENTITY_SEED": name,
+                    "NETSYNC_LISTEN": f"/ip4/127.0.0.1/tcp/{self.p2p_port[name]}",
+                    "NETSYNC_PEERS": ",".join(f"{n}={addr[n]}" for n in self.names if n != name),
+                    "NETSYNC_ORCHESTRATOR": addr["orchestrator"],
+                    "NETSYNC_JOURNAL_DIR": str(self.dir / name / "journal"),
+                    "NETSYNC_HTTP_PORT": str(self.http_port[name]),
+                    **(env or {}),
+                    **(agent_env or {}).get(name, {}),
+                },
+                workdir=self.dir / name,
+                name=name,
+            )
+        self.projector: NetsyncProcess | None = None
+        if surreal is not None:
+            self.projector = NetsyncProcess(
+                "projector",
+                {
+                    "NETSYNC_NAME": "projector",
+                    "NETSYNC_NATS_URL": nats.url,
+                    "NETSYNC_SURREAL_URL": surreal.ws_url,
+                    "NETSYNC_HTTP_PORT": str(self.http_port["projector"]),
+                },
+                workdir=self.dir / "projector",
+            )
+
+    # -- addresses -------------------------------------------------------------------
+
+    def url(self, name: str) -> str:
+        """The HTTP base URL of `name` (an agent, `orchestrator` or `projector`)."""
+        return f"http://127.0.0.1:{self.http_port[name]}"
+
+    @property
+    def processes(self) -> dict[str, NetsyncProcess]:
+        procs = {"orchestrator": self.orchestrator, **self.agents}
+        if self.projector is not None:
+            procs["projector"] = self.projector
+        return procs
+
+    # -- starting and waiting --------------------------------------------------------
+
+    def start(self, wait_nats: bool = True, timeout: float = READY_TIMEOUT) -> Cluster:
+        for proc in self.processes.values():  # all at once: each spends seconds importing
+            proc.start()
+        for name, proc in self.processes.items():
+            proc.wait_http_ready(self.http_port[name], timeout=timeout)
+        if wait_nats:
+            self.wait_orchestrator_nats(True, timeout)
+        self.wait_connected(timeout=timeout)
+        return self
+
+    def restart_agent(self, name: str, timeout: float = READY_TIMEOUT) -> None:
+        """Start `name` again (same environment, same journal) and wait for its connections."""
+        self.agents[name].start()
+        self.agents[name].wait_http_ready(self.http_port[name], timeout=timeout)
+        self.wait_connected([name], timeout=timeout)
+
+    def connected(self, names: list[str] | None = None) -> bool | str:
+        """Every running agent in `names` connected to all its running peers and the orchestrator."""
+        running = [n for n in self.names if self.agents[n].running]
+        for name in names or running:
+            proc = self.agents[name]
+            if not proc.running:
+                return f"{name} exited"
+            health = _get_json(f"{self.url(name)}/healthz")
+            expected = {n for n in running if n != name}
+            if not expected <= set(health["peers_connected"]) or not health["orchestrator_connected"]:
+                return False
+        return True
+
+    def wait_connected(self, names: list[str] | None = None, timeout: float = READY_TIMEOUT) -> None:
+        got = wait_until(lambda: self.connected(names), "the agents' connections", timeout=timeout)
+        if isinstance(got, str):
+            raise RuntimeError(f"{got}; stderr:\n{_tail(self.agents[got.split()[0]].stderr_path)}")
+
+    async def await_connected(self, names: list[str] | None = None, timeout: float = READY_TIMEOUT) -> None:
+        import asyncio
+
+        async def probe() -> bool | str:
+            return await asyncio.to_thread(self.connected, names)
+
+        got = await await_until(probe, "the agents' connections", timeout=timeout)
+        if isinstance(got, str):
+            raise RuntimeError(f"{got}; stderr:\n{_tail(self.agents[got.split()[0]].stderr_path)}")
+
+    def orchestrator_nats(self) -> bool:
+        """Whether the orchestrator's healthz says it is connected to NATS."""
+        return bool(_get_json(f"{self.url('orchestrator')}/healthz")["nats"])
+
+    def wait_orchestrator_nats(self, connected: bool, timeout: float = READY_TIMEOUT) -> None:
+        wait_until(
+            lambda: self.orchestrator_nats() is connected,
+            f"the orchestrator's NATS connection to be {'up' if connected else 'down'}",
+            timeout=timeout,
+        )
+
+    # -- context ---------------------------------------------------------------------
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            proc.__exit__(None, None, None)
+
+    def __enter__(self) -> Cluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
