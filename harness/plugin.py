@@ -62,6 +62,33 @@ def images(request: pytest.FixtureRequest) -> Images:
     return session_images(request.config)
 
 
+SYSTEM_KEY = pytest.StashKey[Any]()
+
+
+def shared_system(config: pytest.Config, scenario: Scenario) -> Any:
+    """One running system per session, reset between scenarios of the same shape and
+    brought up anew (the old one torn down) when the shape changes."""
+    from harness.runner import system_config
+    from harness.topology.system import System
+
+    want = system_config(scenario, config.getoption("--sut-image"))
+    current = config.stash.get(SYSTEM_KEY, None)
+    if current is not None and current.cfg == want and current.resettable():
+        return current
+    if current is not None:
+        current.__exit__(None, None, None)
+    sut = System(session_images(config), want)
+    sut.__enter__()
+    config.stash[SYSTEM_KEY] = sut
+    return sut
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    sut = config.stash.get(SYSTEM_KEY, None)
+    if sut is not None:
+        sut.__exit__(None, None, None)
+
+
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     if file_path.suffix in (".yaml", ".yml") and "scenarios" in file_path.parts:
         return ScenarioFile.from_parent(parent, path=file_path)
@@ -100,6 +127,7 @@ class ScenarioItem(pytest.Item):
         from harness.runner import run_scenario
 
         cfg = self.config
+        keep = cfg.getoption("--keep-running")
         result = asyncio.run(
             run_scenario(
                 self.scenario,
@@ -108,7 +136,8 @@ class ScenarioItem(pytest.Item):
                 seed=cfg.getoption("--seed"),
                 param_id=self.param_id,
                 sut_image=cfg.getoption("--sut-image"),
-                keep_running=cfg.getoption("--keep-running"),
+                keep_running=keep,
+                sut=None if keep else shared_system(cfg, self.scenario),
             )
         )
         self.seed = result.seed

@@ -79,7 +79,10 @@ async def run_scenario(
     sut_image: str | None = None,
     progress: Progress | None = None,
     keep_running: bool = False,
+    sut: System | None = None,
 ) -> RunResult:
+    """Run one scenario. With `sut`, a running system of the same configuration is reset
+    and reused (and left running); otherwise one is brought up and torn down."""
     resolved = scenario.resolved(seed)
     seed = resolved["seed"]
     run_id = engine.new_run_id()
@@ -88,18 +91,23 @@ async def run_scenario(
     (out / "scenario.json").write_text(json.dumps(resolved, indent=1) + "\n")
     say = progress or (lambda _: None)
 
-    sut = System(images, system_config(scenario, sut_image), run_id)
-    t_up = time.monotonic()
-    await asyncio.to_thread(sut.__enter__)
-    say(f"system up in {time.monotonic() - t_up:.1f} s ({run_id})")
+    owned = sut is None
+    if sut is None:
+        sut = System(images, system_config(scenario, sut_image), run_id)
+        t_up = time.monotonic()
+        await asyncio.to_thread(sut.__enter__)
+        say(f"system up in {time.monotonic() - t_up:.1f} s ({sut.run_id})")
+    else:
+        took = await asyncio.to_thread(sut.reset)
+        say(f"system {sut.run_id} reset in {took:.2f} s")
     try:
-        await _drive(scenario, seed, sut, out, say)
+        await _drive(scenario, seed, sut, out, say, cid_prefix=f"{run_id}-s{seed}")
         summary = await _settle_and_collect(scenario, sut, out, say)
     finally:
         await asyncio.to_thread(save_logs, sut, out / "logs")
         if keep_running:
-            say(f"keeping run {run_id} up (--keep-running); remove it with: solar-chaos clean --all")
-        else:
+            say(f"keeping run {sut.run_id} up (--keep-running); remove it with: solar-chaos clean --all")
+        elif owned:
             await asyncio.to_thread(sut.__exit__, None, None, None)
     result = RunResult(out, run_id, seed, summary=summary)
     result.problems = interim_check(scenario, out)
@@ -116,7 +124,9 @@ def save_logs(sut: System, folder: Path) -> None:
             (folder / f"{name}.log").write_text(f"(log unavailable: {e})\n")
 
 
-async def _drive(scenario: Scenario, seed: int, sut: System, out: Path, say: Progress) -> None:
+async def _drive(
+    scenario: Scenario, seed: int, sut: System, out: Path, say: Progress, cid_prefix: str
+) -> None:
     history = History(out / "history.jsonl")
     nemesis = Nemesis(sut, history.record)
     steps = plan(scenario, seed)
@@ -131,7 +141,7 @@ async def _drive(scenario: Scenario, seed: int, sut: System, out: Path, say: Pro
             timeout=scenario.load.timeout,
             seed=seed,
         ),
-        cid_prefix=f"{sut.run_id}-s{seed}",
+        cid_prefix=cid_prefix,  # unique per scenario run, also when a system is reused
     )
     sampler = Sampler(sut, out / "samples.jsonl", history.now)
     stop_sampling = asyncio.Event()

@@ -10,10 +10,15 @@ ports published on 127.0.0.1, never through a proxy.
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
+import nats
+import nats.js.errors
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
+from surrealdb import AsyncSurreal
 
 from harness.errors import TopologyError
 from harness.images import Images
@@ -23,7 +28,9 @@ from harness.topology.services import (
     NATS,
     NATS_CLIENT_PORT,
     NATS_MONITOR_PORT,
+    SURREAL_PASS,
     SURREAL_PORT,
+    SURREAL_USER,
     SURREALDB,
     TOXIPROXY,
     TOXIPROXY_API_PORT,
@@ -33,6 +40,8 @@ from harness.waiting import wait_until
 
 P2P_PORT = 4001
 HTTP_PORT = 8080
+STREAM = "SENTIMENT"
+SURREAL_NS, SURREAL_DB = "solar", "netsync"  # the contract's defaults
 
 
 @dataclass(frozen=True)
@@ -225,6 +234,72 @@ class System:
         except Exception as e:
             logs = self.run.raw(node).logs(tail=30).decode(errors="replace")
             raise TopologyError(f"{node} did not come up: {e}\nlast log lines:\n{logs}") from e
+
+    # -- reset between scenarios ----------------------------------------------------
+
+    def resettable(self) -> bool:
+        """Whether reset() can make this system as new: every node answers and no agent
+        holds buffered intents (those would be replayed into the next scenario)."""
+        try:
+            for node in (*self.cfg.agent_names(), "orchestrator", "projector"):
+                h = httpx.get(f"{self.http_url(node)}/healthz", timeout=1.0).json()
+                if h.get("buffer_depth", 0):
+                    return False
+        except (httpx.HTTPError, ValueError):
+            return False
+        return True
+
+    def reset(self) -> float:
+        """Make a running system as new without restarting a container: every proxy
+        enabled and free of toxics, the stream recreated empty, the store cleared, the
+        agents' buffers empty and their peers connected. Returns the seconds it took."""
+        t0 = time.monotonic()
+        asyncio.run(self._reset())
+        for agent in self.cfg.agent_names():
+            self.wait_connected(agent)
+        return time.monotonic() - t0
+
+    async def _reset(self) -> None:
+        async with Toxiproxy(self.toxiproxy_url) as tp:
+            await tp.reset()
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            for agent in self.cfg.agent_names():
+                depth = (await http.get(f"{self.http_url(agent)}/healthz")).json().get("buffer_depth", 0)
+                if depth:
+                    raise TopologyError(f"{agent} still buffers {depth} intents: cannot reset, bring up anew")
+        nc = await nats.connect(self.nats_url, connect_timeout=2)
+        try:
+            js = nc.jetstream(timeout=5)
+            try:
+                await js.delete_stream(STREAM)
+            except nats.js.errors.NotFoundError:
+                pass
+            # The orchestrator would create it the same way (docs/contract.md); creating it
+            # here means the first intent after a reset finds it, and so does the projector.
+            await js.add_stream(self.stream_config())
+        finally:
+            await nc.close()
+        db = AsyncSurreal(self.surreal_url)
+        await db.connect()
+        try:
+            await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
+            await db.use(SURREAL_NS, SURREAL_DB)
+            await db.query("DELETE sentiment")
+        finally:
+            await db.close()
+
+    def stream_config(self) -> StreamConfig:
+        c = self.cfg
+        return StreamConfig(
+            name=STREAM,
+            subjects=["root.solar.command.>"],
+            storage=StorageType.FILE,
+            max_msgs=c.stream_max_msgs,
+            max_bytes=c.stream_max_bytes,
+            max_age=c.stream_max_age_s,
+            duplicate_window=c.duplicate_window_s,
+            discard=DiscardPolicy.OLD,
+        )
 
     # -- the observation plane (direct, never proxied) ----------------------------
 

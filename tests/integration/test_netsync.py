@@ -434,3 +434,27 @@ async def test_quorum_disagreement_and_lost_peers(tmp_path, nats_server, http) -
         assert r.json()["outcome"] == "aborted"
         assert elapsed < INTENT_TIMEOUT + 1.5, (elapsed, r.json())
         assert await stream_cids(nats_server.url) == Counter(["small"])
+
+
+async def test_telemetry_is_summarised_into_nats(tmp_path, nats_server) -> None:
+    """Agents gossip peer-health over libp2p pubsub; the orchestrator's scout publishes one
+    summary per interval on root.solar.telemetry.peer-health naming every agent."""
+    fast = {"NETSYNC_TELEMETRY_INTERVAL_MS": "300"}
+    with Cluster(tmp_path, nats_server, 3, env=fast, orchestrator_env=fast):
+        nc = await nats.connect(nats_server.url)
+        try:
+            sub = await nc.subscribe("root.solar.telemetry.peer-health")
+
+            async def full_summary() -> dict | None:
+                summary = json.loads((await sub.next_msg(timeout=DEADLINE)).data)
+                return summary if set(summary["agents"]) == {"agent-1", "agent-2", "agent-3"} else None
+
+            summary = await await_until(full_summary, "a summary naming all three agents", timeout=DEADLINE)
+        finally:
+            await nc.close()
+    assert summary["window_end"] > summary["window_start"]
+    assert summary["messages"] >= 3
+    for agent in summary["agents"].values():
+        assert agent["peers_reachable_min"] is not None and 0 <= agent["peers_reachable_min"] <= 2
+        assert agent["buffer_depth_max"] == 0
+        assert agent["samples"] >= 1
