@@ -249,6 +249,12 @@ class Projector:
                 self.log.warning("fetch failed, retrying", error=repr(e), retry_in=delay)
                 await self._pause(delay)
                 delay = min(delay * 2, BACKOFF_CAP)
+                if isinstance(e, nats.js.errors.ServiceUnavailableError) and await self._consumer_gone():
+                    # A deleted stream or consumer answers a fetch with "no responders"
+                    # (503), not "not found": set the consumer up again.
+                    self.log.warning("consumer gone, setting it up again", error=repr(e))
+                    await self._unsubscribe(sub)
+                    sub = await self._subscribe()
                 continue
             delay = BACKOFF_FIRST
             for i, msg in enumerate(msgs):
@@ -257,6 +263,15 @@ class Projector:
                     break
         if sub is not None:
             await self._unsubscribe(sub)
+
+    async def _consumer_gone(self) -> bool:
+        try:
+            await self.js.consumer_info(self.s.stream, self.s.consumer)
+        except nats.js.errors.NotFoundError:
+            return True
+        except Exception:
+            return False  # NATS itself is away: keep retrying the fetch
+        return False
 
     async def _unsubscribe(self, sub: Any) -> None:
         try:

@@ -284,7 +284,7 @@ class System:
         try:
             await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
             await db.use(SURREAL_NS, SURREAL_DB)
-            await db.query("DELETE sentiment")
+            await db.query("REMOVE TABLE IF EXISTS sentiment")
         finally:
             await db.close()
 

@@ -463,3 +463,21 @@ async def test_sigterm_during_surreal_outage(tmp_path, nats_server, surreal_serv
         await proc.await_http_ready(port)
         assert_rows(await wait_rows(surreal_server, 20), published)
         await await_until(lambda: _settled(bus, 20), "the consumer to ack everything", timeout=DEADLINE)
+
+
+async def test_a_recreated_stream_is_consumed_again(tmp_path, nats_server, surreal_server, bus) -> None:
+    """What the harness's reset does between scenarios: the stream is deleted and created
+    anew under the running projector, which must set its consumer up again."""
+    proc, port = projector(tmp_path, nats_server, surreal_server)
+    with proc:
+        await proc.await_http_ready(port)
+        await bus.create_stream()
+        first = await publish_many(bus, "before", 10)
+        await wait_rows(surreal_server, 10)
+        await bus.js.delete_stream(STREAM)
+        await bus.create_stream()
+        after = await publish_many(bus, "after", 10)
+        assert {seq for _, _, seq in after.values()} == set(range(1, 11)), "a new stream counts from 1"
+        got = await wait_rows(surreal_server, 20)
+        assert_rows({cid: got[cid] for cid in after}, after)
+        assert set(first) <= set(got)
