@@ -1,0 +1,127 @@
+"""Bring-up and reset of the whole system, against the floor of plain `docker run`.
+
+  python bench/bringup.py [--runs 3] [--resets 5] [--out reports/bench/bringup.json]
+
+Measures, with every image cached:
+- system: `System(...)` from nothing to every node answering and every agent connected
+  to its peers (10 networks, Toxiproxy populated, 8 containers and the reaper);
+- floor: the same 8 containers started by parallel `docker run -d` on one network,
+  until each answers on a 127.0.0.1 port (what no harness can beat);
+- reset: `System.reset()` between scenarios (proxies, stream, store, connections).
+Goals (issue 5): bring-up <= 1.5x the floor and < 10 s; reset < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness import engine  # noqa: E402
+from harness.images import Images  # noqa: E402
+from harness.topology.docker import free_port  # noqa: E402
+from harness.topology.services import NATS, SURREALDB, TOXIPROXY  # noqa: E402
+from harness.topology.system import HTTP_PORT, System, SystemConfig  # noqa: E402
+from harness.waiting import wait_until  # noqa: E402
+
+
+def floor_once(images: Images) -> float:
+    """8 containers by plain parallel `docker run`, on one network, until all answer."""
+    run_id = engine.new_run_id() + "-floor"
+    labels = [f"--label={k}={v}" for k, v in engine.run_labels(run_id).items()]
+    net = f"sc-{run_id}"
+    subprocess.run(["docker", "network", "create", *labels, net], check=True, capture_output=True)
+    t0 = time.monotonic()
+    specs = []
+    for svc in (NATS, SURREALDB, TOXIPROXY):
+        port = free_port()
+        specs.append(
+            (svc.role, images.ref(svc.role), list(svc.command), svc.health_port, port, svc.health_path, {})
+        )
+    for name in ("orchestrator", "projector", "agent-1", "agent-2", "agent-3"):
+        # The nodes' own HTTP needs their peers configured; the floor only asks that the
+        # process answers, so each runs a plain HTTP server from the same image.
+        specs.append((name, images.ref("netsync"), None, 8080, free_port(), "/", {"entry": "python"}))
+
+    def start(spec: tuple) -> None:
+        name, image, command, cport, hport, _, extra = spec
+        args = ["docker", "run", "-d", *labels, "--network", net, "--name", f"{net}-{name}"]
+        args += ["-p", f"127.0.0.1:{hport}:{cport}"]
+        if extra.get("entry"):
+            args += ["--entrypoint", "python", image, "-m", "http.server", "8080"]
+        else:
+            args += [image, *command]
+        subprocess.run(args, check=True, capture_output=True)
+
+    with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+        list(pool.map(start, specs))
+    for name, _, _, _, hport, path, _ in specs:
+        wait_until(
+            lambda p=hport, q=path: httpx.get(f"http://127.0.0.1:{p}{q}", timeout=1).status_code < 500,
+            f"{name} to answer",
+            timeout=60,
+        )
+    took = time.monotonic() - t0
+    for res in engine.list_runs(run_id).values():
+        engine.remove_run(res)
+    return took
+
+
+def system_once(images: Images, resets: int) -> tuple[float, list[float]]:
+    t0 = time.monotonic()
+    with System(images, SystemConfig(agents=3)) as sut:
+        up = time.monotonic() - t0
+        for agent in sut.cfg.agent_names():
+            httpx.post(f"{sut.http_url(agent)}/intents", json={"key": "k", "value": 1}, timeout=5)
+        reset_times = [sut.reset() for _ in range(resets)]
+        assert httpx.get(f"http://127.0.0.1:{sut.run.host_port('agent-1', HTTP_PORT)}/healthz").is_success
+    return up, reset_times
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--resets", type=int, default=5)
+    ap.add_argument("--out", default="reports/bench/bringup.json")
+    args = ap.parse_args()
+    images = Images("auto")
+    images.ensure()
+    floors, ups, resets = [], [], []
+    for i in range(args.runs):
+        floors.append(floor_once(images))
+        up, rs = system_once(images, args.resets)
+        ups.append(up)
+        resets += rs
+        shown = [round(r, 2) for r in rs]
+        print(f"run {i + 1}: floor {floors[-1]:.2f} s, system {up:.2f} s, resets {shown}")
+    result = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cores": os.cpu_count(),
+        "loadavg": os.getloadavg(),
+        "floor_s": {"median": statistics.median(floors), "all": floors},
+        "system_up_s": {"median": statistics.median(ups), "all": ups},
+        "ratio": statistics.median(ups) / statistics.median(floors),
+        "reset_s": {"median": statistics.median(resets), "max": max(resets), "all": resets},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(
+        f"floor {result['floor_s']['median']:.2f} s, system {result['system_up_s']['median']:.2f} s "
+        f"({result['ratio']:.2f}x; goal <= 1.5x and < 10 s), "
+        f"reset median {result['reset_s']['median']:.2f} s max {result['reset_s']['max']:.2f} s (goal < 1 s); written to {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
