@@ -118,7 +118,8 @@ def main() -> int:
     print(
         f"floor {result['floor_s']['median']:.2f} s, system {result['system_up_s']['median']:.2f} s "
         f"({result['ratio']:.2f}x; goal <= 1.5x and < 10 s), "
-        f"reset median {result['reset_s']['median']:.2f} s max {result['reset_s']['max']:.2f} s (goal < 1 s); written to {args.out}"
+        f"reset median {result['reset_s']['median']:.2f} s max {result['reset_s']['max']:.2f} s "
+        f"(goal < 1 s); written to {args.out}"
     )
     return 0
 
