@@ -92,18 +92,26 @@ async def run_scenario(
     say = progress or (lambda _: None)
 
     owned = sut is None
+    timings: dict[str, float] = {}
+    t = time.monotonic()
     if sut is None:
         sut = System(images, system_config(scenario, sut_image), run_id)
-        t_up = time.monotonic()
         await asyncio.to_thread(sut.__enter__)
-        say(f"system up in {time.monotonic() - t_up:.1f} s ({sut.run_id})")
+        timings["bringup_s"] = time.monotonic() - t
+        say(f"system up in {timings['bringup_s']:.1f} s ({sut.run_id})")
     else:
-        took = await asyncio.to_thread(sut.reset)
-        say(f"system {sut.run_id} reset in {took:.2f} s")
+        timings["reset_s"] = await asyncio.to_thread(sut.reset)
+        say(f"system {sut.run_id} reset in {timings['reset_s']:.2f} s")
     try:
+        t = time.monotonic()
         await _drive(scenario, seed, sut, out, say, cid_prefix=f"{run_id}-s{seed}")
+        timings["drive_s"] = time.monotonic() - t
+        t = time.monotonic()
         summary = await _settle_and_collect(scenario, sut, out, say)
+        timings["collect_s"] = time.monotonic() - t
     finally:
+        # Beside the run's files: how long each phase took (the format allows extra files).
+        (out / "timings.json").write_text(json.dumps({k: round(v, 3) for k, v in timings.items()}) + "\n")
         await asyncio.to_thread(save_logs, sut, out / "logs")
         if keep_running:
             say(f"keeping run {sut.run_id} up (--keep-running); remove it with: solar-chaos clean --all")
