@@ -5,8 +5,9 @@
 Measures, with every image cached:
 - system: `System(...)` from nothing to every node answering and every agent connected
   to its peers (10 networks, Toxiproxy populated, 8 containers and the reaper);
-- floor: the same 8 containers started by parallel `docker run -d` on one network,
-  until each answers on a 127.0.0.1 port (what no harness can beat);
+- floor: the same 8 containers (same images, same commands) started by parallel
+  `docker run -d` on one network, until each answers on a 127.0.0.1 port; no proxies,
+  no per-node networks, no libp2p connections (what no harness can beat);
 - reset: `System.reset()` between scenarios (proxies, stream, store, connections).
 Goals (issue 5): bring-up <= 1.5x the floor and < 10 s; reset < 1 s.
 """
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import engine  # noqa: E402
 from harness.images import Images  # noqa: E402
 from harness.topology.docker import free_port  # noqa: E402
+from harness.topology.identity import peer_id_for_seed  # noqa: E402
 from harness.topology.services import NATS, SURREALDB, TOXIPROXY  # noqa: E402
 from harness.topology.system import HTTP_PORT, System, SystemConfig  # noqa: E402
 from harness.waiting import wait_until  # noqa: E402
@@ -48,19 +50,21 @@ def floor_once(images: Images) -> float:
         specs.append(
             (svc.role, images.ref(svc.role), list(svc.command), svc.health_port, port, svc.health_path, {})
         )
+    # The same netsync containers with their real commands, each answering /healthz:
+    # only the proxies, the per-node networks and the libp2p connections are left out.
+    orch = f"/dns4/orchestrator/tcp/4001/p2p/{peer_id_for_seed('orchestrator')}"
+    common = {"NETSYNC_NATS_URL": "nats://nats:4222", "NETSYNC_SURREAL_URL": "ws://surrealdb:8000/rpc"}
     for name in ("orchestrator", "projector", "agent-1", "agent-2", "agent-3"):
-        # The nodes' own HTTP needs their peers configured; the floor only asks that the
-        # process answers, so each runs a plain HTTP server from the same image.
-        specs.append((name, images.ref("netsync"), None, 8080, free_port(), "/", {"entry": "python"}))
+        env = {**common, "NETSYNC_NAME": name, "NETSYNC_ORCHESTRATOR": orch}
+        specs.append((name, images.ref("netsync"), [name.split("-")[0]], 8080, free_port(), "/healthz", env))
 
     def start(spec: tuple) -> None:
         name, image, command, cport, hport, _, extra = spec
         args = ["docker", "run", "-d", *labels, "--network", net, "--name", f"{net}-{name}"]
-        args += ["-p", f"127.0.0.1:{hport}:{cport}"]
-        if extra.get("entry"):
-            args += ["--entrypoint", "python", image, "-m", "http.server", "8080"]
-        else:
-            args += [image, *command]
+        args += ["-p", f"127.0.0.1:{hport}:{cport}", "--network-alias", name]
+        for k, v in extra.items():
+            args += ["-e", f"{k}={v}"]
+        args += [image, *command]
         subprocess.run(args, check=True, capture_output=True)
 
     with ThreadPoolExecutor(max_workers=len(specs)) as pool:

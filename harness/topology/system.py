@@ -126,25 +126,36 @@ class System:
     # -- bring-up -------------------------------------------------------------
 
     def up(self) -> None:
+        """Everything starts at once: the nodes retry their dials until Toxiproxy is
+        attached to their networks and populated, so nothing waits on anything else."""
         with ThreadPoolExecutor(max_workers=8) as pool:
             nets = dict(zip(self.nodes, pool.map(self.run.network, self.nodes), strict=True))
             control = self.run.network("control")
         NATS.define(self.run, nets["nats"])
         SURREALDB.define(self.run, nets["surrealdb"])
         TOXIPROXY.define(self.run, control)
-        self.run.start("nats", "surrealdb", "toxiproxy")
-        tp = self.run.raw("toxiproxy")
-        for net in nets.values():
-            net.connect(tp.id, network_aliases=["toxiproxy"])
-        for svc in (NATS, SURREALDB, TOXIPROXY):
-            svc.wait_ready(self.run)
-        asyncio.run(self._populate_proxies())
         self._define_sut(nets)
-        self.run.start("orchestrator", "projector", *self.cfg.agent_names())
+        self.run.start()
+        tp = self.run.raw("toxiproxy")
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda net: net.connect(tp.id, network_aliases=["toxiproxy"]), nets.values()))
+        TOXIPROXY.wait_ready(self.run)
+        asyncio.run(self._populate_proxies())
+        for svc in (NATS, SURREALDB):
+            svc.wait_ready(self.run)
         for node in ("orchestrator", "projector", *self.cfg.agent_names()):
             self.wait_http(node)
+        self.wait_field("orchestrator", "nats", True)
         for agent in self.cfg.agent_names():
             self.wait_connected(agent)
+
+    def wait_field(self, node: str, field: str, value: object, timeout: float = 30.0) -> None:
+        """Until the node's /healthz shows `field` equal to `value`."""
+
+        def probe() -> bool:
+            return httpx.get(f"{self.http_url(node)}/healthz", timeout=1.0).json().get(field) == value
+
+        wait_until(probe, f"{node}'s /healthz to show {field}={value!r}", timeout=timeout)
 
     def wait_connected(self, agent: str, timeout: float = 30.0) -> None:
         """Until the agent holds libp2p connections to every peer and the orchestrator."""
