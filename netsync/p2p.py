@@ -55,6 +55,7 @@ class Node:
         network.retry_config = RetryConfig(max_retries=0)
         self.listen = multiaddr.Multiaddr(listen)
         self._dial_locks: dict[ID, trio.Lock] = {}
+        self._last_ok: dict[ID, float] = {}  # when each peer last answered a request
 
     @property
     def peer_id(self) -> str:
@@ -120,9 +121,12 @@ class Node:
                             await stream.close()
                         except Exception:
                             pass
+                self._last_ok[peer.peer_id] = trio.current_time()
                 return answer
         except trio.TooSlowError as e:
-            await self._drop(peer)
+            # A late answer is not a dead connection: dropping it here would fail every
+            # other request in flight on it and, under load, cascade into a collapse.
+            # keep_connected's probe drops a connection that stays silent.
             raise PeerUnavailable(f"{peer.peer_id} did not answer within {timeout * 1000:.0f} ms") from e
         except Exception as e:
             await self._drop(peer)
@@ -143,6 +147,22 @@ class Node:
         fail each other's security handshake again and again."""
         rng = random.Random(self.peer_id)
         due = {peer.peer_id: 0.0 for peer in peers}
+        probing: set[ID] = set()
+
+        async def probe(peer: PeerInfo) -> None:
+            """A connected peer silent for a while gets a ping; no answer in `timeout`
+            (a blackholed link, a paused peer) drops the connection, so it is redialled."""
+            try:
+                with trio.move_on_after(timeout) as scope:
+                    try:
+                        if warm_up is not None:
+                            await warm_up(peer)
+                    except Exception:
+                        scope.cancel()
+                if scope.cancelled_caught:
+                    await self._drop(peer)
+            finally:
+                probing.discard(peer.peer_id)
 
         async def dial(peer: PeerInfo) -> None:
             with trio.move_on_after(timeout):
@@ -157,15 +177,24 @@ class Node:
                     await self._drop(peer)
             due[peer.peer_id] = trio.current_time() + rng.uniform(0.5, 2.0) * interval
 
-        while True:
-            connected = self.host.get_network().connections
-            now = trio.current_time()
-            async with trio.open_nursery() as nursery:
-                for peer in peers:
-                    if not connected.get(peer.peer_id) and due[peer.peer_id] <= now:
-                        due[peer.peer_id] = now + rng.uniform(0.5, 1.5) * interval
-                        nursery.start_soon(dial, peer)
-            await trio.sleep(rng.uniform(0.1, 0.3))
+        async with trio.open_nursery() as probes:
+            while True:
+                connected = self.host.get_network().connections
+                now = trio.current_time()
+                async with trio.open_nursery() as dials:
+                    for peer in peers:
+                        if not connected.get(peer.peer_id):
+                            if due[peer.peer_id] <= now:
+                                due[peer.peer_id] = now + rng.uniform(0.5, 1.5) * interval
+                                dials.start_soon(dial, peer)
+                        elif (
+                            warm_up is not None
+                            and peer.peer_id not in probing
+                            and now - self._last_ok.get(peer.peer_id, now) > 2 * interval
+                        ):
+                            probing.add(peer.peer_id)
+                            probes.start_soon(probe, peer)
+                await trio.sleep(rng.uniform(0.1, 0.3))
 
     async def _drop(self, peer: PeerInfo) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(1):
