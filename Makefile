@@ -16,6 +16,7 @@ help:
 	@echo "make setup       venv + Docker engine + images, nothing else"
 	@echo "make doctor      what is present, what is missing"
 	@echo "make lint        ruff check and format check"
+	@echo "make bench       throughput of netsync, bring-up and reset of the system"
 	@echo "make clean       remove leftovers of dead runs"
 
 $(STAMP): pyproject.toml netsync/requirements.txt
@@ -59,6 +60,12 @@ lint: venv
 format: venv
 	$(BIN)/ruff format harness netsync tests docker conftest.py
 	$(BIN)/ruff check --fix harness netsync tests docker conftest.py
+
+# Speed is measured here, never by timed tests; results land in reports/bench/.
+bench: setup
+	$(BIN)/pip install -q py-spy==0.4.3
+	$(BIN)/python bench/netsync_throughput.py --profile
+	$(BIN)/python bench/bringup.py
 
 clean: venv
 	$(BIN)/solar-chaos clean
