@@ -540,3 +540,25 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def surreal_rows(
+    surreal: SurrealServer, ns: str = "solar", db_name: str = "netsync"
+) -> dict[str, dict]:
+    """Every row of `sentiment`, by cid, read over a fresh connection; two rows for one
+    cid fail the calling test on the spot."""
+    from surrealdb import AsyncSurreal
+
+    db = AsyncSurreal(surreal.ws_url)
+    try:
+        await db.connect()
+        await db.signin({"username": surreal.user, "password": surreal.password})
+        await db.use(ns, db_name)
+        got = await db.query("SELECT * FROM sentiment")
+    finally:
+        await db.close()
+    out: dict[str, dict] = {}
+    for row in got or []:
+        assert row["cid"] not in out, f"two rows for cid {row['cid']}"
+        out[row["cid"]] = row
+    return out

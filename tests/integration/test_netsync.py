@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from surrealdb import AsyncSurreal
 
 from harness.toxiproxy import Toxic, Toxiproxy
 from harness.waiting import await_until
@@ -26,6 +25,7 @@ from tests.integration.netsync_procs import (
     NatsServer,
     SurrealServer,
     ToxiproxyServer,
+    surreal_rows,
 )
 
 STREAM = "SENTIMENT"
@@ -128,22 +128,6 @@ async def assert_stream_once(nats_url: str, expected: dict[str, tuple[str, int]]
 
 async def stream_cids(nats_url: str) -> Counter[str]:
     return Counter(json.loads(m.data)["cid"] for m in await stream_messages(nats_url))
-
-
-async def surreal_rows(surreal: SurrealServer) -> dict[str, dict[str, Any]]:
-    db = AsyncSurreal(surreal.ws_url)
-    try:
-        await db.connect()
-        await db.signin({"username": surreal.user, "password": surreal.password})
-        await db.use(NS, DB)
-        got = await db.query("SELECT * FROM sentiment")
-    finally:
-        await db.close()
-    out: dict[str, dict[str, Any]] = {}
-    for row in got or []:
-        assert row["cid"] not in out, f"two rows for cid {row['cid']}"
-        out[row["cid"]] = row
-    return out
 
 
 async def assert_projected(

@@ -17,10 +17,11 @@ import nats.errors
 import nats.js.errors
 import pytest
 from nats.js import api
-from surrealdb import AsyncSurreal, RecordID
+from surrealdb import RecordID
 
 from harness.waiting import await_until
 from tests.integration.netsync_procs import NatsServer, NetsyncProcess, SurrealServer, free_port
+from tests.integration.netsync_procs import surreal_rows as rows
 
 STREAM = "SENTIMENT"
 SUBJECT = "root.solar.command.sentiment.set"
@@ -77,23 +78,6 @@ async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
         yield Bus(nc)
     finally:
         await nc.close()
-
-
-async def rows(surreal: SurrealServer) -> dict[str, dict[str, Any]]:
-    """Every row of `sentiment`, by cid, read over a fresh connection."""
-    db = AsyncSurreal(surreal.ws_url)
-    try:
-        await db.connect()
-        await db.signin({"username": surreal.user, "password": surreal.password})
-        await db.use(NS, DB)
-        got = await db.query("SELECT * FROM sentiment")
-    finally:
-        await db.close()
-    out: dict[str, dict[str, Any]] = {}
-    for row in got or []:
-        assert row["cid"] not in out, f"two rows for cid {row['cid']}"
-        out[row["cid"]] = row
-    return out
 
 
 async def wait_rows(surreal: SurrealServer, n: int) -> dict[str, dict[str, Any]]:
