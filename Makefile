@@ -54,12 +54,12 @@ scenarios: setup
 	scripts/run-pytest.sh scenarios $(PYTEST_ARGS)
 
 lint: venv
-	$(BIN)/ruff check harness netsync tests docker conftest.py
-	$(BIN)/ruff format --check harness netsync tests docker conftest.py
+	$(BIN)/ruff check harness netsync tests docker bench conftest.py
+	$(BIN)/ruff format --check harness netsync tests docker bench conftest.py
 
 format: venv
-	$(BIN)/ruff format harness netsync tests docker conftest.py
-	$(BIN)/ruff check --fix harness netsync tests docker conftest.py
+	$(BIN)/ruff format harness netsync tests docker bench conftest.py
+	$(BIN)/ruff check --fix harness netsync tests docker bench conftest.py
 
 # Speed is measured here, never by timed tests; results land in reports/bench/.
 bench: setup
