@@ -20,6 +20,8 @@ from libp2p.custom_types import TProtocol
 from libp2p.network.config import RetryConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.rcmgr import new_resource_manager
+from libp2p.rcmgr.connection_limits import ConnectionLimits, new_connection_limits_with_defaults
 
 from netsync.wire import FrameError, read_frame, write_frame
 
@@ -42,12 +44,24 @@ def peer_id_for_seed(seed: str) -> str:
     return ID.from_pubkey(key_pair_for_seed(seed).public_key).to_base58()
 
 
+def _connection_limits() -> ConnectionLimits:
+    """py-libp2p's defaults, without the per-peer cap of 8 established connections.
+    Measured with py-libp2p 0.8.1: closed connections stay counted against it, so after
+    a few drops and redials (faults healed, or overload) a peer was refused for good
+    ("Established per peer limit exceeded: 8 >= 8"). netsync keeps one connection per
+    peer itself, so the cap guards nothing here."""
+    limits = new_connection_limits_with_defaults()
+    limits.max_established_per_peer = None
+    return limits
+
+
 class Node:
     def __init__(self, seed: str, listen: str) -> None:
         self.host = new_host(
             key_pair=key_pair_for_seed(seed),
             enable_mDNS=False,
             disable_identify_address_discovery=True,
+            resource_manager=new_resource_manager(connection_limits=_connection_limits()),
         )
         network = self.host.get_network()
         # netsync owns its redial policy (keep_connected, request): one fast attempt
