@@ -66,6 +66,14 @@ def _tree(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     ]
 
 
+def _keep(built: Path, out: Path) -> None:
+    """Copy a finished build product into the cache under its final name in one rename,
+    so an interrupted build never leaves a folder that looks complete."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(built, out.with_suffix(".part"))
+    out.with_suffix(".part").rename(out)
+
+
 @dataclass(frozen=True)
 class ImageStatus:
     role: str
@@ -117,7 +125,7 @@ class Images:
         s = self.spec[role]
         if self.mode is Mode.OFFICIAL and role != "netsync":
             return s["official"]
-        return f"solar-chaos/{role}:{s['version'] if 'version' in s else s['suite']}-{self.key(role)[:12]}"
+        return f"solar-chaos/{role}:{self._version(role)}-{self.key(role)[:12]}"
 
     def key(self, role: str) -> str:
         """The hash of everything that goes into the role's image."""
@@ -143,7 +151,7 @@ class Images:
             parts["files"] = _file_digest(
                 [DOCKER_DIR / "netsync" / "Dockerfile", *_tree(src, (".py", ".txt"))], ROOT
             )
-            parts["base"] = self.ref("base") if self.mode is Mode.OFFLINE else self.spec["base"]["official"]
+            parts["base"] = self._base_ref()
         return _digest(parts)
 
     # -- status ---------------------------------------------------------------
@@ -160,6 +168,10 @@ class Images:
             except docker.errors.ImageNotFound:
                 out.append(ImageStatus(role, ref, False, self._version(role)))
         return out
+
+    def _base_ref(self) -> str:
+        """What images built here start FROM: our base offline, python:3.11-slim officially."""
+        return self.ref("base") if self.mode is Mode.OFFLINE else self.spec["base"]["official"]
 
     def _version(self, role: str) -> str:
         s = self.spec[role]
@@ -273,9 +285,7 @@ class Images:
             t0 = time.monotonic()
             self._run(["go", "install", "-ldflags=-s -w", *pkgs], f"go install {role}", env=env)
             self._record_time(f"go:{role}", time.monotonic() - t0)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(tmp, out.with_suffix(".part"))
-            out.with_suffix(".part").rename(out)
+            _keep(Path(tmp), out)
         return out
 
     def binary(self, name: str) -> Path:
@@ -350,9 +360,7 @@ class Images:
                 f"pip wheel {name}",
             )
             self._record_time(f"wheels:{name}", time.monotonic() - t0)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(tmp, out.with_suffix(".part"))
-            out.with_suffix(".part").rename(out)
+            _keep(Path(tmp), out)
         return out
 
     def _build_reaper(self, ref: str) -> None:
@@ -366,14 +374,11 @@ class Images:
         req = ROOT / "netsync" / "requirements.txt"
         lines = [ln.strip() for ln in req.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         wheels = self._wheels("netsync", lines)
-        base = self.ref("base") if self.mode is Mode.OFFLINE else self.spec["base"]["official"]
-        if self.mode is Mode.OFFLINE:
-            self.ensure(("base",))
         self._docker_build(
             ref,
             DOCKER_DIR / "netsync" / "Dockerfile",
             {"wheels": wheels, "netsync": ROOT / "netsync"},
-            base_ref=base,
+            base=True,
             network="none" if self.mode is Mode.OFFLINE else None,
         )
 
@@ -383,17 +388,15 @@ class Images:
         dockerfile: Path,
         files: dict[str, Path],
         base: bool = False,
-        base_ref: str | None = None,
         network: str | None = "none",
     ) -> None:
         """Build from a fresh context holding the Dockerfile and `files` (name -> source;
         a source folder under name "" is spread into the context's root)."""
         buildargs = {}
-        if base or base_ref:
-            if base_ref is None:
+        if base:
+            if self.mode is Mode.OFFLINE:
                 self.ensure(("base",))
-                base_ref = self.ref("base")
-            buildargs["BASE"] = base_ref
+            buildargs["BASE"] = self._base_ref()
         with tempfile.TemporaryDirectory() as ctx:
             c = Path(ctx)
             shutil.copy2(dockerfile, c / "Dockerfile")

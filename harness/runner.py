@@ -20,7 +20,7 @@ from harness.history import History, read_jsonl
 from harness.images import Images
 from harness.load import Load, LoadPlan
 from harness.nemesis import Nemesis
-from harness.observe import Sampler
+from harness.observe import Sampler, jetstream_sample
 from harness.scenario import Scenario
 from harness.schedule import plan
 from harness.topology.system import System, SystemConfig
@@ -213,8 +213,6 @@ async def _wait_drained(sut: System, within: float, say: Progress) -> None:
                 h = (await http.get(f"{sut.http_url(a)}/healthz")).json()
                 if h.get("buffer_depth", 0) > 0:
                     return False
-            from harness.observe import jetstream_sample
-
             js = await jetstream_sample(http, sut, STREAM) or {}
             return js.get("consumer_num_pending", 1) == 0 and js.get("consumer_num_ack_pending", 1) == 0
 

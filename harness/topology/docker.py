@@ -7,13 +7,11 @@ and is removed by the same object that made it when the `with` block ends.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import docker.errors
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
@@ -34,8 +32,8 @@ def configure_reaper(images: Images) -> str:
 
 
 def free_port() -> int:
-    """A port free on 127.0.0.1 now (the kernel's ephemeral range; collisions are retried
-    by Docker failing to bind, which start() reports)."""
+    """A port free on 127.0.0.1 now. Another process may take it before it is bound;
+    then Docker fails to bind it and start() says so."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -122,23 +120,11 @@ class DockerRun:
         return ctr
 
     def close(self) -> None:
-        problems: list[str] = []
-        for name, ctr in list(self.containers.items()):
-            with contextlib.suppress(docker.errors.NotFound):
-                try:
-                    ctr.stop()
-                except docker.errors.APIError as e:
-                    problems.append(f"container {name}: {e}")
+        """Remove everything labelled with this run: the containers and networks made
+        here, and anything else that carries the label."""
         self.containers.clear()
-        for name, net in list(self.networks.items()):
-            try:
-                net.remove()
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as e:
-                problems.append(f"network {name}: {e}")
         self.networks.clear()
-        # Anything left with our label (e.g. made outside these objects) goes too.
+        problems: list[str] = []
         for res in engine.list_runs(self.run_id).values():
             problems += engine.remove_run(res)
         if problems:

@@ -9,8 +9,7 @@ import re
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -30,24 +29,11 @@ from tests.integration.netsync_procs import (
 
 STREAM = "SENTIMENT"
 SUBJECT = "root.solar.command.sentiment.set"
-NS, DB = "solar", "netsync"
 DEADLINE = 60.0
 INTENT_TIMEOUT = int(AGENT_TEST_ENV["NETSYNC_INTENT_TIMEOUT_MS"]) / 1000
 
 
 # -- servers ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    with NatsServer(tmp_path / "nats") as s:
-        yield s
-
-
-@pytest.fixture
-def surreal_server(tmp_path: Path) -> Iterator[SurrealServer]:
-    with SurrealServer(tmp_path / "surreal") as s:
-        yield s
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +26,10 @@ from tests.integration.netsync_procs import surreal_rows as rows
 STREAM = "SENTIMENT"
 SUBJECT = "root.solar.command.sentiment.set"
 CONSUMER = "projector"
-NS, DB = "solar", "netsync"
 DEADLINE = 60.0
 
 
 # -- servers and clients ---------------------------------------------------------
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    with NatsServer(tmp_path / "nats") as s:
-        yield s
-
-
-@pytest.fixture
-def surreal_server(tmp_path: Path) -> Iterator[SurrealServer]:
-    with SurrealServer(tmp_path / "surreal") as s:
-        yield s
 
 
 class Bus:
