@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from netsync.buffer import BufferFull, Pending, PendingCommitBuffer
 from netsync.http import BodyTooLarge, lifespan, read_body, respond, respond_json, serve_trio
 from netsync.logs import Log
-from netsync.p2p import DECISION, SENTIMENT, Node, PeerUnavailable, peer_info
+from netsync.p2p import DECISION, SENTIMENT, Node, PeerTimeout, PeerUnavailable, peer_info
 from netsync.settings import AgentSettings
 from netsync.telemetry import publish_health, pubsub
 
@@ -166,6 +166,12 @@ class Agent:
                 else:
                     against += 1
                     reasons.append(f"{name}: {ans.get('reason', 'disagreed')}")
+            except PeerTimeout:
+                # Not counted against: the intent timeout, the same length, decides
+                # and names the reason ("no quorum within ..."), whichever fires first.
+                self.peer_ok[name] = False
+                self.metrics.peers.set(sum(self.peer_ok.values()))
+                return
             except PeerUnavailable as e:
                 self.peer_ok[name] = False
                 against += 1

@@ -24,22 +24,9 @@ def encode(obj: dict[str, Any]) -> bytes:
     return len(body).to_bytes(4, "big") + body
 
 
-async def read_exactly(stream: ByteStream, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = await stream.read(n - len(buf))
-        if not chunk:
-            raise FrameError(f"stream ended after {len(buf)} of {n} bytes")
-        buf += chunk
-    return bytes(buf)
-
-
-async def read_frame(stream: ByteStream) -> dict[str, Any]:
-    size = int.from_bytes(await read_exactly(stream, 4), "big")
-    if size > MAX_FRAME:
-        raise FrameError(f"frame of {size} bytes exceeds {MAX_FRAME}")
+def decode(body: bytes) -> dict[str, Any]:
     try:
-        obj = json.loads(await read_exactly(stream, size))
+        obj = json.loads(body)
     except ValueError as e:
         raise FrameError(f"frame is not JSON: {e}") from e
     if not isinstance(obj, dict):
@@ -47,5 +34,34 @@ async def read_frame(stream: ByteStream) -> dict[str, Any]:
     return obj
 
 
-async def write_frame(stream: ByteStream, obj: dict[str, Any]) -> None:
-    await stream.write(encode(obj))
+class FrameReader:
+    """Reads the frames of one long-lived stream. It asks the stream for whatever is
+    buffered (up to READ_CHUNK) and splits it, so a burst of frames costs one read,
+    not two per frame."""
+
+    READ_CHUNK = 256 * 1024
+
+    def __init__(self, stream: ByteStream) -> None:
+        self.stream = stream
+        self.buf = bytearray()
+
+    async def next(self) -> dict[str, Any] | None:
+        """The next frame, or None at a clean end of the stream between frames."""
+        while True:
+            if len(self.buf) >= 4:
+                size = int.from_bytes(self.buf[:4], "big")
+                if size > MAX_FRAME:
+                    raise FrameError(f"frame of {size} bytes exceeds {MAX_FRAME}")
+                if len(self.buf) >= 4 + size:
+                    body = bytes(self.buf[4 : 4 + size])
+                    del self.buf[: 4 + size]
+                    return decode(body)
+            try:
+                chunk = await self.stream.read(self.READ_CHUNK)
+            except EOFError:
+                chunk = b""
+            if not chunk:
+                if self.buf:
+                    raise FrameError(f"stream ended inside a frame ({len(self.buf)} bytes buffered)")
+                return None
+            self.buf += chunk
