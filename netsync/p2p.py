@@ -146,6 +146,8 @@ class _Channel:
             self.scope.cancel()
 
     def fail(self, error: Exception) -> None:
+        while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]  # name the cause, not trio's wrapping of it
         if self.failure is None:
             self.failure = error
         waiting, self.waiting = self.waiting, {}
