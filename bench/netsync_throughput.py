@@ -196,6 +196,21 @@ class CpuMeter:
         return out
 
 
+def process_memory(pids: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Resident memory (MiB) and open file descriptors of each process, from /proc: a
+    leak of connections, streams or remembered answers shows as growth across rates."""
+    out = {}
+    for name, pid in pids.items():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+            fds = len(os.listdir(f"/proc/{pid}/fd"))
+        except (OSError, StopIteration, ValueError):
+            continue
+        out[name] = {"rss_mib": round(rss_kb / 1024, 1), "fds": fds}
+    return out
+
+
 def source_state() -> dict[str, Any]:
     """Which netsync was measured: the commit, the files of netsync/ changed from it, and
     a hash of netsync/'s sources as they are (the processes run the working tree)."""
@@ -327,6 +342,8 @@ class Run:
     cluster: int = 1  # which cluster (they are numbered from 1) took this rate
     denials: int = 0  # libp2p connection-limit denials during this rate
     cpu: dict[str, float] = field(default_factory=dict)
+    memory_before: dict[str, dict[str, float]] = field(default_factory=dict)
+    memory_after: dict[str, dict[str, float]] = field(default_factory=dict)
     load_before: list[float] | None = None
     load_after: list[float] | None = None
 
@@ -406,12 +423,14 @@ async def measure_rate(
     """One rate: load, wait for rest, then match the 202s with their store times in the stream."""
     run = Run(rate, seconds, load_before=load_average())
     first_seq = await stream_last_seq(nats_url)
+    run.memory_before = process_memory(pids)
     meter = CpuMeter(pids)
     await open_loop(cluster, rate, seconds, tag, run)
     run.cpu = meter.percent()  # the load window only, not the settling after it
     run.load_after = load_average()
     # The 202s must be committed before the stream can tell their commit times.
     run.settle_s, run.settle_state = await settle(cluster, nats_url, SETTLE_TIMEOUT_S, mesh=False)
+    run.memory_after = process_memory(pids)
     try:
         times, run.stream_dupes = await stream_store_times(nats_url, first_seq, f"{tag}-")
         run.stream_stored = len(times)
@@ -505,6 +524,7 @@ def summarise(run: Run) -> dict[str, Any]:
         "cluster": run.cluster,
         "libp2p_connection_denials": run.denials,
         "cpu_percent": run.cpu,
+        "memory": {"before": run.memory_before, "after": run.memory_after},
         "load_average": {"before": run.load_before, "after": run.load_after},
         "budget": {"holds": all(checks.values()), "checks": checks, "why": why},
     }
@@ -942,6 +962,16 @@ def sweep(
             f"{o['error']} errors{errors}; intent p99 {fmt_ms(row['intent_ms']['p99'])} ms, "
             f"commit p99 {commit_p99_text(row)} ms; {run.denials} libp2p connection denials; "
             f"drained in {run.settle_s} s; cpu % {row['cpu_percent']}",
+            flush=True,
+        )
+        before, after = run.memory_before, run.memory_after
+        print(
+            "  rss MiB / open fds, before -> after: "
+            + ", ".join(
+                f"{name} {before[name]['rss_mib']:g}/{before[name]['fds']} -> {m['rss_mib']:g}/{m['fds']}"
+                for name, m in after.items()
+                if name in before
+            ),
             flush=True,
         )
     return rows
