@@ -441,6 +441,32 @@ async def measure_rate(
     return run
 
 
+WINDOW_S = 10.0
+
+
+def windows(run: Run) -> list[dict[str, Any]]:
+    """The run cut into WINDOW_S slices by send time: over a long `--seconds`, when the
+    slow answers and the aborts happened, and whether the client itself fell behind."""
+    slices: dict[int, list[Sample]] = {}
+    for s in run.samples:
+        slices.setdefault(int((s.sent - run.started) // WINDOW_S), []).append(s)
+    out = []
+    for index in sorted(slices):
+        group = slices[index]
+        latency = [x for s in group if (x := s.latency_ms) is not None]
+        out.append(
+            {
+                "from_s": index * WINDOW_S,
+                "sent": len(group),
+                "answer_p99_ms": ms(percentile(latency, 99)),
+                "answers_over_500_ms": sum(1 for x in latency if x >= 500),
+                "not_committed": sum(1 for s in group if s.outcome not in ("committed", "pending-commit")),
+                "send_lag_max_ms": ms(max((s.sent - s.due) * 1000 for s in group)),
+            }
+        )
+    return out
+
+
 def summarise(run: Run) -> dict[str, Any]:
     """The figures of one rate and its verdict against the budgets."""
     samples = run.samples
@@ -525,6 +551,7 @@ def summarise(run: Run) -> dict[str, Any]:
         "libp2p_connection_denials": run.denials,
         "cpu_percent": run.cpu,
         "memory": {"before": run.memory_before, "after": run.memory_after},
+        "windows": windows(run),
         "load_average": {"before": run.load_before, "after": run.load_after},
         "budget": {"holds": all(checks.values()), "checks": checks, "why": why},
     }
@@ -964,6 +991,18 @@ def sweep(
             f"drained in {run.settle_s} s; cpu % {row['cpu_percent']}",
             flush=True,
         )
+        bad = [w for w in row["windows"] if w["answers_over_500_ms"] or w["not_committed"]]
+        if len(row["windows"]) > 2 and bad:
+            print(
+                f"  {len(bad)} of {len(row['windows'])} windows of {WINDOW_S:g} s had answers over "
+                "500 ms or failures; the worst: "
+                + "; ".join(
+                    f"from {w['from_s']:g} s: {w['answers_over_500_ms']} slow, {w['not_committed']} failed, "
+                    f"p99 {w['answer_p99_ms']} ms, send lag max {w['send_lag_max_ms']} ms"
+                    for w in sorted(bad, key=lambda w: -w["answers_over_500_ms"])[:3]
+                ),
+                flush=True,
+            )
         before, after = run.memory_before, run.memory_after
         print(
             "  rss MiB / open fds, before -> after: "
