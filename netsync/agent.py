@@ -165,7 +165,7 @@ class Agent:
                     agree += 1
                 else:
                     against += 1
-                    reasons.append(f"{name}: {ans.get('reason', 'disagreed')}")
+                    reasons.append(f"{name}: {ans.get('reason') or ans.get('error') or 'disagreed'}")
             except PeerTimeout:
                 # Not counted against: the intent timeout, the same length, decides
                 # and names the reason ("no quorum within ..."), whichever fires first.
