@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import hashlib
 import json
 import math
@@ -342,10 +343,42 @@ class Run:
     cluster: int = 1  # which cluster (they are numbered from 1) took this rate
     denials: int = 0  # libp2p connection-limit denials during this rate
     cpu: dict[str, float] = field(default_factory=dict)
+    client_gc: dict[str, float] = field(default_factory=dict)
     memory_before: dict[str, dict[str, float]] = field(default_factory=dict)
     memory_after: dict[str, dict[str, float]] = field(default_factory=dict)
     load_before: list[float] | None = None
     load_after: list[float] | None = None
+
+
+class GcPauses:
+    """The load client's own garbage-collection pauses while it sends. A pause stops the
+    sending; afterwards every overdue request goes out at once, a burst the system
+    never asked for. Reported so a run can tell the client's stalls from the system's."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif info.get("generation") == 2:
+            self.durations.append(time.perf_counter() - self._started)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> dict[str, float]:
+        d = self.durations
+        return {
+            "full_collections": len(d),
+            "max_ms": round(max(d) * 1000, 1) if d else 0.0,
+            "total_ms": round(sum(d) * 1000, 1),
+        }
 
 
 async def open_loop(cluster: Cluster, rate: float, seconds: float, tag: str, run: Run) -> None:
@@ -360,7 +393,7 @@ async def open_loop(cluster: Cluster, rate: float, seconds: float, tag: str, run
     }
     n = int(round(rate * seconds))
     run.planned = n
-    tasks: list[asyncio.Task[None]] = []
+    tasks: set[asyncio.Task[None]] = set()  # in flight only: a long run keeps no finished task
 
     async def one(sample: Sample, body: bytes) -> None:
         try:
@@ -395,7 +428,9 @@ async def open_loop(cluster: Cluster, rate: float, seconds: float, tag: str, run
             body = json.dumps({"key": f"bench-{i % 16}", "value": i % 1000, "cid": cid}).encode()
             sample = Sample(cid, agent, due, loop.time(), time.time())
             run.samples.append(sample)
-            tasks.append(asyncio.create_task(one(sample, body)))
+            task = asyncio.create_task(one(sample, body))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=max(0.0, send_deadline + RUN_GRACE_S - loop.time()))
             for task in late:  # bounded in time: what has not answered by now is an error
@@ -405,9 +440,10 @@ async def open_loop(cluster: Cluster, rate: float, seconds: float, tag: str, run
                 if s.answered is None and s.error is None:
                     s.error = "client-deadline"
     finally:
-        for task in tasks:
+        left = list(tasks)
+        for task in left:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*left, return_exceptions=True)
         for client in clients.values():
             await client.aclose()
 
@@ -425,7 +461,9 @@ async def measure_rate(
     first_seq = await stream_last_seq(nats_url)
     run.memory_before = process_memory(pids)
     meter = CpuMeter(pids)
-    await open_loop(cluster, rate, seconds, tag, run)
+    with GcPauses() as pauses:
+        await open_loop(cluster, rate, seconds, tag, run)
+    run.client_gc = pauses.summary()
     run.cpu = meter.percent()  # the load window only, not the settling after it
     run.load_after = load_average()
     # The 202s must be committed before the stream can tell their commit times.
@@ -551,6 +589,7 @@ def summarise(run: Run) -> dict[str, Any]:
         "libp2p_connection_denials": run.denials,
         "cpu_percent": run.cpu,
         "memory": {"before": run.memory_before, "after": run.memory_after},
+        "client_gc": run.client_gc,
         "windows": windows(run),
         "load_average": {"before": run.load_before, "after": run.load_after},
         "budget": {"holds": all(checks.values()), "checks": checks, "why": why},
@@ -988,7 +1027,8 @@ def sweep(
             f"{o['pending-commit']} pending, {o['aborted']} aborted, {o['rejected']} rejected, "
             f"{o['error']} errors{errors}; intent p99 {fmt_ms(row['intent_ms']['p99'])} ms, "
             f"commit p99 {commit_p99_text(row)} ms; {run.denials} libp2p connection denials; "
-            f"drained in {run.settle_s} s; cpu % {row['cpu_percent']}",
+            f"drained in {run.settle_s} s; cpu % {row['cpu_percent']}; client full GCs "
+            f"{run.client_gc.get('full_collections')}, longest {run.client_gc.get('max_ms')} ms",
             flush=True,
         )
         bad = [w for w in row["windows"] if w["answers_over_500_ms"] or w["not_committed"]]
