@@ -81,9 +81,9 @@ STREAM = "SENTIMENT"
 STATUS_OUTCOME = {200: "committed", 202: "pending-commit", 409: "aborted", 429: "rejected"}
 OUTCOMES = ("committed", "pending-commit", "aborted", "rejected", "error")
 PROFILED_AGENT = "agent-1"
-# Per agent: many concurrent clients, so a slow answer never holds back the next send
-# (open loop); the pool only caps a runaway.
-MAX_CONNECTIONS = 512
+# Per agent: enough connections that a slow answer never holds back the next send (open
+# loop); past that, requests wait in the sender's queue, and the wait counts as latency.
+CONNECTIONS_PER_AGENT = 64
 PYSPY_RATE_HZ = 100
 OTHERS_NOTE_PERCENT = 20  # CPU (of 100 % per core) used by others that a break's "why" mentions
 
@@ -381,39 +381,100 @@ class GcPauses:
         }
 
 
+def record_answer(sample: Sample, status: int, payload: bytes, at: float) -> None:
+    sample.answered = at
+    sample.status = status
+    sample.outcome = STATUS_OUTCOME.get(status, "error")
+    if sample.outcome == "error":
+        sample.error = f"HTTP {status}"
+        return
+    answer = json.loads(payload)
+    sample.quorum_ms = answer.get("quorum_ms")
+    if sample.outcome == "aborted":
+        sample.abort_reason = abort_kind(str(answer.get("reason", "")))
+
+
+class IntentSender:
+    """POST /intents to one agent over CONNECTIONS_PER_AGENT keep-alive HTTP/1.1
+    connections, each driven by one worker that takes requests from a queue: O(1) per
+    request however many wait. httpx's pool rescans every connection it holds for each
+    request; after a stall had made it open hundreds of connections, that cost alone
+    saturated the client, and the runs measured the client's collapse, not netsync's."""
+
+    def __init__(self, url: str) -> None:
+        address = url.split("://", 1)[1].rstrip("/")
+        self.host, port = address.rsplit(":", 1)
+        self.port = int(port)
+        self.queue: asyncio.Queue[tuple[Sample, bytes]] = asyncio.Queue()
+        self.workers: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self.workers = [asyncio.create_task(self._work()) for _ in range(CONNECTIONS_PER_AGENT)]
+
+    def submit(self, sample: Sample, body: bytes) -> None:
+        self.queue.put_nowait((sample, body))
+
+    async def stop(self) -> None:
+        for worker in self.workers:
+            worker.cancel()
+        await asyncio.gather(*self.workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        try:
+            while True:
+                sample, body = await self.queue.get()
+                try:
+                    async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                        if conn is None:
+                            conn = await asyncio.open_connection(self.host, self.port)
+                        status, payload = await self._exchange(*conn, body)
+                    record_answer(sample, status, payload, loop.time())
+                except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+                    sample.error = type(e).__name__
+                    if conn is not None:  # its state is unknown now: start afresh
+                        conn[1].close()
+                        conn = None
+                finally:
+                    self.queue.task_done()
+        finally:
+            if conn is not None:
+                conn[1].close()
+                with contextlib.suppress(Exception):
+                    await conn[1].wait_closed()
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes
+    ) -> tuple[int, bytes]:
+        writer.write(
+            b"POST /intents HTTP/1.1\r\nhost: %b\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%b" % (self.host.encode(), len(body), body)
+        )
+        await writer.drain()
+        status = int((await reader.readuntil(b"\r\n")).split(b" ", 2)[1])
+        length = None
+        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise ValueError("an answer without content-length")
+        return status, await reader.readexactly(length)
+
+
 async def open_loop(cluster: Cluster, rate: float, seconds: float, tag: str, run: Run) -> None:
     """Send rate*seconds intents at t0 + i/rate, round-robin over the agents, without
-    waiting for answers (open loop); then wait for the answers, at most RUN_GRACE_S."""
+    waiting for answers (open loop); then wait for the answers, at most RUN_GRACE_S.
+    A request's latency counts from when the client queued it, so time spent waiting
+    for a free connection is in it."""
     loop = asyncio.get_running_loop()
-    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
-    timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
-    clients = {
-        name: httpx.AsyncClient(base_url=cluster.url(name), limits=limits, timeout=timeout)
-        for name in cluster.names
-    }
+    senders = {name: IntentSender(cluster.url(name)) for name in cluster.names}
     n = int(round(rate * seconds))
     run.planned = n
-    tasks: set[asyncio.Task[None]] = set()  # in flight only: a long run keeps no finished task
-
-    async def one(sample: Sample, body: bytes) -> None:
-        try:
-            r = await clients[sample.agent].post(
-                "/intents", content=body, headers={"content-type": "application/json"}
-            )
-            sample.answered = loop.time()
-            sample.status = r.status_code
-            sample.outcome = STATUS_OUTCOME.get(r.status_code, "error")
-            if sample.outcome == "error":
-                sample.error = f"HTTP {r.status_code}"
-            else:
-                answer = r.json()
-                sample.quorum_ms = answer.get("quorum_ms")
-                if sample.outcome == "aborted":
-                    sample.abort_reason = abort_kind(str(answer.get("reason", "")))
-        except (httpx.HTTPError, ValueError) as e:
-            sample.error = type(e).__name__
-
     try:
+        for sender in senders.values():
+            sender.start()
         t0 = run.started = loop.time() + 0.05
         send_deadline = t0 + seconds + 1.0  # a client that falls this far behind stops sending
         for i in range(n):
@@ -428,24 +489,18 @@ async def open_loop(cluster: Cluster, rate: float, seconds: float, tag: str, run
             body = json.dumps({"key": f"bench-{i % 16}", "value": i % 1000, "cid": cid}).encode()
             sample = Sample(cid, agent, due, loop.time(), time.time())
             run.samples.append(sample)
-            task = asyncio.create_task(one(sample, body))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=max(0.0, send_deadline + RUN_GRACE_S - loop.time()))
-            for task in late:  # bounded in time: what has not answered by now is an error
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-            for s in run.samples:
-                if s.answered is None and s.error is None:
-                    s.error = "client-deadline"
+            senders[agent].submit(sample, body)
+        remaining = max(0.0, send_deadline + RUN_GRACE_S - loop.time())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(remaining):
+                for sender in senders.values():
+                    await sender.queue.join()
     finally:
-        left = list(tasks)
-        for task in left:
-            task.cancel()
-        await asyncio.gather(*left, return_exceptions=True)
-        for client in clients.values():
-            await client.aclose()
+        for sender in senders.values():
+            await sender.stop()
+        for s in run.samples:  # bounded in time: what has not answered by now is an error
+            if s.answered is None and s.error is None:
+                s.error = "client-deadline"
 
 
 async def measure_rate(
