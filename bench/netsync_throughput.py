@@ -1154,7 +1154,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
-    p.add_argument("--rates", default="50,100,200,300,400,500", help="intents/s to offer, comma-separated")
+    p.add_argument(
+        "--rates", default="100,200,300,400,500,600,700", help="intents/s to offer, comma-separated"
+    )
     p.add_argument("--seconds", type=float, default=15.0, help="load duration per rate")
     p.add_argument(
         "--out",
