@@ -398,8 +398,8 @@ class IntentSender:
     """POST /intents to one agent over CONNECTIONS_PER_AGENT keep-alive HTTP/1.1
     connections, each driven by one worker that takes requests from a queue: O(1) per
     request however many wait. httpx's pool rescans every connection it holds for each
-    request; after a stall had made it open hundreds of connections, that cost alone
-    saturated the client, and the runs measured the client's collapse, not netsync's."""
+    request, so its cost grows with them; in ten-minute runs, after a stall had made it
+    open hundreds of connections, the client itself fell seconds behind (bench/README.md)."""
 
     def __init__(self, url: str) -> None:
         address = url.split("://", 1)[1].rstrip("/")
