@@ -399,7 +399,7 @@ class IntentSender:
     connections, each driven by one worker that takes requests from a queue: O(1) per
     request however many wait. httpx's pool rescans every connection it holds for each
     request, so its cost grows with them; in ten-minute runs, after a stall had made it
-    open hundreds of connections, the client itself fell seconds behind (bench/README.md)."""
+    open hundreds of connections, the client itself sent up to 1 s late (bench/README.md)."""
 
     def __init__(self, url: str) -> None:
         address = url.split("://", 1)[1].rstrip("/")
