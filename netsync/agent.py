@@ -170,8 +170,6 @@ class Agent:
                 # Not counted against: the intent timeout, the same length, decides
                 # and names the reason ("no quorum within ..."), whichever fires first.
                 self.peer_ok[name] = False
-                self.metrics.peers.set(sum(self.peer_ok.values()))
-                return
             except PeerUnavailable as e:
                 self.peer_ok[name] = False
                 against += 1

@@ -142,8 +142,7 @@ class _Channel:
         try:
             await self.outbox.pump()
         except Exception as e:
-            self.fail(e)
-            self.scope.cancel()
+            self.fail(e)  # which also ends serve()
 
     def fail(self, error: Exception) -> None:
         while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -109,45 +109,39 @@ class ContainerControl:
 
 
 @dataclass
-class Killed:
-    containers: ContainerControl
+class Held:
+    """A node held in a state (killed, paused) from start until stop brings it back."""
+
+    hold: Callable[[str], Awaitable[None]]
+    release: Callable[[str], Awaitable[None]]
     node: str
     target: dict[str, Any]
     _done: bool = False
 
     async def start(self) -> None:
-        await self.containers.kill(self.node)
+        await self.hold(self.node)
         self._done = True
 
     async def stop(self) -> None:
         if self._done:
-            await self.containers.start(self.node)
+            await self.release(self.node)
             self._done = False
 
 
-@dataclass
-class Paused:
-    containers: ContainerControl
-    node: str
-    target: dict[str, Any]
-    _done: bool = False
+def killed(containers: ContainerControl, node: str, target: dict[str, Any]) -> Held:
+    return Held(containers.kill, containers.start, node, target)
 
-    async def start(self) -> None:
-        await self.containers.pause(self.node)
-        self._done = True
 
-    async def stop(self) -> None:
-        if self._done:
-            await self.containers.resume(self.node)
-            self._done = False
+def paused(containers: ContainerControl, node: str, target: dict[str, Any]) -> Held:
+    return Held(containers.pause, containers.resume, node, target)
 
 
 def crash(ctl: Controls, fault: CrashFault, fault_id: str) -> ActiveFault:
-    return Killed(ctl.containers, fault.target, {"node": fault.target})
+    return killed(ctl.containers, fault.target, {"node": fault.target})
 
 
 def pause(ctl: Controls, fault: PauseFault, fault_id: str) -> ActiveFault:
-    return Paused(ctl.containers, fault.target, {"node": fault.target})
+    return paused(ctl.containers, fault.target, {"node": fault.target})
 
 
 NEMESES: dict[str, Callable[[Controls, Any, str], ActiveFault]] = {"crash": crash, "pause": pause}

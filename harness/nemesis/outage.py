@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harness.nemesis.containers import Killed, Paused
+from harness.nemesis.containers import killed, paused
 from harness.nemesis.links import cut
 from harness.scenario import OutageFault
 
@@ -21,11 +21,11 @@ def _through_links(ctl: Controls, fault: OutageFault, fault_id: str) -> ActiveFa
 
 
 def _killed(ctl: Controls, fault: OutageFault, fault_id: str) -> ActiveFault:
-    return Killed(ctl.containers, fault.target, {"node": fault.target, "mode": "kill"})
+    return killed(ctl.containers, fault.target, {"node": fault.target, "mode": "kill"})
 
 
 def _paused(ctl: Controls, fault: OutageFault, fault_id: str) -> ActiveFault:
-    return Paused(ctl.containers, fault.target, {"node": fault.target, "mode": "pause"})
+    return paused(ctl.containers, fault.target, {"node": fault.target, "mode": "pause"})
 
 
 MODES: dict[str, Callable[[Controls, OutageFault, str], ActiveFault]] = {
