@@ -35,8 +35,3 @@ class History:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]

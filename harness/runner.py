@@ -16,13 +16,14 @@ import nats
 from surrealdb import AsyncSurreal
 
 from harness import engine
-from harness.history import History, read_jsonl
+from harness.history import History
 from harness.images import Images
 from harness.load import Load, LoadPlan
 from harness.nemesis import Nemesis
 from harness.observe import Sampler, jetstream_sample
 from harness.scenario import Scenario
 from harness.schedule import plan
+from harness.store import read_jsonl
 from harness.topology.system import System, SystemConfig
 from harness.waiting import WaitTimeout, await_until
 

@@ -1,0 +1,129 @@
+"""The run directory (docs/run-format.md), Jepsen's store: its file names, and the readers and
+writers of its files. Every reading error names the file and the line, and says what was expected."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from harness.errors import HarnessError
+
+SCENARIO = "scenario.json"
+HISTORY = "history.jsonl"
+STREAM = "stream.jsonl"
+STORE = "store.jsonl"
+SAMPLES = "samples.jsonl"
+VERDICT = "verdict.json"
+REPORT = "report.html"
+TIMINGS = "timings.json"  # beside the format's files: how long each phase took
+LOGS = "logs"  # beside the format's files: every container's log
+
+# The files a run directory must hold for `check`: samples may be empty, never absent.
+REQUIRED = (SCENARIO, HISTORY, STREAM, STORE, SAMPLES)
+
+T = TypeVar("T")
+
+
+class RunDirError(HarnessError):
+    """A run directory, or one of its files, is missing or malformed: `FILE:LINE: what; expected ...`."""
+
+    def __init__(self, path: Path | str, what: str, line: int | None = None, expected: str = "") -> None:
+        self.path = Path(path)
+        self.line = line
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {what}" + (f"; expected {expected}" if expected else ""))
+
+
+def is_run_dir(path: Path) -> bool:
+    """A scenario's run directory (it holds scenario.json), as opposed to a run folder of several."""
+    return (path / SCENARIO).is_file()
+
+
+def missing_files(run_dir: Path) -> list[str]:
+    return [name for name in REQUIRED if not (run_dir / name).is_file()]
+
+
+def read_json(path: Path, expected: str = "a JSON object") -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RunDirError(path, "missing", expected=expected) from None
+    except OSError as e:
+        raise RunDirError(path, f"cannot read: {e.strerror or e}") from None
+    try:
+        value = json.loads(data)
+    except UnicodeDecodeError:
+        raise RunDirError(path, "not UTF-8 text", expected=expected) from None
+    except json.JSONDecodeError as e:
+        raise RunDirError(path, f"not JSON: {e.msg} (column {e.colno})", e.lineno, expected) from None
+    if not isinstance(value, dict):
+        raise RunDirError(path, f"got a JSON {type(value).__name__}", 1, expected)
+    return value
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for every non-blank line, read in large blocks."""
+    try:
+        f = open(path, "rb", buffering=1 << 20)
+    except FileNotFoundError:
+        raise RunDirError(path, "missing", expected="JSON lines (docs/run-format.md)") from None
+    except OSError as e:
+        raise RunDirError(path, f"cannot read: {e.strerror or e}") from None
+    with f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                yield number, line
+
+
+def iter_jsonl(path: Path, decode: Callable[[bytes], T], expected: str = "a JSON object") -> Iterator[T]:
+    """Every line of a JSON-lines file through `decode` (a msgspec decoder's `decode`, or anything
+    raising msgspec's or json's errors), in one streaming pass; a bad line raises RunDirError."""
+    for number, line in _lines(path):
+        try:
+            yield decode(line)
+        except (msgspec.DecodeError, ValueError) as e:
+            raise RunDirError(path, _describe(e, line), number, expected) from None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """A whole JSON-lines file as dicts (small files; the checkers stream instead)."""
+    return list(iter_jsonl(path, _decode_object))
+
+
+_any = msgspec.json.Decoder()
+
+
+def _decode_object(line: bytes) -> dict[str, Any]:
+    value = _any.decode(line)
+    if not isinstance(value, dict):
+        raise ValueError(f"got a JSON {type(value).__name__}")
+    return value
+
+
+def _describe(error: Exception, line: bytes) -> str:
+    text = str(error)
+    try:
+        _any.decode(line)
+    except msgspec.DecodeError:
+        return f"not JSON ({text})"
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    return text.replace("Expected", "a field expected").replace("Object missing", "missing")
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write the records, one compact JSON object a line; returns how many."""
+    n = 0
+    with open(path, "w") as f:
+        for record in records:
+            f.write(json.dumps(record, separators=(",", ":")) + "\n")
+            n += 1
+    return n
