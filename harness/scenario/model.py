@@ -1,0 +1,259 @@
+"""The scenario file's model: the system, the load, the faults, the expectations; its JSON Schema; and
+`resolved()`, the scenario as run (scenario.json)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
+
+from harness.scenario.faults import Fault, FaultKind
+from harness.scenario.types import (
+    MAX_AGENTS,
+    Duration,
+    Loc,
+    NodeName,
+    PositiveDuration,
+    _node_error,
+    _problem,
+    _reference_error,
+    _Strict,
+)
+
+LOAD_OPS = ("intent",)  # a new kind of load operation is one more name here and in the load generator
+
+
+class RandomFaults(_Strict):
+    """A seeded mix (Jepsen's nemesis package): every `interval` a fault of one of the `faults` kinds
+    starts, on one of the `targets`, for `duration`."""
+
+    seed: int | None = Field(None, ge=0, description="absent: the scenario's seed")
+    at: Duration = 0.0
+    for_: PositiveDuration | None = Field(None, alias="for", description="absent: until the end of the load")
+    interval: PositiveDuration = Field(description="between the starts of two faults")
+    duration: PositiveDuration = Field(description="how long each fault lasts")
+    faults: list[FaultKind] = Field(min_length=1)
+    targets: list[NodeName] | None = Field(None, description="absent: every node")
+
+
+class Topology(_Strict):
+    agents: int = Field(3, ge=1, le=MAX_AGENTS)
+    quorum: int | None = Field(None, ge=1, description="agreements needed; absent: a majority of the agents")
+    buffer_cap: int = Field(256, ge=1, description="pending-commit buffer capacity (intents)")
+    intent_timeout: PositiveDuration = 0.08
+    commit_timeout: PositiveDuration = 0.4
+    replay_interval: PositiveDuration = 0.2
+
+    @model_validator(mode="after")
+    def _quorum_within_agents(self) -> Topology:
+        if self.quorum is not None and self.quorum > self.agents:
+            raise _problem(
+                f"quorum {self.quorum} is more than the {self.agents} agents",
+                f"1..{self.agents}",
+                at=("quorum",),
+            )
+        return self
+
+    @property
+    def effective_quorum(self) -> int:
+        return self.quorum if self.quorum is not None else self.agents // 2 + 1
+
+
+def _weights_sum_positive(mix: dict[str, float]) -> dict[str, float]:
+    if not any(mix.values()):
+        raise _problem("every weight is 0: no operation would run", "one weight > 0 at least")
+    return mix
+
+
+class Load(_Strict):
+    rate: float = Field(gt=0, description="intents per second, over all clients")
+    duration: PositiveDuration
+    keys: int = Field(16, ge=1, description="distinct keys")
+    mix: Annotated[
+        dict[Literal[LOAD_OPS], Annotated[float, Field(ge=0)]],  # type: ignore[valid-type]
+        AfterValidator(_weights_sum_positive),
+        Field(min_length=1),
+    ] = Field(default_factory=lambda: {"intent": 1.0}, description="relative weights of the operations")
+    clients: int = Field(8, ge=1)
+    timeout: PositiveDuration = Field(2.0, description="a client gives up (an `info` op) after this")
+
+
+class Stream(_Strict):
+    duplicate_window: PositiveDuration = 120.0
+    max_msgs: int | None = Field(None, gt=0, description="absent: unlimited")
+    max_bytes: int | None = Field(None, gt=0, description="absent: unlimited")
+    max_age: PositiveDuration | None = Field(None, description="absent: unlimited")
+
+
+class LatencyBudget(_Strict):
+    intent_ms: float = Field(100.0, gt=0, description="p99 time to quorum, over healthy windows")
+    commit_ms: float = Field(500.0, gt=0, description="p99 invoke to committed, over healthy windows")
+
+
+class Recovery(_Strict):
+    drained_within: PositiveDuration = Field(
+        15.0, description="after the last fault, buffers are empty within"
+    )
+
+
+Outcome = Literal["allowed", "forbidden", "expected"]
+
+
+class Expect(_Strict):
+    reconciliation: Literal["exact", "none"] = Field(
+        "exact", description="exact: every accepted intent once in JetStream and once in SurrealDB"
+    )
+    buffers: Literal["within-cap", "ignore"] = "within-cap"
+    latency: LatencyBudget = Field(default_factory=LatencyBudget)
+    recovery: Recovery = Field(default_factory=Recovery)
+    recovery_grace: Duration = Field(5.0, description="a healthy window starts this long after a fault stops")
+    stream_exactly_once: bool = True
+    min_committed: int = Field(0, ge=0, description="at least this many intents end committed")
+    aborts: Outcome = Field("allowed", description="expected: some intents must abort (no quorum)")
+    rejections: Outcome = Field(
+        "allowed", description="expected: some intents must be rejected (buffer full)"
+    )
+
+
+def _id_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    seen: set[str] = set()
+    for value in values:
+        shown = _id_value(value)
+        if shown in seen:
+            raise _problem(f"{shown} appears twice", "each value once")
+        seen.add(shown)
+    return values
+
+
+MATRIX_KEYS = "a dotted path to a value of the scenario, e.g. faults.0.mode, topology.agents"
+
+
+class Scenario(_Strict):
+    """One scenario file: the system, the load, the faults, and what must hold."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="the file's name without .yaml")
+    description: str = ""
+    seed: int | None = Field(None, ge=0, description="the default seed; --seed overrides it; absent: 0")
+    markers: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=list, description="pytest markers, e.g. soak"
+    )
+    topology: Topology = Field(default_factory=Topology)
+    load: Load
+    faults: list[Fault] = Field(default_factory=list)
+    random: RandomFaults | None = None
+    stream: Stream = Field(default_factory=Stream)
+    expect: Expect = Field(default_factory=Expect)
+    matrix: dict[str, Annotated[list[Any], Field(min_length=1), AfterValidator(_distinct)]] | None = Field(
+        None, description=f"keys: {MATRIX_KEYS}; one parameter set per combination of the values"
+    )
+
+    _parameters: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> Scenario:
+        if problem := next(self._misfits(), None):
+            at, what, allowed = problem
+            raise _problem(what, allowed, at=at)
+        return self
+
+    def _misfits(self) -> Iterator[tuple[Loc, str, str]]:
+        agents, end = self.topology.agents, self.load.duration
+        for i, fault in enumerate(self.faults):
+            here = ("faults", i, fault.fault)
+            if fault.at >= end:
+                yield (*here, "at"), f"{fault.at:g}s is not before the load ends", f"0s..{end:g}s (excluded)"
+            for path, name, kind in fault.references():
+                if problem := _reference_error(name, kind, agents):
+                    yield (*here, *path), *problem
+        if self.random is not None:
+            if self.random.at >= end:
+                yield ("random", "at"), f"{self.random.at:g}s is not before the load ends", f"0s..{end:g}s"
+            for i, name in enumerate(self.random.targets or ()):
+                if problem := _node_error(name, agents):
+                    yield ("random", "targets", i), *problem
+        for key in self.matrix or {}:
+            if problem := self._matrix_key_error(key):
+                yield ("matrix", key), problem, MATRIX_KEYS
+
+    def _matrix_key_error(self, key: str) -> str | None:
+        parts = key.split(".")
+        if parts[0] in ("name", "matrix"):
+            return f"{parts[0]} cannot vary"
+        try:
+            _get_path(self.model_dump(by_alias=True, exclude={"matrix"}), parts)
+        except LookupError as e:
+            return str(e)
+        return None
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The values a matrix or an override set, by dotted path (empty for a file as written)."""
+        return dict(self._parameters)
+
+    def resolved(self, seed: int | None = None) -> dict[str, Any]:
+        """The scenario as run, as plain data for scenario.json: defaults filled in, the seed chosen (the
+        given one, else the file's, else 0), and the `budgets` and `invariants` the checkers read."""
+        chosen = seed if seed is not None else self.seed if self.seed is not None else 0
+        data = self.model_dump(mode="json", by_alias=True, exclude={"matrix"})
+        data["seed"] = chosen
+        data["topology"]["quorum"] = self.topology.effective_quorum
+        if data["random"] is not None and data["random"]["seed"] is None:
+            data["random"]["seed"] = chosen
+        if self._parameters:
+            data["parameters"] = self.parameters
+        data["budgets"] = {
+            "intent_ms": self.expect.latency.intent_ms,
+            "commit_ms": self.expect.latency.commit_ms,
+            "recovery_grace_s": self.expect.recovery_grace,
+        }
+        data["invariants"] = {"stream_exactly_once": self.expect.stream_exactly_once}
+        return data
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a scenario file (what `solar-chaos schema` prints)."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **Scenario.model_json_schema()}
+
+
+# Dotted paths into plain data (matrix keys and overrides)
+
+
+def _get_path(data: Any, parts: list[str]) -> Any:
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth]) or "the scenario"
+        if isinstance(data, list):
+            if not part.isdigit() or int(part) >= len(data):
+                raise LookupError(f"{where} has {len(data)} entries, no {part!r}")
+            data = data[int(part)]
+        elif isinstance(data, dict):
+            if part not in data:
+                raise LookupError(f"{where} has no {part!r}")
+            data = data[part]
+        else:
+            raise LookupError(f"{where} is {'not set' if data is None else 'a single value'}")
+    return data
+
+
+def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
+    """Set a value in raw file data, making the mappings on the way that the file left out."""
+    *parents, last = parts
+    node: Any = data
+    for part, following in zip(parents, parts[1:], strict=True):
+        if isinstance(node, list):
+            node = node[int(part)]
+        elif part in node or not following.isdigit():
+            node = node.setdefault(part, {})
+        else:
+            raise LookupError(f"no list {part!r}")
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
