@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import engine  # noqa: E402
 from harness.images import Images  # noqa: E402
+from harness.shape import agent_names  # noqa: E402
 from harness.topology.docker import free_port  # noqa: E402
 from harness.topology.identity import peer_id_for_seed  # noqa: E402
 from harness.topology.services import NATS, SURREALDB, TOXIPROXY  # noqa: E402
@@ -54,7 +55,7 @@ def floor_once(images: Images) -> float:
     # only the proxies, the per-node networks and the libp2p connections are left out.
     orch = f"/dns4/orchestrator/tcp/4001/p2p/{peer_id_for_seed('orchestrator')}"
     common = {"NETSYNC_NATS_URL": "nats://nats:4222", "NETSYNC_SURREAL_URL": "ws://surrealdb:8000/rpc"}
-    for name in ("orchestrator", "projector", "agent-1", "agent-2", "agent-3"):
+    for name in ("orchestrator", "projector", *agent_names(3)):
         env = {**common, "NETSYNC_NAME": name, "NETSYNC_ORCHESTRATOR": orch}
         specs.append((name, images.ref("netsync"), [name.split("-")[0]], 8080, free_port(), "/healthz", env))
 

@@ -56,13 +56,14 @@ from types import FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # so `tests.integration.netsync_procs` and `netsync` import
+if str(ROOT) not in sys.path:  # so `tests.integration.netsync_procs`, `netsync` and `harness` import
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import nats  # noqa: E402
 import nats.errors  # noqa: E402
 
+from harness.shape import STREAM  # noqa: E402
 from tests.integration.netsync_procs import Cluster, NatsServer, SurrealServer  # noqa: E402
 
 # The contract's defaults, spelled out: Cluster puts the tests' generous timeouts under
@@ -77,7 +78,6 @@ REQUEST_TIMEOUT_S = 5.0  # far above any budget: a request this slow is an error
 RUN_GRACE_S = REQUEST_TIMEOUT_S + 5.0  # after the last send, how long answers may take
 SETTLE_TIMEOUT_S = 90.0  # buffers and projector caught up after a rate
 MESH_TIMEOUT_S = 30.0  # agents reconnect within seconds (redial every 0.5-2 s) when they can
-STREAM = "SENTIMENT"
 STATUS_OUTCOME = {200: "committed", 202: "pending-commit", 409: "aborted", 429: "rejected"}
 OUTCOMES = ("committed", "pending-commit", "aborted", "rejected", "error")
 PROFILED_AGENT = "agent-1"

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from harness import shape
 from harness.topology.system import System
 
 METRICS = {
@@ -44,7 +45,7 @@ async def agent_sample(http: httpx.AsyncClient, sut: System, agent: str) -> dict
     return {k: int(v) for k, v in m.items()}
 
 
-async def jetstream_sample(http: httpx.AsyncClient, sut: System, stream: str = "SENTIMENT") -> dict | None:
+async def jetstream_sample(http: httpx.AsyncClient, sut: System, stream: str = shape.STREAM) -> dict | None:
     try:
         r = await http.get(f"{sut.nats_monitor_url}/jsz?streams=true&consumers=true", timeout=1.0)
         data = r.json()
@@ -57,7 +58,7 @@ async def jetstream_sample(http: httpx.AsyncClient, sut: System, stream: str = "
             state = s.get("state", {})
             out = {"stream_msgs": state.get("messages", 0), "stream_bytes": state.get("bytes", 0)}
             for c in s.get("consumer_detail") or []:
-                if c.get("name") == "projector":
+                if c.get("name") == shape.CONSUMER:
                     out["consumer_num_pending"] = c.get("num_pending", 0)
                     out["consumer_num_ack_pending"] = c.get("num_ack_pending", 0)
             return out

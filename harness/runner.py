@@ -15,7 +15,7 @@ import httpx
 import nats
 from surrealdb import AsyncSurreal
 
-from harness import engine
+from harness import engine, shape
 from harness.history import History
 from harness.images import Images
 from harness.load import Load, LoadPlan
@@ -26,9 +26,6 @@ from harness.schedule import plan
 from harness.store import read_jsonl
 from harness.topology.system import System, SystemConfig
 from harness.waiting import WaitTimeout, await_until
-
-STREAM = "SENTIMENT"
-SUBJECTS = "root.solar.command.>"
 
 Progress = Callable[[str], None]
 
@@ -214,7 +211,7 @@ async def _wait_drained(sut: System, within: float, say: Progress) -> None:
                 h = (await http.get(f"{sut.http_url(a)}/healthz")).json()
                 if h.get("buffer_depth", 0) > 0:
                     return False
-            js = await jetstream_sample(http, sut, STREAM) or {}
+            js = await jetstream_sample(http, sut) or {}
             return js.get("consumer_num_pending", 1) == 0 and js.get("consumer_num_ack_pending", 1) == 0
 
     try:
@@ -241,11 +238,11 @@ async def read_stream(url: str) -> list[dict[str, Any]]:
     nc = await nats.connect(url, connect_timeout=2)
     try:
         js = nc.jetstream(timeout=5)
-        info = await js.stream_info(STREAM)
+        info = await js.stream_info(shape.STREAM)
         out: list[dict[str, Any]] = []
         if info.state.messages == 0:
             return out
-        sub = await js.subscribe(SUBJECTS, stream=STREAM, ordered_consumer=True)
+        sub = await js.subscribe(shape.STREAM_SUBJECTS, stream=shape.STREAM, ordered_consumer=True)
         try:
             while True:
                 msg = await sub.next_msg(timeout=5)
@@ -264,13 +261,15 @@ async def read_stream(url: str) -> list[dict[str, Any]]:
         await nc.close()
 
 
-async def read_store(url: str, ns: str = "solar", db_name: str = "netsync") -> list[dict[str, Any]]:
+async def read_store(
+    url: str, ns: str = shape.SURREAL_NS, db_name: str = shape.SURREAL_DB
+) -> list[dict[str, Any]]:
     db = AsyncSurreal(url)
     await db.connect()
     try:
         await db.signin({"username": "root", "password": "root"})
         await db.use(ns, db_name)
-        rows = await db.query("SELECT cid, key, value, stream_seq FROM sentiment")
+        rows = await db.query(f"SELECT cid, key, value, stream_seq FROM {shape.STORE_TABLE}")
     finally:
         await db.close()
     return [dict(r) for r in rows or []]

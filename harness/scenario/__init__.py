@@ -33,8 +33,6 @@ from harness.scenario.model import (
     json_schema,
 )
 from harness.scenario.types import (
-    MAX_AGENTS,
-    SERVICES,
     Duration,
     Links,
     LinkSelector,
@@ -42,12 +40,9 @@ from harness.scenario.types import (
     NodeName,
     PositiveDuration,
     ScenarioError,
-    agent_names,
-    data_plane_links,
-    node_names,
     parse_duration,
-    select_links,
 )
+from harness.shape import MAX_AGENTS, SERVICES, agent_names, data_plane_links, node_names, select_links
 
 __all__ = [
     "FAULT_TYPES",

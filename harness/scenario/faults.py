@@ -18,8 +18,8 @@ from harness.scenario.types import (
     PositiveDuration,
     _problem,
     _Strict,
-    data_plane_links,
 )
+from harness.shape import data_plane_links
 
 # (path inside the fault, name, "node" or "link")
 References = Iterator[tuple[Loc, str, str]]

@@ -12,12 +12,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from harness.errors import HarnessError
+from harness.shape import GROUPS, MAX_AGENTS, SERVICES, node_names, select_links
 
 Loc = tuple[str | int, ...]
-
-MAX_AGENTS = 7
-SERVICES = ("orchestrator", "projector", "nats", "surrealdb")
-GROUPS = ("agents", "*")  # every agent; every node
 
 
 class ScenarioError(HarnessError):
@@ -83,39 +80,6 @@ PositiveDuration = Annotated[
 
 
 # Nodes and links
-
-
-def agent_names(agents: int) -> list[str]:
-    return [f"agent-{i}" for i in range(1, agents + 1)]
-
-
-def node_names(agents: int) -> list[str]:
-    """Every container of a topology with `agents` agents that a fault can name."""
-    return [*agent_names(agents), *SERVICES]
-
-
-def data_plane_links(agents: int) -> list[tuple[str, str]]:
-    """Every proxied link of the topology as (from, to): the links a fault can act on."""
-    names = agent_names(agents)
-    return [
-        *((a, b) for a in names for b in names if a != b),
-        *((a, "orchestrator") for a in names),
-        ("orchestrator", "nats"),
-        ("projector", "nats"),
-        ("projector", "surrealdb"),
-    ]
-
-
-def select_links(selector: str, agents: int) -> list[tuple[str, str]]:
-    """The links of a topology with `agents` agents that the selector `FROM>TO` names."""
-    src, dst = _split_link(selector)
-    return [
-        (a, b) for a, b in data_plane_links(agents) if _endpoint_names(src, a) and _endpoint_names(dst, b)
-    ]
-
-
-def _endpoint_names(endpoint: str, node: str) -> bool:
-    return endpoint in (node, "*") or (endpoint == "agents" and node.startswith("agent-"))
 
 
 def _nodes_allowed(agents: int) -> str:

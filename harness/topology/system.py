@@ -20,6 +20,7 @@ import nats.js.errors
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from surrealdb import AsyncSurreal
 
+from harness import shape
 from harness.errors import TopologyError
 from harness.images import Images
 from harness.topology.docker import DockerRun
@@ -40,8 +41,6 @@ from harness.waiting import wait_until
 
 P2P_PORT = 4001
 HTTP_PORT = 8080
-STREAM = "SENTIMENT"
-SURREAL_NS, SURREAL_DB = "solar", "netsync"  # the contract's defaults
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class SystemConfig:
     sut_image: str | None = None  # another implementation of docs/contract.md
 
     def agent_names(self) -> list[str]:
-        return [f"agent-{i}" for i in range(1, self.agents + 1)]
+        return shape.agent_names(self.agents)
 
 
 @dataclass(frozen=True)
@@ -77,17 +76,32 @@ class Link:
         return f"{self.source}>{self.target}"
 
 
+_SERVICE_LINK_PORTS = {
+    ("orchestrator", "nats"): 23001,
+    ("projector", "nats"): 23002,
+    ("projector", "surrealdb"): 23003,
+}
+_UPSTREAM_PORTS = {"nats": NATS_CLIENT_PORT, "surrealdb": SURREAL_PORT}  # else libp2p's
+
+
+def _agent_index(name: str) -> int:
+    return int(name.removeprefix("agent-"))
+
+
+def _listen_port(source: str, target: str) -> int:
+    if target.startswith("agent-"):
+        return 21000 + 10 * _agent_index(source) + _agent_index(target)
+    if target == "orchestrator":
+        return 22000 + _agent_index(source)
+    return _SERVICE_LINK_PORTS[(source, target)]
+
+
 def plan_links(cfg: SystemConfig) -> dict[str, Link]:
-    links: list[Link] = []
-    agents = cfg.agent_names()
-    for i, a in enumerate(agents, 1):
-        for j, b in enumerate(agents, 1):
-            if a != b:
-                links.append(Link(a, b, 21000 + 10 * i + j, f"{b}:{P2P_PORT}"))
-        links.append(Link(a, "orchestrator", 22000 + i, f"orchestrator:{P2P_PORT}"))
-    links.append(Link("orchestrator", "nats", 23001, f"nats:{NATS_CLIENT_PORT}"))
-    links.append(Link("projector", "nats", 23002, f"nats:{NATS_CLIENT_PORT}"))
-    links.append(Link("projector", "surrealdb", 23003, f"surrealdb:{SURREAL_PORT}"))
+    """A proxy for every data-plane link of the shape (harness.shape.data_plane_links)."""
+    links = [
+        Link(a, b, _listen_port(a, b), f"{b}:{_UPSTREAM_PORTS.get(b, P2P_PORT)}")
+        for a, b in shape.data_plane_links(cfg.agents)
+    ]
     return {link.name: link for link in links}
 
 
@@ -108,7 +122,7 @@ class System:
 
     @property
     def nodes(self) -> list[str]:
-        return [*self.cfg.agent_names(), "orchestrator", "projector", "nats", "surrealdb"]
+        return shape.node_names(self.cfg.agents)
 
     def __enter__(self) -> System:
         self.images.ensure()  # a no-op when every image is present
@@ -282,7 +296,7 @@ class System:
         try:
             js = nc.jetstream(timeout=5)
             try:
-                await js.delete_stream(STREAM)
+                await js.delete_stream(shape.STREAM)
             except nats.js.errors.NotFoundError:
                 pass
             # The orchestrator would create it the same way (docs/contract.md); creating it
@@ -294,16 +308,16 @@ class System:
         await db.connect()
         try:
             await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
-            await db.use(SURREAL_NS, SURREAL_DB)
-            await db.query("REMOVE TABLE IF EXISTS sentiment")
+            await db.use(shape.SURREAL_NS, shape.SURREAL_DB)
+            await db.query(f"REMOVE TABLE IF EXISTS {shape.STORE_TABLE}")
         finally:
             await db.close()
 
     def stream_config(self) -> StreamConfig:
         c = self.cfg
         return StreamConfig(
-            name=STREAM,
-            subjects=["root.solar.command.>"],
+            name=shape.STREAM,
+            subjects=[shape.STREAM_SUBJECTS],
             storage=StorageType.FILE,
             max_msgs=c.stream_max_msgs,
             max_bytes=c.stream_max_bytes,
