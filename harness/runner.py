@@ -4,30 +4,22 @@ schedule, heal, drain, and leave the run directory (docs/run-format.md)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-import nats
-from surrealdb import AsyncSurreal
-
-from harness import engine, shape
+from harness import engine, store
+from harness.collect import Progress, collect, save_logs, wait_drained
 from harness.history import History
 from harness.images import Images
 from harness.load import Load, LoadPlan
 from harness.nemesis import Nemesis
-from harness.observe import Sampler, jetstream_sample
+from harness.observe import Sampler
 from harness.scenario import Scenario
 from harness.schedule import plan
 from harness.store import read_jsonl
 from harness.topology.system import System, SystemConfig
-from harness.waiting import WaitTimeout, await_until
-
-Progress = Callable[[str], None]
 
 
 def system_config(s: Scenario, sut_image: str | None = None) -> SystemConfig:
@@ -86,7 +78,7 @@ async def run_scenario(
     run_id = engine.new_run_id()
     out = reports / run_id / scenario_dir_name(scenario, param_id)
     out.mkdir(parents=True)
-    (out / "scenario.json").write_text(json.dumps(resolved, indent=1) + "\n")
+    store.write_json(out / store.SCENARIO, resolved)
     say = progress or (lambda _: None)
 
     owned = sut is None
@@ -105,12 +97,12 @@ async def run_scenario(
         await _drive(scenario, seed, sut, out, say, cid_prefix=f"{run_id}-s{seed}")
         timings["drive_s"] = time.monotonic() - t
         t = time.monotonic()
-        summary = await _settle_and_collect(scenario, sut, out, say)
+        summary = await collect(sut, out, say)
         timings["collect_s"] = time.monotonic() - t
     finally:
         # Beside the run's files: how long each phase took (the format allows extra files).
-        (out / "timings.json").write_text(json.dumps({k: round(v, 3) for k, v in timings.items()}) + "\n")
-        await asyncio.to_thread(save_logs, sut, out / "logs")
+        store.write_json(out / store.TIMINGS, {k: round(v, 3) for k, v in timings.items()})
+        await asyncio.to_thread(save_logs, sut, out)
         if keep_running:
             say(f"keeping run {sut.run_id} up (--keep-running); remove it with: solar-chaos clean --all")
         elif owned:
@@ -120,20 +112,10 @@ async def run_scenario(
     return result
 
 
-def save_logs(sut: System, folder: Path) -> None:
-    """Every container's log beside the run's files: a cid can be followed through them."""
-    folder.mkdir(exist_ok=True)
-    for name in list(sut.run.containers):
-        try:
-            (folder / f"{name}.log").write_bytes(sut.run.raw(name).logs())
-        except Exception as e:  # a log we cannot read must not hide the run's result
-            (folder / f"{name}.log").write_text(f"(log unavailable: {e})\n")
-
-
 async def _drive(
     scenario: Scenario, seed: int, sut: System, out: Path, say: Progress, cid_prefix: str
 ) -> None:
-    history = History(out / "history.jsonl")
+    history = History(out / store.HISTORY)
     nemesis = Nemesis(sut, history.record)
     steps = plan(scenario, seed)
     load = Load(
@@ -149,7 +131,7 @@ async def _drive(
         ),
         cid_prefix=cid_prefix,  # unique per scenario run, also when a system is reused
     )
-    sampler = Sampler(sut, out / "samples.jsonl", history.now)
+    sampler = Sampler(sut, out / store.SAMPLES, history.now)
     stop_sampling = asyncio.Event()
     active: dict[str, str] = {}
 
@@ -194,85 +176,12 @@ async def _drive(
             await asyncio.shield(nemesis.heal_all())
             say(f"load done at t={history.now():.1f}s; every fault healed")
             drained = scenario.expect.recovery.drained_within
-            await _wait_drained(sut, drained, say)
+            await wait_drained(sut, drained, say)
             stop_sampling.set()
     finally:
         stop_sampling.set()
         await asyncio.shield(nemesis.heal_all())
         history.close()
-
-
-async def _wait_drained(sut: System, within: float, say: Progress) -> None:
-    """Until every agent's buffer is empty and the projector has acked everything."""
-
-    async def drained() -> bool:
-        async with httpx.AsyncClient(timeout=1.0) as http:
-            for a in sut.cfg.agent_names():
-                h = (await http.get(f"{sut.http_url(a)}/healthz")).json()
-                if h.get("buffer_depth", 0) > 0:
-                    return False
-            js = await jetstream_sample(http, sut) or {}
-            return js.get("consumer_num_pending", 1) == 0 and js.get("consumer_num_ack_pending", 1) == 0
-
-    try:
-        await await_until(drained, "buffers empty and the projector caught up", timeout=within, interval=0.25)
-    except WaitTimeout as e:
-        say(f"not drained: {e}")
-
-
-async def _settle_and_collect(scenario: Scenario, sut: System, out: Path, say: Progress) -> dict[str, Any]:
-    stream = await read_stream(sut.nats_url)
-    with open(out / "stream.jsonl", "w") as f:
-        for m in stream:
-            f.write(json.dumps(m, separators=(",", ":")) + "\n")
-    rows = await read_store(sut.surreal_url)
-    with open(out / "store.jsonl", "w") as f:
-        for r in rows:
-            f.write(json.dumps(r, separators=(",", ":")) + "\n")
-    say(f"collected {len(stream)} stream messages, {len(rows)} store rows")
-    return {"stream_msgs": len(stream), "store_rows": len(rows)}
-
-
-async def read_stream(url: str) -> list[dict[str, Any]]:
-    """Every message of the stream, in order: seq, subject, msg_id, and the body's fields."""
-    nc = await nats.connect(url, connect_timeout=2)
-    try:
-        js = nc.jetstream(timeout=5)
-        info = await js.stream_info(shape.STREAM)
-        out: list[dict[str, Any]] = []
-        if info.state.messages == 0:
-            return out
-        sub = await js.subscribe(shape.STREAM_SUBJECTS, stream=shape.STREAM, ordered_consumer=True)
-        try:
-            while True:
-                msg = await sub.next_msg(timeout=5)
-                try:
-                    body = json.loads(msg.data)
-                except ValueError:
-                    body = {"raw": msg.data.decode(errors="replace")}
-                seq = msg.metadata.sequence.stream
-                headers = msg.headers or {}
-                out.append({"seq": seq, "subject": msg.subject, "msg_id": headers.get("Nats-Msg-Id"), **body})
-                if seq >= info.state.last_seq:
-                    return out
-        finally:
-            await sub.unsubscribe()
-    finally:
-        await nc.close()
-
-
-async def read_store(
-    url: str, ns: str = shape.SURREAL_NS, db_name: str = shape.SURREAL_DB
-) -> list[dict[str, Any]]:
-    db = AsyncSurreal(url)
-    await db.connect()
-    try:
-        await db.signin({"username": "root", "password": "root"})
-        await db.use(ns, db_name)
-        rows = await db.query(f"SELECT cid, key, value, stream_seq FROM {shape.STORE_TABLE}")
-    finally:
-        await db.close()
-    return [dict(r) for r in rows or []]
 
 
 def interim_check(scenario: Scenario, out: Path) -> list[str]:

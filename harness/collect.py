@@ -1,0 +1,102 @@
+"""After the load: wait until the system has drained, then read what it holds (the stream, the store,
+every container's log) into the run directory (docs/run-format.md), through harness.store's names."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+from surrealdb import AsyncSurreal
+
+from harness import shape, store
+from harness.observe import jetstream_sample
+from harness.topology.services import SURREAL_PASS, SURREAL_USER
+from harness.topology.system import System
+from harness.waiting import WaitTimeout, await_until
+
+Progress = Callable[[str], None]
+
+
+async def wait_drained(sut: System, within: float, say: Progress) -> None:
+    """Until every agent's buffer is empty and the projector has acked everything; past `within`, say so
+    and go on (what was left is in the files the checkers read)."""
+
+    async def drained() -> bool:
+        async with httpx.AsyncClient(timeout=1.0) as http:
+            for a in sut.cfg.agent_names():
+                h = (await http.get(f"{sut.http_url(a)}/healthz")).json()
+                if h.get("buffer_depth", 0) > 0:
+                    return False
+            js = await jetstream_sample(http, sut) or {}
+            return js.get("consumer_num_pending", 1) == 0 and js.get("consumer_num_ack_pending", 1) == 0
+
+    try:
+        await await_until(drained, "buffers empty and the projector caught up", timeout=within, interval=0.25)
+    except WaitTimeout as e:
+        say(f"not drained: {e}")
+
+
+async def collect(sut: System, out: Path, say: Progress) -> dict[str, Any]:
+    """The stream into stream.jsonl and the store into store.jsonl; returns how many of each."""
+    messages = store.write_jsonl(out / store.STREAM, await read_stream(sut.nats_url))
+    rows = store.write_jsonl(out / store.STORE, await read_store(sut.surreal_url))
+    say(f"collected {messages} stream messages, {rows} store rows")
+    return {"stream_msgs": messages, "store_rows": rows}
+
+
+async def read_stream(url: str) -> list[dict[str, Any]]:
+    """Every message of the stream, in order: seq, subject, msg_id, and the body's fields."""
+    nc = await nats.connect(url, connect_timeout=2)
+    try:
+        js = nc.jetstream(timeout=5)
+        info = await js.stream_info(shape.STREAM)
+        out: list[dict[str, Any]] = []
+        if info.state.messages == 0:
+            return out
+        sub = await js.subscribe(shape.STREAM_SUBJECTS, stream=shape.STREAM, ordered_consumer=True)
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=5)
+                try:
+                    body = json.loads(msg.data)
+                except ValueError:
+                    body = {"raw": msg.data.decode(errors="replace")}
+                seq = msg.metadata.sequence.stream
+                headers = msg.headers or {}
+                out.append({"seq": seq, "subject": msg.subject, "msg_id": headers.get("Nats-Msg-Id"), **body})
+                if seq >= info.state.last_seq:
+                    return out
+        finally:
+            await sub.unsubscribe()
+    finally:
+        await nc.close()
+
+
+async def read_store(
+    url: str, ns: str = shape.SURREAL_NS, db_name: str = shape.SURREAL_DB
+) -> list[dict[str, Any]]:
+    """Every row the projector wrote: cid, key, value, stream_seq."""
+    db = AsyncSurreal(url)
+    await db.connect()
+    try:
+        await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
+        await db.use(ns, db_name)
+        rows = await db.query(f"SELECT cid, key, value, stream_seq FROM {shape.STORE_TABLE}")
+    finally:
+        await db.close()
+    return [dict(r) for r in rows or []]
+
+
+def save_logs(sut: System, out: Path) -> None:
+    """Every container's log into the run directory's logs/: a cid can be followed through them."""
+    folder = out / store.LOGS
+    folder.mkdir(exist_ok=True)
+    for name in list(sut.run.containers):
+        try:
+            (folder / f"{name}.log").write_bytes(sut.run.raw(name).logs())
+        except Exception as e:  # a log we cannot read must not hide the run's result
+            (folder / f"{name}.log").write_text(f"(log unavailable: {e})\n")
