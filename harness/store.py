@@ -4,6 +4,7 @@ writers of its files. Every reading error names the file and the line, and says 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,7 +66,7 @@ def read_json(path: Path, expected: str = "a JSON object") -> dict[str, Any]:
     return value
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for every non-blank line, read in large blocks."""
     try:
         f = open(path, "rb", buffering=1 << 20)
@@ -82,11 +83,16 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 def iter_jsonl(path: Path, decode: Callable[[bytes], T], expected: str = "a JSON object") -> Iterator[T]:
     """Every line of a JSON-lines file through `decode` (a msgspec decoder's `decode`, or anything
     raising msgspec's or json's errors), in one streaming pass; a bad line raises RunDirError."""
-    for number, line in _lines(path):
-        try:
-            yield decode(line)
-        except (msgspec.DecodeError, ValueError) as e:
-            raise RunDirError(path, _describe(e, line), number, expected) from None
+    for number, line in numbered_lines(path):
+        yield decode_line(path, number, line, decode, expected)
+
+
+def decode_line(path: Path, number: int, line: bytes, decode: Callable[[bytes], T], expected: str) -> T:
+    """One line through `decode`; a line it refuses raises RunDirError naming the file and line."""
+    try:
+        return decode(line)
+    except (msgspec.DecodeError, ValueError) as e:
+        raise RunDirError(path, _describe(e, line), number, expected) from None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -104,7 +110,12 @@ def _decode_object(line: bytes) -> dict[str, Any]:
     return value
 
 
+_WRONG_TYPE = re.compile(r"Expected `([^`]*)`, got `([^`]*)` - at `\$\.?([^`]*)`")
+_MISSING = re.compile(r"Object missing required field `([^`]*)`")
+
+
 def _describe(error: Exception, line: bytes) -> str:
+    """msgspec's complaint in the file's terms: which field, what it got, what it needed."""
     text = str(error)
     try:
         _any.decode(line)
@@ -112,7 +123,12 @@ def _describe(error: Exception, line: bytes) -> str:
         return f"not JSON ({text})"
     except UnicodeDecodeError:
         return "not UTF-8 text"
-    return text.replace("Expected", "a field expected").replace("Object missing", "missing")
+    if m := _WRONG_TYPE.search(text):
+        expected, got, where = m.groups()
+        return f"{where or 'the line'}: got {'a JSON ' + got if not where else got}, not {expected}"
+    if m := _MISSING.search(text):
+        return f"{m.group(1)}: missing"
+    return text
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -1,0 +1,96 @@
+"""The judge: checkers are pure functions of a run directory (docs/run-format.md) and compose into
+one verdict. `judge(dir)` returns it; `write_verdict(dir)` also writes verdict.json.
+
+A checker that crashes does not crash the judge: its check becomes `"valid": "unknown"` with the
+error, and the verdict cannot be valid (exit 2 from `solar-chaos check`)."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from typing import Any
+
+from harness import store
+from harness.checkers import buffers, effects, expectations, latency, leak, reconciliation, retention
+from harness.checkers.base import Anomaly, Checker, Result, Validity, merge
+from harness.checkers.run import Run
+from harness.store import RunDirError
+
+CHECKERS: tuple[Checker, ...] = (
+    reconciliation.CHECKER,
+    buffers.CHECKER,
+    latency.CHECKER,
+    expectations.CHECKER,
+    effects.CHECKER,
+    leak.CHECKER,
+    retention.CHECKER,
+)
+KINDS = tuple(kind for checker in CHECKERS for kind in checker.kinds)
+
+
+def _guarded(checker: Checker, run: Run) -> Result:
+    try:
+        return checker.check(run)
+    except RunDirError as e:
+        return Result(valid="unknown", error=str(e))
+    except Exception as e:  # a bug in a checker: report it as this check's error, not a traceback
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        return Result(
+            valid="unknown", error=f"{type(e).__name__}: {e} ({Path(where.filename).name}:{where.lineno})"
+        )
+
+
+def judge(run_dir: Path, checkers: tuple[Checker, ...] = CHECKERS) -> dict[str, Any]:
+    """The verdict on one run directory, as docs/run-format.md's verdict.json (not written)."""
+    run_dir = Path(run_dir)
+    if not store.is_run_dir(run_dir):
+        raise RunDirError(
+            run_dir / store.SCENARIO,
+            "missing: not a scenario's run directory",
+            expected=f"a folder with {', '.join(store.REQUIRED)}",
+        )
+    run = Run(run_dir)
+    checks: dict[str, Any] = {}
+    anomalies: list[Anomaly] = []
+    validities: list[Validity] = []
+    for checker in checkers:
+        result = _guarded(checker, run)
+        validities.append(result.validity)
+        checks[checker.name] = {"valid": result.validity, **result.figures}
+        if result.error:
+            checks[checker.name]["error"] = result.error
+        anomalies += result.anomalies
+    return {
+        "valid": merge(validities),
+        "checks": checks,
+        "anomalies": [a.to_json() for a in anomalies],
+    }
+
+
+def write_verdict(run_dir: Path) -> dict[str, Any]:
+    verdict = judge(run_dir)
+    store.write_json(Path(run_dir) / store.VERDICT, verdict)
+    return verdict
+
+
+def errors(verdict: dict[str, Any]) -> list[str]:
+    """The errors of the checks that could not judge."""
+    return [f"{name}: {c['error']}" for name, c in verdict["checks"].items() if c.get("error")]
+
+
+def exit_code(valid: Validity) -> int:
+    return 0 if valid is True else 1 if valid is False else 2
+
+
+__all__ = [
+    "CHECKERS",
+    "KINDS",
+    "Anomaly",
+    "Checker",
+    "Result",
+    "Run",
+    "errors",
+    "exit_code",
+    "judge",
+    "write_verdict",
+]

@@ -1,0 +1,162 @@
+"""Did each fault bite? A fault whose window (start to stop, plus `recovery_grace_s`) shows none of
+the signs its kind produces is a `no-effect` anomaly: a chaos run whose fault did not bite is a
+false green. Also each fault's recovery time: its stop to the first committed intent invoked
+after it. Which signs count for which kind: docs/run-format.md, "Effects"."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from harness.checkers.base import Anomaly, Checker, Result
+from harness.checkers.latency import healthy_ops
+from harness.checkers.run import ACCEPTED, COMMITTED, PENDING_COMMIT, REFUSED, UNKNOWN, Fault, Run
+from harness.checkers.windows import p99
+
+SLOW_SHARE = 0.05  # a latency sign: at least this share of the window's answers above the reference
+SLOW_MIN = 2  # ... and at least this many
+BACKLOG_RISE = 5  # a backlog sign: the consumer's backlog this many messages above its level before
+MIN_HEALTHY = 20  # fewer healthy answers than this: the latency reference is budgets.commit_ms
+DOWN_STATES = ("exited", "dead", "paused", "restarting", "removing", "created")
+
+Sign = Callable[[Run, Fault, float, float], str | None]
+
+
+def _answers(run: Run, fault: Fault, start: float, end: float) -> str | None:
+    ops = run.history.ops
+    done = (ops.completed >= start) & (ops.completed <= end)
+    other = done & np.isin(ops.code, (PENDING_COMMIT, *REFUSED, *UNKNOWN))
+    never = np.isnan(ops.completed) & (ops.invoked >= start) & (ops.invoked <= end)
+    n = int(other.sum() + never.sum())
+    return f"{n} answers other than committed" if n else None
+
+
+def _reference_ms(run: Run) -> float:
+    def make() -> float:
+        ops = run.history.ops
+        healthy = healthy_ops(run) & np.isin(ops.code, (*ACCEPTED, *REFUSED))
+        latency = (ops.completed[healthy] - ops.invoked[healthy]) * 1000.0
+        ref = p99(latency) if len(latency) >= MIN_HEALTHY else None
+        return ref if ref is not None else run.settings.commit_ms
+
+    return run.memo("effects_reference_ms", make)
+
+
+def _latency(run: Run, fault: Fault, start: float, end: float) -> str | None:
+    ops = run.history.ops
+    window = (ops.invoked >= start) & (ops.invoked <= end) & ~np.isnan(ops.completed)
+    if not window.any():
+        return None
+    ref = _reference_ms(run)
+    latency = (ops.completed[window] - ops.invoked[window]) * 1000.0
+    slow = int((latency > ref).sum())
+    if slow >= max(SLOW_MIN, math.ceil(SLOW_SHARE * len(latency))):
+        return f"{slow} of {len(latency)} answers slower than {ref:.1f} ms (healthy p99)"
+    return None
+
+
+def _before_and_during(
+    points: list[tuple[float, float]], start: float, end: float
+) -> tuple[float, float | None]:
+    before = 0.0
+    during: float | None = None
+    for t, value in points:
+        if t < start:
+            before = value
+        elif t <= end:
+            during = value if during is None else max(during, value)
+    return before, during
+
+
+def _buffers(run: Run, fault: Fault, start: float, end: float) -> str | None:
+    for source, samples in sorted(run.samples.items()):
+        points = [(s.t, s.buffer_depth) for s in samples if s.buffer_depth is not None]
+        before, during = _before_and_during(points, start, end)
+        if during is not None and during > before:
+            return f"{source} buffer rose from {before:g} to {during:g}"
+    return None
+
+
+def _backlog(run: Run, fault: Fault, start: float, end: float) -> str | None:
+    for source, samples in sorted(run.samples.items()):
+        points = [
+            (s.t, (s.consumer_num_pending or 0) + (s.consumer_num_ack_pending or 0))
+            for s in samples
+            if s.consumer_num_pending is not None or s.consumer_num_ack_pending is not None
+        ]
+        before, during = _before_and_during(points, start, end)
+        if during is not None and during >= before + BACKLOG_RISE:
+            return f"{source} consumer backlog rose from {before:g} to {during:g}"
+    return None
+
+
+def _container(run: Run, fault: Fault, start: float, end: float) -> str | None:
+    evidence = fault.evidence or {}
+    state = evidence.get("state")
+    if state in DOWN_STATES:
+        return f"the nemesis saw {evidence.get('container', 'the container')} {state}"
+    return None
+
+
+SIGNS: dict[str, Sign] = {
+    "answers": _answers,
+    "latency": _latency,
+    "buffer": _buffers,
+    "backlog": _backlog,
+    "container": _container,
+}
+_TRAFFIC = ("answers", "latency", "buffer", "backlog")
+# Which signs a fault of each kind can produce; a kind not named here is judged by the traffic signs.
+KIND_SIGNS: dict[str, tuple[str, ...]] = {
+    "crash": (*_TRAFFIC, "container"),
+    "pause": (*_TRAFFIC, "container"),
+    "outage": (*_TRAFFIC, "container"),  # kill and pause leave container evidence; refuse, blackhole do not
+}
+
+
+def signs_of(kind: str) -> tuple[str, ...]:
+    return KIND_SIGNS.get(kind, _TRAFFIC)
+
+
+def recovery_s(run: Run, stop: float) -> float | None:
+    ops = run.history.ops
+    after = (ops.code == COMMITTED) & (ops.invoked >= stop)
+    if not after.any():
+        return None
+    return round(float(ops.completed[after].min()) - stop, 3)
+
+
+def check(run: Run) -> Result:
+    h, grace = run.history, run.settings.grace_s
+    anomalies: list[Anomaly] = []
+    per_fault: dict[str, Any] = {}
+    for fault in h.faults:
+        end = fault.until(h.end) + grace
+        found = {
+            name: why for name in signs_of(fault.kind) if (why := SIGNS[name](run, fault, fault.start, end))
+        }
+        per_fault[fault.fault_id] = {
+            "fault": fault.kind,
+            "start": fault.start,
+            "stop": fault.stop,
+            "lateness_s": None if fault.scheduled is None else round(fault.start - fault.scheduled, 3),
+            "effects": found,
+            "recovery_s": None if fault.stop is None else recovery_s(run, fault.stop),
+        }
+        if not found:
+            looked = ", ".join(signs_of(fault.kind))
+            stop = f"{fault.stop:g}" if fault.stop is not None else "the end"
+            anomalies.append(
+                Anomaly(
+                    "no-effect",
+                    f"{fault.fault_id} ({fault.kind}, t={fault.start:g} to {stop}, +{grace:g}s grace): "
+                    f"none of the signs of its kind: {looked}",
+                )
+            )
+    return Result({"faults": per_fault}, anomalies)
+
+
+CHECKER = Checker("effects", check, ("no-effect",))

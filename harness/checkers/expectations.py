@@ -1,0 +1,79 @@
+"""The `expect` rules of scenario.json (docs/run-format.md): min_committed, aborts, rejections and
+drained_within_s; each broken rule is one `expectation` anomaly whose detail names it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.checkers.base import Anomaly, Checker, Result
+from harness.checkers.reconciliation import joined
+from harness.checkers.run import ABORTED, NOT_INVOKED, REFUSED, REJECTED, Run
+
+
+def committed(run: Run) -> int:
+    """Intents that ended committed: invoked, not refused, and present in the stream or the store."""
+    j = joined(run)
+    return int((j.landed & (j.code != NOT_INVOKED) & ~np.isin(j.code, REFUSED)).sum())
+
+
+def drained_at(run: Run, after: float) -> float | None:
+    """The first moment at or after `after` when every agent's latest sample shows an empty buffer."""
+    latest: dict[str, float] = {}
+    events = sorted(
+        (s.t, source, s.buffer_depth)
+        for source, samples in run.samples.items()
+        for s in samples
+        if s.buffer_depth is not None
+    )
+    agents = {source for _t, source, _d in events}
+    for t, source, depth in events:
+        latest[source] = depth
+        if t >= after and len(latest) == len(agents) and not any(latest.values()):
+            return t
+    return None
+
+
+def check(run: Run) -> Result:
+    s, h = run.settings, run.history
+    anomalies: list[Anomaly] = []
+    n_committed = committed(run)
+    if n_committed < s.min_committed:
+        anomalies.append(
+            Anomaly(
+                "expectation",
+                f"min_committed: {n_committed} intents ended committed, fewer than {s.min_committed}",
+            )
+        )
+    counts = {"aborted": int((h.ops.code == ABORTED).sum()), "rejected": int((h.ops.code == REJECTED).sum())}
+    for outcome, rule_name, rule in (
+        ("aborted", "aborts", s.aborts),
+        ("rejected", "rejections", s.rejections),
+    ):
+        n = counts[outcome]
+        if rule == "forbidden" and n:
+            anomalies.append(
+                Anomaly("expectation", f"{rule_name}: forbidden, yet {n} intents were {outcome}")
+            )
+        if rule == "expected" and not n:
+            anomalies.append(Anomaly("expectation", f"{rule_name}: expected, yet no intent was {outcome}"))
+    stops = [f.stop for f in h.faults]
+    figures: dict[str, object] = {"committed": n_committed, **counts}
+    if None not in stops:  # a fault active to the end: nothing to drain after
+        after = max(stops, default=0.0)
+        at = drained_at(run, after)
+        figures["drained_after_s"] = None if at is None else round(at - after, 3)
+        if at is None or at - after > s.drained_within_s:
+            seen = "never, in the samples" if at is None else f"only at t={at:g}"
+            what = "the last fault stopped" if stops else "the start"
+            anomalies.append(
+                Anomaly(
+                    "expectation",
+                    f"drained_within_s: buffers empty within {s.drained_within_s:g}s after {what} "
+                    f"(t={after:g}); "
+                    f"seen {seen}",
+                )
+            )
+    return Result(figures, anomalies)
+
+
+CHECKER = Checker("expectations", check, ("expectation",))

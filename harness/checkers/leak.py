@@ -1,0 +1,75 @@
+"""Soak trends: a process's RSS or open fds, or the consumer's backlog, that grows over the run after
+a warm-up, by more than the thresholds below (docs/run-format.md, "Leaks"): a `leak` anomaly whose
+detail names the source, the metric and the fitted growth. Short runs are not judged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.checkers.base import Anomaly, Checker, Result
+from harness.checkers.run import Run, Sample
+
+WARMUP_S = 60.0  # the first minute, or WARMUP_SHARE of the run if longer, is not judged
+WARMUP_SHARE = 0.2
+MIN_SPAN_S = 120.0  # at least this long after the warm-up, with
+MIN_POINTS = 10  # at least this many samples, or the metric is not judged
+# metric -> (absolute growth, growth relative to the fitted level at the warm-up's end): a leak
+# grows by more than both over the judged span
+THRESHOLDS: dict[str, tuple[float, float]] = {
+    "rss_bytes": (32 * 2**20, 0.25),
+    "open_fds": (20, 0.5),
+    "consumer_backlog": (100, 0.0),
+}
+
+
+def _value(s: Sample, metric: str) -> float | None:
+    if metric == "consumer_backlog":
+        if s.consumer_num_pending is None and s.consumer_num_ack_pending is None:
+            return None
+        return (s.consumer_num_pending or 0) + (s.consumer_num_ack_pending or 0)
+    return getattr(s, metric)
+
+
+def fitted_growth(points: list[tuple[float, float]]) -> tuple[float, float, float] | None:
+    """(growth over the judged span, level at its start, span) of a least-squares line through the
+    points after the warm-up; None when too few or too short to judge."""
+    if len(points) < 2:
+        return None
+    t0, t1 = points[0][0], points[-1][0]
+    warm = t0 + max(WARMUP_S, WARMUP_SHARE * (t1 - t0))
+    judged = [(t, v) for t, v in points if t >= warm]
+    if len(judged) < MIN_POINTS or judged[-1][0] - judged[0][0] < MIN_SPAN_S:
+        return None
+    t = np.array([p[0] for p in judged])
+    v = np.array([p[1] for p in judged], dtype=np.float64)
+    slope, intercept = np.polyfit(t, v, 1)
+    span = float(t[-1] - t[0])
+    return float(slope * span), float(slope * t[0] + intercept), span
+
+
+def check(run: Run) -> Result:
+    anomalies: list[Anomaly] = []
+    judged: dict[str, Any] = {}
+    for source, samples in sorted(run.samples.items()):
+        for metric, (absolute, relative) in THRESHOLDS.items():
+            points = [(s.t, v) for s in samples if (v := _value(s, metric)) is not None]
+            fit = fitted_growth(points)
+            if fit is None:
+                continue
+            growth, level, span = fit
+            judged[f"{source}.{metric}"] = round(growth, 1)
+            limit = max(absolute, relative * level)
+            if growth > limit:
+                anomalies.append(
+                    Anomaly(
+                        "leak",
+                        f"{source} {metric}: fitted growth {growth:,.0f} over {span:.0f}s after the warm-up "
+                        f"(from {level:,.0f}), over the threshold {limit:,.0f}",
+                    )
+                )
+    return Result({"judged": judged}, anomalies)
+
+
+CHECKER = Checker("leak", check, ("leak",))

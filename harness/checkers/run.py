@@ -1,0 +1,420 @@
+"""A run directory as the checkers see it: scenario.json's settings, and each JSON-lines file read
+once, in one streaming pass, into compact facts (columns of numbers per correlation id, fault
+windows, sample series). Every checker reads this object; none opens a file itself.
+
+Correlation ids are kept as 64-bit hashes in numpy columns, so ten million history lines fit in
+a few hundred MiB. A hash can only make two ids look alike: what the columns flag is a suspect,
+confirmed on the real strings by `traces()`, a second pass that keeps only the suspects' lines."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import numpy as np
+
+from harness import store
+from harness.store import RunDirError
+
+T = TypeVar("T")
+
+# What became of a client operation, as a code in the history's columns.
+PENDING, COMMITTED, PENDING_COMMIT, ABORTED, REJECTED, FAILED, INFO = range(7)
+NOT_INVOKED = -1
+ACCEPTED = (COMMITTED, PENDING_COMMIT)  # `ok`
+REFUSED = (ABORTED, REJECTED, FAILED)  # `fail`: definitely not applied
+UNKNOWN = (PENDING, INFO)  # `info`, or an invoke the history never completed
+_OK = {"committed": COMMITTED, "pending-commit": PENDING_COMMIT}
+_FAIL = {"aborted": ABORTED, "rejected": REJECTED}
+OUTCOMES = {
+    COMMITTED: "committed",
+    PENDING_COMMIT: "pending-commit",
+    ABORTED: "aborted",
+    REJECTED: "rejected",
+}
+
+
+class _Op(msgspec.Struct):
+    """One history line: a client operation or a nemesis event (unknown fields are ignored)."""
+
+    t: float
+    type: str
+    process: str | None = None
+    f: str | None = None
+    cid: str | None = None
+    agent: str | None = None
+    outcome: str | None = None
+    stream_seq: int | None = None
+    quorum_ms: float | None = None
+    fault: str | None = None
+    fault_id: str | None = None
+    scheduled: float | None = None
+    target: Any = None
+    evidence: dict[str, Any] | None = None
+
+
+_NULL = msgspec.Raw(b"null")  # a key or value the line leaves out
+
+
+class _Message(msgspec.Struct):
+    seq: int
+    cid: str | None = None
+    key: msgspec.Raw = _NULL
+    value: msgspec.Raw = _NULL
+
+
+class _Row(msgspec.Struct):
+    cid: str | None = None
+    key: msgspec.Raw = _NULL
+    value: msgspec.Raw = _NULL
+    stream_seq: int | None = None
+
+
+class Sample(msgspec.Struct):
+    """One line of samples.jsonl."""
+
+    t: float
+    source: str
+    buffer_depth: float | None = None
+    buffer_cap: float | None = None
+    rss_bytes: float | None = None
+    open_fds: float | None = None
+    stream_msgs: float | None = None
+    stream_bytes: float | None = None
+    consumer_num_pending: float | None = None
+    consumer_num_ack_pending: float | None = None
+
+
+class _Cid(msgspec.Struct):
+    cid: str | None = None
+
+
+HISTORY_LINE = "a history operation: t (number), type, and for a client op its cid (docs/run-format.md)"
+STREAM_LINE = "a stream message: seq (integer), cid, key, value"
+STORE_LINE = "a store row: cid, key, value, stream_seq (integer)"
+SAMPLE_LINE = "a sample: t (number), source (string), and numeric metrics"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The expectations scenario.json carries (docs/run-format.md), with the format's defaults."""
+
+    name: str = ""
+    seed: int | None = None
+    intent_ms: float = 100.0
+    commit_ms: float = 500.0
+    grace_s: float = 5.0
+    stream_exactly_once: bool = True
+    agents: int | None = None
+    buffer_cap: int | None = None
+    max_msgs: int | None = None
+    max_bytes: int | None = None
+    max_age_s: float | None = None
+    min_committed: int = 0
+    aborts: str = "allowed"
+    rejections: str = "allowed"
+    drained_within_s: float = 15.0
+    horizon_s: float | None = None
+
+    @property
+    def stream_limited(self) -> bool:
+        return any(limit is not None for limit in (self.max_msgs, self.max_bytes, self.max_age_s))
+
+
+_RULES = ("allowed", "forbidden", "expected")
+
+
+def _settings(path: Path, data: dict[str, Any]) -> Settings:
+    def section(name: str) -> dict[str, Any]:
+        value = data.get(name) or {}
+        if not isinstance(value, dict):
+            raise RunDirError(path, f"{name}: got {type(value).__name__}", expected="a JSON object")
+        return value
+
+    def number(sec: str, key: str, default: Any, kind: type = float, optional: bool = False) -> Any:
+        value = section(sec).get(key, default)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise RunDirError(path, f"{sec}.{key}: got {value!r}", expected=f"a {kind.__name__} >= 0")
+        if value < 0 or (kind is int and value != int(value)):
+            raise RunDirError(path, f"{sec}.{key}: got {value!r}", expected=f"a {kind.__name__} >= 0")
+        return kind(value)
+
+    def rule(key: str) -> str:
+        value = section("expect").get(key, "allowed")
+        if value not in _RULES:
+            raise RunDirError(path, f"expect.{key}: got {value!r}", expected=" or ".join(_RULES))
+        return value
+
+    exactly_once = section("invariants").get("stream_exactly_once", True)
+    if not isinstance(exactly_once, bool):
+        raise RunDirError(
+            path, f"invariants.stream_exactly_once: got {exactly_once!r}", expected="true or false"
+        )
+    load = section("load")
+    horizon = load.get("duration") if isinstance(load.get("duration"), int | float) else None
+    return Settings(
+        name=str(data.get("name", "")),
+        seed=data.get("seed") if isinstance(data.get("seed"), int) else None,
+        intent_ms=number("budgets", "intent_ms", 100.0),
+        commit_ms=number("budgets", "commit_ms", 500.0),
+        grace_s=number("budgets", "recovery_grace_s", 5.0),
+        stream_exactly_once=exactly_once,
+        agents=number("topology", "agents", None, int, optional=True),
+        buffer_cap=number("topology", "buffer_cap", None, int, optional=True),
+        max_msgs=number("stream", "max_msgs", None, int, optional=True),
+        max_bytes=number("stream", "max_bytes", None, int, optional=True),
+        max_age_s=number("stream", "max_age_s", None, float, optional=True),
+        min_committed=number("expect", "min_committed", 0, int),
+        aborts=rule("aborts"),
+        rejections=rule("rejections"),
+        drained_within_s=number("expect", "drained_within_s", 15.0),
+        horizon_s=horizon,
+    )
+
+
+@dataclass
+class Fault:
+    """One fault of the history: its start event, and its stop (None: active until the end)."""
+
+    fault_id: str
+    kind: str
+    start: float
+    stop: float | None
+    scheduled: float | None = None
+    target: Any = None
+    evidence: dict[str, Any] | None = None
+
+    def until(self, end: float) -> float:
+        return self.stop if self.stop is not None else end
+
+
+@dataclass
+class Ops:
+    """The client operations, one row per correlation id, in invoke order."""
+
+    cid: np.ndarray  # int64 hash of the cid
+    code: np.ndarray  # int8: COMMITTED, ... INFO, PENDING (never completed)
+    seq: np.ndarray  # int64 stream_seq of an `ok`, -1 when absent
+    invoked: np.ndarray  # float64 t of the invoke
+    completed: np.ndarray  # float64 t of the completion, nan when none
+    quorum_ms: np.ndarray  # float32, nan when absent
+    agent: np.ndarray  # int16 index into `agents`, -1 when absent
+    agents: list[str]
+
+    def __len__(self) -> int:
+        return len(self.cid)
+
+
+@dataclass
+class History:
+    ops: Ops
+    faults: list[Fault]
+    end: float  # the last t of the history
+
+
+@dataclass
+class Column:
+    """stream.jsonl or store.jsonl: the cid hash, a seq and a hash of (key, value) per line."""
+
+    cid: np.ndarray  # int64
+    seq: np.ndarray  # int64, -1 when absent
+    kv: np.ndarray  # int64 hash of the raw key and value
+    no_cid: int = 0  # lines without a cid (they belong to no intent)
+
+
+@dataclass
+class Trace:
+    """Everything the run directory says about one cid, as written (for details and exact rules)."""
+
+    cid: str
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _kv(key: msgspec.Raw, value: msgspec.Raw) -> int:
+    return hash((bytes(key), bytes(value)))
+
+
+class Run:
+    """`Run(dir)`: lazily read facts of one run directory, shared by every checker."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, key: str, make: Callable[[], T]) -> T:
+        """A fact derived from others, computed once for every checker that asks."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @cached_property
+    def settings(self) -> Settings:
+        path = self.file(store.SCENARIO)
+        return _settings(path, store.read_json(path, "the resolved scenario, a JSON object"))
+
+    @cached_property
+    def history(self) -> History:
+        path = self.file(store.HISTORY)
+        hashes, codes, seqs = array("q"), array("b"), array("q")
+        invoked, completed, quorum, agent_ix = array("d"), array("d"), array("f"), array("h")
+        agents: dict[str, int] = {}
+        open_ops: dict[str, int] = {}
+        starts: dict[str, Fault] = {}
+        faults: list[Fault] = []
+        end = 0.0
+        nan = math.nan
+        decode = msgspec.json.Decoder(_Op).decode
+        for number, line in store.numbered_lines(path):
+            op = store.decode_line(path, number, line, decode, HISTORY_LINE)
+            t = op.t
+            if t > end:
+                end = t
+            if op.process == "nemesis":
+                if op.f == "start" and op.fault_id:
+                    if op.fault_id in starts:
+                        raise RunDirError(
+                            path, f"fault {op.fault_id} started twice", number, "one start per fault_id"
+                        )
+                    fault = Fault(op.fault_id, op.fault or "?", t, None, op.scheduled, op.target, op.evidence)
+                    starts[op.fault_id] = fault
+                    faults.append(fault)
+                elif op.f == "stop" and op.fault_id:
+                    fault = starts.get(op.fault_id)
+                    if fault is None or fault.stop is not None:
+                        what = "stopped twice" if fault else "stopped before any start"
+                        raise RunDirError(
+                            path, f"fault {op.fault_id} {what}", number, "a start, then one stop"
+                        )
+                    fault.stop = t
+                continue
+            if op.f not in (None, "intent"):
+                continue  # an operation of another kind: nothing here judges it
+            cid = op.cid
+            if cid is None:
+                raise RunDirError(path, f"a client {op.type} without a cid", number, HISTORY_LINE)
+            if op.type == "invoke":
+                if cid in open_ops:
+                    raise RunDirError(
+                        path,
+                        f"cid {cid} invoked again before it completed",
+                        number,
+                        "a unique cid per invoke",
+                    )
+                open_ops[cid] = len(hashes)
+                hashes.append(hash(cid))
+                codes.append(PENDING)
+                seqs.append(-1)
+                invoked.append(t)
+                completed.append(nan)
+                quorum.append(nan)
+                agent_ix.append(agents.setdefault(op.agent, len(agents)) if op.agent is not None else -1)
+                continue
+            i = open_ops.pop(cid, None)
+            if i is None:
+                raise RunDirError(
+                    path,
+                    f"{op.type} of cid {cid} with no open invoke before it",
+                    number,
+                    "every completion after its invoke",
+                )
+            if op.type == "ok":
+                code = _OK.get(op.outcome or "")
+                if code is None:
+                    raise RunDirError(
+                        path, f"ok with outcome {op.outcome!r}", number, "committed or pending-commit"
+                    )
+                if op.stream_seq is not None:
+                    seqs[i] = op.stream_seq
+                if op.quorum_ms is not None:
+                    quorum[i] = op.quorum_ms
+            elif op.type == "fail":
+                code = _FAIL.get(op.outcome or "", FAILED)
+            elif op.type == "info":
+                code = INFO
+            else:
+                raise RunDirError(path, f"type {op.type!r}", number, "invoke, ok, fail or info")
+            codes[i] = code
+            completed[i] = t
+        ops = Ops(
+            cid=np.frombuffer(hashes, dtype=np.int64),
+            code=np.frombuffer(codes, dtype=np.int8),
+            seq=np.frombuffer(seqs, dtype=np.int64),
+            invoked=np.frombuffer(invoked, dtype=np.float64),
+            completed=np.frombuffer(completed, dtype=np.float64),
+            quorum_ms=np.frombuffer(quorum, dtype=np.float32),
+            agent=np.frombuffer(agent_ix, dtype=np.int16),
+            agents=list(agents),
+        )
+        return History(ops, faults, end)
+
+    def _column(self, name: str, struct: type, seq_field: str, expected: str) -> Column:
+        path = self.file(name)
+        hashes, seqs, kvs = array("q"), array("q"), array("q")
+        no_cid = 0
+        decode = msgspec.json.Decoder(struct).decode
+        for number, line in store.numbered_lines(path):
+            item = store.decode_line(path, number, line, decode, expected)
+            if item.cid is None:
+                no_cid += 1
+                continue
+            seq = getattr(item, seq_field)
+            hashes.append(hash(item.cid))
+            seqs.append(-1 if seq is None else seq)
+            kvs.append(_kv(item.key, item.value))
+        return Column(
+            np.frombuffer(hashes, dtype=np.int64),
+            np.frombuffer(seqs, dtype=np.int64),
+            np.frombuffer(kvs, dtype=np.int64),
+            no_cid,
+        )
+
+    @cached_property
+    def stream(self) -> Column:
+        return self._column(store.STREAM, _Message, "seq", STREAM_LINE)
+
+    @cached_property
+    def store(self) -> Column:
+        return self._column(store.STORE, _Row, "stream_seq", STORE_LINE)
+
+    @cached_property
+    def samples(self) -> dict[str, list[Sample]]:
+        """Per source ("agent-1", "jetstream", ...), its samples in time order."""
+        path = self.file(store.SAMPLES)
+        out: dict[str, list[Sample]] = {}
+        decode = msgspec.json.Decoder(Sample).decode
+        for number, line in store.numbered_lines(path):
+            s = store.decode_line(path, number, line, decode, SAMPLE_LINE)
+            out.setdefault(s.source, []).append(s)
+        for series in out.values():
+            series.sort(key=lambda s: s.t)  # stable: samples of one instant keep their order
+        return out
+
+    def traces(self, hashes: Iterable[int]) -> dict[str, Trace]:
+        """Every line about the cids with these hashes, by real cid: a second pass over the three
+        files that decodes in full only the lines of those cids."""
+        wanted = set(int(h) for h in hashes)
+        out: dict[str, Trace] = {}
+        if not wanted:
+            return out
+        cid_only = msgspec.json.Decoder(_Cid).decode
+        full = msgspec.json.Decoder().decode
+        for name, kind in ((store.HISTORY, "ops"), (store.STREAM, "messages"), (store.STORE, "rows")):
+            path = self.file(name)
+            for _number, line in store.numbered_lines(path):
+                cid = cid_only(line).cid
+                if cid is not None and hash(cid) in wanted:
+                    getattr(out.setdefault(cid, Trace(cid)), kind).append(full(line))
+        return out
