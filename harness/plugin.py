@@ -4,6 +4,7 @@ the collector that turns scenarios/*.yaml into test items (one per parameter set
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 from pathlib import Path
@@ -62,7 +63,8 @@ def images(request: pytest.FixtureRequest) -> Images:
     return session_images(request.config)
 
 
-SYSTEM_KEY = pytest.StashKey[Any]()
+SYSTEM_KEY = pytest.StashKey[Any]()  # the session's running System
+SYSTEM_EXIT_KEY = pytest.StashKey[contextlib.ExitStack]()  # leaves its `with` (tears it down)
 
 
 def shared_system(config: pytest.Config, scenario: Scenario) -> Any:
@@ -75,18 +77,25 @@ def shared_system(config: pytest.Config, scenario: Scenario) -> Any:
     current = config.stash.get(SYSTEM_KEY, None)
     if current is not None and current.cfg == want and current.resettable():
         return current
-    if current is not None:
-        current.__exit__(None, None, None)
-    sut = System(session_images(config), want)
-    sut.__enter__()
+    _close_shared_system(config)
+    stack = contextlib.ExitStack()
+    sut = stack.enter_context(System(session_images(config), want))
     config.stash[SYSTEM_KEY] = sut
+    config.stash[SYSTEM_EXIT_KEY] = stack
     return sut
 
 
+def _close_shared_system(config: pytest.Config) -> None:
+    stack = config.stash.get(SYSTEM_EXIT_KEY, None)
+    if stack is None:
+        return
+    del config.stash[SYSTEM_KEY]
+    del config.stash[SYSTEM_EXIT_KEY]
+    stack.close()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
-    sut = config.stash.get(SYSTEM_KEY, None)
-    if sut is not None:
-        sut.__exit__(None, None, None)
+    _close_shared_system(config)
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

@@ -4,6 +4,7 @@ schedule, heal, drain, and leave the run directory (docs/run-format.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,32 +82,35 @@ async def run_scenario(
     store.write_json(out / store.SCENARIO, resolved)
     say = progress or (lambda _: None)
 
-    owned = sut is None
     timings: dict[str, float] = {}
-    t = time.monotonic()
-    if sut is None:
-        sut = System(images, system_config(scenario, sut_image), run_id)
-        await asyncio.to_thread(sut.__enter__)
-        timings["bringup_s"] = time.monotonic() - t
-        say(f"system up in {timings['bringup_s']:.1f} s ({sut.run_id})")
-    else:
-        timings["reset_s"] = await asyncio.to_thread(sut.reset)
-        say(f"system {sut.run_id} reset in {timings['reset_s']:.2f} s")
+    owned = contextlib.ExitStack()  # the system's `with`, when this run brings it up
     try:
         t = time.monotonic()
-        await _drive(scenario, seed, sut, out, say, cid_prefix=f"{run_id}-s{seed}")
-        timings["drive_s"] = time.monotonic() - t
-        t = time.monotonic()
-        summary = await collect(sut, out, say)
-        timings["collect_s"] = time.monotonic() - t
+        if sut is None:
+            # Bring-up and teardown block for seconds: both run in a worker thread.
+            system = System(images, system_config(scenario, sut_image), run_id)
+            sut = await asyncio.to_thread(owned.enter_context, system)
+            timings["bringup_s"] = time.monotonic() - t
+            say(f"system up in {timings['bringup_s']:.1f} s ({sut.run_id})")
+        else:
+            timings["reset_s"] = await asyncio.to_thread(sut.reset)
+            say(f"system {sut.run_id} reset in {timings['reset_s']:.2f} s")
+        try:
+            t = time.monotonic()
+            await _drive(scenario, seed, sut, out, say, cid_prefix=f"{run_id}-s{seed}")
+            timings["drive_s"] = time.monotonic() - t
+            t = time.monotonic()
+            summary = await collect(sut, out, say)
+            timings["collect_s"] = time.monotonic() - t
+        finally:
+            # Beside the run's files: how long each phase took (the format allows extra files).
+            store.write_json(out / store.TIMINGS, {k: round(v, 3) for k, v in timings.items()})
+            await asyncio.to_thread(save_logs, sut, out)
+            if keep_running:
+                say(f"keeping run {sut.run_id} up (--keep-running); remove it with: solar-chaos clean --all")
+                owned.pop_all()  # never left: the system stays up
     finally:
-        # Beside the run's files: how long each phase took (the format allows extra files).
-        store.write_json(out / store.TIMINGS, {k: round(v, 3) for k, v in timings.items()})
-        await asyncio.to_thread(save_logs, sut, out)
-        if keep_running:
-            say(f"keeping run {sut.run_id} up (--keep-running); remove it with: solar-chaos clean --all")
-        elif owned:
-            await asyncio.to_thread(sut.__exit__, None, None, None)
+        await asyncio.to_thread(owned.close)
     result = RunResult(out, run_id, seed, summary=summary)
     result.problems = interim_check(scenario, out)
     return result
