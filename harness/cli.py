@@ -116,6 +116,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from harness.checkers import exit_code, write_verdict
+    from harness.checkers.base import merge
+    from harness.checkers.verdict import details, headline, run_dirs
+
+    dirs = list(run_dirs(Path(p) for p in args.dirs))
+    validities = []
+    for run_dir in dirs:
+        verdict = write_verdict(run_dir)
+        validities.append(verdict["valid"])
+        if args.json:
+            shown = verdict if len(dirs) == 1 else {"dir": str(run_dir), **verdict}
+            print(json.dumps(shown, indent=1 if len(dirs) == 1 else None))
+            continue
+        print(f"{headline(verdict):<10} {run_dir}")
+        if verdict["valid"] is not True:
+            for line in details(verdict, args.limit):
+                print(f"  {line}")
+    return exit_code(merge(validities))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
@@ -194,6 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reports", default=None, help="where run directories go (default: reports/)")
     r.add_argument("--keep-running", action="store_true", help="leave the system up afterwards")
     r.set_defaults(func=cmd_run)
+
+    ch = sub.add_parser(
+        "check",
+        help="judge run directories offline; write verdict.json; exit 0 valid, 1 anomalies, 2 cannot check",
+        description="Judge run directories (docs/run-format.md) offline: every checker, one verdict per "
+        "scenario, written to its verdict.json. Exit 0 when all are valid, 1 when anomalies were found, "
+        "2 when a file is missing or malformed (named with its line) or a checker failed.",
+    )
+    ch.add_argument("dirs", nargs="+", help="a scenario's run directory, or a run folder reports/<run-id>/")
+    ch.add_argument(
+        "--json", action="store_true", help="print the verdict as JSON (one line per scenario if several)"
+    )
+    ch.add_argument("--limit", type=int, default=20, help="anomalies listed per scenario (default 20)")
+    ch.set_defaults(func=cmd_check)
 
     sc = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     sc.set_defaults(func=cmd_schema)

@@ -52,9 +52,10 @@ class Checker:
 
 
 def merge(validities: list[Validity]) -> Validity:
-    """Jepsen's rule: any false makes the whole false; else any unknown makes it unknown."""
-    if False in validities:
-        return False
+    """Any check that could not judge (a malformed file, a failed checker) makes the whole unknown:
+    the run was not fully checked. Else any false makes it false (Jepsen's rule)."""
     if "unknown" in validities:
         return "unknown"
+    if False in validities:
+        return False
     return True
