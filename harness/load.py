@@ -41,7 +41,6 @@ class Load:
         self.rng = random.Random(plan.seed)
         self.urls = {a: f"{sut.http_url(a)}/intents" for a in sut.cfg.agent_names()}
         self.done = 0
-        self.lag_max = 0.0  # how far the load fell behind its schedule
 
     async def run(self) -> None:
         """Issue `total` intents at `rate`; return when every one has completed."""
@@ -61,7 +60,6 @@ class Load:
                     if delay > 0:
                         await asyncio.sleep(delay)
                     process = await free.get()  # a client does one operation at a time
-                    self.lag_max = max(self.lag_max, self.history.now() - due)
                     agent = self.rng.choice(agents)
                     op = {
                         "cid": f"{self.cid_prefix}-{i:06d}",

@@ -71,7 +71,6 @@ class Sampler:
         self.path = path
         self.now = now
         self.interval = interval
-        self.last: dict[str, dict[str, Any]] = {}
 
     async def sample_once(self, http: httpx.AsyncClient, f: Any) -> None:
         t = round(self.now(), 3)
@@ -80,12 +79,10 @@ class Sampler:
         for agent, s in zip(agents, results, strict=True):
             if s is not None:
                 rec = {"t": t, "source": agent, **s}
-                self.last[agent] = rec
                 f.write(json.dumps(rec) + "\n")
         js = await jetstream_sample(http, self.sut)
         if js is not None:
             rec = {"t": t, "source": "jetstream", **js}
-            self.last["jetstream"] = rec
             f.write(json.dumps(rec) + "\n")
         f.flush()
 

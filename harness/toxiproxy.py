@@ -47,10 +47,6 @@ class Proxy:
     enabled: bool = True
     toxics: tuple[Toxic, ...] = ()
 
-    @property
-    def listen_port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
-
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Proxy:
         return cls(
@@ -96,10 +92,6 @@ class Toxiproxy:
             raise ToxiproxyError(f"Toxiproxy {method} {path} -> {r.status_code}: {r.text.strip()}")
         return r.json() if r.content else None
 
-    async def version(self) -> str:
-        r = await self._http.get("/version")
-        return r.text.strip()
-
     async def proxies(self) -> dict[str, Proxy]:
         data = await self._call("GET", "/proxies")
         return {name: Proxy.from_json(p) for name, p in data.items()}
@@ -116,9 +108,6 @@ class Toxiproxy:
 
     async def set_enabled(self, name: str, enabled: bool) -> Proxy:
         return Proxy.from_json(await self._call("POST", f"/proxies/{name}", {"enabled": enabled}))
-
-    async def delete(self, name: str) -> None:
-        await self._call("DELETE", f"/proxies/{name}")
 
     async def add_toxic(self, proxy: str, toxic: Toxic) -> Toxic:
         if toxic.type not in TOXIC_TYPES:

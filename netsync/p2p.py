@@ -367,9 +367,6 @@ class Node:
     def is_connected(self, peer: PeerInfo) -> bool:
         return bool(self.host.get_network().connections.get(peer.peer_id))
 
-    def connected_peers(self) -> set[str]:
-        return {pid.to_base58() for pid, conns in self.host.get_network().connections.items() if conns}
-
 
 def peer_info(addr: str) -> PeerInfo:
     return info_from_p2p_addr(multiaddr.Multiaddr(addr))

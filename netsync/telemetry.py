@@ -84,7 +84,6 @@ class Scout:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self.window = Window()
-        self.summaries = 0
 
     async def collect(self, ps: Pubsub) -> None:
         sub = await ps.subscribe(TOPIC)
@@ -102,6 +101,5 @@ class Scout:
             if window.messages:
                 try:
                     await emit(window.summary(time.time()))
-                    self.summaries += 1
                 except Exception:
                     pass  # NATS down: this window's summary is dropped, not queued
