@@ -27,6 +27,8 @@ class ActiveFault(Protocol):
     partial start), and doing it twice is harmless."""
 
     target: dict[str, Any]  # what was hit, as the history's start event records it
+    # Optional: what the nemesis observed once the fault took effect (the start event's `evidence`).
+    evidence: dict[str, Any] | None
 
     async def start(self) -> None: ...
 
@@ -79,7 +81,8 @@ class Nemesis:
         """The ids of the faults started and not yet healed, oldest first."""
         return list(self._active)
 
-    async def start(self, fault: BaseFault, fault_id: str) -> None:
+    async def start(self, fault: BaseFault, fault_id: str, scheduled: float | None = None) -> None:
+        """Apply the fault and record its start; `scheduled` is when the schedule asked for it."""
         if fault_id in self._active:
             raise NemesisError(f"fault {fault_id} is already active; stop it first or give a new id")
         entry = _Entry(fault, NEMESES[fault.fault](self.controls, fault, fault_id))
@@ -93,7 +96,11 @@ class Nemesis:
             except Exception as heal_error:
                 log.warning("could not undo the failed start of %s: %s", fault_id, heal_error)
             raise NemesisError(f"could not start {fault.fault} {fault_id}: {e}") from e
-        self._record(self._event("start", fault, fault_id, target=entry.active.target))
+        extra: dict[str, Any] = {} if scheduled is None else {"scheduled": round(scheduled, 6)}
+        extra["target"] = entry.active.target
+        if evidence := getattr(entry.active, "evidence", None):
+            extra["evidence"] = evidence
+        self._record(self._event("start", fault, fault_id, **extra))
         entry.recorded = True
 
     async def stop(self, fault_id: str) -> None:

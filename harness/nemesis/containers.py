@@ -114,13 +114,17 @@ class Held:
 
     hold: Callable[[str], Awaitable[None]]
     release: Callable[[str], Awaitable[None]]
+    status: Callable[[str], Awaitable[str]]
     node: str
     target: dict[str, Any]
+    evidence: dict[str, Any] | None = None  # the container's state read back after the hold
     _done: bool = False
 
     async def start(self) -> None:
         await self.hold(self.node)
         self._done = True
+        # What the engine says now: the start event shows that the fault bit (docs/run-format.md).
+        self.evidence = {"container": self.node, "state": await self.status(self.node)}
 
     async def stop(self) -> None:
         if self._done:
@@ -129,11 +133,11 @@ class Held:
 
 
 def killed(containers: ContainerControl, node: str, target: dict[str, Any]) -> Held:
-    return Held(containers.kill, containers.start, node, target)
+    return Held(containers.kill, containers.start, containers.status, node, target)
 
 
 def paused(containers: ContainerControl, node: str, target: dict[str, Any]) -> Held:
-    return Held(containers.pause, containers.resume, node, target)
+    return Held(containers.pause, containers.resume, containers.status, node, target)
 
 
 def crash(ctl: Controls, fault: CrashFault, fault_id: str) -> ActiveFault:
