@@ -200,21 +200,39 @@ class Scenario(_Strict):
 
     def resolved(self, seed: int | None = None) -> dict[str, Any]:
         """The scenario as run, as plain data for scenario.json: defaults filled in, the seed chosen (the
-        given one, else the file's, else 0), and the `budgets` and `invariants` the checkers read."""
+        given one, else the file's, else 0). What the checkers read carries the names and units of the run
+        format (docs/run-format.md, a public interface), not the file's: `budgets`, `invariants`,
+        `topology.agents`/`buffer_cap`, `stream` (seconds, null: unlimited) and `expect`."""
         chosen = seed if seed is not None else self.seed if self.seed is not None else 0
-        data = self.model_dump(mode="json", by_alias=True, exclude={"matrix"})
+        data = self.model_dump(mode="json", by_alias=True, exclude={"matrix", "stream", "expect"})
         data["seed"] = chosen
         data["topology"]["quorum"] = self.topology.effective_quorum
         if data["random"] is not None and data["random"]["seed"] is None:
             data["random"]["seed"] = chosen
         if self._parameters:
             data["parameters"] = self.parameters
+        expect, stream = self.expect, self.stream
         data["budgets"] = {
-            "intent_ms": self.expect.latency.intent_ms,
-            "commit_ms": self.expect.latency.commit_ms,
-            "recovery_grace_s": self.expect.recovery_grace,
+            "intent_ms": expect.latency.intent_ms,
+            "commit_ms": expect.latency.commit_ms,
+            "recovery_grace_s": expect.recovery_grace,
         }
-        data["invariants"] = {"stream_exactly_once": self.expect.stream_exactly_once}
+        data["invariants"] = {"stream_exactly_once": expect.stream_exactly_once}
+        data["stream"] = {
+            "max_msgs": stream.max_msgs,
+            "max_bytes": stream.max_bytes,
+            "max_age_s": stream.max_age,
+            "duplicate_window_s": stream.duplicate_window,
+        }
+        data["expect"] = {
+            "min_committed": expect.min_committed,
+            "aborts": expect.aborts,
+            "rejections": expect.rejections,
+            "drained_within_s": expect.recovery.drained_within,
+            # beyond the run format: which checks the scenario asks for
+            "reconciliation": expect.reconciliation,
+            "buffers": expect.buffers,
+        }
         return data
 
 

@@ -386,8 +386,24 @@ def test_resolved_is_scenario_json_with_budgets_invariants_and_the_seed(tmp_path
 
     assert json.loads(json.dumps(resolved)) == resolved
     assert resolved["name"] == "nats-down" and resolved["seed"] == 42
+    # The run format's names and units (docs/run-format.md), not the file's.
     assert resolved["budgets"] == {"intent_ms": 120, "commit_ms": 500, "recovery_grace_s": 5}
     assert resolved["invariants"] == {"stream_exactly_once": True}
+    assert (resolved["topology"]["agents"], resolved["topology"]["buffer_cap"]) == (3, 256)
+    assert resolved["stream"] == {
+        "max_msgs": 100000,
+        "max_bytes": None,
+        "max_age_s": None,
+        "duplicate_window_s": 30,
+    }
+    assert resolved["expect"] == {
+        "min_committed": 0,
+        "aborts": "allowed",
+        "rejections": "allowed",
+        "drained_within_s": 15,
+        "reconciliation": "exact",
+        "buffers": "within-cap",
+    }
     assert resolved["faults"][0] == {
         "fault": "outage",
         "at": 10.0,
