@@ -144,13 +144,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
 
+    from harness.checkers import exit_code
+    from harness.checkers.base import merge
+    from harness.checkers.verdict import details, headline
     from harness.images import Images
     from harness.paths import reports_dir
-    from harness.runner import run_scenario
+    from harness.runner import rerun_command, run_scenario
     from harness.scenario import load_scenarios
 
     overrides = {"topology.agents": args.agents} if args.agents else None
     sets = load_scenarios(Path(args.file), overrides)
+    if args.param is not None:
+        chosen = [(param_id, sc) for param_id, sc in sets if param_id == args.param]
+        if not chosen:
+            ids = ", ".join(param_id or '""' for param_id, _ in sets)
+            raise HarnessError(f"{args.file}: no parameter set {args.param!r}; allowed: {ids}")
+        sets = chosen
     images = Images(args.images)
     images.ensure()
     live = sys.stderr.isatty()
@@ -162,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             print(("\n" if live else "") + line, file=sys.stderr, flush=True)
 
-    failed = 0
+    validities = []
     for param_id, scenario in sets:
         label = f"{scenario.name}[{param_id}]" if param_id else scenario.name
         print(f"== {label}", file=sys.stderr)
@@ -178,15 +187,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 keep_running=args.keep_running,
             )
         )
+        validities.append(result.verdict["valid"])
         if result.passed:
             print(f"PASS {label} (seed {result.seed}): {result.dir}")
-        else:
-            failed += 1
-            print(f"FAIL {label} (seed {result.seed}): {len(result.problems)} problem(s); {result.dir}")
-            for p in result.problems[:20]:
-                print(f"  {p}")
-            print(f"re-run: solar-chaos run {args.file} --seed {result.seed}")
-    return 1 if failed else 0
+            continue
+        print(f"FAIL {label} (seed {result.seed}): {headline(result.verdict)}; {result.dir}")
+        for line in details(result.verdict):
+            print(f"  {line}")
+        same = {"param_id": param_id, "agents": args.agents, "sut_image": args.sut_image}
+        print(f"re-run: {rerun_command(args.file, result.seed, **same)}")
+    return exit_code(merge(validities))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,9 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("roles", nargs="*", help="only these roles (nats toxiproxy surrealdb reaper netsync)")
     i.set_defaults(func=cmd_images)
 
-    r = sub.add_parser("run", help="run one scenario file (every parameter set) without pytest")
+    r = sub.add_parser(
+        "run",
+        help="run one scenario file (every parameter set) without pytest; judge each run directory",
+        description="Run a scenario file's parameter sets one after another, each on a fresh system, and "
+        "judge each run directory with the checkers (verdict.json). Exit 0 when every verdict is valid, "
+        "1 when anomalies were found, 2 when a run could not be judged.",
+    )
     r.add_argument("file", help="a scenario file, e.g. scenarios/nats-down.yaml")
     r.add_argument("--seed", type=int, default=None, help="default: the file's seed, else 0")
+    r.add_argument("--param", default=None, help="only this parameter set of the matrix, e.g. mode=refuse")
     r.add_argument("--agents", type=int, default=None, help="override topology.agents")
     r.add_argument("--images", default="auto", choices=["auto", "offline", "official"], help=mode_help)
     r.add_argument("--sut-image", default=None, help="another implementation of docs/contract.md")

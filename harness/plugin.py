@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.checkers.verdict import details, headline
 from harness.images import Images, Mode
 from harness.paths import reports_dir
 from harness.scenario import Scenario, ScenarioError, load_scenarios
@@ -151,12 +151,9 @@ class ScenarioItem(pytest.Item):
         )
         self.seed = result.seed
         self.user_properties.append(("run_dir", str(result.dir)))
-        if result.problems:
-            shown = "\n".join(f"  {p}" for p in result.problems[:20])
-            more = f"\n  ... and {len(result.problems) - 20} more" if len(result.problems) > 20 else ""
-            raise ScenarioFailed(
-                f"{len(result.problems)} problem(s):\n{shown}{more}\nrun directory: {result.dir}"
-            )
+        if not result.passed:
+            shown = "\n".join(f"  {line}" for line in details(result.verdict))
+            raise ScenarioFailed(f"{headline(result.verdict)}\n{shown}\nrun directory: {result.dir}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         seed = (
@@ -164,10 +161,15 @@ class ScenarioItem(pytest.Item):
             if self.seed is not None
             else self.scenario.resolved(self.config.getoption("--seed"))["seed"]
         )
+        from harness.runner import rerun_command
+
+        cfg = self.config
+        same = {"agents": cfg.getoption("--agents"), "sut_image": cfg.getoption("--sut-image")}
+        file = self.path.relative_to(cfg.rootpath)
         rerun = (
-            f"re-run with the same seed:\n"
-            f"  pytest {shlex.quote(self.nodeid)} --seed {seed}\n"
-            f"  solar-chaos run {shlex.quote(str(self.path.relative_to(self.config.rootpath)))} --seed {seed}"
+            "re-run it as it ran:\n"
+            f"  {rerun_command(file, seed, pytest_id=self.nodeid, **same)}\n"
+            f"  {rerun_command(file, seed, param_id=self.param_id, **same)}"
         )
         if isinstance(excinfo.value, ScenarioFailed):
             return f"scenario {self.name} failed: {excinfo.value}\n{rerun}"

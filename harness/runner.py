@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import engine, store
+from harness.checkers import write_verdict
 from harness.collect import Progress, collect, save_logs, wait_drained
 from harness.history import History
 from harness.images import Images
@@ -19,7 +21,6 @@ from harness.nemesis import Nemesis
 from harness.observe import Sampler
 from harness.scenario import Scenario
 from harness.schedule import plan
-from harness.store import read_jsonl
 from harness.topology.system import System, SystemConfig
 
 
@@ -45,12 +46,35 @@ class RunResult:
     dir: Path
     run_id: str
     seed: int
-    problems: list[str] = field(default_factory=list)
+    verdict: dict[str, Any] = field(default_factory=dict)  # verdict.json, as the checkers wrote it
     summary: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        return not self.problems
+        return self.verdict.get("valid") is True
+
+
+def rerun_command(
+    path: str | Path,
+    seed: int,
+    *,
+    param_id: str = "",
+    agents: int | None = None,
+    sut_image: str | None = None,
+    pytest_id: str | None = None,
+) -> str:
+    """The one command that runs this scenario again as it ran: `solar-chaos run`, or pytest given the
+    item's node id. Parameter set, agent count, system under test and seed included."""
+    if pytest_id is not None:
+        words = ["pytest", pytest_id]
+    else:
+        words = ["solar-chaos", "run", str(path)] + (["--param", param_id] if param_id else [])
+    words += ["--seed", str(seed)]
+    if agents:
+        words += ["--agents", str(agents)]
+    if sut_image:
+        words += ["--sut-image", sut_image]
+    return shlex.join(words)
 
 
 def scenario_dir_name(s: Scenario, param_id: str = "") -> str:
@@ -72,8 +96,9 @@ async def run_scenario(
     keep_running: bool = False,
     sut: System | None = None,
 ) -> RunResult:
-    """Run one scenario. With `sut`, a running system of the same configuration is reset
-    and reused (and left running); otherwise one is brought up and torn down."""
+    """Run one scenario, leave its run directory and judge it (verdict.json). With `sut`, a running
+    system of the same configuration is reset and reused (and left running); otherwise one is brought
+    up and torn down."""
     resolved = scenario.resolved(seed)
     seed = resolved["seed"]
     run_id = engine.new_run_id()
@@ -111,9 +136,9 @@ async def run_scenario(
                 owned.pop_all()  # never left: the system stays up
     finally:
         await asyncio.to_thread(owned.close)
-    result = RunResult(out, run_id, seed, summary=summary)
-    result.problems = interim_check(scenario, out)
-    return result
+    # The runner only writes the run directory; the verdict is the checkers', read from it alone.
+    verdict = await asyncio.to_thread(write_verdict, out)
+    return RunResult(out, run_id, seed, verdict=verdict, summary=summary)
 
 
 async def _drive(
@@ -145,7 +170,7 @@ async def _drive(
             if delay > 0:
                 await asyncio.sleep(delay)
             if step.action == "start":
-                await nemesis.start(step.fault, step.fault_id)
+                await nemesis.start(step.fault, step.fault_id, scheduled=step.at)
                 active[step.fault_id] = step.fault.fault
             else:
                 await nemesis.stop(step.fault_id)
@@ -186,50 +211,3 @@ async def _drive(
         stop_sampling.set()
         await asyncio.shield(nemesis.heal_all())
         history.close()
-
-
-def interim_check(scenario: Scenario, out: Path) -> list[str]:
-    """Until the checkers land: every accepted intent is in SurrealDB exactly once (and in
-    the stream, once, unless retention dropped it), nothing refused is in the store, and
-    the scenario's expected outcomes happened."""
-    history = read_jsonl(out / "history.jsonl")
-    store = read_jsonl(out / "store.jsonl")
-    stream = read_jsonl(out / "stream.jsonl")
-    ok = {op["cid"]: op for op in history if op.get("type") == "ok"}
-    failed = {op["cid"] for op in history if op.get("type") == "fail"}
-    counts: dict[str, int] = {}
-    for row in store:
-        counts[row.get("cid")] = counts.get(row.get("cid"), 0) + 1
-    problems = []
-    for cid, op in ok.items():
-        n = counts.get(cid, 0)
-        if n != 1:
-            problems.append(
-                f"{cid}: accepted {op['outcome']} by {op.get('agent')} at t={op['t']}, {n} times in the store"
-            )
-    for cid in failed & set(counts):
-        problems.append(f"{cid}: refused, yet in the store")
-    in_stream: dict[str, int] = {}
-    for msg in stream:
-        in_stream[msg.get("cid")] = in_stream.get(msg.get("cid"), 0) + 1
-    if scenario.expect.stream_exactly_once:
-        for cid, n in in_stream.items():
-            if n > 1:
-                problems.append(f"{cid}: {n} times in the stream")
-    if not scenario.stream.max_msgs and not scenario.stream.max_bytes and not scenario.stream.max_age:
-        # Without retention limits the stream still holds every accepted intent.
-        for cid, op in ok.items():
-            if cid not in in_stream:
-                problems.append(f"{cid}: accepted {op['outcome']} at t={op['t']}, absent from the stream")
-    outcomes = [op.get("outcome") for op in history if op.get("type") in ("ok", "fail")]
-    exp = scenario.expect
-    committed = sum(1 for cid in ok if counts.get(cid))
-    if committed < exp.min_committed:
-        problems.append(f"{committed} intents committed, fewer than expect.min_committed={exp.min_committed}")
-    for outcome, rule in (("aborted", exp.aborts), ("rejected", exp.rejections)):
-        n = outcomes.count(outcome)
-        if rule == "expected" and n == 0:
-            problems.append(f"no intent was {outcome}, though expect says some must be")
-        if rule == "forbidden" and n > 0:
-            problems.append(f"{n} intents were {outcome}, though expect forbids it")
-    return problems
