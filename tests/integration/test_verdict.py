@@ -1,0 +1,76 @@
+"""A scenario run end to end ends in the checkers' verdict, and `solar-chaos check` re-judges its run
+directory later, offline, to the same verdict.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import store
+from harness.paths import ROOT
+
+pytestmark = pytest.mark.docker
+
+SCENARIO = """\
+name: judged
+seed: 3
+load: {rate: 10, duration: 10s}
+faults:
+  - {at: 3s, for: 3s, fault: outage, target: nats, mode: refuse}
+expect:
+  recovery: {drained_within: 20s}
+"""
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_a_run_is_judged_and_check_rejudges_it_offline_to_the_same_verdict(images, tmp_path: Path) -> None:
+    (tmp_path / "judged.yaml").write_text(SCENARIO)
+    reports = tmp_path / "reports"
+    ran = _cli("run", str(tmp_path / "judged.yaml"), "--images", images.mode.value, "--reports", str(reports))
+    (run_dir,) = reports.glob("*/judged")
+    written = json.loads((run_dir / store.VERDICT).read_text())
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert ran.stdout.startswith("PASS judged (seed 3)"), ran.stdout
+    assert written["valid"] is True, written["anomalies"]
+    # The outage bit: intents were answered pending-commit and the agents' buffers rose.
+    effects = written["checks"]["effects"]["faults"]["f1"]["effects"]
+    assert {"answers", "buffer"} <= set(effects), effects
+    assert written["checks"]["reconciliation"]["accepted"] == 100
+
+    (run_dir / store.VERDICT).unlink()
+    checked = _cli("check", str(run_dir), "--json")  # no live system behind it any more
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert json.loads(checked.stdout) == written
+    assert json.loads((run_dir / store.VERDICT).read_text()) == written
+
+
+def test_a_broken_promise_fails_the_run_with_its_anomaly_and_the_rerun_command(
+    images, tmp_path: Path
+) -> None:
+    # A budget no real system meets: the judge must be able to say no.
+    (tmp_path / "judged.yaml").write_text(SCENARIO + "  latency: {commit_ms: 0.001}\n")
+    reports = tmp_path / "reports"
+    ran = _cli(
+        "run",
+        str(tmp_path / "judged.yaml"),
+        "--images",
+        images.mode.value,
+        "--reports",
+        str(reports),
+        "--seed",
+        "5",
+    )
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    assert "FAIL judged (seed 5): INVALID: 1 anomaly (commit-latency 1)" in ran.stdout, ran.stdout
+    assert f"re-run: solar-chaos run {tmp_path / 'judged.yaml'} --seed 5" in ran.stdout
+    (run_dir,) = reports.glob("*/judged")
+    assert _cli("check", str(run_dir)).returncode == 1
