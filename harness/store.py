@@ -110,7 +110,7 @@ def _decode_object(line: bytes) -> dict[str, Any]:
     return value
 
 
-_WRONG_TYPE = re.compile(r"Expected `([^`]*)`, got `([^`]*)` - at `\$\.?([^`]*)`")
+_WRONG_TYPE = re.compile(r"Expected `([^`]*)`, got `([^`]*)`(?: - at `\$\.?([^`]*)`)?")
 _MISSING = re.compile(r"Object missing required field `([^`]*)`")
 
 
