@@ -58,7 +58,7 @@ def check(run: Run) -> Result:
             anomalies.append(Anomaly("expectation", f"{rule_name}: expected, yet no intent was {outcome}"))
     stops = [f.stop for f in h.faults]
     figures: dict[str, object] = {"committed": n_committed, **counts}
-    watched = any(s.buffer_depth is not None for samples in run.samples.values() for s in samples)
+    watched = any(x.buffer_depth is not None for series in run.samples.values() for x in series)
     # a fault active to the end: nothing to drain after; no buffer in the samples: nothing to watch
     if None not in stops and watched:
         after = max(stops, default=0.0)
