@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.checkers.run import Run
+from harness.checkers.run import Run, Settings
 
 Validity = bool | Literal["unknown"]
 
@@ -44,11 +44,17 @@ class Result:
         return not self.anomalies
 
 
+def _never(settings: Settings) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Checker:
     name: str
     check: Callable[[Run], Result]
     kinds: tuple[str, ...]  # the anomaly kinds it can report
+    # The scenario's own word that this check's anomalies do not count (None: they do).
+    waived: Callable[[Settings], str | None] = _never
 
 
 def merge(validities: list[Validity]) -> Validity:

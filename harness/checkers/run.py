@@ -121,6 +121,8 @@ class Settings:
     rejections: str = "allowed"
     drained_within_s: float = 15.0
     horizon_s: float | None = None
+    reconciliation: str = "exact"  # "none": the scenario waives the reconciliation anomalies
+    buffers: str = "within-cap"  # "ignore": the scenario waives the buffer anomalies
 
     @property
     def stream_limited(self) -> bool:
@@ -177,6 +179,8 @@ def _settings(path: Path, data: dict[str, Any]) -> Settings:
         rejections=rule("rejections"),
         drained_within_s=number("expect", "drained_within_s", 15.0),
         horizon_s=horizon,
+        reconciliation=str(section("expect").get("reconciliation", "exact")),
+        buffers=str(section("expect").get("buffers", "within-cap")),
     )
 
 

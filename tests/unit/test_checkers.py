@@ -876,3 +876,31 @@ def test_a_crashing_checker_alone_makes_the_verdict_unknown(
     assert v["valid"] == "unknown"
     assert v["anomalies"] == []
     assert exit_code(v["valid"]) == 2
+
+
+# --- waivers ------------------------------------------------------------------------------------
+
+
+def test_expect_reconciliation_none_waives_the_reconciliation_anomalies_but_keeps_its_figures(
+    tmp_path: Path,
+) -> None:
+    run = healthy()
+    run.scenario["expect"] = {"reconciliation": "none"}
+    run.intent("x", 2.5, land=False)
+    v = check(run, tmp_path)
+    assert_only(v)
+    rec = v["checks"]["reconciliation"]
+    assert (rec["waived"], rec["waived_anomalies"], rec["lost"]) == ("expect.reconciliation: none", 1, 1)
+
+
+def test_expect_buffers_ignore_waives_buffer_overflow(tmp_path: Path) -> None:
+    run = healthy()
+    run.scenario["expect"] = {"buffers": "ignore"}
+    run.scenario["topology"] = {"buffer_cap": 2}
+    run.sample(3.0, "agent-1", buffer_depth=3, buffer_cap=2)
+    v = check(run, tmp_path)
+    assert_only(v)
+    assert v["checks"]["buffers"]["waived"] == "expect.buffers: ignore"
+    # Not waived, the same directory is an overflow.
+    run.scenario["expect"] = {}
+    assert_only(check(run, tmp_path / "again"), ("buffer-overflow", None))
