@@ -66,6 +66,7 @@ bench: setup
 	$(BIN)/pip install -q py-spy==0.4.3
 	$(BIN)/python bench/netsync_throughput.py --profile
 	$(BIN)/python bench/bringup.py
+	$(BIN)/python bench/checker_speed.py $(if $(BENCH_BIG),--big)
 
 clean: venv
 	$(BIN)/solar-chaos clean
