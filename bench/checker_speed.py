@@ -87,62 +87,12 @@ def _parse_all(run_dir: Path, step: str) -> dict[str, Any]:
 
 
 def _msgspec_decoders() -> tuple[Any, Any, dict[str, Any]]:
-    """Typed decoders: one Struct per file, with the format's fields (docs/run-format.md)."""
-
+    """Typed decoders: the checkers' own line types (harness/checkers/run.py), one per file."""
     import msgspec
 
-    class Op(msgspec.Struct):
-        t: float
-        type: str
-        process: str | None = None
-        f: str | None = None
-        cid: str | None = None
-        agent: str | None = None
-        key: str | None = None
-        value: Any = None
-        outcome: str | None = None
-        stream_seq: int | None = None
-        quorum_ms: float | None = None
-        reason: str | None = None
-        error: str | None = None
-        fault: str | None = None
-        fault_id: str | None = None
-        scheduled: float | None = None
-        target: Any = None
-        evidence: dict[str, Any] | None = None
+    from harness.checkers.run import LINE_TYPES
 
-    class Message(msgspec.Struct):
-        seq: int
-        subject: str | None = None
-        msg_id: str | None = None
-        cid: str | None = None
-        key: str | None = None
-        value: Any = None
-
-    class Row(msgspec.Struct):
-        cid: str | None = None
-        key: str | None = None
-        value: Any = None
-        stream_seq: int | None = None
-
-    class Sample(msgspec.Struct):
-        t: float
-        source: str
-        buffer_depth: float | None = None
-        buffer_cap: float | None = None
-        rss_bytes: float | None = None
-        open_fds: float | None = None
-        stream_msgs: float | None = None
-        stream_bytes: float | None = None
-        consumer_num_pending: float | None = None
-        consumer_num_ack_pending: float | None = None
-
-    decoders = {
-        "history.jsonl": msgspec.json.Decoder(Op).decode,
-        "stream.jsonl": msgspec.json.Decoder(Message).decode,
-        "store.jsonl": msgspec.json.Decoder(Row).decode,
-        "samples.jsonl": msgspec.json.Decoder(Sample).decode,
-    }
+    decoders = {name: msgspec.json.Decoder(line_type).decode for name, line_type in LINE_TYPES.items()}
     return msgspec.json.decode, msgspec.json.decode, decoders
 
 

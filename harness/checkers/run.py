@@ -91,9 +91,15 @@ class Sample(msgspec.Struct):
     consumer_num_ack_pending: float | None = None
 
 
+# What the checkers decode from each JSON-lines file: only the fields they read.
+LINE_TYPES: dict[str, type] = {}
+
+
 class _Cid(msgspec.Struct):
     cid: str | None = None
 
+
+LINE_TYPES.update({store.HISTORY: _Op, store.STREAM: _Message, store.STORE: _Row, store.SAMPLES: Sample})
 
 HISTORY_LINE = "a history operation: t (number), type, and for a client op its cid (docs/run-format.md)"
 STREAM_LINE = "a stream message: seq (integer), cid, key, value"
