@@ -36,9 +36,9 @@ def test_a_run_is_judged_and_check_rejudges_it_offline_to_the_same_verdict(image
     (tmp_path / "judged.yaml").write_text(SCENARIO)
     reports = tmp_path / "reports"
     ran = _cli("run", str(tmp_path / "judged.yaml"), "--images", images.mode.value, "--reports", str(reports))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
     (run_dir,) = reports.glob("*/judged")
     written = json.loads((run_dir / store.VERDICT).read_text())
-    assert ran.returncode == 0, ran.stdout + ran.stderr
     assert ran.stdout.startswith("PASS judged (seed 3)"), ran.stdout
     assert written["valid"] is True, written["anomalies"]
     # The outage bit: intents were answered pending-commit and the agents' buffers rose.
