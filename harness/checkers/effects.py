@@ -14,12 +14,11 @@ import numpy as np
 from harness.checkers.base import Anomaly, Checker, Result
 from harness.checkers.latency import healthy_ops
 from harness.checkers.run import ACCEPTED, COMMITTED, PENDING_COMMIT, REFUSED, UNKNOWN, Fault, Run
-from harness.checkers.windows import p99
+from harness.checkers.windows import MIN_FOR_P99, p99
 
 SLOW_SHARE = 0.05  # a latency sign: at least this share of the window's answers above the reference
 SLOW_MIN = 2  # ... and at least this many
 BACKLOG_RISE = 5  # a backlog sign: the consumer's backlog this many messages above its level before
-MIN_HEALTHY = 20  # fewer healthy answers than this: the latency reference is budgets.commit_ms
 DOWN_STATES = ("exited", "dead", "paused", "restarting", "removing", "created")
 
 Sign = Callable[[Run, Fault, float, float], str | None]
@@ -39,7 +38,7 @@ def _reference_ms(run: Run) -> float:
         ops = run.history.ops
         healthy = healthy_ops(run) & np.isin(ops.code, (*ACCEPTED, *REFUSED))
         latency = (ops.completed[healthy] - ops.invoked[healthy]) * 1000.0
-        ref = p99(latency) if len(latency) >= MIN_HEALTHY else None
+        ref = p99(latency) if len(latency) >= MIN_FOR_P99 else None
         return ref if ref is not None else run.settings.commit_ms
 
     return run.memo("effects_reference_ms", make)

@@ -1,6 +1,7 @@
 """Latency budgets, judged at p99 over ops invoked in healthy windows only (docs/run-format.md):
 `quorum_ms` as the agent reports it against `budgets.intent_ms`, and invoke-to-`committed` as
-the client saw it against `budgets.commit_ms`."""
+the client saw it against `budgets.commit_ms`. A budget is judged on MIN_FOR_P99 values or more;
+with fewer, the figures say it was not judged (a scenario needs a longer healthy window)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from harness.checkers.base import Anomaly, Checker, Result
 from harness.checkers.run import ACCEPTED, COMMITTED, Run
-from harness.checkers.windows import healthy_mask, p99
+from harness.checkers.windows import MIN_FOR_P99, healthy_mask, p99
 
 
 def healthy_ops(run: Run) -> np.ndarray:
@@ -22,17 +23,19 @@ def check(run: Run) -> Result:
     quorum = ops.quorum_ms[healthy & np.isin(ops.code, ACCEPTED)].astype(np.float64)
     committed = healthy & (ops.code == COMMITTED)
     commit = (ops.completed[committed] - ops.invoked[committed]) * 1000.0
+    quorum = quorum[~np.isnan(quorum)]
     intent_p99, commit_p99 = p99(quorum), p99(commit)
+    n_quorum = len(quorum)
+    judged = {"intent": n_quorum >= MIN_FOR_P99, "commit": len(commit) >= MIN_FOR_P99}
     anomalies = []
-    n_quorum = int((~np.isnan(quorum)).sum())
-    if intent_p99 is not None and intent_p99 > s.intent_ms:
+    if judged["intent"] and intent_p99 is not None and intent_p99 > s.intent_ms:
         anomalies.append(
             Anomaly(
                 "intent-latency",
                 f"p99 quorum_ms {intent_p99:.1f} > {s.intent_ms:g} over {n_quorum} healthy-window ops",
             )
         )
-    if commit_p99 is not None and commit_p99 > s.commit_ms:
+    if judged["commit"] and commit_p99 is not None and commit_p99 > s.commit_ms:
         anomalies.append(
             Anomaly(
                 "commit-latency",
@@ -46,8 +49,12 @@ def check(run: Run) -> Result:
         "intent_budget_ms": s.intent_ms,
         "commit_p99_ms": None if commit_p99 is None else round(commit_p99, 3),
         "commit_budget_ms": s.commit_ms,
-        "judged_committed": len(commit),
+        "intent_values": n_quorum,
+        "commit_values": len(commit),
     }
+    for budget, ok in judged.items():
+        if not ok:
+            figures[f"{budget}_not_judged"] = f"fewer than {MIN_FOR_P99} healthy-window values"
     return Result(figures, anomalies)
 
 

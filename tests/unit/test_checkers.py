@@ -365,20 +365,42 @@ def test_the_samples_cap_is_used_when_none_is_configured(tmp_path: Path) -> None
 
 def test_intent_latency(tmp_path: Path) -> None:
     run = RunDir(budgets={"intent_ms": 50})
-    for i in range(5):
-        run.intent(f"i{i}", 1.0 + i, quorum_ms=60.0 if i == 4 else 5.0)
-    run.agents_drained(7.0)
+    for i in range(100):  # two slow of a hundred: the p99 (the 99th value) is slow
+        run.intent(f"i{i}", 1.0 + i * 0.1, quorum_ms=60.0 if i in (40, 80) else 5.0)
+    run.agents_drained(12.0)
     v = check(run, tmp_path)
     assert_only(v, ("intent-latency", None))
     assert v["checks"]["latency"]["intent_p99_ms"] == 60.0
 
 
+def test_one_slow_value_of_a_hundred_is_within_the_p99(tmp_path: Path) -> None:
+    run = RunDir(budgets={"intent_ms": 50})
+    for i in range(100):
+        run.intent(f"i{i}", 1.0 + i * 0.1, quorum_ms=60.0 if i == 40 else 5.0)
+    run.agents_drained(12.0)
+    v = check(run, tmp_path)
+    assert_only(v)
+    assert v["checks"]["latency"]["intent_p99_ms"] == 5.0
+
+
 def test_commit_latency(tmp_path: Path) -> None:
-    run = healthy()
-    run.intent("slow", 2.5, latency_ms=600.0)
+    run = healthy(n=100, every=0.1)
+    run.intent("slow", 2.55, latency_ms=600.0)
+    run.intent("slower", 2.65, latency_ms=700.0)
     v = check(run, tmp_path)
     assert_only(v, ("commit-latency", None))
     assert v["checks"]["latency"]["commit_p99_ms"] == pytest.approx(600.0)
+
+
+def test_fewer_than_a_hundred_values_are_not_judged(tmp_path: Path) -> None:
+    """Their nearest-rank p99 would be their maximum: one outlier would decide the verdict."""
+    run = healthy(n=98, every=0.1)
+    run.intent("slow", 2.55, latency_ms=600.0)
+    v = check(run, tmp_path)
+    assert_only(v)
+    latency = v["checks"]["latency"]
+    assert latency["commit_values"] == 99
+    assert latency["commit_not_judged"] == "fewer than 100 healthy-window values"
 
 
 def test_pending_commit_answers_are_not_judged_against_the_commit_budget(tmp_path: Path) -> None:
@@ -388,13 +410,15 @@ def test_pending_commit_answers_are_not_judged_against_the_commit_budget(tmp_pat
 
 
 def _grace_run(slow_at: float) -> RunDir:
-    """A fault 10..20 (grace 5) that bites (an info answer inside), and one slow commit at slow_at."""
+    """A fault 10..20 (grace 5) that bites (an info answer inside), 100 fast commits before it and
+    two slow ones at slow_at."""
     run = RunDir(budgets={"recovery_grace_s": 5})
-    for i in range(5):
-        run.intent(f"a{i}", 1.0 + i)
+    for i in range(100):
+        run.intent(f"a{i}", 1.0 + i * 0.05)
     run.start("f1", 10.0).stop("f1", 20.0)
     run.invoke("timeout", 12.0).info("timeout", 14.0)
     run.intent("slow", slow_at, latency_ms=600.0)
+    run.intent("slower", slow_at + 0.1, latency_ms=700.0)
     run.agents_drained(30.0)
     return run
 
@@ -402,13 +426,13 @@ def _grace_run(slow_at: float) -> RunDir:
 def test_an_op_invoked_inside_the_grace_period_does_not_count_for_latency(tmp_path: Path) -> None:
     v = check(_grace_run(24.0), tmp_path)
     assert_only(v)
-    assert v["checks"]["latency"]["judged_committed"] == 5
+    assert v["checks"]["latency"]["commit_values"] == 100
 
 
 def test_an_op_invoked_after_the_grace_period_counts_for_latency(tmp_path: Path) -> None:
     v = check(_grace_run(26.0), tmp_path)
     assert_only(v, ("commit-latency", None))
-    assert v["checks"]["latency"]["judged_committed"] == 6
+    assert v["checks"]["latency"]["commit_values"] == 102
 
 
 def test_an_op_invoked_during_a_fault_does_not_count_for_latency(tmp_path: Path) -> None:
@@ -421,15 +445,16 @@ def test_an_open_ended_fault_leaves_no_healthy_window_after_it(tmp_path: Path) -
     start is not judged; its window reaches the info answer at t=100, so it did bite; and there is
     no stop to drain after."""
     run = RunDir()
-    for i in range(5):
-        run.intent(f"a{i}", 1.0 + i)
+    for i in range(100):
+        run.intent(f"a{i}", 1.0 + i * 0.05)
     run.start("f1", 10.0, "crash")
     run.intent("slow", 50.0, latency_ms=900.0)
+    run.intent("slower", 51.0, latency_ms=900.0)
     run.invoke("late", 100.0).info("late", 102.0)
     run.sample(101.0, "agent-1", buffer_depth=0, buffer_cap=256)
     v = check(run, tmp_path)
     assert_only(v)
-    assert v["checks"]["latency"]["judged_committed"] == 5
+    assert v["checks"]["latency"]["commit_values"] == 100
     assert v["checks"]["effects"]["faults"]["f1"]["stop"] is None
     assert "answers" in v["checks"]["effects"]["faults"]["f1"]["effects"]
     assert "drained_after_s" not in v["checks"]["expectations"]
@@ -600,11 +625,11 @@ def test_retention_is_not_judged_without_a_limit(tmp_path: Path) -> None:
 
 
 def _fault_run(kind: str = "partition", evidence: dict[str, Any] | None = None) -> RunDir:
-    """25 fast healthy commits before and 5 after a fault 30..35 (grace 5: its window ends at 40),
+    """100 fast healthy commits before and 5 after a fault 30..35 (grace 5: its window ends at 40),
     two fast commits inside it, and flat samples: nothing bites."""
     run = RunDir()
-    for i in range(25):
-        run.intent(f"before-{i}", 1.0 + i)
+    for i in range(100):
+        run.intent(f"before-{i}", 1.0 + i * 0.25)
     run.start("f1", 30.0, kind, evidence=evidence).stop("f1", 35.0, kind)
     run.intent("during-1", 31.0)
     run.intent("during-2", 32.0)
