@@ -135,7 +135,7 @@ def check(run: Run) -> Result:
     for fault in h.faults:
         end = fault.until(h.end) + grace
         found = {
-            name: why for name in signs_of(fault.kind) if (why := SIGNS[name](run, fault, fault.start, end))
+            name: why for name in signs_of(fault.kind) if (why := SIGNS[name](run, fault, fault.began, end))
         }
         per_fault[fault.fault_id] = {
             "fault": fault.kind,

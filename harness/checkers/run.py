@@ -202,6 +202,12 @@ class Fault:
     target: Any = None
     evidence: dict[str, Any] | None = None
 
+    @property
+    def began(self) -> float:
+        """When the nemesis set about it: the scheduled time when it is earlier than `start` (a fault
+        of several parts bites part by part before the last one takes effect), else `start`."""
+        return self.start if self.scheduled is None else min(self.start, self.scheduled)
+
     def until(self, end: float) -> float:
         return self.stop if self.stop is not None else end
 

@@ -20,9 +20,10 @@ def merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def unhealthy(faults: list[Fault], end: float, grace: float) -> list[tuple[float, float]]:
-    """Each fault's window extended by the grace period, merged. A fault with no stop is active until
-    the end of the history, so nothing after its start is healthy."""
-    return merged([(f.start, (f.stop + grace) if f.stop is not None else np.inf) for f in faults])
+    """Each fault's window, from when the nemesis set about it to its stop plus the grace period,
+    merged. A fault with no stop is active until the end of the history, so nothing after its start
+    is healthy."""
+    return merged([(f.began, (f.stop + grace) if f.stop is not None else np.inf) for f in faults])
 
 
 def healthy_mask(times: np.ndarray, faults: list[Fault], end: float, grace: float) -> np.ndarray:

@@ -929,3 +929,18 @@ def test_expect_buffers_ignore_waives_buffer_overflow(tmp_path: Path) -> None:
     # Not waived, the same directory is an overflow.
     run.scenario["expect"] = {}
     assert_only(check(run, tmp_path / "again"), ("buffer-overflow", None))
+
+
+def test_a_fault_is_unhealthy_from_when_it_was_scheduled_when_it_took_effect_later(tmp_path: Path) -> None:
+    """Ops invoked while the nemesis was still applying a fault of several parts are not healthy."""
+    run = RunDir()
+    for i in range(100):
+        run.intent(f"a{i}", 1.0 + i * 0.05)
+    run.intent("while-applying-1", 9.7, latency_ms=900.0)
+    run.intent("while-applying-2", 9.8, latency_ms=900.0)
+    run.start("f1", 10.0, "latency", scheduled=9.5).stop("f1", 12.0, "latency")
+    run.agents_drained(30.0)
+    v = check(run, tmp_path)
+    assert_only(v)  # the two slow commits bit for the fault, and count for no budget
+    assert v["checks"]["latency"]["commit_values"] == 100
+    assert "latency" in v["checks"]["effects"]["faults"]["f1"]["effects"]
