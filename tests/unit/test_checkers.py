@@ -939,7 +939,7 @@ def test_a_fault_is_unhealthy_from_when_it_was_scheduled_when_it_took_effect_lat
     run.intent("while-applying-1", 9.7, latency_ms=900.0)
     run.intent("while-applying-2", 9.8, latency_ms=900.0)
     run.start("f1", 10.0, "latency", scheduled=9.5).stop("f1", 12.0, "latency")
-    run.agents_drained(30.0)
+    run.agents_drained(13.0)
     v = check(run, tmp_path)
     assert_only(v)  # the two slow commits bit for the fault, and count for no budget
     assert v["checks"]["latency"]["commit_values"] == 100
