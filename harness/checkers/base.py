@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.checkers.run import Run, Settings
+from harness.checkers.run import Run
+from harness.checkers.settings import Settings
 
 Validity = bool | Literal["unknown"]
 

@@ -14,7 +14,8 @@ import numpy as np
 
 from harness import store
 from harness.checkers.base import Anomaly, Checker, Result
-from harness.checkers.run import ACCEPTED, NOT_INVOKED, REFUSED, UNKNOWN, Run, Settings, Trace
+from harness.checkers.run import ACCEPTED, NOT_INVOKED, REFUSED, UNKNOWN, Run, Trace
+from harness.checkers.settings import Settings
 from harness.store import RunDirError
 
 KINDS = (

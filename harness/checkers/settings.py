@@ -1,0 +1,101 @@
+"""What scenario.json says the checkers must hold the run to (docs/run-format.md, "scenario.json"):
+budgets, invariants, the configured buffer cap, stream limits and the `expect` rules, with the
+format's defaults. A field of the wrong type names the file, the field and what is allowed."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import store
+from harness.store import RunDirError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The expectations scenario.json carries (docs/run-format.md), with the format's defaults."""
+
+    name: str = ""
+    seed: int | None = None
+    intent_ms: float = 100.0
+    commit_ms: float = 500.0
+    grace_s: float = 5.0
+    stream_exactly_once: bool = True
+    agents: int | None = None
+    buffer_cap: int | None = None
+    max_msgs: int | None = None
+    max_bytes: int | None = None
+    max_age_s: float | None = None
+    min_committed: int = 0
+    aborts: str = "allowed"
+    rejections: str = "allowed"
+    drained_within_s: float = 15.0
+    horizon_s: float | None = None
+    reconciliation: str = "exact"  # "none": the scenario waives the reconciliation anomalies
+    buffers: str = "within-cap"  # "ignore": the scenario waives the buffer anomalies
+
+    @property
+    def stream_limited(self) -> bool:
+        return any(limit is not None for limit in (self.max_msgs, self.max_bytes, self.max_age_s))
+
+
+_RULES = ("allowed", "forbidden", "expected")
+
+
+def read_settings(path: Path) -> Settings:
+    data = store.read_json(path, "the resolved scenario, a JSON object")
+    return _settings(path, data)
+
+
+def _settings(path: Path, data: dict[str, Any]) -> Settings:
+    def section(name: str) -> dict[str, Any]:
+        value = data.get(name) or {}
+        if not isinstance(value, dict):
+            raise RunDirError(path, f"{name}: got {type(value).__name__}", expected="a JSON object")
+        return value
+
+    def number(sec: str, key: str, default: Any, kind: type = float, optional: bool = False) -> Any:
+        value = section(sec).get(key, default)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise RunDirError(path, f"{sec}.{key}: got {value!r}", expected=f"a {kind.__name__} >= 0")
+        if value < 0 or (kind is int and value != int(value)):
+            raise RunDirError(path, f"{sec}.{key}: got {value!r}", expected=f"a {kind.__name__} >= 0")
+        return kind(value)
+
+    def rule(key: str) -> str:
+        value = section("expect").get(key, "allowed")
+        if value not in _RULES:
+            raise RunDirError(path, f"expect.{key}: got {value!r}", expected=" or ".join(_RULES))
+        return value
+
+    exactly_once = section("invariants").get("stream_exactly_once", True)
+    if not isinstance(exactly_once, bool):
+        raise RunDirError(
+            path, f"invariants.stream_exactly_once: got {exactly_once!r}", expected="true or false"
+        )
+    load = section("load")
+    horizon = load.get("duration") if isinstance(load.get("duration"), int | float) else None
+    return Settings(
+        name=str(data.get("name", "")),
+        seed=data.get("seed") if isinstance(data.get("seed"), int) else None,
+        intent_ms=number("budgets", "intent_ms", 100.0),
+        commit_ms=number("budgets", "commit_ms", 500.0),
+        grace_s=number("budgets", "recovery_grace_s", 5.0),
+        stream_exactly_once=exactly_once,
+        agents=number("topology", "agents", None, int, optional=True),
+        buffer_cap=number("topology", "buffer_cap", None, int, optional=True),
+        max_msgs=number("stream", "max_msgs", None, int, optional=True),
+        max_bytes=number("stream", "max_bytes", None, int, optional=True),
+        max_age_s=number("stream", "max_age_s", None, float, optional=True),
+        min_committed=number("expect", "min_committed", 0, int),
+        aborts=rule("aborts"),
+        rejections=rule("rejections"),
+        drained_within_s=number("expect", "drained_within_s", 15.0),
+        horizon_s=horizon,
+        reconciliation=str(section("expect").get("reconciliation", "exact")),
+        buffers=str(section("expect").get("buffers", "within-cap")),
+    )
