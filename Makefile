@@ -16,7 +16,7 @@ help:
 	@echo "make setup       venv + Docker engine + images, nothing else"
 	@echo "make doctor      what is present, what is missing"
 	@echo "make lint        ruff check and format check"
-	@echo "make bench       throughput of netsync, bring-up and reset of the system"
+	@echo "make bench       throughput of netsync, bring-up and reset, the checker (BENCH_BIG=1: 10M lines)"
 	@echo "make clean       remove leftovers of dead runs"
 
 $(STAMP): pyproject.toml netsync/requirements.txt
