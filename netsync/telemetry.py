@@ -44,6 +44,16 @@ async def publish_health(ps: Pubsub, interval: float, sample: Callable[[], dict[
         await trio.sleep(interval)
 
 
+def decode(data: bytes) -> dict[str, Any] | None:
+    """A peer's health sample, or None for anything else on the topic. Any peer can publish there,
+    so neither bad JSON nor JSON that is not an object may take the scout (and its orchestrator) down."""
+    try:
+        sample = json.loads(data)
+    except ValueError:  # also bytes that are not UTF-8
+        return None
+    return sample if isinstance(sample, dict) else None
+
+
 @dataclass
 class Window:
     start: float = field(default_factory=time.time)
@@ -89,10 +99,8 @@ class Scout:
         sub = await ps.subscribe(TOPIC)
         while True:
             msg = await sub.get()
-            try:
-                self.window.add(json.loads(msg.data))
-            except ValueError:
-                continue
+            if (sample := decode(msg.data)) is not None:
+                self.window.add(sample)
 
     async def summarise(self, emit: Callable[[dict[str, Any]], Any]) -> None:
         while True:
