@@ -147,7 +147,16 @@ class Committer:
                 try:
                     msg = await sub.next_msg(timeout=1)
                 except nats.errors.TimeoutError:
-                    return None  # nothing more was stored since `since`
+                    # A quiet second means nothing more was stored since `since`, or a server that
+                    # stalled mid-scan: only the consumer can tell. Taking a stall for "not in the
+                    # stream" would publish the intent a second time past the duplicate window.
+                    try:
+                        pending = (await sub.consumer_info()).num_pending
+                    except (nats.errors.Error, TimeoutError) as e:
+                        raise Unavailable(f"the lookup of {cid} stalled: {type(e).__name__}") from e
+                    if pending == 0:
+                        return None
+                    raise Unavailable(f"the lookup of {cid} stalled with {pending} messages unread") from None
                 if msg.headers and msg.headers.get(CID_HEADER) == cid:
                     return msg.metadata.sequence.stream
                 if msg.metadata.sequence.stream >= last:

@@ -1,0 +1,61 @@
+"""The orchestrator's lookup past the duplicate window (docs/contract.md, "Exactly once"): a scan
+of the stream that NATS stops answering half-way is "cannot tell" (nats-unavailable), never "not
+in the stream", which would publish the intent a second time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+from netsync.logs import Log
+from netsync.orchestrator import CID_HEADER, SUBJECT, Committer, Unavailable
+from netsync.settings import StreamSettings
+from tests.integration.netsync_procs import NatsServer
+
+FILLER = 150_000  # enough that the scan is still under way when NATS stops
+
+
+async def _filled(nats_server: NatsServer) -> Committer:
+    committer = Committer(nats_server.url, StreamSettings(), 2.0, Log("lookup-test"))
+    await committer.connect()
+    await committer.ensure_stream()
+    nc = committer.nc
+    assert nc is not None
+    for i in range(FILLER):
+        await nc.publish(SUBJECT, b"{}", headers={CID_HEADER: f"filler-{i}"})
+    await nc.publish(SUBJECT, b"{}", headers={CID_HEADER: "target"})
+    await nc.flush()
+    js = nc.jetstream()
+    for _ in range(100):
+        if (await js.stream_info(committer.stream.name)).state.messages == FILLER + 1:
+            return committer
+        await asyncio.sleep(0.1)
+    raise AssertionError("the stream never held every message published")
+
+
+async def test_a_lookup_that_stalls_half_way_is_unavailable_not_absent(nats_server: NatsServer) -> None:
+    committer = await _filled(nats_server)
+    try:
+        since = time.time() - 60
+        t0 = time.monotonic()
+        assert await committer.find("target", since) == FILLER + 1  # a scan left alone finds it
+        scan_s = time.monotonic() - t0
+        assert scan_s > 0.5, f"the scan took {scan_s:.2f} s: too short for a stall to land in it"
+
+        lookup = asyncio.create_task(committer.find("target", since))
+        await asyncio.sleep(0.2)
+        assert not lookup.done(), "the lookup ended before NATS stalled: the test would prove nothing"
+        pid = nats_server.proc.pid  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(2.5)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        with pytest.raises(Unavailable, match="stalled"):
+            await lookup
+    finally:
+        await committer.close()
