@@ -44,10 +44,6 @@ def is_run_dir(path: Path) -> bool:
     return (path / SCENARIO).is_file()
 
 
-def missing_files(run_dir: Path) -> list[str]:
-    return [name for name in REQUIRED if not (run_dir / name).is_file()]
-
-
 def read_json(path: Path, expected: str = "a JSON object") -> dict[str, Any]:
     try:
         data = path.read_bytes()
@@ -80,13 +76,6 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
-def iter_jsonl(path: Path, decode: Callable[[bytes], T], expected: str = "a JSON object") -> Iterator[T]:
-    """Every line of a JSON-lines file through `decode` (a msgspec decoder's `decode`, or anything
-    raising msgspec's or json's errors), in one streaming pass; a bad line raises RunDirError."""
-    for number, line in numbered_lines(path):
-        yield decode_line(path, number, line, decode, expected)
-
-
 def decode_line(path: Path, number: int, line: bytes, decode: Callable[[bytes], T], expected: str) -> T:
     """One line through `decode`; a line it refuses raises RunDirError naming the file and line."""
     try:
@@ -95,21 +84,7 @@ def decode_line(path: Path, number: int, line: bytes, decode: Callable[[bytes], 
         raise RunDirError(path, _describe(e, line), number, expected) from None
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """A whole JSON-lines file as dicts (small files; the checkers stream instead)."""
-    return list(iter_jsonl(path, _decode_object))
-
-
 _any = msgspec.json.Decoder()
-
-
-def _decode_object(line: bytes) -> dict[str, Any]:
-    value = _any.decode(line)
-    if not isinstance(value, dict):
-        raise ValueError(f"got a JSON {type(value).__name__}")
-    return value
-
-
 _WRONG_TYPE = re.compile(r"Expected `([^`]*)`, got `([^`]*)`(?: - at `\$\.?([^`]*)`)?")
 _MISSING = re.compile(r"Object missing required field `([^`]*)`")
 

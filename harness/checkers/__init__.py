@@ -85,11 +85,6 @@ def write_verdict(run_dir: Path) -> dict[str, Any]:
     return verdict
 
 
-def errors(verdict: dict[str, Any]) -> list[str]:
-    """The errors of the checks that could not judge."""
-    return [f"{name}: {c['error']}" for name, c in verdict["checks"].items() if c.get("error")]
-
-
 def exit_code(valid: Validity) -> int:
     return 0 if valid is True else 1 if valid is False else 2
 
@@ -101,7 +96,6 @@ __all__ = [
     "Checker",
     "Result",
     "Run",
-    "errors",
     "exit_code",
     "judge",
     "write_verdict",

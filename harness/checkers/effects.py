@@ -81,11 +81,7 @@ def _buffers(run: Run, fault: Fault, start: float, end: float) -> str | None:
 
 def _backlog(run: Run, fault: Fault, start: float, end: float) -> str | None:
     for source, samples in sorted(run.samples.items()):
-        points = [
-            (s.t, (s.consumer_num_pending or 0) + (s.consumer_num_ack_pending or 0))
-            for s in samples
-            if s.consumer_num_pending is not None or s.consumer_num_ack_pending is not None
-        ]
+        points = [(s.t, b) for s in samples if (b := s.consumer_backlog) is not None]
         before, during = _before_and_during(points, start, end)
         if during is not None and during >= before + BACKLOG_RISE:
             return f"{source} consumer backlog rose from {before:g} to {during:g}"

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from harness.checkers.base import Anomaly, Checker, Result
-from harness.checkers.run import Run, Sample
+from harness.checkers.run import Run
 
 WARMUP_S = 60.0  # the first minute, or WARMUP_SHARE of the run if longer, is not judged
 WARMUP_SHARE = 0.2
@@ -22,14 +22,6 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
     "open_fds": (20, 0.5),
     "consumer_backlog": (100, 0.0),
 }
-
-
-def _value(s: Sample, metric: str) -> float | None:
-    if metric == "consumer_backlog":
-        if s.consumer_num_pending is None and s.consumer_num_ack_pending is None:
-            return None
-        return (s.consumer_num_pending or 0) + (s.consumer_num_ack_pending or 0)
-    return getattr(s, metric)
 
 
 def fitted_growth(points: list[tuple[float, float]]) -> tuple[float, float, float] | None:
@@ -54,7 +46,7 @@ def check(run: Run) -> Result:
     judged: dict[str, Any] = {}
     for source, samples in sorted(run.samples.items()):
         for metric, (absolute, relative) in THRESHOLDS.items():
-            points = [(s.t, v) for s in samples if (v := _value(s, metric)) is not None]
+            points = [(s.t, v) for s in samples if (v := getattr(s, metric)) is not None]
             fit = fitted_growth(points)
             if fit is None:
                 continue

@@ -19,10 +19,10 @@ def _backlog(run: Run) -> list[tuple[float, float, float | None]]:
     out = []
     for samples in run.samples.values():
         for s in samples:
-            if s.consumer_num_pending is None and s.consumer_num_ack_pending is None:
+            if (backlog := s.consumer_backlog) is None:
                 continue
             size = s.stream_bytes / s.stream_msgs if s.stream_msgs and s.stream_bytes is not None else None
-            out.append((s.t, (s.consumer_num_pending or 0) + (s.consumer_num_ack_pending or 0), size))
+            out.append((s.t, backlog, size))
     return sorted(out, key=lambda p: p[0])
 
 

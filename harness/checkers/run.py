@@ -43,7 +43,6 @@ class _Op(msgspec.Struct):
     process: str | None = None
     f: str | None = None
     cid: str | None = None
-    agent: str | None = None
     outcome: str | None = None
     stream_seq: int | None = None
     quorum_ms: float | None = None
@@ -85,16 +84,27 @@ class Sample(msgspec.Struct):
     consumer_num_pending: float | None = None
     consumer_num_ack_pending: float | None = None
 
+    @property
+    def consumer_backlog(self) -> float | None:
+        """Messages the consumer has not yet acknowledged (pending + ack pending); None when the
+        sample says nothing of a consumer."""
+        if self.consumer_num_pending is None and self.consumer_num_ack_pending is None:
+            return None
+        return (self.consumer_num_pending or 0) + (self.consumer_num_ack_pending or 0)
+
 
 # What the checkers decode from each JSON-lines file: only the fields they read.
-LINE_TYPES: dict[str, type] = {}
+LINE_TYPES: dict[str, type] = {
+    store.HISTORY: _Op,
+    store.STREAM: _Message,
+    store.STORE: _Row,
+    store.SAMPLES: Sample,
+}
 
 
 class _Cid(msgspec.Struct):
     cid: str | None = None
 
-
-LINE_TYPES.update({store.HISTORY: _Op, store.STREAM: _Message, store.STORE: _Row, store.SAMPLES: Sample})
 
 HISTORY_LINE = "a history operation: t (number), type, and for a client op its cid (docs/run-format.md)"
 STREAM_LINE = "a stream message: seq (integer), cid, key, value"
@@ -134,11 +144,6 @@ class Ops:
     invoked: np.ndarray  # float64 t of the invoke
     completed: np.ndarray  # float64 t of the completion, nan when none
     quorum_ms: np.ndarray  # float32, nan when absent
-    agent: np.ndarray  # int16 index into `agents`, -1 when absent
-    agents: list[str]
-
-    def __len__(self) -> int:
-        return len(self.cid)
 
 
 @dataclass
@@ -197,8 +202,7 @@ class Run:
     def history(self) -> History:
         path = self.file(store.HISTORY)
         hashes, codes, seqs = array("q"), array("b"), array("q")
-        invoked, completed, quorum, agent_ix = array("d"), array("d"), array("f"), array("h")
-        agents: dict[str, int] = {}
+        invoked, completed, quorum = array("d"), array("d"), array("f")
         open_ops: dict[str, int] = {}
         starts: dict[str, Fault] = {}
         faults: list[Fault] = []
@@ -248,7 +252,6 @@ class Run:
                 invoked.append(t)
                 completed.append(nan)
                 quorum.append(nan)
-                agent_ix.append(agents.setdefault(op.agent, len(agents)) if op.agent is not None else -1)
                 continue
             i = open_ops.pop(cid, None)
             if i is None:
@@ -283,8 +286,6 @@ class Run:
             invoked=np.frombuffer(invoked, dtype=np.float64),
             completed=np.frombuffer(completed, dtype=np.float64),
             quorum_ms=np.frombuffer(quorum, dtype=np.float32),
-            agent=np.frombuffer(agent_ix, dtype=np.int16),
-            agents=list(agents),
         )
         return History(ops, faults, end)
 

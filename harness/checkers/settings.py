@@ -17,13 +17,10 @@ from harness.store import RunDirError
 class Settings:
     """The expectations scenario.json carries (docs/run-format.md), with the format's defaults."""
 
-    name: str = ""
-    seed: int | None = None
     intent_ms: float = 100.0
     commit_ms: float = 500.0
     grace_s: float = 5.0
     stream_exactly_once: bool = True
-    agents: int | None = None
     buffer_cap: int | None = None
     max_msgs: int | None = None
     max_bytes: int | None = None
@@ -80,13 +77,10 @@ def _settings(path: Path, data: dict[str, Any]) -> Settings:
     load = section("load")
     horizon = load.get("duration") if isinstance(load.get("duration"), int | float) else None
     return Settings(
-        name=str(data.get("name", "")),
-        seed=data.get("seed") if isinstance(data.get("seed"), int) else None,
         intent_ms=number("budgets", "intent_ms", 100.0),
         commit_ms=number("budgets", "commit_ms", 500.0),
         grace_s=number("budgets", "recovery_grace_s", 5.0),
         stream_exactly_once=exactly_once,
-        agents=number("topology", "agents", None, int, optional=True),
         buffer_cap=number("topology", "buffer_cap", None, int, optional=True),
         max_msgs=number("stream", "max_msgs", None, int, optional=True),
         max_bytes=number("stream", "max_bytes", None, int, optional=True),
