@@ -15,7 +15,15 @@ import nats
 import nats.errors
 import nats.js.errors
 import trio
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    StorageType,
+    StreamConfig,
+    StreamInfo,
+)
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 from netsync.bridge import AsyncioBridge
@@ -87,10 +95,19 @@ class Committer:
             discard=DiscardPolicy.OLD,
         )
         try:
-            await js.stream_info(s.name)
-            await js.update_stream(cfg)
+            info = await js.stream_info(s.name)
         except nats.js.errors.NotFoundError:
-            await js.add_stream(cfg)
+            info = await js.add_stream(cfg)
+        # An existing stream is taken as it is: its operator's limits and duplicate window are the
+        # ones that count, and the window is read again before every decision that depends on it.
+        actual = info.config.duplicate_window
+        if actual is not None and abs(actual - s.duplicate_window_s) > 0.001:
+            self.log.warning(
+                "the stream's duplicate window is not the configured one; using the stream's",
+                stream=s.name,
+                duplicate_window_s=actual,
+                configured_s=s.duplicate_window_s,
+            )
         self.stream_ready = True
 
     async def publish(self, d: dict[str, Any]) -> tuple[int, bool]:
@@ -101,11 +118,15 @@ class Committer:
             if not self.stream_ready:
                 await self.ensure_stream()
             js = self.nc.jetstream(timeout=self.publish_timeout)
-            if self._past_window(d):
-                self.on_lookup()
-                seq = await self.find(d["cid"], float(d["first_attempt_at"]))
-                if seq is not None:
-                    return seq, True
+            if self._replay(d):
+                # The window in force now, from the stream itself: an operator may have changed it
+                # since this orchestrator started, and trusting the setting would skip the lookup.
+                info = await self.nc.jetstream(timeout=2).stream_info(self.stream.name)
+                if self._past_window(d, info.config.duplicate_window or 0.0):
+                    self.on_lookup()
+                    seq = await self.find(d["cid"], float(d["first_attempt_at"]), info)
+                    if seq is not None:
+                        return seq, True
             body = {k: d.get(k) for k in ("cid", "key", "value", "proposer", "decided_at")}
             ack = await js.publish(
                 SUBJECT,
@@ -117,19 +138,27 @@ class Committer:
         except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as e:
             raise Unavailable(f"{type(e).__name__}: {e}") from e
 
-    def _past_window(self, d: dict[str, Any]) -> bool:
+    @staticmethod
+    def _replay(d: dict[str, Any]) -> bool:
         try:
-            attempt, first = int(d.get("attempt", 1)), float(d.get("first_attempt_at", time.time()))
+            return int(d.get("attempt", 1)) > 1
+        except (TypeError, ValueError):
+            return True  # cannot tell: treat it as a replay
+
+    @staticmethod
+    def _past_window(d: dict[str, Any], window_s: float) -> bool:
+        try:
+            first = float(d.get("first_attempt_at", time.time()))
         except (TypeError, ValueError):
             return True  # cannot tell: look it up
-        return attempt > 1 and time.time() - first >= self.stream.duplicate_window_s * WINDOW_MARGIN
+        return time.time() - first >= window_s * WINDOW_MARGIN
 
-    async def find(self, cid: str, since: float) -> int | None:
-        """The seq of the stream message carrying `cid`, looking from `since` (Unix s).
-        A headers-only ordered scan: the stream itself says whether a publish landed."""
+    async def find(self, cid: str, since: float, info: StreamInfo) -> int | None:
+        """The seq of the stream message carrying `cid`, looking from `since` (Unix s) in the
+        stream `info` describes. A headers-only ordered scan: the stream itself says whether a
+        publish landed."""
         assert self.nc is not None
         js = self.nc.jetstream(timeout=2)
-        info = await js.stream_info(self.stream.name)
         last = info.state.last_seq
         if info.state.messages == 0:
             return None

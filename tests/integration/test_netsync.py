@@ -293,17 +293,35 @@ async def test_agent_killed_with_a_full_buffer_loses_nothing(tmp_path, nats_serv
             }
 
 
-async def test_replay_past_the_duplicate_window_is_not_stored_twice(tmp_path, nats_server, http) -> None:
+async def shorten_duplicate_window(nats_url: str, seconds: float) -> None:
+    """What an operator may do to a running stream: change its duplicate window."""
+    nc = await nats.connect(nats_url, connect_timeout=5, allow_reconnect=False)
+    try:
+        js = nc.jetstream(timeout=5)
+        config = (await js.stream_info(STREAM)).config
+        config.duplicate_window = seconds
+        updated = await js.update_stream(config)
+        assert updated.config.duplicate_window == seconds
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("window", ["configured", "changed-by-an-operator"])
+async def test_replay_past_the_duplicate_window_is_not_stored_twice(tmp_path, nats_server, http, window) -> None:
+    """The 2 s window is either the orchestrator's setting, or set on the stream by an operator
+    after the orchestrator started with the default 120 s: the stream's own window counts."""
     with ToxiproxyServer(tmp_path / "toxiproxy") as toxiproxy:
         listen = toxiproxy.create_proxy("orchestrator-nats", f"127.0.0.1:{nats_server.port}")
         cluster = Cluster(
             tmp_path,
             nats_server,
             3,
-            orchestrator_env={"NETSYNC_DUPLICATE_WINDOW_S": "2"},
+            orchestrator_env={"NETSYNC_DUPLICATE_WINDOW_S": "2"} if window == "configured" else {},
             orchestrator_nats_url=f"nats://{listen}",
         )
         with cluster:
+            if window == "changed-by-an-operator":
+                await shorten_duplicate_window(nats_server.url, 2.0)
             async with Toxiproxy(toxiproxy.url) as tp:
                 # NATS -> orchestrator bytes vanish: publishes land, their PubAcks do not come back.
                 await tp.add_toxic(

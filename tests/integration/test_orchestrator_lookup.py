@@ -41,12 +41,14 @@ async def test_a_lookup_that_stalls_half_way_is_unavailable_not_absent(nats_serv
     committer = await _filled(nats_server)
     try:
         since = time.time() - 60
+        assert committer.nc is not None
+        info = await committer.nc.jetstream().stream_info(committer.stream.name)
         t0 = time.monotonic()
-        assert await committer.find("target", since) == FILLER + 1  # a scan left alone finds it
+        assert await committer.find("target", since, info) == FILLER + 1  # a scan left alone finds it
         scan_s = time.monotonic() - t0
         assert scan_s > 0.5, f"the scan took {scan_s:.2f} s: too short for a stall to land in it"
 
-        lookup = asyncio.create_task(committer.find("target", since))
+        lookup = asyncio.create_task(committer.find("target", since, info))
         await asyncio.sleep(0.2)
         assert not lookup.done(), "the lookup ended before NATS stalled: the test would prove nothing"
         pid = nats_server.proc.pid  # type: ignore[union-attr]
