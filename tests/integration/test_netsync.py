@@ -307,7 +307,9 @@ async def shorten_duplicate_window(nats_url: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize("window", ["configured", "changed-by-an-operator"])
-async def test_replay_past_the_duplicate_window_is_not_stored_twice(tmp_path, nats_server, http, window) -> None:
+async def test_replay_past_the_duplicate_window_is_not_stored_twice(
+    tmp_path, nats_server, http, window
+) -> None:
     """The 2 s window is either the orchestrator's setting, or set on the stream by an operator
     after the orchestrator started with the default 120 s: the stream's own window counts."""
     with ToxiproxyServer(tmp_path / "toxiproxy") as toxiproxy:
