@@ -16,6 +16,7 @@ from urllib.parse import unquote
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
+from netsync.answers import AnswerLog
 from netsync.buffer import BufferFull, Pending, PendingCommitBuffer
 from netsync.http import BodyTooLarge, lifespan, read_body, respond, respond_json, serve_trio
 from netsync.logs import Log
@@ -24,7 +25,7 @@ from netsync.settings import AgentSettings
 from netsync.telemetry import publish_health, pubsub
 
 CID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-REMEMBERED = 200_000  # answers kept for GET /intents/{cid} and repeated POSTs
+REMEMBERED = 200_000  # answers kept for GET /intents/{cid} and repeated POSTs, and votes
 MAX_REPLAY_DELAY = 2.0
 
 
@@ -104,7 +105,7 @@ class Agent:
         self.orchestrator = peer_info(settings.orchestrator)
         self.buffer = PendingCommitBuffer(settings.journal_dir, settings.buffer_cap)
         self.metrics = Metrics(settings.buffer_cap)
-        self.answers: OrderedDict[str, Answer] = OrderedDict()
+        self.answers = AnswerLog(settings.journal_dir, REMEMBERED)
         self.inflight: dict[str, trio.Event] = {}
         self.agreed: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self.peer_ok: dict[str, bool] = {}
@@ -219,11 +220,12 @@ class Agent:
 
     async def submit(self, key: str, value: int, cid: str | None) -> Answer:
         cid = cid or new_cid()
-        if cid in self.answers:
-            return self.answers[cid]
+        earlier = self.answers.get(cid)
+        if earlier is not None:
+            return Answer(*earlier)
         if cid in self.inflight:
             await self.inflight[cid].wait()
-            return self.answers[cid]
+            return Answer(*self.answers.get(cid))  # type: ignore[misc]  # set before the event
         if self.buffer.contains(cid):
             return Answer(202, {"cid": cid, "outcome": "pending-commit"})
         # A slot is reserved before any side effect, so a decision whose commit
@@ -272,10 +274,7 @@ class Agent:
         )
 
     def _remember(self, cid: str, ans: Answer) -> Answer:
-        self.answers[cid] = ans
-        self.answers.move_to_end(cid)
-        if len(self.answers) > REMEMBERED:
-            self.answers.popitem(last=False)
+        self.answers.put(cid, ans.status, ans.body)
         self.metrics.intents.labels(ans.body["outcome"]).inc()
         return ans
 
@@ -306,9 +305,9 @@ class Agent:
             delay = self.s.replay_interval
             body = {"cid": entry.cid, "outcome": "committed", "stream_seq": seq}
             earlier = self.answers.get(entry.cid)
-            if earlier is not None and "quorum_ms" in earlier.body:
-                body["quorum_ms"] = earlier.body["quorum_ms"]  # lost only across a restart
-            self.answers[entry.cid] = Answer(200, body)
+            if earlier is not None and "quorum_ms" in earlier[1]:
+                body["quorum_ms"] = earlier[1]["quorum_ms"]
+            self.answers.put(entry.cid, 200, body)
             self.log.info("replayed", cid=entry.cid, stream_seq=seq, attempt=entry.attempt)
 
     # -- HTTP ---------------------------------------------------------------------------
@@ -361,9 +360,9 @@ class Agent:
         ans = self.answers.get(cid)
         if ans is None:
             return 404, {"cid": cid, "error": "unknown cid"}
-        body = {"cid": cid, "state": ans.body["outcome"]}
-        if "stream_seq" in ans.body:
-            body["stream_seq"] = ans.body["stream_seq"]
+        body = {"cid": cid, "state": ans[1]["outcome"]}
+        if "stream_seq" in ans[1]:
+            body["stream_seq"] = ans[1]["stream_seq"]
         return 200, body
 
     # -- running ----------------------------------------------------------------------

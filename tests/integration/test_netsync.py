@@ -385,6 +385,41 @@ async def test_replay_past_the_duplicate_window_is_not_stored_twice(
                 assert first_behind["duplicate"] is False
 
 
+async def test_a_restarted_agent_answers_a_repeat_as_before(tmp_path, nats_server, http) -> None:
+    """The repeat rule holds across a SIGKILL and restart: a cid answered before gets that
+    answer again, never a second intent, even when the repeat could now be decided."""
+    narrow = {"NETSYNC_VALUE_MAX": "10"}
+    with Cluster(tmp_path, nats_server, 3, agent_env={"agent-2": narrow, "agent-3": narrow}) as cluster:
+        refused = await post(http, cluster, "agent-1", {"key": "k", "value": 50, "cid": "refused"})
+        assert refused.status_code == 409, refused.text
+        done = await post(http, cluster, "agent-1", {"key": "k", "value": 5, "cid": "done"})
+        assert done.status_code == 200, done.text
+
+        cluster.agents["agent-1"].kill()
+        await asyncio.to_thread(cluster.restart_agent, "agent-1")
+
+        assert await intent_state(http, cluster, "agent-1", "refused") == {
+            "cid": "refused",
+            "state": "aborted",
+        }
+        seq = done.json()["stream_seq"]
+        assert await intent_state(http, cluster, "agent-1", "done") == {
+            "cid": "done",
+            "state": "committed",
+            "stream_seq": seq,
+        }
+        # Value 5 would find a quorum now: an agent that forgot would make it a second intent.
+        again = await post(http, cluster, "agent-1", {"key": "k", "value": 5, "cid": "refused"})
+        assert (again.status_code, again.json()) == (409, refused.json())
+        again = await post(http, cluster, "agent-1", {"key": "k", "value": 5, "cid": "done"})
+        assert (again.status_code, again.json()) == (200, done.json())
+        assert await stream_cids(nats_server.url) == Counter(["done"])
+        decisions = [
+            r for r in cluster.orchestrator.lines() if r.get("cid") == "done" and r["msg"] == "committed"
+        ]
+        assert len(decisions) == 1, decisions  # not even deduplicated by the stream: never sent again
+
+
 async def test_quorum_disagreement_and_lost_peers(tmp_path, nats_server, http) -> None:
     narrow = {"NETSYNC_VALUE_MAX": "10"}
     with Cluster(tmp_path, nats_server, 3, agent_env={"agent-2": narrow, "agent-3": narrow}) as cluster:
