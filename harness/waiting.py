@@ -16,6 +16,11 @@ class WaitTimeout(HarnessError):
     pass
 
 
+class Hopeless(HarnessError):
+    """A failure no amount of waiting cures (a field the contract requires is missing, say):
+    a probe raises it to end the wait at once."""
+
+
 def wait_until(probe: Callable[[], T], what: str, timeout: float = 30.0, interval: float = 0.05) -> T:
     """Call `probe` until it returns a truthy value or raises nothing; the error names
     what was awaited and the last thing seen."""
@@ -27,6 +32,8 @@ def wait_until(probe: Callable[[], T], what: str, timeout: float = 30.0, interva
             if got:
                 return got
             last = got
+        except Hopeless:
+            raise
         except Exception as e:  # the probe's failure is what we report if time runs out
             last = e
         if time.monotonic() >= deadline:
@@ -45,6 +52,8 @@ async def await_until(
             if got:
                 return got
             last = got
+        except Hopeless:
+            raise
         except Exception as e:
             last = e
         if time.monotonic() >= deadline:

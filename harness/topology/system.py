@@ -37,7 +37,7 @@ from harness.topology.services import (
     TOXIPROXY_API_PORT,
 )
 from harness.toxiproxy import Toxiproxy
-from harness.waiting import wait_until
+from harness.waiting import Hopeless, wait_until
 
 P2P_PORT = 4001
 HTTP_PORT = 8080
@@ -163,11 +163,25 @@ class System:
         for agent in self.cfg.agent_names():
             self.wait_connected(agent)
 
+    def health(self, node: str, *fields: str) -> dict:
+        """The node's /healthz; Hopeless when it lacks one of `fields` (docs/contract.md lists
+        every field the harness reads), so another implementation learns what is missing at
+        once instead of waiting out a timeout."""
+        h = httpx.get(f"{self.http_url(node)}/healthz", timeout=1.0).json()
+        missing = [f for f in fields if not isinstance(h, dict) or f not in h]
+        if missing:
+            raise Hopeless(
+                f"{node}'s /healthz answered {h!r}, without {', '.join(missing)}: docs/contract.md "
+                f"requires it (agent: name, peer_id, buffer_depth, buffer_cap, peers_connected, "
+                f"orchestrator_connected; orchestrator: name, peer_id, nats)"
+            )
+        return h
+
     def wait_field(self, node: str, field: str, value: object, timeout: float = 30.0) -> None:
         """Until the node's /healthz shows `field` equal to `value`."""
 
         def probe() -> bool:
-            return httpx.get(f"{self.http_url(node)}/healthz", timeout=1.0).json().get(field) == value
+            return self.health(node, field)[field] == value
 
         wait_until(probe, f"{node}'s /healthz to show {field}={value!r}", timeout=timeout)
 
@@ -176,8 +190,8 @@ class System:
         want = len(self.cfg.agent_names()) - 1
 
         def probe() -> dict | None:
-            h = httpx.get(f"{self.http_url(agent)}/healthz", timeout=1.0).json()
-            ok = len(h.get("peers_connected", [])) == want and h.get("orchestrator_connected")
+            h = self.health(agent, "peers_connected", "orchestrator_connected")
+            ok = len(h["peers_connected"]) == want and h["orchestrator_connected"] is True
             return h if ok else None
 
         wait_until(probe, f"{agent} to connect to its {want} peers and the orchestrator", timeout=timeout)
