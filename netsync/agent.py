@@ -16,6 +16,7 @@ from urllib.parse import unquote
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
+from netsync import buggify
 from netsync.answers import AnswerLog
 from netsync.buffer import BufferFull, Pending, PendingCommitBuffer
 from netsync.http import BodyTooLarge, lifespan, read_body, respond, respond_json, serve_trio
@@ -103,7 +104,10 @@ class Agent:
         self.node = Node(settings.identity_seed, settings.listen)
         self.peers = {name: peer_info(addr) for name, addr in settings.peers.items()}
         self.orchestrator = peer_info(settings.orchestrator)
-        self.buffer = PendingCommitBuffer(settings.journal_dir, settings.buffer_cap)
+        self.bugs = settings.bugs  # netsync.buggify
+        unbounded = "buffer-unbounded" in self.bugs
+        self.buffer = PendingCommitBuffer(settings.journal_dir, 1 << 30 if unbounded else settings.buffer_cap)
+        self.unjournaled: list[Pending] = []  # buggify journal-late: answered 202, not yet journaled
         self.metrics = Metrics(settings.buffer_cap)
         self.answers = AnswerLog(settings.journal_dir, REMEMBERED)
         self.inflight: dict[str, trio.Event] = {}
@@ -113,6 +117,7 @@ class Agent:
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._refresh_gauges()
+        buggify.announce(self.bugs, "agent", self.log)
 
     # -- voting (the peer side of /root-solar/sentiment/1.0.0) -------------------
 
@@ -230,16 +235,37 @@ class Agent:
             return Answer(202, {"cid": cid, "outcome": "pending-commit"})
         # A slot is reserved before any side effect, so a decision whose commit
         # failed always finds room: 429 only ever happens before anything was sent.
-        if len(self.buffer) + self.reserved >= self.s.buffer_cap:
-            return self._remember(
-                cid, Answer(429, {"cid": cid, "outcome": "rejected", "reason": "buffer-full"})
-            )
+        full = len(self.buffer) + len(self.unjournaled) + self.reserved >= self.s.buffer_cap
+        if full and "buffer-unbounded" not in self.bugs:
+            if "reject-after-commit" in self.bugs:
+                return await self._decide_when_full(cid, key, value)
+            return self._remember(cid, self._rejected(cid))
         self.reserved += 1
         self.inflight[cid] = trio.Event()
         try:
             return await self._decide_and_commit(cid, key, value)
         finally:
             self.reserved -= 1
+            self.inflight.pop(cid).set()
+
+    @staticmethod
+    def _rejected(cid: str) -> Answer:
+        return Answer(429, {"cid": cid, "outcome": "rejected", "reason": "buffer-full"})
+
+    async def _decide_when_full(self, cid: str, key: str, value: int) -> Answer:
+        """buggify reject-after-commit: a quorum and a direct commit first, the 429 only if that fails;
+        a commit that landed but whose answer was lost becomes a 429 for an intent in the stream."""
+        self.inflight[cid] = trio.Event()
+        try:
+            decided, reason = await self.gather_quorum(cid, key, value)
+            if not decided:
+                return self._remember(cid, Answer(409, {"cid": cid, "outcome": "aborted", "reason": reason}))
+            now = time.time()
+            seq = await self.commit(Pending(cid, key, value, self.s.name, now, now, 1))
+            if seq is None:
+                return self._remember(cid, self._rejected(cid))
+            return self._remember(cid, Answer(200, {"cid": cid, "outcome": "committed", "stream_seq": seq}))
+        finally:
             self.inflight.pop(cid).set()
 
     async def _decide_and_commit(self, cid: str, key: str, value: int) -> Answer:
@@ -260,12 +286,13 @@ class Agent:
                 body = {"cid": cid, "outcome": "committed", "stream_seq": seq, "quorum_ms": quorum_ms}
                 return self._remember(cid, Answer(200, body))
         try:
-            await trio.to_thread.run_sync(self.buffer.append, entry)
+            if "journal-late" in self.bugs:
+                self.unjournaled.append(entry)
+            else:
+                await trio.to_thread.run_sync(self.buffer.append, entry)
         except BufferFull:  # cannot happen while reservations hold; never drop silently
             self.log.error("buffer full despite reservation", cid=cid)
-            return self._remember(
-                cid, Answer(429, {"cid": cid, "outcome": "rejected", "reason": "buffer-full"})
-            )
+            return self._remember(cid, self._rejected(cid))
         self._refresh_gauges()
         self._wake.set()
         self.log.info("pending-commit", cid=cid, depth=len(self.buffer), quorum_ms=quorum_ms)
@@ -283,6 +310,16 @@ class Agent:
         self.metrics.pending.set(len(self.buffer))
 
     # -- replay ------------------------------------------------------------------------
+
+    async def journal_late_loop(self) -> None:
+        """buggify journal-late: decisions answered 202 reach the journal once a second."""
+        while True:
+            await trio.sleep(1.0)
+            batch, self.unjournaled = self.unjournaled, []
+            if batch:
+                await trio.to_thread.run_sync(self.buffer.append_many, batch)
+                self._refresh_gauges()
+                self._wake.set()
 
     async def replay_loop(self) -> None:
         delay = self.s.replay_interval
@@ -374,6 +411,8 @@ class Agent:
             stop = trio.Event()
             nursery.start_soon(self._signals, stop)
             nursery.start_soon(self.replay_loop)
+            if "journal-late" in self.bugs:
+                nursery.start_soon(self.journal_late_loop)
             nursery.start_soon(publish_health, ps, self.s.telemetry_interval, self.health_sample)
             nursery.start_soon(self.node.keep_connected, list(self.peers.values()), 0.5, 2.0, self._warm_up)
             nursery.start_soon(self.node.keep_connected, [self.orchestrator], 0.5, 2.0, self._warm_up)

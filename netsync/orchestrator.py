@@ -26,6 +26,7 @@ from nats.js.api import (
 )
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
+from netsync import buggify
 from netsync.bridge import AsyncioBridge
 from netsync.http import lifespan, respond, respond_json, serve_trio
 from netsync.logs import Log
@@ -47,8 +48,16 @@ class Committer:
     """The asyncio side: one NATS connection, the stream, publishing and lookups.
     Every method runs on the bridge's asyncio loop."""
 
-    def __init__(self, url: str, stream: StreamSettings, publish_timeout: float, log: Log) -> None:
+    def __init__(
+        self,
+        url: str,
+        stream: StreamSettings,
+        publish_timeout: float,
+        log: Log,
+        bugs: frozenset[str] = frozenset(),
+    ) -> None:
         self.url = url
+        self.bugs = bugs  # netsync.buggify
         self.stream = stream
         self.publish_timeout = publish_timeout
         self.log = log
@@ -118,7 +127,7 @@ class Committer:
             if not self.stream_ready:
                 await self.ensure_stream()
             js = self.nc.jetstream(timeout=self.publish_timeout)
-            if self._replay(d):
+            if self._replay(d) and "no-window-lookup" not in self.bugs:
                 # The window in force now, from the stream itself: an operator may have changed it
                 # since this orchestrator started, and trusting the setting would skip the lookup.
                 info = await self.nc.jetstream(timeout=2).stream_info(self.stream.name)
@@ -128,11 +137,14 @@ class Committer:
                     if seq is not None:
                         return seq, True
             body = {k: d.get(k) for k in ("cid", "key", "value", "proposer", "decided_at")}
+            headers = {"Nats-Msg-Id": d["cid"], CID_HEADER: d["cid"]}
+            if "no-dedup-header" in self.bugs:
+                del headers["Nats-Msg-Id"]
             ack = await js.publish(
                 SUBJECT,
                 json.dumps(body, separators=(",", ":")).encode(),
                 stream=self.stream.name,
-                headers={"Nats-Msg-Id": d["cid"], CID_HEADER: d["cid"]},
+                headers=headers,
             )
             return ack.seq, bool(ack.duplicate)
         except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as e:
@@ -209,7 +221,10 @@ class Orchestrator:
         self.log = log or Log(settings.name)
         self.node = Node(settings.identity_seed, settings.listen)
         self.bridge = AsyncioBridge()
-        self.committer = Committer(settings.nats_url, settings.stream, settings.publish_timeout, self.log)
+        self.committer = Committer(
+            settings.nats_url, settings.stream, settings.publish_timeout, self.log, settings.bugs
+        )
+        buggify.announce(settings.bugs, "orchestrator", self.log)
         r = self.registry = CollectorRegistry()
         ProcessCollector(registry=r)
         self.m_decisions = Counter(

@@ -32,6 +32,7 @@ from prometheus_client import (
 )
 from surrealdb import AsyncSurreal
 
+from netsync import buggify
 from netsync.logs import Log
 from netsync.settings import ConfigError, ProjectorSettings, env_int
 
@@ -44,6 +45,11 @@ SURREAL_OP_TIMEOUT = 10.0
 
 UPSERT = (
     "UPSERT type::record($tb, $cid) CONTENT "
+    "{cid: $cid, key: $key, value: $value, stream_seq: $seq, written_at: time::now()};"
+)
+# buggify duplicate-rows: a fresh record id per write, so a redelivery adds a row.
+CREATE = (
+    "CREATE type::record($tb, rand::uuid()) CONTENT "
     "{cid: $cid, key: $key, value: $value, stream_seq: $seq, written_at: time::now()};"
 )
 
@@ -115,6 +121,8 @@ class Projector:
         self._db_lock = asyncio.Lock()
         self._surreal_down_logged = False
         self.last_seq = 0
+        self.bugs = settings.bugs  # netsync.buggify
+        buggify.announce(self.bugs, "projector", log)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -257,12 +265,25 @@ class Projector:
                     sub = await self._subscribe()
                 continue
             delay = BACKOFF_FIRST
+            latest = self._latest_by_key(msgs) if "wrong-value" in self.bugs else None
             for i, msg in enumerate(msgs):
-                if self.stopping.is_set() or not await self._handle(msg, msgs[i + 1 :]):
+                if self.stopping.is_set() or not await self._handle(msg, msgs[i + 1 :], latest):
                     await self._nak(msgs[i:])
                     break
         if sub is not None:
             await self._unsubscribe(sub)
+
+    @staticmethod
+    def _latest_by_key(msgs: Sequence[Msg]) -> dict[str, int]:
+        """buggify wrong-value: each key's last value in the batch ("last write wins", misapplied)."""
+        latest = {}
+        for m in msgs:
+            try:
+                body = parse_body(m.data)
+            except Malformed:
+                continue
+            latest[body["key"]] = body["value"]
+        return latest
 
     async def _consumer_gone(self) -> bool:
         try:
@@ -291,7 +312,7 @@ class Projector:
 
     # -- one message ----------------------------------------------------------
 
-    async def _handle(self, msg: Msg, behind: Sequence[Msg]) -> bool:
+    async def _handle(self, msg: Msg, behind: Sequence[Msg], latest: dict[str, int] | None = None) -> bool:
         """Project one message; False when stopping before it could be written."""
         seq = msg.metadata.sequence.stream
         try:
@@ -310,17 +331,26 @@ class Projector:
             self.metrics.terminated.inc()
             return True
         cid = body["cid"]
+        if latest is not None:
+            body["value"] = latest.get(body["key"], body["value"])
+        early = "ack-before-write" in self.bugs
+        if early:
+            await self._ack(msg, cid, seq)
         if not await self._write(cid, body, seq, [msg, *behind]):
             return False
-        try:
-            await msg.ack()
-        except Exception as e:  # it will be redelivered, and rewrite the same row
-            self.log.warning("ack failed", cid=cid, seq=seq, error=repr(e))
+        if not early:
+            await self._ack(msg, cid, seq)
         self.last_seq = seq
         self.metrics.projected.inc()
         self.metrics.last_seq.set(seq)
         self.log.info("projected", cid=cid, seq=seq, key=body["key"], value=body["value"])
         return True
+
+    async def _ack(self, msg: Msg, cid: str, seq: int) -> None:
+        try:
+            await msg.ack()
+        except Exception as e:  # it will be redelivered, and rewrite the same row
+            self.log.warning("ack failed", cid=cid, seq=seq, error=repr(e))
 
     async def _write(self, cid: str, body: dict[str, Any], seq: int, held: Sequence[Msg]) -> bool:
         params = {"tb": self.s.table, "cid": cid, "key": body["key"], "value": body["value"], "seq": seq}
@@ -333,7 +363,8 @@ class Projector:
                 db = None
                 try:
                     db = await self._surreal()
-                    self._check(await self._call(db.query_raw(UPSERT, params)))
+                    query = CREATE if "duplicate-rows" in self.bugs else UPSERT
+                    self._check(await self._call(db.query_raw(query, params)))
                     if attempt > 1:
                         self.log.info("write succeeded after retries", cid=cid, seq=seq, attempts=attempt)
                     return True

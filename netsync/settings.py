@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from netsync import buggify
+
 
 class ConfigError(ValueError):
     """A missing or malformed environment variable; the message names it."""
@@ -37,6 +39,14 @@ def env_float(name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
 
 
+def env_bugs() -> frozenset[str]:
+    """NETSYNC_BUGGIFY (netsync.buggify): planted bugs, none by default."""
+    try:
+        return buggify.from_env()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def parse_peers(raw: str) -> dict[str, str]:
     """`agent-2=/dns4/tp/tcp/21002/p2p/12D3..,agent-3=...` -> {name: multiaddr}."""
     peers: dict[str, str] = {}
@@ -65,6 +75,7 @@ class AgentSettings:
     value_max: int
     http_port: int
     telemetry_interval: float = 1.0
+    bugs: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> AgentSettings:
@@ -92,6 +103,7 @@ class AgentSettings:
             value_max=env_int("NETSYNC_VALUE_MAX", 1_000_000),
             http_port=env_int("NETSYNC_HTTP_PORT", 8080),
             telemetry_interval=env_int("NETSYNC_TELEMETRY_INTERVAL_MS", 1000) / 1000,
+            bugs=env_bugs(),
         )
 
 
@@ -125,6 +137,7 @@ class OrchestratorSettings:
     publish_timeout: float
     http_port: int
     telemetry_interval: float = 1.0
+    bugs: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> OrchestratorSettings:
@@ -138,6 +151,7 @@ class OrchestratorSettings:
             publish_timeout=env_int("NETSYNC_PUBLISH_TIMEOUT_MS", 300) / 1000,
             http_port=env_int("NETSYNC_HTTP_PORT", 8080),
             telemetry_interval=env_int("NETSYNC_TELEMETRY_INTERVAL_MS", 1000) / 1000,
+            bugs=env_bugs(),
         )
 
 
@@ -154,6 +168,7 @@ class ProjectorSettings:
     surreal_db: str
     http_port: int
     table: str = field(default="sentiment")
+    bugs: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> ProjectorSettings:
@@ -168,4 +183,5 @@ class ProjectorSettings:
             surreal_ns=os.environ.get("NETSYNC_SURREAL_NS") or "solar",
             surreal_db=os.environ.get("NETSYNC_SURREAL_DB") or "netsync",
             http_port=env_int("NETSYNC_HTTP_PORT", 8080),
+            bugs=env_bugs(),
         )

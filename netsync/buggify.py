@@ -1,0 +1,88 @@
+"""Planted bugs, after FoundationDB's "buggify": `NETSYNC_BUGGIFY=name[,name]` makes netsync break
+one promise of docs/contract.md per flag, as a realistic mistake would, so that solar-chaos can
+show that the scenario aimed at that promise catches its violation. netsync only; off by default;
+every role announces the flags that concern it at start, at error level and on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from netsync.logs import Log
+
+ENV = "NETSYNC_BUGGIFY"
+
+
+@dataclass(frozen=True)
+class Flag:
+    role: str
+    mistake: str  # what the code does wrong
+    promise: str  # the promise of docs/contract.md it breaks
+
+
+FLAGS: dict[str, Flag] = {
+    "no-dedup-header": Flag(
+        "orchestrator",
+        "publishes without the Nats-Msg-Id header",
+        "Commitment: JetStream drops a replay inside the duplicate window",
+    ),
+    "no-window-lookup": Flag(
+        "orchestrator",
+        "republishes a replay past the duplicate window without looking it up in the stream",
+        "Exactly once, also past the duplicate window",
+    ),
+    "ack-before-write": Flag(
+        "projector",
+        "acks a message before its SurrealDB write",
+        "Projector: ack only after the write succeeded",
+    ),
+    "duplicate-rows": Flag(
+        "projector",
+        "CREATEs a row with a fresh id instead of UPSERTing sentiment:<cid>",
+        "Projector: a redelivery rewrites the same row",
+    ),
+    "wrong-value": Flag(
+        "projector",
+        "writes each key's last value in a fetched batch into every row of that key in the batch",
+        "Projector: the row holds the message's key and value",
+    ),
+    "buffer-unbounded": Flag(
+        "agent",
+        "never answers 429: the buffer grows past NETSYNC_BUFFER_CAP",
+        "Pending-commit buffer: bounded by NETSYNC_BUFFER_CAP",
+    ),
+    "reject-after-commit": Flag(
+        "agent",
+        "with a full buffer, seeks a quorum and tries a direct commit, and answers 429 only when that fails",
+        "Pending-commit buffer: a 429 comes before any quorum is sought",
+    ),
+    "journal-late": Flag(
+        "agent",
+        "answers 202 at once and journals decisions in batches once a second",
+        "Pending-commit buffer: journaled and fsynced before the 202",
+    ),
+}
+
+
+def parse(raw: str) -> frozenset[str]:
+    """The flags of a `NETSYNC_BUGGIFY` value; ValueError naming an unknown one and the known."""
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FLAGS]
+    if unknown:
+        raise ValueError(f"{ENV}: unknown flag {unknown[0]!r}; known: {', '.join(FLAGS)}")
+    return frozenset(names)
+
+
+def from_env() -> frozenset[str]:
+    return parse(os.environ.get(ENV, ""))
+
+
+def announce(bugs: frozenset[str], role: str, log: Log) -> None:
+    """Say loudly which planted bugs this process runs with."""
+    for name in sorted(bugs):
+        flag = FLAGS[name]
+        if flag.role != role:
+            continue
+        log.error("BUGGIFY: a planted bug is on", flag=name, mistake=flag.mistake, breaks=flag.promise)
+        print(f"netsync {role}: BUGGIFY {name} is ON: {flag.mistake}", file=sys.stderr, flush=True)
