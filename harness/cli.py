@@ -183,6 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 param_id=param_id,
                 sut_image=args.sut_image,
+                buggify=tuple(args.buggify),
                 progress=progress,
                 keep_running=args.keep_running,
             )
@@ -194,7 +195,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"FAIL {label} (seed {result.seed}): {headline(result.verdict)}; {result.dir}")
         for line in details(result.verdict):
             print(f"  {line}")
-        same = {"param_id": param_id, "agents": args.agents, "sut_image": args.sut_image}
+        same = {
+            "param_id": param_id,
+            "agents": args.agents,
+            "sut_image": args.sut_image,
+            "buggify": tuple(args.buggify),
+        }
         print(f"re-run: {rerun_command(args.file, result.seed, **same)}")
     return exit_code(merge(validities))
 
@@ -232,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--agents", type=int, default=None, help="override topology.agents")
     r.add_argument("--images", default="auto", choices=["auto", "offline", "official"], help=mode_help)
     r.add_argument("--sut-image", default=None, help="another implementation of docs/contract.md")
+    r.add_argument(
+        "--buggify",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="start netsync with this planted bug (repeatable; docs/contract.md, 'Planted bugs')",
+    )
     r.add_argument("--reports", default=None, help="where run directories go (default: reports/)")
     r.add_argument("--keep-running", action="store_true", help="leave the system up afterwards")
     r.set_defaults(func=cmd_run)

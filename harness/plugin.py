@@ -38,6 +38,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="image of another implementation of docs/contract.md to put under test",
     )
     group.addoption(
+        "--buggify",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="start netsync with this planted bug (repeatable; docs/contract.md, 'Planted bugs')",
+    )
+    group.addoption(
         "--keep-running",
         action="store_true",
         help="leave each scenario's system up afterwards, for inspection",
@@ -73,7 +80,7 @@ def shared_system(config: pytest.Config, scenario: Scenario) -> Any:
     from harness.runner import system_config
     from harness.topology.system import System
 
-    want = system_config(scenario, config.getoption("--sut-image"))
+    want = system_config(scenario, config.getoption("--sut-image"), tuple(config.getoption("--buggify")))
     current = config.stash.get(SYSTEM_KEY, None)
     if current is not None and current.cfg == want and current.resettable():
         return current
@@ -145,6 +152,7 @@ class ScenarioItem(pytest.Item):
                 seed=cfg.getoption("--seed"),
                 param_id=self.param_id,
                 sut_image=cfg.getoption("--sut-image"),
+                buggify=tuple(cfg.getoption("--buggify")),
                 keep_running=keep,
                 sut=None if keep else shared_system(cfg, self.scenario),
             )
@@ -164,7 +172,11 @@ class ScenarioItem(pytest.Item):
         from harness.runner import rerun_command
 
         cfg = self.config
-        same = {"agents": cfg.getoption("--agents"), "sut_image": cfg.getoption("--sut-image")}
+        same = {
+            "agents": cfg.getoption("--agents"),
+            "sut_image": cfg.getoption("--sut-image"),
+            "buggify": tuple(cfg.getoption("--buggify")),
+        }
         file = self.path.relative_to(cfg.rootpath)
         rerun = (
             "re-run it as it ran:\n"

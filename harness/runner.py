@@ -24,7 +24,7 @@ from harness.schedule import plan
 from harness.topology.system import System, SystemConfig
 
 
-def system_config(s: Scenario, sut_image: str | None = None) -> SystemConfig:
+def system_config(s: Scenario, sut_image: str | None = None, buggify: tuple[str, ...] = ()) -> SystemConfig:
     st = s.stream
     return SystemConfig(
         agents=s.topology.agents,
@@ -38,6 +38,7 @@ def system_config(s: Scenario, sut_image: str | None = None) -> SystemConfig:
         stream_max_bytes=st.max_bytes or -1,
         stream_max_age_s=st.max_age or 0,
         sut_image=sut_image,
+        buggify=tuple(buggify),
     )
 
 
@@ -61,6 +62,7 @@ def rerun_command(
     param_id: str = "",
     agents: int | None = None,
     sut_image: str | None = None,
+    buggify: tuple[str, ...] = (),
     pytest_id: str | None = None,
 ) -> str:
     """The one command that runs this scenario again as it ran: `solar-chaos run`, or pytest given the
@@ -74,6 +76,8 @@ def rerun_command(
         words += ["--agents", str(agents)]
     if sut_image:
         words += ["--sut-image", sut_image]
+    for flag in buggify:
+        words += ["--buggify", flag]
     return shlex.join(words)
 
 
@@ -92,6 +96,7 @@ async def run_scenario(
     seed: int | None = None,
     param_id: str = "",
     sut_image: str | None = None,
+    buggify: tuple[str, ...] = (),
     progress: Progress | None = None,
     keep_running: bool = False,
     sut: System | None = None,
@@ -101,6 +106,8 @@ async def run_scenario(
     up and torn down."""
     resolved = scenario.resolved(seed)
     seed = resolved["seed"]
+    # Beside the checkers' fields (the format ignores unknown ones): what was put under test.
+    resolved["sut"] = {"image": sut_image, "buggify": list(buggify)}
     run_id = engine.new_run_id()
     out = reports / run_id / scenario_dir_name(scenario, param_id)
     out.mkdir(parents=True)
@@ -113,7 +120,7 @@ async def run_scenario(
         t = time.monotonic()
         if sut is None:
             # Bring-up and teardown block for seconds: both run in a worker thread.
-            system = System(images, system_config(scenario, sut_image), run_id)
+            system = System(images, system_config(scenario, sut_image, buggify), run_id)
             sut = await asyncio.to_thread(owned.enter_context, system)
             timings["bringup_s"] = time.monotonic() - t
             say(f"system up in {timings['bringup_s']:.1f} s ({sut.run_id})")

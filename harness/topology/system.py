@@ -57,6 +57,7 @@ class SystemConfig:
     stream_max_age_s: float = 0
     telemetry_interval_ms: int = 1000
     sut_image: str | None = None  # another implementation of docs/contract.md
+    buggify: tuple[str, ...] = ()  # netsync's planted bugs (NETSYNC_BUGGIFY, docs/contract.md)
 
     def agent_names(self) -> list[str]:
         return shape.agent_names(self.agents)
@@ -255,6 +256,8 @@ class System:
             "NETSYNC_LISTEN": f"/ip4/0.0.0.0/tcp/{P2P_PORT}",
             "NETSYNC_HTTP_PORT": str(HTTP_PORT),
         }
+        if self.cfg.buggify:
+            base["NETSYNC_BUGGIFY"] = ",".join(self.cfg.buggify)
         self.run.container(
             name,
             self.sut_image,
