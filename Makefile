@@ -8,11 +8,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv engine tools images doctor test test-unit scenarios lint format bench clean
+.PHONY: help setup venv engine tools images doctor test test-unit scenarios efficacy lint format bench clean
 
 help:
 	@echo "make test        set up what is missing, run the harness's own tests"
 	@echo "make scenarios   set up what is missing, run scenarios/ and write reports/"
+	@echo "make efficacy    each planted bug of netsync against its scenario: caught, and clean without it"
 	@echo "make setup       venv + Docker engine + images, nothing else"
 	@echo "make doctor      what is present, what is missing"
 	@echo "make lint        ruff check and format check"
@@ -45,13 +46,16 @@ doctor: venv
 	@$(BIN)/solar-chaos doctor
 
 test: setup
-	scripts/run-pytest.sh tests $(PYTEST_ARGS)
+	scripts/run-pytest.sh tests/unit tests/integration $(PYTEST_ARGS)
 
 test-unit: venv
 	scripts/run-pytest.sh tests/unit $(PYTEST_ARGS)
 
 scenarios: setup
 	scripts/run-pytest.sh scenarios $(PYTEST_ARGS)
+
+efficacy: setup
+	scripts/run-pytest.sh tests/efficacy $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check harness netsync tests docker bench conftest.py
