@@ -4,12 +4,9 @@ journaled pending-commit buffer until it can (docs/contract.md). All trio."""
 
 from __future__ import annotations
 
-import re
-import secrets
 import signal
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -20,55 +17,14 @@ from netsync import buggify
 from netsync.answers import AnswerLog
 from netsync.buffer import BufferFull, Pending, PendingCommitBuffer
 from netsync.http import BodyTooLarge, lifespan, read_body, respond, respond_json, serve_trio
+from netsync.intents import Answer, BadRequest, new_cid, parse_intent
 from netsync.logs import Log
 from netsync.p2p import DECISION, SENTIMENT, Node, PeerTimeout, PeerUnavailable, peer_info
 from netsync.settings import AgentSettings
 from netsync.telemetry import publish_health, pubsub
 
-CID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 REMEMBERED = 200_000  # answers kept for GET /intents/{cid} and repeated POSTs, and votes
 MAX_REPLAY_DELAY = 2.0
-
-
-def new_cid() -> str:
-    """Time-ordered and unique: milliseconds, then 64 random bits."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
-
-
-class BadRequest(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def parse_intent(body: bytes) -> tuple[str, int, str | None]:
-    import json
-
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        raise BadRequest("body", "body must be a JSON object {key, value, cid?}") from None
-    if not isinstance(obj, dict):
-        raise BadRequest("body", "body must be a JSON object {key, value, cid?}")
-    key = obj.get("key")
-    if not isinstance(key, str) or not 1 <= len(key) <= 128:
-        raise BadRequest("key", "key is required: a string of 1 to 128 characters")
-    value = obj.get("value")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRequest("value", "value is required: an integer")
-    cid = obj.get("cid")
-    if cid is not None and (not isinstance(cid, str) or not CID_RE.match(cid)):
-        raise BadRequest("cid", "cid, when given, is 1 to 64 characters of A-Z a-z 0-9 . _ : -")
-    unknown = set(obj) - {"key", "value", "cid"}
-    if unknown:
-        raise BadRequest(sorted(unknown)[0], "unknown field; allowed: key, value, cid")
-    return key, value, cid
-
-
-@dataclass
-class Answer:
-    status: int
-    body: dict[str, Any]
 
 
 class Metrics:

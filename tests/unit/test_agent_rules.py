@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from netsync.agent import BadRequest, parse_intent
+from netsync.intents import BadRequest, parse_intent
 from netsync.settings import AgentSettings, ConfigError, parse_peers
 
 
