@@ -61,6 +61,7 @@ class Agent:
         self.peers = {name: peer_info(addr) for name, addr in settings.peers.items()}
         self.orchestrator = peer_info(settings.orchestrator)
         self.bugs = settings.bugs  # netsync.buggify
+        self.started_at = time.time()
         unbounded = "buffer-unbounded" in self.bugs
         self.buffer = PendingCommitBuffer(settings.journal_dir, 1 << 30 if unbounded else settings.buffer_cap)
         self.unjournaled: list[Pending] = []  # buggify journal-late: answered 202, not yet journaled
@@ -154,6 +155,9 @@ class Agent:
 
     async def commit(self, entry: Pending) -> int | None:
         """The orchestrator's seq, or None when it cannot commit now."""
+        first_attempt_at = entry.first_attempt_at
+        if "forget-first-attempt" in self.bugs:  # counted from this process's start, not the journal's
+            first_attempt_at = max(first_attempt_at, self.started_at)
         payload = {
             "type": "decision",
             "cid": entry.cid,
@@ -161,7 +165,7 @@ class Agent:
             "value": entry.value,
             "proposer": entry.proposer,
             "decided_at": entry.decided_at,
-            "first_attempt_at": entry.first_attempt_at,
+            "first_attempt_at": first_attempt_at,
             "attempt": entry.attempt,
         }
         t0 = time.monotonic()
@@ -268,9 +272,9 @@ class Agent:
     # -- replay ------------------------------------------------------------------------
 
     async def journal_late_loop(self) -> None:
-        """buggify journal-late: decisions answered 202 reach the journal once a second."""
+        """buggify journal-late: decisions answered 202 reach the journal every two seconds."""
         while True:
-            await trio.sleep(1.0)
+            await trio.sleep(2.0)
             batch, self.unjournaled = self.unjournaled, []
             if batch:
                 await trio.to_thread.run_sync(self.buffer.append_many, batch)

@@ -59,8 +59,13 @@ FLAGS: dict[str, Flag] = {
     ),
     "journal-late": Flag(
         "agent",
-        "answers 202 at once and journals decisions in batches once a second",
+        "answers 202 at once and journals decisions in batches every two seconds",
         "Pending-commit buffer: journaled and fsynced before the 202",
+    ),
+    "forget-first-attempt": Flag(
+        "agent",
+        "after a restart, sends replays with first_attempt_at counted from the process's start",
+        "Exactly once past the duplicate window, across a restart of the agent",
     ),
 }
 
