@@ -19,6 +19,16 @@ REFUSED = {409: "aborted", 429: "rejected"}
 
 
 @dataclass(frozen=True)
+class Answered:
+    """An intent an agent answered for certain (ok or fail), as the load sent it."""
+
+    cid: str
+    key: str
+    value: int
+    outcome: str
+
+
+@dataclass(frozen=True)
 class LoadPlan:
     rate: float
     duration: float
@@ -41,6 +51,11 @@ class Load:
         self.rng = random.Random(plan.seed)
         self.urls = {a: f"{sut.http_url(a)}/intents" for a in sut.cfg.agent_names()}
         self.done = 0
+        self._answered: dict[str, list[Answered]] = {a: [] for a in self.urls}
+
+    def answered(self, agent: str) -> list[Answered]:
+        """What `agent` has answered so far, in the order the answers came."""
+        return list(self._answered.get(agent, ()))
 
     async def run(self) -> None:
         """Issue `total` intents at `rate`; return when every one has completed."""
@@ -98,5 +113,7 @@ class Load:
         except (httpx.HTTPError, ValueError) as e:
             done = {"type": "info", "error": f"{type(e).__name__}: {e}"[:300]}
         self.history.record({**base, **done})
+        if done["type"] != "info":
+            self._answered[op["agent"]].append(Answered(op["cid"], op["key"], op["value"], done["outcome"]))
         self.done += 1
         free.put_nowait(process)

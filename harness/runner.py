@@ -152,7 +152,6 @@ async def _drive(
     scenario: Scenario, seed: int, sut: System, out: Path, say: Progress, cid_prefix: str
 ) -> None:
     history = History(out / store.HISTORY)
-    nemesis = Nemesis(sut, history.record)
     steps = plan(scenario, seed)
     load = Load(
         sut,
@@ -167,6 +166,7 @@ async def _drive(
         ),
         cid_prefix=cid_prefix,  # unique per scenario run, also when a system is reused
     )
+    nemesis = Nemesis(sut, history.record, load.answered)
     sampler = Sampler(sut, out / store.SAMPLES, history.now)
     stop_sampling = asyncio.Event()
     active: dict[str, str] = {}

@@ -96,12 +96,20 @@ def _container(run: Run, fault: Fault, start: float, end: float) -> str | None:
     return None
 
 
+def _repeats(run: Run, fault: Fault, start: float, end: float) -> str | None:
+    reposted = (fault.evidence or {}).get("reposted")
+    if isinstance(reposted, int) and reposted > 0:
+        return f"the nemesis posted {reposted} answered intents again"
+    return None
+
+
 SIGNS: dict[str, Sign] = {
     "answers": _answers,
     "latency": _latency,
     "buffer": _buffers,
     "backlog": _backlog,
     "container": _container,
+    "repeats": _repeats,
 }
 _TRAFFIC = ("answers", "latency", "buffer", "backlog")
 # Which signs a fault of each kind can produce; a kind not named here is judged by the traffic signs.
@@ -109,6 +117,7 @@ KIND_SIGNS: dict[str, tuple[str, ...]] = {
     "crash": (*_TRAFFIC, "container"),
     "pause": (*_TRAFFIC, "container"),
     "outage": (*_TRAFFIC, "container"),  # kill and pause leave container evidence; refuse, blackhole do not
+    "repeat": ("repeats",),
 }
 
 

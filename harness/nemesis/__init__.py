@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness.errors import HarnessError
-from harness.nemesis import containers, links, outage
+from harness.load import Answered
+from harness.nemesis import clients, containers, links, outage
 from harness.nemesis.containers import ContainerControl
 from harness.nemesis.links import ProxyControl
 from harness.scenario import FAULTS, BaseFault
@@ -42,6 +43,8 @@ class Controls:
     sut: System
     proxies: ProxyControl
     containers: ContainerControl
+    # The intents an agent has answered so far, from the load (for `repeat`).
+    answered: Callable[[str], list[Answered]] = lambda agent: []
 
     @property
     def agents(self) -> int:
@@ -54,7 +57,7 @@ class Controls:
 
 # fault kind -> handler making the ActiveFault for a fault of that kind
 Handler = Callable[[Controls, Any, str], ActiveFault]
-NEMESES: dict[str, Handler] = {**links.NEMESES, **outage.NEMESES, **containers.NEMESES}
+NEMESES: dict[str, Handler] = {**links.NEMESES, **outage.NEMESES, **containers.NEMESES, **clients.NEMESES}
 if set(NEMESES) != set(FAULTS):  # a kind added to the scenario model needs its handler here
     raise ImportError(f"nemesis handlers {sorted(NEMESES)} do not match the fault kinds {sorted(FAULTS)}")
 
@@ -70,10 +73,17 @@ class Nemesis:
     """`Nemesis(sut, history.record)`; `await start(fault, "f1")`, `await stop("f1")`, and on every way
     out `await heal_all()`. `record` receives each nemesis event without "t", right after it took effect."""
 
-    def __init__(self, sut: System, record: Callable[[dict[str, Any]], Any]) -> None:
+    def __init__(
+        self,
+        sut: System,
+        record: Callable[[dict[str, Any]], Any],
+        answered: Callable[[str], list[Answered]] = lambda agent: [],
+    ) -> None:
         self.sut = sut
         self._record = record
-        self.controls = Controls(sut, ProxyControl(lambda: sut.toxiproxy_url), ContainerControl(sut))
+        self.controls = Controls(
+            sut, ProxyControl(lambda: sut.toxiproxy_url), ContainerControl(sut), answered
+        )
         self._active: dict[str, _Entry] = {}
 
     @property

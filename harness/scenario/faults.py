@@ -294,6 +294,33 @@ class PauseFault(_NodeFault):
     fault: Literal["pause"]
 
 
+class RepeatFault(_NodeFault):
+    """Posts again to the agent `target`, at `at`, every intent it has answered so far (same cid, key and
+    value), as a client retrying after a lost answer would; `for` (default 1 s) is the window it is judged
+    in. The contract says each gets its first answer again, never a second intent: an aborted one that
+    lands is a phantom."""
+
+    fault: Literal["repeat"]
+
+    @model_validator(mode="after")
+    def _agent_only(self) -> RepeatFault:
+        if not self.target.startswith("agent-"):
+            raise _problem(f"{self.target} takes no intents", "an agent, e.g. agent-2", at=("target",))
+        return self
+
+    @property
+    def stop_at(self) -> float | None:
+        return self.at + (1.0 if self.for_ is None else self.for_)
+
+    @classmethod
+    def random_applies(cls, targets: list[str]) -> bool:
+        return any(t.startswith("agent-") for t in targets)
+
+    @classmethod
+    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+        return {"target": rng.choice([t for t in targets if t.startswith("agent-")])}
+
+
 # Every kind, once: the union the model validates against, the registry and the schema follow from it.
 FAULT_TYPES: tuple[type[BaseFault], ...] = (
     PartitionFault,
@@ -307,6 +334,7 @@ FAULT_TYPES: tuple[type[BaseFault], ...] = (
     LimitDataFault,
     CrashFault,
     PauseFault,
+    RepeatFault,
 )
 # Union[tuple] is the one spelling of a union over a runtime tuple (ruff's `X | Y` rewrite would drop it).
 Fault = Annotated[Union[FAULT_TYPES], Field(discriminator="fault")]  # type: ignore[valid-type]  # noqa: UP007

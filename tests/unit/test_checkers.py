@@ -745,6 +745,18 @@ def test_a_running_container_is_no_evidence(tmp_path: Path) -> None:
     assert_only(check(run, tmp_path), ("no-effect", None))
 
 
+def test_a_repeat_bites_when_it_posted_something_and_only_then(tmp_path: Path) -> None:
+    evidence = {"reposted": 12, "same_answer": 12, "no_answer": 0, "changed_answer": 0, "changed": []}
+    v = check(_fault_run("repeat", evidence=evidence), tmp_path)
+    assert_only(v)
+    assert v["checks"]["effects"]["faults"]["f1"]["effects"] == {
+        "repeats": "the nemesis posted 12 answered intents again"
+    }
+    nothing = _fault_run("repeat", evidence={**evidence, "reposted": 0, "same_answer": 0})
+    nothing.sample(33.0, "agent-1", buffer_depth=4, buffer_cap=256)  # traffic signs do not count
+    assert_only(check(nothing, tmp_path), ("no-effect", None))
+
+
 def test_each_fault_is_judged_alone(tmp_path: Path) -> None:
     run = _fault_run()
     run.invoke("odd", 33.0).info("odd", 34.0)

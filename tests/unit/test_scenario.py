@@ -110,6 +110,7 @@ def test_every_fault_kind_has_a_model() -> None:
         "limit_data",
         "crash",
         "pause",
+        "repeat",
     }
 
 
@@ -447,3 +448,15 @@ def test_validate_files_reports_every_bad_file_and_nothing_for_good_ones(tmp_pat
 
 def test_scenario_error_is_a_harness_error() -> None:
     assert issubclass(ScenarioError, HarnessError)
+
+
+def test_a_repeat_targets_an_agent_and_lasts_a_second_unless_told(tmp_path: Path) -> None:
+    ok = write(
+        tmp_path, "r", "name: r\n" + MINIMAL_LOAD + "faults: [{at: 5s, fault: repeat, target: agent-2}]\n"
+    )
+    assert load_scenario(ok).faults[0].stop_at == 6.0
+    bad = write(
+        tmp_path, "r", "name: r\n" + MINIMAL_LOAD + "faults: [{at: 5s, fault: repeat, target: nats}]\n"
+    )
+    problem = only_problem(bad)
+    assert "r.yaml:3" in problem and "nats takes no intents" in problem and "an agent" in problem, problem
