@@ -5,6 +5,7 @@ journaled pending-commit buffer until it can (docs/contract.md). All trio."""
 from __future__ import annotations
 
 import signal
+import tempfile
 import time
 from collections import OrderedDict
 from typing import Any
@@ -66,7 +67,9 @@ class Agent:
         self.buffer = PendingCommitBuffer(settings.journal_dir, 1 << 30 if unbounded else settings.buffer_cap)
         self.unjournaled: list[Pending] = []  # buggify journal-late: answered 202, not yet journaled
         self.metrics = Metrics(settings.buffer_cap)
-        self.answers = AnswerLog(settings.journal_dir, REMEMBERED)
+        # buggify forget-answers: kept where no restart finds them again, as if in memory only.
+        forget = "forget-answers" in self.bugs
+        self.answers = AnswerLog(tempfile.mkdtemp() if forget else settings.journal_dir, REMEMBERED)
         self.inflight: dict[str, trio.Event] = {}
         self.agreed: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self.peer_ok: dict[str, bool] = {}

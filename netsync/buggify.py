@@ -67,6 +67,11 @@ FLAGS: dict[str, Flag] = {
         "after a restart, sends replays with first_attempt_at counted from the process's start",
         "Exactly once past the duplicate window, across a restart of the agent",
     ),
+    "forget-answers": Flag(
+        "agent",
+        "keeps its answers in memory only",
+        "Agent HTTP API: a repeated POST gets its first answer, also after a restart",
+    ),
 }
 
 
