@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import nats
@@ -30,59 +30,18 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from surrealdb import AsyncSurreal
 
 from netsync import buggify
 from netsync.logs import Log
+from netsync.projection import CREATE, UPSERT, Malformed, parse_body
 from netsync.settings import ConfigError, ProjectorSettings, env_int
+from netsync.surreal import SurrealConnection
 
 SUBJECT = "root.solar.command.sentiment.set"
 BATCH = 32
 FETCH_TIMEOUT = 1.0
 BACKOFF_FIRST = 0.1
 BACKOFF_CAP = 2.0
-SURREAL_OP_TIMEOUT = 10.0
-
-UPSERT = (
-    "UPSERT type::record($tb, $cid) CONTENT "
-    "{cid: $cid, key: $key, value: $value, stream_seq: $seq, written_at: time::now()};"
-)
-# buggify duplicate-rows: a fresh record id per write, so a redelivery adds a row.
-CREATE = (
-    "CREATE type::record($tb, rand::uuid()) CONTENT "
-    "{cid: $cid, key: $key, value: $value, stream_seq: $seq, written_at: time::now()};"
-)
-
-
-class Malformed(ValueError):
-    """A message body that can never be projected."""
-
-
-class SurrealUnavailable(Exception):
-    """The SurrealDB connection failed, timed out or was lost mid-call."""
-
-
-class StatementFailed(Exception):
-    """SurrealDB answered with an error (a transaction conflict, say); the connection is fine."""
-
-
-def parse_body(data: bytes) -> dict[str, Any]:
-    """The commitment body `{cid, key, value, proposer, decided_at}`; Malformed if unusable."""
-    try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise Malformed(f"body is not JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise Malformed("body is not a JSON object")
-    cid = body.get("cid")
-    if not isinstance(cid, str) or not cid:
-        raise Malformed("cid missing or not a non-empty string")
-    if not isinstance(body.get("key"), str):
-        raise Malformed("key missing or not a string")
-    value = body.get("value")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise Malformed("value missing or not an integer")
-    return body
 
 
 class Metrics:
@@ -117,9 +76,9 @@ class Projector:
         self.stopping = asyncio.Event()
         self.nc: Any = None
         self.js: Any = None
-        self.db: Any = None
-        self._db_lock = asyncio.Lock()
-        self._surreal_down_logged = False
+        self.surreal = SurrealConnection(
+            settings, log, lambda up: self.metrics.surreal_connected.set(1 if up else 0)
+        )
         self.last_seq = 0
         self.bugs = settings.bugs  # netsync.buggify
         buggify.announce(self.bugs, "projector", log)
@@ -137,7 +96,7 @@ class Projector:
             loop.add_signal_handler(sig, self.stop)
         server = await asyncio.start_server(self._http, "0.0.0.0", self.s.http_port)
         self.log.info("http listening", port=self.s.http_port)
-        watcher = asyncio.create_task(self._watch_surreal())
+        watcher = asyncio.create_task(self.surreal.watch(self.stopping, self._pause))
         try:
             await self._connect_nats()
             if not self.stopping.is_set():
@@ -145,7 +104,7 @@ class Projector:
         finally:
             watcher.cancel()
             server.close()
-            await self._close_surreal()
+            await self.surreal.drop()
             if self.nc is not None:
                 try:
                     if self.nc.is_connected:
@@ -360,11 +319,8 @@ class Projector:
         try:
             while True:
                 attempt += 1
-                db = None
                 try:
-                    db = await self._surreal()
-                    query = CREATE if "duplicate-rows" in self.bugs else UPSERT
-                    self._check(await self._call(db.query_raw(query, params)))
+                    await self.surreal.query(CREATE if "duplicate-rows" in self.bugs else UPSERT, params)
                     if attempt > 1:
                         self.log.info("write succeeded after retries", cid=cid, seq=seq, attempts=attempt)
                     return True
@@ -378,8 +334,6 @@ class Projector:
                         error=repr(e),
                         retry_in=delay,
                     )
-                    if db is not None and not isinstance(e, StatementFailed):
-                        await self._close_surreal(db)  # reconnect on the next attempt
                 if keep_alive is None:
                     keep_alive = asyncio.create_task(self._keep_alive(held))
                 if self.stopping.is_set():
@@ -403,100 +357,13 @@ class Projector:
                 except Exception:
                     pass
 
-    # -- SurrealDB ------------------------------------------------------------
-
-    async def _call(self, aw: Awaitable[Any], timeout: float = SURREAL_OP_TIMEOUT) -> Any:
-        """Run one SDK call in its own task. The SDK cancels the futures of calls in
-        flight when the socket drops; the separate task keeps that from looking like
-        a cancellation of ours."""
-        task = asyncio.ensure_future(aw)
-        try:
-            done, _ = await asyncio.wait({task}, timeout=timeout)
-        finally:
-            if not task.done():
-                task.cancel()
-        if not done:
-            raise SurrealUnavailable(f"no answer within {timeout:.0f} s")
-        if task.cancelled():
-            raise SurrealUnavailable("connection lost during the call")
-        return task.result()
-
-    @staticmethod
-    def _check(response: Any) -> None:
-        if not isinstance(response, dict):
-            raise SurrealUnavailable(f"unexpected response {response!r}")
-        if response.get("error") is not None:
-            raise StatementFailed(f"surreal error: {response['error']}")
-        for stmt in response.get("result") or []:
-            if isinstance(stmt, dict) and stmt.get("status") == "ERR":
-                raise StatementFailed(f"surreal statement failed: {stmt.get('result')}")
-
-    async def _watch_surreal(self) -> None:
-        """Connect at start and check the connection while idle, so /healthz tells the
-        truth before the first message and during an outage with nothing to write."""
-        while not self.stopping.is_set():
-            db = None
-            try:
-                db = await self._surreal()
-                self._check(await self._call(db.query_raw("RETURN 1;"), timeout=5))
-            except Exception as e:
-                if not self._surreal_down_logged:
-                    self.log.warning("surreal unreachable", error=repr(e))
-                    self._surreal_down_logged = True
-                if db is not None:
-                    await self._close_surreal(db)
-            await self._pause(1.0)
-
-    async def _surreal(self) -> Any:
-        async with self._db_lock:
-            if self.db is None:
-                self.db = await self._connect_surreal()
-                self._surreal_down_logged = False
-                self.metrics.surreal_connected.set(1)
-                self.log.info(
-                    "surreal connected", url=self.s.surreal_url, ns=self.s.surreal_ns, db=self.s.surreal_db
-                )
-            return self.db
-
-    async def _connect_surreal(self) -> Any:
-        db = AsyncSurreal(self.s.surreal_url)
-        try:
-            await self._call(db.connect())
-            await self._call(db.signin({"username": self.s.surreal_user, "password": self.s.surreal_pass}))
-            ns, name = self.s.surreal_ns, self.s.surreal_db
-            # Identifiers cannot be query variables: quoted, and checked in main().
-            define = (
-                f"DEFINE NAMESPACE IF NOT EXISTS `{ns}`; USE NS `{ns}`; "
-                f"DEFINE DATABASE IF NOT EXISTS `{name}`;"
-            )
-            self._check(await self._call(db.query_raw(define)))
-            await self._call(db.use(ns, name))
-        except BaseException:
-            await self._close(db)
-            raise
-        return db
-
-    async def _close_surreal(self, db: Any = None) -> None:
-        """Drop the connection (`db`: only if it is still the current one)."""
-        if db is None or db is self.db:
-            db, self.db = self.db, None
-            self.metrics.surreal_connected.set(0)
-        if db is not None:
-            await self._close(db)
-
-    async def _close(self, db: Any) -> None:
-        try:
-            await self._call(db.close(), timeout=2)
-        except Exception:
-            pass
-
     # -- HTTP -----------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
         return {
             "name": self.s.name,
             "connected_nats": bool(self.nc is not None and self.nc.is_connected),
-            "connected_surreal": self.db is not None,
+            "connected_surreal": self.surreal.connected,
             "last_seq": self.last_seq,
         }
 

@@ -1,0 +1,40 @@
+"""A commitment message and the row it becomes (docs/contract.md, "Projector"): the body's rules,
+and the statement that writes `sentiment:<cid>`, so that a redelivery rewrites the same row."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+UPSERT = (
+    "UPSERT type::record($tb, $cid) CONTENT "
+    "{cid: $cid, key: $key, value: $value, stream_seq: $seq, written_at: time::now()};"
+)
+# buggify duplicate-rows: a fresh record id per write, so a redelivery adds a row.
+CREATE = (
+    "CREATE type::record($tb, rand::uuid()) CONTENT "
+    "{cid: $cid, key: $key, value: $value, stream_seq: $seq, written_at: time::now()};"
+)
+
+
+class Malformed(ValueError):
+    """A message body that can never be projected."""
+
+
+def parse_body(data: bytes) -> dict[str, Any]:
+    """The commitment body `{cid, key, value, proposer, decided_at}`; Malformed if unusable."""
+    try:
+        body = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise Malformed(f"body is not JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise Malformed("body is not a JSON object")
+    cid = body.get("cid")
+    if not isinstance(cid, str) or not cid:
+        raise Malformed("cid missing or not a non-empty string")
+    if not isinstance(body.get("key"), str):
+        raise Malformed("key missing or not a string")
+    value = body.get("value")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Malformed("value missing or not an integer")
+    return body

@@ -1,0 +1,135 @@
+"""The projector's one SurrealDB connection: opened on demand, checked while idle, dropped on any
+failure and opened again on the next call. Every SDK call runs in a task of its own with a
+deadline, so a socket that drops mid-call is an error of the call, never a cancellation of ours."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from surrealdb import AsyncSurreal
+
+from netsync.logs import Log
+from netsync.settings import ProjectorSettings
+
+OP_TIMEOUT = 10.0
+
+
+class SurrealUnavailable(Exception):
+    """The SurrealDB connection failed, timed out or was lost mid-call."""
+
+
+class StatementFailed(Exception):
+    """SurrealDB answered with an error (a transaction conflict, say); the connection is fine."""
+
+
+async def call(aw: Awaitable[Any], timeout: float = OP_TIMEOUT) -> Any:
+    """Run one SDK call in its own task. The SDK cancels the futures of calls in flight when the
+    socket drops; the separate task keeps that from looking like a cancellation of ours."""
+    task = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    finally:
+        if not task.done():
+            task.cancel()
+    if not done:
+        raise SurrealUnavailable(f"no answer within {timeout:.0f} s")
+    if task.cancelled():
+        raise SurrealUnavailable("connection lost during the call")
+    return task.result()
+
+
+def check(response: Any) -> None:
+    """A raw query response; StatementFailed when SurrealDB refused a statement."""
+    if not isinstance(response, dict):
+        raise SurrealUnavailable(f"unexpected response {response!r}")
+    if response.get("error") is not None:
+        raise StatementFailed(f"surreal error: {response['error']}")
+    for stmt in response.get("result") or []:
+        if isinstance(stmt, dict) and stmt.get("status") == "ERR":
+            raise StatementFailed(f"surreal statement failed: {stmt.get('result')}")
+
+
+class SurrealConnection:
+    def __init__(self, settings: ProjectorSettings, log: Log, on_change: Callable[[bool], None]) -> None:
+        self.s = settings
+        self.log = log
+        self.on_change = on_change  # told True on connecting, False on dropping
+        self.db: Any = None
+        self._lock = asyncio.Lock()
+        self._down_logged = False
+
+    @property
+    def connected(self) -> bool:
+        return self.db is not None
+
+    async def query(
+        self, sql: str, params: dict[str, Any] | None = None, timeout: float = OP_TIMEOUT
+    ) -> None:
+        """Run `sql` on the connection (opened if needed). On a failure other than a refused
+        statement the connection is dropped, to be opened again by the next call."""
+        db = None
+        try:
+            db = await self._connection()
+            check(await call(db.query_raw(sql, params) if params else db.query_raw(sql), timeout))
+        except Exception as e:
+            if db is not None and not isinstance(e, StatementFailed):
+                await self.drop(db)
+            raise
+
+    async def watch(self, stopping: asyncio.Event, pause: Callable[[float], Awaitable[None]]) -> None:
+        """Connect at start and check the connection while idle, so /healthz tells the truth before
+        the first message and during an outage with nothing to write."""
+        while not stopping.is_set():
+            try:
+                await self.query("RETURN 1;", timeout=5)
+            except Exception as e:
+                if not self._down_logged:
+                    self.log.warning("surreal unreachable", error=repr(e))
+                    self._down_logged = True
+            await pause(1.0)
+
+    async def _connection(self) -> Any:
+        async with self._lock:
+            if self.db is None:
+                self.db = await self._connect()
+                self._down_logged = False
+                self.on_change(True)
+                self.log.info(
+                    "surreal connected", url=self.s.surreal_url, ns=self.s.surreal_ns, db=self.s.surreal_db
+                )
+            return self.db
+
+    async def _connect(self) -> Any:
+        db = AsyncSurreal(self.s.surreal_url)
+        try:
+            await call(db.connect())
+            await call(db.signin({"username": self.s.surreal_user, "password": self.s.surreal_pass}))
+            ns, name = self.s.surreal_ns, self.s.surreal_db
+            # Identifiers cannot be query variables: quoted, and checked in the projector's main().
+            define = (
+                f"DEFINE NAMESPACE IF NOT EXISTS `{ns}`; USE NS `{ns}`; "
+                f"DEFINE DATABASE IF NOT EXISTS `{name}`;"
+            )
+            check(await call(db.query_raw(define)))
+            await call(db.use(ns, name))
+        except BaseException:
+            await self._close(db)
+            raise
+        return db
+
+    async def drop(self, db: Any = None) -> None:
+        """Drop the connection (`db`: only if it is still the current one)."""
+        if db is None or db is self.db:
+            db, self.db = self.db, None
+            self.on_change(False)
+        if db is not None:
+            await self._close(db)
+
+    @staticmethod
+    async def _close(db: Any) -> None:
+        try:
+            await call(db.close(), timeout=2)
+        except Exception:
+            pass
