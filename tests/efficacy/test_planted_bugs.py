@@ -3,39 +3,28 @@ docs/contract.md, "Planted bugs"), the scenario its row names runs twice on real
 against the clean system it is valid, with the flag it is invalid with the anomaly the row names.
 
 The table in docs/contract.md is the one statement of which scenario guards which promise; this
-test reads it, so the table cannot drift from what is proven."""
+test reads it (harness.planted), so the table cannot drift from what is proven."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 
 import pytest
 
 from harness.checkers.verdict import details, headline
 from harness.paths import ROOT, reports_dir
+from harness.planted import Planted, planted
 from harness.runner import RunResult, run_scenario
 from harness.scenario import load_scenarios
 from netsync import buggify
 
-CONTRACT = ROOT / "docs" / "contract.md"
-ROW = re.compile(
-    r"^\| `(?P<flag>[a-z-]+)` \| [a-z]+ \|.*\| `(?P<scenario>[a-z0-9-]+)` \((?P<kind>[a-z-]+)\) \|$"
-)
-
-
-def planted() -> list[tuple[str, str, str]]:
-    """(flag, scenario, anomaly kind) for each row of the contract's table."""
-    rows = [m.groups() for line in CONTRACT.read_text().splitlines() if (m := ROW.match(line))]
-    return [(flag, scenario, kind) for flag, scenario, kind in rows]
-
 
 def test_the_table_names_every_flag_once_and_shipped_scenarios() -> None:
     rows = planted()
-    assert sorted(flag for flag, _, _ in rows) == sorted(buggify.FLAGS)
-    for _, scenario, _ in rows:
-        assert (ROOT / "scenarios" / f"{scenario}.yaml").is_file(), f"scenarios/{scenario}.yaml"
+    assert sorted(row.flag for row in rows) == sorted(buggify.FLAGS)
+    for row in rows:
+        assert (ROOT / "scenarios" / f"{row.scenario}.yaml").is_file(), f"scenarios/{row.scenario}.yaml"
 
 
 def _run(scenario: Path, images, bugs: tuple[str, ...]) -> RunResult:
@@ -48,8 +37,9 @@ def _said(result: RunResult) -> str:
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize(("flag", "scenario", "kind"), planted(), ids=[row[0] for row in planted()])
-def test_the_scenario_catches_the_planted_bug(images, flag: str, scenario: str, kind: str) -> None:
+@pytest.mark.parametrize("row", planted(), ids=[row.flag for row in planted()])
+def test_the_scenario_catches_the_planted_bug(images, row: Planted) -> None:
+    flag, scenario, kind = row.flag, row.scenario, row.kind
     path = ROOT / "scenarios" / f"{scenario}.yaml"
     clean = _run(path, images, ())
     assert clean.verdict["valid"] is True, f"{scenario} is not valid on the clean system:\n{_said(clean)}"
