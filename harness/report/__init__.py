@@ -1,0 +1,34 @@
+"""The human view of a run directory: report.html per scenario, index.html per run folder
+(docs/report.md). Built from the run directory and verdict.json alone, like `check`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import store
+from harness.checkers import write_verdict
+from harness.report import page
+
+INDEX = "index.html"
+
+
+def write_report(run_dir: Path) -> Path:
+    """DIR/report.html; the checkers judge the directory first when verdict.json is missing."""
+    run_dir = Path(run_dir)
+    if not (run_dir / store.VERDICT).is_file():
+        write_verdict(run_dir)
+    out = run_dir / store.REPORT
+    out.write_text(page.build(run_dir), encoding="utf-8")
+    return out
+
+
+def write_index(folder: Path) -> Path:
+    """FOLDER/index.html for a run folder (reports/<run-id>/): one row per scenario run in it."""
+    folder = Path(folder)
+    dirs = sorted(d for d in folder.iterdir() if d.is_dir() and store.is_run_dir(d))
+    out = folder / INDEX
+    out.write_text(page.index(folder, dirs), encoding="utf-8")
+    return out
+
+
+__all__ = ["INDEX", "write_index", "write_report"]

@@ -1,0 +1,238 @@
+"""The report's plots: matplotlib (Agg) rendered to SVG text, inlined into the page. Every plot
+shares the run's time axis and shades each fault's window, so a reader sees what a fault did.
+Series are binned (at most MAX_BINS points), so a plot's size does not grow with the run."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from harness.checkers.run import (  # noqa: E402  # noqa: E402
+    ABORTED,
+    COMMITTED,
+    FAILED,
+    INFO,
+    PENDING,
+    PENDING_COMMIT,
+    REJECTED,
+    Fault,
+    Ops,
+    Sample,
+)
+
+MAX_BINS = 300
+WIDTH_IN, HEIGHT_IN = 9.0, 2.6
+FAULT_COLOURS = {
+    "partition": "#d62728",
+    "isolate": "#d62728",
+    "outage": "#9467bd",
+    "crash": "#8c564b",
+    "pause": "#e377c2",
+    "repeat": "#17becf",
+}
+OTHER_FAULT = "#ff7f0e"  # latency and the other toxics
+OUTCOMES = (
+    ("committed", (COMMITTED,), "#2ca02c"),
+    ("pending-commit", (PENDING_COMMIT,), "#1f77b4"),
+    ("aborted", (ABORTED,), "#ff7f0e"),
+    ("rejected", (REJECTED, FAILED), "#d62728"),
+    ("unknown", (INFO, PENDING), "#7f7f7f"),
+)
+
+plt.rcParams.update(
+    {
+        "svg.fonttype": "none",  # text stays text: smaller, and searchable in the page
+        "svg.hashsalt": "solar-chaos",  # the same run gives the same SVG
+        "font.size": 8,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "path.simplify": True,
+    }
+)
+
+
+def fault_colour(kind: str) -> str:
+    return FAULT_COLOURS.get(kind, OTHER_FAULT)
+
+
+def bin_width(end: float) -> float:
+    """Seconds per bin: 1 s, or wider so that a long run keeps MAX_BINS points."""
+    return max(1.0, math.ceil(end / MAX_BINS))
+
+
+def _svg(fig: plt.Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]  # no XML prolog inside the HTML page
+
+
+def _axes(rows: int = 1, height: float = HEIGHT_IN) -> tuple[plt.Figure, list[plt.Axes]]:
+    fig, axes = plt.subplots(rows, 1, figsize=(WIDTH_IN, height * rows), sharex=True, squeeze=False)
+    return fig, [a for (a,) in axes]
+
+
+def _shade(ax: plt.Axes, faults: Sequence[Fault], end: float) -> None:
+    for f in faults:
+        ax.axvspan(f.began, max(f.until(end), f.began + 0.2), color=fault_colour(f.kind), alpha=0.12, lw=0)
+
+
+def _finish(ax: plt.Axes, end: float, ylabel: str) -> None:
+    ax.set_xlim(0, max(end, 1.0))
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.25, lw=0.5)
+
+
+def fault_label(f: Fault) -> str:
+    target = f.target if isinstance(f.target, dict) else {}
+    if "node" in target:
+        where = str(target["node"])
+    elif "links" in target:
+        links = target["links"]
+        where = ", ".join(links[:2]) + (f" +{len(links) - 2}" if len(links) > 2 else "")
+    elif "groups" in target:
+        where = " | ".join(",".join(g) for g in target["groups"])
+    else:
+        where = ""
+    return f"{f.fault_id} {f.kind}" + (f" {where}" if where else "")
+
+
+def timeline(faults: Sequence[Fault], end: float) -> str:
+    """One row per fault: its window, its label, and its lateness (start - scheduled)."""
+    rows = max(1, len(faults))
+    fig, (ax,) = _axes(1, height=0.35 * rows + 0.8)
+    for i, f in enumerate(faults):
+        stop = f.until(end)
+        ax.broken_barh([(f.began, max(stop - f.began, 0.2))], (i - 0.35, 0.7), color=fault_colour(f.kind))
+        late = "" if f.scheduled is None else f"  late {f.start - f.scheduled:.3f} s"
+        ax.text(stop + 0.2, i, fault_label(f) + late, va="center", fontsize=7)
+    ax.set_yticks([])
+    ax.set_ylim(-0.6, rows - 0.4)
+    _finish(ax, end, "faults")
+    if not faults:
+        ax.text(0.5, 0.5, "no faults", transform=ax.transAxes, ha="center", va="center")
+    ax.set_xlabel("t (s since the start of the load)")
+    return _svg(fig)
+
+
+def intents_per_second(ops: Ops, faults: Sequence[Fault], end: float) -> str:
+    w = bin_width(end)
+    edges = np.arange(0.0, end + w, w)
+    fig, (ax,) = _axes()
+    done = np.where(np.isnan(ops.completed), ops.invoked, ops.completed)  # never answered: at its invoke
+    for label, codes, colour in OUTCOMES:
+        t = done[np.isin(ops.code, codes)]
+        if len(t):
+            counts, _ = np.histogram(t, bins=edges)
+            ax.step(edges[:-1], counts / w, where="post", label=f"{label} ({len(t)})", color=colour, lw=1)
+    _shade(ax, faults, end)
+    _finish(ax, end, "intents/s answered")
+    ax.legend(loc="upper right", fontsize=7, ncols=5, frameon=False)
+    return _svg(fig)
+
+
+def _binned_percentiles(t: np.ndarray, values: np.ndarray, w: float) -> tuple[np.ndarray, ...]:
+    """Per bin of `t`: (bin start, p50, p99) of the values in it."""
+    keep = ~np.isnan(values)
+    t, values = t[keep], values[keep]
+    if not len(t):
+        return np.array([]), np.array([]), np.array([])
+    bins = np.floor(t / w).astype(np.int64)
+    order = np.argsort(bins, kind="stable")
+    bins, values = bins[order], values[order]
+    cuts = np.flatnonzero(np.diff(bins)) + 1
+    starts = np.concatenate(([0], cuts))
+    groups = np.split(values, cuts)
+    p50 = np.array([np.percentile(g, 50) for g in groups])
+    p99 = np.array([np.percentile(g, 99) for g in groups])
+    return bins[starts] * w, p50, p99
+
+
+def latency(ops: Ops, faults: Sequence[Fault], end: float, budgets: dict[str, float | None]) -> str:
+    """Intent (agent-reported quorum_ms) and commit (invoke to `committed`) latency, p50 and p99."""
+    w = bin_width(end)
+    fig, axes = _axes(2)
+    committed = ops.code == COMMITTED
+    series = (
+        ("intent (quorum_ms)", ops.invoked, ops.quorum_ms.astype(np.float64), budgets.get("intent_ms")),
+        (
+            "commit (invoke to committed)",
+            ops.invoked[committed],
+            (ops.completed[committed] - ops.invoked[committed]) * 1000.0,
+            budgets.get("commit_ms"),
+        ),
+    )
+    for ax, (name, t, values, budget) in zip(axes, series, strict=True):
+        x, p50, p99 = _binned_percentiles(t, values, w)
+        ax.step(x, p50, where="post", label="p50", color="#1f77b4", lw=1)
+        ax.step(x, p99, where="post", label="p99", color="#d62728", lw=1)
+        if budget:
+            ax.axhline(budget, color="#444", ls="--", lw=0.8, label=f"budget {budget:g} ms")
+        _shade(ax, faults, end)
+        _finish(ax, end, f"{name}\nms")
+        ax.legend(loc="upper right", fontsize=7, ncols=3, frameon=False)
+    return _svg(fig)
+
+
+def _series(samples: Iterable[Sample], field: str) -> tuple[list[float], list[float]]:
+    points = [(s.t, getattr(s, field)) for s in samples if getattr(s, field, None) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def buffers(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: float, cap: float | None) -> str:
+    fig, (ax,) = _axes()
+    for source in sorted(s for s in samples if s.startswith("agent-")):
+        t, depth = _series(samples[source], "buffer_depth")
+        if t:
+            ax.step(t, depth, where="post", label=source, lw=1)
+    if cap is not None:
+        ax.axhline(cap, color="#d62728", ls="--", lw=0.8, label=f"cap {cap:g}")
+    _shade(ax, faults, end)
+    _finish(ax, end, "pending-commit\nbuffer depth")
+    ax.legend(loc="upper right", fontsize=7, ncols=6, frameon=False)
+    return _svg(fig)
+
+
+def jetstream(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: float) -> str:
+    fig, axes = _axes(2)
+    js = samples.get("jetstream", [])
+    t, msgs = _series(js, "stream_msgs")
+    axes[0].step(t, msgs, where="post", color="#1f77b4", lw=1, label="stream messages")
+    backlog = [(s.t, s.consumer_backlog) for s in js if s.consumer_backlog is not None]
+    axes[1].step([p[0] for p in backlog], [p[1] for p in backlog], where="post", color="#9467bd", lw=1)
+    for ax, label in zip(axes, ("stream messages", "consumer pending\n+ ack pending"), strict=True):
+        _shade(ax, faults, end)
+        _finish(ax, end, label)
+    return _svg(fig)
+
+
+def peers_and_lag(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: float) -> str:
+    """Peers each agent reached (its last request) beside the stream's lag (the consumer backlog):
+    does trouble between agents show up as lag in the stream?"""
+    fig, axes = _axes(2)
+    shown = False
+    for source in sorted(s for s in samples if s.startswith("agent-")):
+        t, peers = _series(samples[source], "peers_reachable")
+        if t:
+            axes[0].step(t, peers, where="post", label=source, lw=1)
+            shown = True
+    if not shown:
+        axes[0].text(0.5, 0.5, "no peers_reachable samples", transform=axes[0].transAxes, ha="center")
+    else:
+        axes[0].legend(loc="upper right", fontsize=7, ncols=6, frameon=False)
+    js = samples.get("jetstream", [])
+    backlog = [(s.t, s.consumer_backlog) for s in js if s.consumer_backlog is not None]
+    axes[1].step([p[0] for p in backlog], [p[1] for p in backlog], where="post", color="#9467bd", lw=1)
+    for ax, label in zip(axes, ("peers reachable", "stream lag\n(consumer backlog)"), strict=True):
+        _shade(ax, faults, end)
+        _finish(ax, end, label)
+    return _svg(fig)
