@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness import __version__, engine
+from harness import __version__, engine, store
 from harness.errors import HarnessError
 
 FIX_IMAGES = "solar-chaos images"
@@ -140,6 +140,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     return exit_code(merge(validities))
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.checkers.verdict import run_dirs
+    from harness.report import write_index, write_report
+
+    for path in map(Path, args.dirs):
+        if store.is_run_dir(path):
+            print(write_report(path))
+            continue
+        for run_dir in run_dirs([path]):  # a run folder: every scenario in it, then its index
+            print(write_report(run_dir))
+        print(write_index(path))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
@@ -184,15 +200,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                 param_id=param_id,
                 sut_image=args.sut_image,
                 buggify=tuple(args.buggify),
+                source=args.file,
+                agents=args.agents,
                 progress=progress,
                 keep_running=args.keep_running,
             )
         )
         validities.append(result.verdict["valid"])
+        for name, check in result.verdict.get("checks", {}).items():
+            word = {True: "valid", False: "INVALID"}.get(check.get("valid"), "UNKNOWN")
+            print(f"  {name:<16} {word}", file=sys.stderr)
+        report = f"; report: {result.report}" if result.report else ""
         if result.passed:
-            print(f"PASS {label} (seed {result.seed}): {result.dir}")
+            print(f"PASS {label} (seed {result.seed}): {result.dir}{report}")
             continue
-        print(f"FAIL {label} (seed {result.seed}): {headline(result.verdict)}; {result.dir}")
+        print(f"FAIL {label} (seed {result.seed}): {headline(result.verdict)}; {result.dir}{report}")
         for line in details(result.verdict):
             print(f"  {line}")
         same = {
@@ -262,6 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ch.add_argument("--limit", type=int, default=20, help="anomalies listed per scenario (default 20)")
     ch.set_defaults(func=cmd_check)
+
+    rp = sub.add_parser(
+        "report",
+        help="write report.html for run directories (and index.html for a run folder), offline",
+        description="Write DIR/report.html from a run directory and its verdict.json alone (judging it "
+        "first when verdict.json is missing): one self-contained page, nothing fetched. For a run folder "
+        "reports/<run-id>/, every scenario's report and the folder's index.html.",
+    )
+    rp.add_argument("dirs", nargs="+", help="a scenario's run directory, or a run folder reports/<run-id>/")
+    rp.set_defaults(func=cmd_report)
 
     sc = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     sc.set_defaults(func=cmd_schema)

@@ -18,6 +18,7 @@ METRICS = {
     "netsync_buffer_cap": "buffer_cap",
     "process_resident_memory_bytes": "rss_bytes",
     "process_open_fds": "open_fds",
+    "netsync_peers_reachable": "peers_reachable",
 }
 
 

@@ -153,6 +153,10 @@ class ScenarioItem(pytest.Item):
                 param_id=self.param_id,
                 sut_image=cfg.getoption("--sut-image"),
                 buggify=tuple(cfg.getoption("--buggify")),
+                source=self.path.relative_to(cfg.rootpath)
+                if self.path.is_relative_to(cfg.rootpath)
+                else self.path,
+                agents=cfg.getoption("--agents"),
                 keep_running=keep,
                 sut=None if keep else shared_system(cfg, self.scenario),
             )

@@ -19,6 +19,7 @@ from harness.images import Images
 from harness.load import Load, LoadPlan
 from harness.nemesis import Nemesis
 from harness.observe import Sampler
+from harness.report import write_index, write_report
 from harness.scenario import Scenario
 from harness.schedule import plan
 from harness.topology.system import System, SystemConfig
@@ -49,6 +50,7 @@ class RunResult:
     seed: int
     verdict: dict[str, Any] = field(default_factory=dict)  # verdict.json, as the checkers wrote it
     summary: dict[str, Any] = field(default_factory=dict)
+    report: Path | None = None  # report.html, when it could be written
 
     @property
     def passed(self) -> bool:
@@ -97,6 +99,8 @@ async def run_scenario(
     param_id: str = "",
     sut_image: str | None = None,
     buggify: tuple[str, ...] = (),
+    source: str | Path | None = None,
+    agents: int | None = None,
     progress: Progress | None = None,
     keep_running: bool = False,
     sut: System | None = None,
@@ -108,6 +112,15 @@ async def run_scenario(
     seed = resolved["seed"]
     # Beside the checkers' fields (the format ignores unknown ones): what was put under test.
     resolved["sut"] = {"image": sut_image, "buggify": list(buggify)}
+    # The one command that runs it again as it ran (`source`: its file; `agents`: an --agents override).
+    resolved["rerun"] = rerun_command(
+        source or f"scenarios/{scenario.name}.yaml",
+        seed,
+        param_id=param_id,
+        agents=agents,
+        sut_image=sut_image,
+        buggify=buggify,
+    )
     run_id = engine.new_run_id()
     out = reports / run_id / scenario_dir_name(scenario, param_id)
     out.mkdir(parents=True)
@@ -129,14 +142,16 @@ async def run_scenario(
             say(f"system {sut.run_id} reset in {timings['reset_s']:.2f} s")
         try:
             t = time.monotonic()
-            await _drive(scenario, seed, sut, out, say, cid_prefix=f"{run_id}-s{seed}")
+            await _drive(scenario, seed, sut, out, say, cid_prefix=f"{run_id}-s{seed}", timings=timings)
             timings["drive_s"] = time.monotonic() - t
             t = time.monotonic()
             summary = await collect(sut, out, say)
             timings["collect_s"] = time.monotonic() - t
         finally:
             # Beside the run's files: how long each phase took (the format allows extra files).
-            store.write_json(out / store.TIMINGS, {k: round(v, 3) for k, v in timings.items()})
+            store.write_json(
+                out / store.TIMINGS, {k: round(v, 6 if k == "t0_unix" else 3) for k, v in timings.items()}
+            )
             await asyncio.to_thread(save_logs, sut, out)
             if keep_running:
                 say(f"keeping run {sut.run_id} up (--keep-running); remove it with: solar-chaos clean --all")
@@ -145,11 +160,23 @@ async def run_scenario(
         await asyncio.to_thread(owned.close)
     # The runner only writes the run directory; the verdict is the checkers', read from it alone.
     verdict = await asyncio.to_thread(write_verdict, out)
-    return RunResult(out, run_id, seed, verdict=verdict, summary=summary)
+    report = None
+    try:  # the human view; a failure here must not hide the verdict
+        report = await asyncio.to_thread(write_report, out)
+        await asyncio.to_thread(write_index, out.parent)
+    except Exception as e:
+        say(f"report not written: {type(e).__name__}: {e}")
+    return RunResult(out, run_id, seed, verdict=verdict, summary=summary, report=report)
 
 
 async def _drive(
-    scenario: Scenario, seed: int, sut: System, out: Path, say: Progress, cid_prefix: str
+    scenario: Scenario,
+    seed: int,
+    sut: System,
+    out: Path,
+    say: Progress,
+    cid_prefix: str,
+    timings: dict[str, float],
 ) -> None:
     history = History(out / store.HISTORY)
     steps = plan(scenario, seed)
@@ -200,6 +227,7 @@ async def _drive(
                 pass
 
     history.t0 = time.monotonic()  # t = 0 is the start of the load: fault times count from it
+    timings["t0_unix"] = time.time()  # the same instant on the containers' clock (their log lines' t)
     try:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(sampler.run(stop_sampling))

@@ -83,6 +83,7 @@ class Sample(msgspec.Struct):
     stream_bytes: float | None = None
     consumer_num_pending: float | None = None
     consumer_num_ack_pending: float | None = None
+    peers_reachable: float | None = None  # read by the report, not by a checker
 
     @property
     def consumer_backlog(self) -> float | None:
