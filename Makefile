@@ -51,8 +51,10 @@ test: setup
 test-unit: venv
 	scripts/run-pytest.sh tests/unit $(PYTEST_ARGS)
 
+# Beside each run's report.html: one pytest-html page linking them all, and JUnit XML for CI.
 scenarios: setup
-	scripts/run-pytest.sh scenarios $(PYTEST_ARGS)
+	scripts/run-pytest.sh scenarios --html=reports/index.html --self-contained-html \
+	  --junitxml=reports/junit.xml $(PYTEST_ARGS)
 
 efficacy: setup
 	scripts/run-pytest.sh tests/efficacy $(PYTEST_ARGS)

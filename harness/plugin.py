@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import os
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,8 @@ class ScenarioItem(pytest.Item):
         self.scenario = scenario
         self.param_id = param_id
         self.seed: int | None = None
+        self.verdict: str | None = None  # the headline, once judged
+        self.report: Path | None = None
 
     def runtest(self) -> None:
         from harness.runner import run_scenario
@@ -162,7 +165,13 @@ class ScenarioItem(pytest.Item):
             )
         )
         self.seed = result.seed
+        self.verdict = headline(result.verdict)
+        self.report = result.report
+        # junitxml carries these as the test case's properties.
         self.user_properties.append(("run_dir", str(result.dir)))
+        self.user_properties.append(("verdict", self.verdict))
+        if result.report is not None:
+            self.user_properties.append(("report", str(result.report)))
         if not result.passed:
             shown = "\n".join(f"  {line}" for line in details(result.verdict))
             raise ScenarioFailed(f"{headline(result.verdict)}\n{shown}\nrun directory: {result.dir}")
@@ -193,3 +202,32 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"scenario {self.name}"
+
+
+# pytest-html (`--html=reports/index.html`): a verdict column, and a link to each scenario's report.
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(2, "<th>Verdict</th>")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    cells.insert(2, f"<td>{html.escape(getattr(report, 'scenario_verdict', '') or '')}</td>")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if not isinstance(item, ScenarioItem) or report.when != "call":
+        return
+    report.scenario_verdict = item.verdict
+    html_path = item.config.getoption("htmlpath", None)
+    if item.report is None or not html_path:
+        return
+    from pytest_html import extras
+
+    link = os.path.relpath(item.report, Path(html_path).resolve().parent)
+    report.extras = [*getattr(report, "extras", []), extras.url(link, name="report.html")]

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Host tools the offline image builder needs, from Debian's packages when missing:
-# debootstrap (the base image). Go and Rust come with the machine (see docs/operations.md).
+# Host tools, from Debian's packages when missing: debootstrap (the offline builder's base
+# image) and chromium (the report's end-to-end test opens report.html in it, headless).
+# Go and Rust come with the machine (see docs/operations.md).
 set -euo pipefail
 want=("$@")
 if [ ${#want[@]} -eq 0 ]; then
     command -v debootstrap >/dev/null 2>&1 || want+=(debootstrap)
+    command -v chromium >/dev/null 2>&1 || want+=(chromium)
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -12,6 +12,7 @@ import pytest
 
 from harness import store
 from harness.paths import ROOT
+from tests.integration.chromium import open_page
 
 pytestmark = pytest.mark.docker
 
@@ -77,3 +78,16 @@ def test_a_broken_promise_fails_the_run_with_its_anomaly_and_the_rerun_command(
     assert f"re-run: solar-chaos run {tmp_path / 'judged.yaml'} --seed 5" in ran.stdout
     (run_dir,) = reports.glob("*/judged")
     assert _cli("check", str(run_dir)).returncode == 1
+
+    # Its report opens in a browser with nothing fetched and no error, and shows why it failed.
+    assert f"report: {run_dir / store.REPORT}" in ran.stdout
+    assert (run_dir.parent / "index.html").is_file()
+    probe = (
+        "({verdict: document.querySelector('#verdict').textContent,"
+        " plots: document.querySelectorAll('svg').length})"
+    )
+    visit = open_page(run_dir / store.REPORT, probe, screenshot=run_dir / "report.png")
+    assert visit.console_errors == []
+    assert visit.requests == [(run_dir / store.REPORT).resolve().as_uri()]
+    assert visit.values == {"verdict": "INVALID: 1 anomaly (commit-latency 1)", "plots": 6}
+    assert (run_dir / "report.png").stat().st_size > 10_000
