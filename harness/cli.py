@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from harness import __version__, engine, store
 from harness.errors import HarnessError
@@ -227,6 +228,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return exit_code(merge(validities))
 
 
+def _on_run_dirs(sub: Any, name: str, func: Any, help: str, description: str) -> argparse.ArgumentParser:
+    """A command over run directories: `solar-chaos NAME DIR...`."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.add_argument("dirs", nargs="+", help="a scenario's run directory, or a run folder reports/<run-id>/")
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="solar-chaos",
@@ -271,29 +280,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--keep-running", action="store_true", help="leave the system up afterwards")
     r.set_defaults(func=cmd_run)
 
-    ch = sub.add_parser(
+    ch = _on_run_dirs(
+        sub,
         "check",
-        help="judge run directories offline; write verdict.json; exit 0 valid, 1 anomalies, 2 cannot check",
-        description="Judge run directories (docs/run-format.md) offline: every checker, one verdict per "
+        cmd_check,
+        "judge run directories offline; write verdict.json; exit 0 valid, 1 anomalies, 2 cannot check",
+        "Judge run directories (docs/run-format.md) offline: every checker, one verdict per "
         "scenario, written to its verdict.json. Exit 0 when all are valid, 1 when anomalies were found, "
         "2 when a file is missing or malformed (named with its line) or a checker failed.",
     )
-    ch.add_argument("dirs", nargs="+", help="a scenario's run directory, or a run folder reports/<run-id>/")
     ch.add_argument(
         "--json", action="store_true", help="print the verdict as JSON (one line per scenario if several)"
     )
     ch.add_argument("--limit", type=int, default=20, help="anomalies listed per scenario (default 20)")
-    ch.set_defaults(func=cmd_check)
 
-    rp = sub.add_parser(
+    _on_run_dirs(
+        sub,
         "report",
-        help="write report.html for run directories (and index.html for a run folder), offline",
-        description="Write DIR/report.html from a run directory and its verdict.json alone (judging it "
+        cmd_report,
+        "write report.html for run directories (and index.html for a run folder), offline",
+        "Write DIR/report.html from a run directory and its verdict.json alone (judging it "
         "first when verdict.json is missing): one self-contained page, nothing fetched. For a run folder "
         "reports/<run-id>/, every scenario's report and the folder's index.html.",
     )
-    rp.add_argument("dirs", nargs="+", help="a scenario's run directory, or a run folder reports/<run-id>/")
-    rp.set_defaults(func=cmd_report)
 
     sc = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     sc.set_defaults(func=cmd_schema)

@@ -202,13 +202,18 @@ def buffers(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: floa
     return _svg(fig)
 
 
+def _backlog(ax: plt.Axes, js: Sequence[Sample]) -> None:
+    """The consumer's backlog (pending + ack pending) over time."""
+    backlog = [(s.t, s.consumer_backlog) for s in js if s.consumer_backlog is not None]
+    ax.step([p[0] for p in backlog], [p[1] for p in backlog], where="post", color="#9467bd", lw=1)
+
+
 def jetstream(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: float) -> str:
     fig, axes = _axes(2)
     js = samples.get("jetstream", [])
     t, msgs = _series(js, "stream_msgs")
     axes[0].step(t, msgs, where="post", color="#1f77b4", lw=1, label="stream messages")
-    backlog = [(s.t, s.consumer_backlog) for s in js if s.consumer_backlog is not None]
-    axes[1].step([p[0] for p in backlog], [p[1] for p in backlog], where="post", color="#9467bd", lw=1)
+    _backlog(axes[1], js)
     for ax, label in zip(axes, ("stream messages", "consumer pending\n+ ack pending"), strict=True):
         _shade(ax, faults, end)
         _finish(ax, end, label)
@@ -229,9 +234,7 @@ def peers_and_lag(samples: dict[str, list[Sample]], faults: Sequence[Fault], end
         axes[0].text(0.5, 0.5, "no peers_reachable samples", transform=axes[0].transAxes, ha="center")
     else:
         axes[0].legend(loc="upper right", fontsize=7, ncols=6, frameon=False)
-    js = samples.get("jetstream", [])
-    backlog = [(s.t, s.consumer_backlog) for s in js if s.consumer_backlog is not None]
-    axes[1].step([p[0] for p in backlog], [p[1] for p in backlog], where="post", color="#9467bd", lw=1)
+    _backlog(axes[1], samples.get("jetstream", []))
     for ax, label in zip(axes, ("peers reachable", "stream lag\n(consumer backlog)"), strict=True):
         _shade(ax, faults, end)
         _finish(ax, end, label)
