@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
-from harness.checkers.run import Fault, Run
+from harness.checkers.run import Fault, Run, Trace
 from harness.checkers.verdict import headline
 from harness.report import plots
 from harness.report.logs import LogFindings, LogLine, scan
@@ -79,9 +79,7 @@ def _log_rows(lines: list[LogLine]) -> str:
     return f"<table><tr><th>t</th><th>container</th><th>line</th></tr>{rows}</table>" if rows else ""
 
 
-def _trace(cid: str, kinds: list[str], run: Run, logs: LogFindings) -> str:
-    traces = run.traces([hash(cid)])
-    trace = traces.get(cid)
+def _trace(cid: str, kinds: list[str], trace: Trace | None, logs: LogFindings) -> str:
     events: list[tuple[float, str, str]] = []
     for op in trace.ops if trace else []:
         what = {k: v for k, v in op.items() if k not in ("t", "cid")}
@@ -170,7 +168,8 @@ def build(run_dir: Path) -> str:
         + f"</p><table><tr><th>kind</th><th>cid</th><th>detail</th></tr>{rows}</table>"
         + (f"<p class=muted>... and {more} more (verdict.json has them all)</p>" if more > 0 else "")
     )
-    trace_html = "".join(_trace(cid, kinds_of[cid], run, logs) for cid in traced)
+    traces = run.traces(hash(cid) for cid in traced)  # one pass over the files for all of them
+    trace_html = "".join(_trace(cid, kinds_of[cid], traces.get(cid), logs) for cid in traced)
     if len(kinds_of) > TRACED:
         trace_html += (
             f"<p class=muted>{len(kinds_of) - TRACED} more cids with anomalies are not traced here.</p>"
