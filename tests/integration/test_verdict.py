@@ -4,8 +4,10 @@ directory later, offline, to the same verdict.json."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,45 @@ def test_a_broken_promise_fails_the_run_with_its_anomaly_and_the_rerun_command(
     assert visit.requests == [(run_dir / store.REPORT).resolve().as_uri()]
     assert visit.values == {"verdict": "INVALID: 1 anomaly (commit-latency 1)", "plots": 6}
     assert (run_dir / "report.png").stat().st_size > 10_000
+
+
+def test_pytest_writes_the_verdict_into_junit_xml_and_links_the_report_from_pytest_html(
+    images, tmp_path: Path
+) -> None:
+    folder = tmp_path / "scenarios"  # the collector takes YAML files under a scenarios/ folder
+    folder.mkdir()
+    (folder / "judged.yaml").write_text(SCENARIO + "  latency: {commit_ms: 0.001}\n")
+    junit, page = tmp_path / "junit.xml", tmp_path / "index.html"
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "harness.plugin",
+            "--rootdir",
+            str(tmp_path),
+            str(folder),
+            "--images",
+            images.mode.value,
+            f"--junitxml={junit}",
+            f"--html={page}",
+            "--self-contained-html",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    case = ET.parse(junit).getroot().find(".//testcase")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None and "INVALID: 1 anomaly (commit-latency 1)" in failure.get("message", "")
+    assert "re-run it as it ran" in (failure.text or "")
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["verdict"] == "INVALID: 1 anomaly (commit-latency 1)"
+    report = Path(props["report"])
+    assert report.is_file() and Path(props["run_dir"]) == report.parent
+    html = page.read_text()
+    assert os.path.relpath(report, tmp_path) in html and "INVALID: 1 anomaly (commit-latency 1)" in html
