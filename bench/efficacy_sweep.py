@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 import time
@@ -30,35 +29,14 @@ from harness.paths import ROOT, reports_dir  # noqa: E402
 from harness.planted import planted  # noqa: E402
 from harness.runner import run_scenario, system_config  # noqa: E402
 from harness.scenario import Scenario, load_scenarios  # noqa: E402
-from harness.topology.system import System  # noqa: E402
+from harness.topology.system import SharedSystem  # noqa: E402
 
 
-class Systems:
-    """One running system, reused while the wanted configuration does not change."""
-
-    def __init__(self, images: Images) -> None:
-        self.images = images
-        self.stack: contextlib.ExitStack | None = None
-        self.sut: System | None = None
-
-    def get(self, scenario: Scenario, buggify: tuple[str, ...]) -> System:
-        want = system_config(scenario, None, buggify)
-        if self.sut is not None and self.sut.cfg == want and self.sut.resettable():
-            return self.sut
-        self.close()
-        self.stack = contextlib.ExitStack()
-        self.sut = self.stack.enter_context(System(self.images, want))
-        return self.sut
-
-    def close(self) -> None:
-        if self.stack is not None:
-            self.stack.close()
-        self.stack, self.sut = None, None
-
-
-def run_one(systems: Systems, scenario: Scenario, param: str, seed: int, buggify: tuple[str, ...]) -> dict:
+def run_one(
+    systems: SharedSystem, scenario: Scenario, param: str, seed: int, buggify: tuple[str, ...]
+) -> dict:
     t0 = time.monotonic()
-    sut = systems.get(scenario, buggify)
+    sut = systems.get(system_config(scenario, None, buggify))
     result = asyncio.run(
         run_scenario(
             scenario,
@@ -156,7 +134,7 @@ def main() -> int:
     out = out_dir / f"efficacy-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     images = Images(args.images)
     images.ensure()
-    systems = Systems(images)
+    systems = SharedSystem(images)
     lines: list[dict[str, Any]] = []
     try:
         for i, (scenario, param, seed, buggify) in enumerate(todo, 1):

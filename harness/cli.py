@@ -163,10 +163,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from harness.checkers import exit_code
     from harness.checkers.base import merge
-    from harness.checkers.verdict import details, headline
+    from harness.checkers.verdict import details, headline, word
     from harness.images import Images
     from harness.paths import reports_dir
-    from harness.runner import rerun_command, run_scenario
+    from harness.runner import run_scenario
     from harness.scenario import load_scenarios
 
     overrides = {"topology.agents": args.agents} if args.agents else None
@@ -209,8 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         validities.append(result.verdict["valid"])
         for name, check in result.verdict.get("checks", {}).items():
-            word = {True: "valid", False: "INVALID"}.get(check.get("valid"), "UNKNOWN")
-            print(f"  {name:<16} {word}", file=sys.stderr)
+            print(f"  {name:<16} {word(check.get('valid'))}", file=sys.stderr)
         report = f"; report: {result.report}" if result.report else ""
         if result.passed:
             print(f"PASS {label} (seed {result.seed}): {result.dir}{report}")
@@ -218,13 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"FAIL {label} (seed {result.seed}): {headline(result.verdict)}; {result.dir}{report}")
         for line in details(result.verdict):
             print(f"  {line}")
-        same = {
-            "param_id": param_id,
-            "agents": args.agents,
-            "sut_image": args.sut_image,
-            "buggify": tuple(args.buggify),
-        }
-        print(f"re-run: {rerun_command(args.file, result.seed, **same)}")
+        print(f"re-run: {result.rerun}")
     return exit_code(merge(validities))
 
 

@@ -4,7 +4,6 @@ the collector that turns scenarios/*.yaml into test items (one per parameter set
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import os
 from pathlib import Path
@@ -71,39 +70,24 @@ def images(request: pytest.FixtureRequest) -> Images:
     return session_images(request.config)
 
 
-SYSTEM_KEY = pytest.StashKey[Any]()  # the session's running System
-SYSTEM_EXIT_KEY = pytest.StashKey[contextlib.ExitStack]()  # leaves its `with` (tears it down)
+SYSTEM_KEY = pytest.StashKey[Any]()  # the session's SharedSystem
 
 
 def shared_system(config: pytest.Config, scenario: Scenario) -> Any:
     """One running system per session, reset between scenarios of the same shape and
     brought up anew (the old one torn down) when the shape changes."""
     from harness.runner import system_config
-    from harness.topology.system import System
+    from harness.topology.system import SharedSystem
 
+    if SYSTEM_KEY not in config.stash:
+        config.stash[SYSTEM_KEY] = SharedSystem(session_images(config))
     want = system_config(scenario, config.getoption("--sut-image"), tuple(config.getoption("--buggify")))
-    current = config.stash.get(SYSTEM_KEY, None)
-    if current is not None and current.cfg == want and current.resettable():
-        return current
-    _close_shared_system(config)
-    stack = contextlib.ExitStack()
-    sut = stack.enter_context(System(session_images(config), want))
-    config.stash[SYSTEM_KEY] = sut
-    config.stash[SYSTEM_EXIT_KEY] = stack
-    return sut
-
-
-def _close_shared_system(config: pytest.Config) -> None:
-    stack = config.stash.get(SYSTEM_EXIT_KEY, None)
-    if stack is None:
-        return
-    del config.stash[SYSTEM_KEY]
-    del config.stash[SYSTEM_EXIT_KEY]
-    stack.close()
+    return config.stash[SYSTEM_KEY].get(want)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _close_shared_system(config)
+    if SYSTEM_KEY in config.stash:
+        config.stash[SYSTEM_KEY].close()
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

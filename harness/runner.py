@@ -51,6 +51,7 @@ class RunResult:
     verdict: dict[str, Any] = field(default_factory=dict)  # verdict.json, as the checkers wrote it
     summary: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None  # report.html, when it could be written
+    rerun: str = ""  # the command that runs it again as it ran (scenario.json's `rerun`)
 
     @property
     def passed(self) -> bool:
@@ -166,7 +167,9 @@ async def run_scenario(
         await asyncio.to_thread(write_index, out.parent)
     except Exception as e:
         say(f"report not written: {type(e).__name__}: {e}")
-    return RunResult(out, run_id, seed, verdict=verdict, summary=summary, report=report)
+    return RunResult(
+        out, run_id, seed, verdict=verdict, summary=summary, report=report, rerun=resolved["rerun"]
+    )
 
 
 async def _drive(

@@ -32,6 +32,11 @@ def run_dirs(paths: Iterable[Path]) -> Iterator[Path]:
         yield from inside
 
 
+def word(valid: Any) -> str:
+    """A verdict's or a check's `valid` in one word: `valid`, `INVALID` or `UNKNOWN`."""
+    return {True: "valid", False: "INVALID"}.get(valid, "UNKNOWN")
+
+
 def headline(verdict: dict[str, Any]) -> str:
     """`valid`, `INVALID: 3 anomalies (lost 2, no-effect 1)` or `UNKNOWN: ...` in one line."""
     valid = verdict["valid"]
@@ -46,7 +51,7 @@ def headline(verdict: dict[str, Any]) -> str:
         parts.append(f"{n} anomal{'y' if n == 1 else 'ies'} ({counted})")
     if failed:
         parts.append(f"could not check {', '.join(failed)}")
-    return ("INVALID: " if valid is False else "UNKNOWN: ") + "; ".join(parts)
+    return f"{word(valid)}: " + "; ".join(parts)
 
 
 def details(verdict: dict[str, Any], limit: int = SHOWN) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness import store
 from harness.checkers.run import Fault, Run, Trace
-from harness.checkers.verdict import headline
+from harness.checkers.verdict import headline, word
 from harness.report import plots
 from harness.report.logs import LogFindings, LogLine, scan
 
@@ -42,10 +42,6 @@ def _figures(result: dict[str, Any]) -> str:
 def _row(*cells: str) -> str:
     """A table row of cells already escaped."""
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
-
-
-def _valid_word(valid: Any) -> str:
-    return {True: "valid", False: "INVALID"}.get(valid, "UNKNOWN")
 
 
 def _valid_class(valid: Any) -> str:
@@ -150,7 +146,7 @@ def build(run_dir: Path) -> str:
     dl = "".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in facts)
 
     checks = "".join(
-        f"<tr><td>{_h(name)}</td><td class={_valid_class(r.get('valid'))}>{_valid_word(r.get('valid'))}</td>"
+        f"<tr><td>{_h(name)}</td><td class={_valid_class(r.get('valid'))}>{word(r.get('valid'))}</td>"
         f"<td>{_figures(r)}</td></tr>"
         for name, r in verdict.get("checks", {}).items()
     )
@@ -206,7 +202,7 @@ def build(run_dir: Path) -> str:
     ]
     figure_html = "".join(f"<figure><figcaption>{_h(c)}</figcaption>{svg}</figure>" for c, svg in figures)
     valid = verdict.get("valid")
-    title = f"{scenario.get('name', run_dir.name)}: {_valid_word(valid)}"
+    title = f"{scenario.get('name', run_dir.name)}: {word(valid)}"
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
@@ -241,7 +237,7 @@ def index(folder: Path, scenario_dirs: list[Path]) -> str:
         link = f"{d.name}/{store.REPORT}"
         rows.append(
             f"<tr><td><a href='{_h(link)}'>{_h(d.name)}</a></td>"
-            f"<td class={_valid_class(verdict.get('valid'))}>{_valid_word(verdict.get('valid'))}</td>"
+            f"<td class={_valid_class(verdict.get('valid'))}>{word(verdict.get('valid'))}</td>"
             f"<td>{_h(kinds)}</td><td>{seconds:.1f}</td><td>{_h(scenario.get('seed'))}</td></tr>"
         )
     return (

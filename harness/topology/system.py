@@ -363,3 +363,24 @@ class System:
     @property
     def surreal_url(self) -> str:
         return f"ws://127.0.0.1:{self.run.host_port('surrealdb', SURREAL_PORT)}/rpc"
+
+
+class SharedSystem:
+    """One running System, reset and reused from scenario to scenario while the configuration they
+    want stays the same; brought up anew (the old one torn down) when it changes or cannot be reset."""
+
+    def __init__(self, images: Images) -> None:
+        self.images = images
+        self._sut: System | None = None
+
+    def get(self, want: SystemConfig) -> System:
+        if self._sut is not None and self._sut.cfg == want and self._sut.resettable():
+            return self._sut
+        self.close()
+        self._sut = System(self.images, want).__enter__()
+        return self._sut
+
+    def close(self) -> None:
+        sut, self._sut = self._sut, None
+        if sut is not None:
+            sut.__exit__(None, None, None)
