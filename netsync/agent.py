@@ -26,6 +26,7 @@ from netsync.telemetry import publish_health, pubsub
 
 REMEMBERED = 200_000  # answers kept for GET /intents/{cid} and repeated POSTs, and votes
 MAX_REPLAY_DELAY = 2.0
+JOURNAL_LATE_S = 2.0  # buggify journal-late: how long a 202 waits for the journal
 
 
 class Metrics:
@@ -65,7 +66,8 @@ class Agent:
         self.started_at = time.time()
         unbounded = "buffer-unbounded" in self.bugs
         self.buffer = PendingCommitBuffer(settings.journal_dir, 1 << 30 if unbounded else settings.buffer_cap)
-        self.unjournaled: list[Pending] = []  # buggify journal-late: answered 202, not yet journaled
+        # buggify journal-late: (when it reaches the journal, entry) answered 202, not yet journaled
+        self.unjournaled: list[tuple[float, Pending]] = []
         self.metrics = Metrics(settings.buffer_cap)
         # buggify forget-answers: kept where no restart finds them again, as if in memory only.
         forget = "forget-answers" in self.bugs
@@ -250,7 +252,7 @@ class Agent:
                 return self._remember(cid, Answer(200, body))
         try:
             if "journal-late" in self.bugs:
-                self.unjournaled.append(entry)
+                self.unjournaled.append((time.monotonic() + JOURNAL_LATE_S, entry))
             else:
                 await trio.to_thread.run_sync(self.buffer.append, entry)
         except BufferFull:  # cannot happen while reservations hold; never drop silently
@@ -275,12 +277,16 @@ class Agent:
     # -- replay ------------------------------------------------------------------------
 
     async def journal_late_loop(self) -> None:
-        """buggify journal-late: decisions answered 202 reach the journal every two seconds."""
+        """buggify journal-late: each decision answered 202 reaches the journal JOURNAL_LATE_S after
+        its answer, so a crash loses every one answered in its last seconds (not a random slice)."""
         while True:
-            await trio.sleep(2.0)
-            batch, self.unjournaled = self.unjournaled, []
-            if batch:
-                await trio.to_thread.run_sync(self.buffer.append_many, batch)
+            due = self.unjournaled[0][0] if self.unjournaled else time.monotonic() + 0.1
+            await trio.sleep(max(0.0, due - time.monotonic()))
+            now = time.monotonic()
+            ready = [entry for at, entry in self.unjournaled if at <= now]
+            if ready:
+                self.unjournaled = self.unjournaled[len(ready) :]
+                await trio.to_thread.run_sync(self.buffer.append_many, ready)
                 self._refresh_gauges()
                 self._wake.set()
 

@@ -59,7 +59,7 @@ FLAGS: dict[str, Flag] = {
     ),
     "journal-late": Flag(
         "agent",
-        "answers 202 at once and journals decisions in batches every two seconds",
+        "answers 202 at once and journals each decision two seconds after its answer",
         "Pending-commit buffer: journaled and fsynced before the 202",
     ),
     "forget-first-attempt": Flag(
