@@ -128,8 +128,9 @@ class Images:
         return f"solar-chaos/{role}:{self._version(role)}-{self.key(role)[:12]}"
 
     def key(self, role: str) -> str:
-        """The hash of everything that goes into the role's image."""
-        s = self.spec[role]
+        """The hash of everything that goes into the role's image built here. The official
+        pin is not an input: bumping it must not rebuild (or recompile) any offline image."""
+        s = {k: v for k, v in self.spec[role].items() if k != "official"}
         parts: dict = {"role": role, "spec": s}
         folder = DOCKER_DIR / "offline" / role
         if role == "base":
