@@ -44,6 +44,17 @@ class Mode(StrEnum):
     AUTO = "auto"
 
 
+def mode_from_env() -> Mode:
+    """SOLAR_CHAOS_IMAGES, the mode wherever none is chosen (auto): CI sets it once for
+    `make test`, `solar-chaos images` and pytest alike."""
+    value = os.environ.get("SOLAR_CHAOS_IMAGES", Mode.AUTO.value)
+    try:
+        return Mode(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in Mode)
+        raise ImageError(f"SOLAR_CHAOS_IMAGES={value!r} is not a mode; use one of: {allowed}") from None
+
+
 def load_spec() -> dict:
     with open(DOCKER_DIR / "images.toml", "rb") as f:
         return tomllib.load(f)
@@ -99,6 +110,8 @@ class Images:
         self.cache = cache_dir()
         self.cache.mkdir(parents=True, exist_ok=True)
         mode = Mode(mode)
+        if mode is Mode.AUTO:
+            mode = mode_from_env()
         self.mode = self._detect() if mode is Mode.AUTO else mode
         self._refs: dict[str, str] = {}
 
