@@ -184,7 +184,7 @@ class Images:
         return out
 
     def _base_ref(self) -> str:
-        """What images built here start FROM: our base offline, python:3.11-slim officially."""
+        """What images built here start FROM: our base offline, the pinned python image officially."""
         return self.ref("base") if self.mode is Mode.OFFLINE else self.spec["base"]["official"]
 
     def _version(self, role: str) -> str:
