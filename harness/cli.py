@@ -170,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.scenario import load_scenarios
 
     overrides = {"topology.agents": args.agents} if args.agents else None
-    sets = load_scenarios(Path(args.file), overrides)
+    sets = load_scenarios(Path(args.file), overrides, soak_duration=args.soak_duration)
     if args.param is not None:
         chosen = [(param_id, sc) for param_id, sc in sets if param_id == args.param]
         if not chosen:
@@ -205,6 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 agents=args.agents,
                 progress=progress,
                 keep_running=args.keep_running,
+                soak_duration=args.soak_duration,
             )
         )
         validities.append(result.verdict["valid"])
@@ -271,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--reports", default=None, help="where run directories go (default: reports/)")
     r.add_argument("--keep-running", action="store_true", help="leave the system up afterwards")
+    r.add_argument(
+        "--soak-duration",
+        default=None,
+        metavar="DURATION",
+        help="load duration of a scenario marked soak, e.g. 10m or 8h (others run as written)",
+    )
     r.set_defaults(func=cmd_run)
 
     ch = _on_run_dirs(

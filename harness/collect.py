@@ -13,7 +13,7 @@ import nats
 from surrealdb import AsyncSurreal
 
 from harness import shape, store
-from harness.observe import jetstream_sample
+from harness.observe.nats import jetstream_sample
 from harness.topology.services import SURREAL_PASS, SURREAL_USER
 from harness.topology.system import System
 from harness.waiting import WaitTimeout, await_until
@@ -41,54 +41,75 @@ async def wait_drained(sut: System, within: float, say: Progress) -> None:
 
 
 async def collect(sut: System, out: Path, say: Progress) -> dict[str, Any]:
-    """The stream into stream.jsonl and the store into store.jsonl; returns how many of each."""
-    messages = store.write_jsonl(out / store.STREAM, await read_stream(sut.nats_url))
-    rows = store.write_jsonl(out / store.STORE, await read_store(sut.surreal_url))
+    """The stream into stream.jsonl and the store into store.jsonl, each written as it is read (a soak's
+    hundreds of thousands of records never sit in memory); returns how many of each."""
+    messages = await write_stream(sut.nats_url, out / store.STREAM)
+    rows = await write_store(sut.surreal_url, out / store.STORE)
     say(f"collected {messages} stream messages, {rows} store rows")
     return {"stream_msgs": messages, "store_rows": rows}
 
 
-async def read_stream(url: str) -> list[dict[str, Any]]:
-    """Every message of the stream, in order: seq, subject, msg_id, and the body's fields."""
+async def write_stream(url: str, path: Path) -> int:
+    """Every message of the stream, in order, a line each: seq, subject, msg_id, and the body's fields."""
     nc = await nats.connect(url, connect_timeout=2)
+    n = 0
     try:
         js = nc.jetstream(timeout=5)
         info = await js.stream_info(shape.STREAM)
-        out: list[dict[str, Any]] = []
-        if info.state.messages == 0:
-            return out
-        sub = await js.subscribe(shape.STREAM_SUBJECTS, stream=shape.STREAM, ordered_consumer=True)
-        try:
-            while True:
-                msg = await sub.next_msg(timeout=5)
-                try:
-                    body = json.loads(msg.data)
-                except ValueError:
-                    body = {"raw": msg.data.decode(errors="replace")}
-                seq = msg.metadata.sequence.stream
-                headers = msg.headers or {}
-                out.append({"seq": seq, "subject": msg.subject, "msg_id": headers.get("Nats-Msg-Id"), **body})
-                if seq >= info.state.last_seq:
-                    return out
-        finally:
-            await sub.unsubscribe()
+        with open(path, "w") as f:
+            if info.state.messages == 0:
+                return 0
+            sub = await js.subscribe(shape.STREAM_SUBJECTS, stream=shape.STREAM, ordered_consumer=True)
+            try:
+                while True:
+                    msg = await sub.next_msg(timeout=5)
+                    try:
+                        body = json.loads(msg.data)
+                    except ValueError:
+                        body = {"raw": msg.data.decode(errors="replace")}
+                    seq = msg.metadata.sequence.stream
+                    headers = msg.headers or {}
+                    line = {"seq": seq, "subject": msg.subject, "msg_id": headers.get("Nats-Msg-Id"), **body}
+                    f.write(json.dumps(line, separators=(",", ":")) + "\n")
+                    n += 1
+                    if seq >= info.state.last_seq:
+                        return n
+            finally:
+                await sub.unsubscribe()
     finally:
         await nc.close()
 
 
-async def read_store(
-    url: str, ns: str = shape.SURREAL_NS, db_name: str = shape.SURREAL_DB
-) -> list[dict[str, Any]]:
-    """Every row the projector wrote: cid, key, value, stream_seq."""
+STORE_PAGE = 10_000  # rows a query: pages follow the record id, so a row is never read twice
+
+
+async def write_store(
+    url: str, path: Path, ns: str = shape.SURREAL_NS, db_name: str = shape.SURREAL_DB
+) -> int:
+    """Every row the projector wrote, a line each: cid, key, value, stream_seq."""
     db = AsyncSurreal(url)
     await db.connect()
+    n = 0
+    fields = "cid, key, value, stream_seq, id"
     try:
         await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
         await db.use(ns, db_name)
-        rows = await db.query(f"SELECT cid, key, value, stream_seq FROM {shape.STORE_TABLE}")
+        with open(path, "w") as f:
+            after = None
+            while True:
+                where = "" if after is None else "WHERE id > $after "
+                rows = await db.query(
+                    f"SELECT {fields} FROM {shape.STORE_TABLE} {where}ORDER BY id LIMIT {STORE_PAGE}",
+                    {"after": after},
+                )
+                for row in rows or []:
+                    after = row.pop("id")
+                    f.write(json.dumps(dict(row), separators=(",", ":")) + "\n")
+                    n += 1
+                if not rows or len(rows) < STORE_PAGE:
+                    return n
     finally:
         await db.close()
-    return [dict(r) for r in rows or []]
 
 
 def save_logs(sut: System, out: Path) -> None:

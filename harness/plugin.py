@@ -14,7 +14,7 @@ import pytest
 from harness.checkers.verdict import details, headline
 from harness.images import Images, Mode
 from harness.paths import reports_dir
-from harness.scenario import Scenario, ScenarioError, load_scenarios
+from harness.scenario import SOAK, Scenario, ScenarioError, load_scenarios
 
 IMAGES_KEY = pytest.StashKey[Images]()
 
@@ -43,6 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="NAME",
         help="start netsync with this planted bug (repeatable; docs/contract.md, 'Planted bugs')",
+    )
+    group.addoption(
+        "--soak-duration",
+        default=None,
+        metavar="DURATION",
+        help="run the scenarios marked soak (deselected otherwise, unless -m selects them) with this "
+        "load duration, e.g. 10m or 8h",
     )
     group.addoption(
         "--keep-running",
@@ -85,6 +92,16 @@ def shared_system(config: pytest.Config, scenario: Scenario) -> Any:
     return config.stash[SYSTEM_KEY].get(want)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Soak scenarios run for hours: only when asked for, by --soak-duration or a -m naming soak."""
+    if config.getoption("--soak-duration") or SOAK in (config.getoption("markexpr") or ""):
+        return
+    soak = [item for item in items if isinstance(item, ScenarioItem) and SOAK in item.scenario.markers]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if item not in soak]
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if SYSTEM_KEY in config.stash:
         config.stash[SYSTEM_KEY].close()
@@ -100,8 +117,9 @@ class ScenarioFile(pytest.File):
     def collect(self) -> Any:
         agents = self.config.getoption("--agents")
         overrides = {"topology.agents": agents} if agents else None
+        soak = self.config.getoption("--soak-duration")
         try:
-            sets = load_scenarios(self.path, overrides)
+            sets = load_scenarios(self.path, overrides, soak_duration=soak)
         except ScenarioError as e:
             raise self.CollectError(str(e)) from None
         for param_id, scenario in sets:
@@ -146,6 +164,7 @@ class ScenarioItem(pytest.Item):
                 agents=cfg.getoption("--agents"),
                 keep_running=keep,
                 sut=None if keep else shared_system(cfg, self.scenario),
+                soak_duration=cfg.getoption("--soak-duration"),
             )
         )
         self.seed = result.seed
@@ -173,6 +192,7 @@ class ScenarioItem(pytest.Item):
             "agents": cfg.getoption("--agents"),
             "sut_image": cfg.getoption("--sut-image"),
             "buggify": tuple(cfg.getoption("--buggify")),
+            "soak_duration": cfg.getoption("--soak-duration") if SOAK in self.scenario.markers else None,
         }
         file = self.path.relative_to(cfg.rootpath)
         rerun = (

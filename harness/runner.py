@@ -14,13 +14,12 @@ from typing import Any
 from harness import engine, store
 from harness.checkers import write_verdict
 from harness.collect import Progress, collect, save_logs, wait_drained
-from harness.history import History
 from harness.images import Images
-from harness.load import Load, LoadPlan
+from harness.load import open_load
 from harness.nemesis import Nemesis
-from harness.observe import Sampler
+from harness.observe import Sampler, interval_for
 from harness.report import write_index, write_report
-from harness.scenario import Scenario
+from harness.scenario import SOAK, Scenario
 from harness.schedule import plan
 from harness.topology.system import System, SystemConfig
 
@@ -67,6 +66,8 @@ def rerun_command(
     sut_image: str | None = None,
     buggify: tuple[str, ...] = (),
     pytest_id: str | None = None,
+    load_workers: int = 0,
+    soak_duration: str | None = None,
 ) -> str:
     """The one command that runs this scenario again as it ran: `solar-chaos run`, or pytest given the
     item's node id. Parameter set, agent count, system under test and seed included."""
@@ -81,6 +82,10 @@ def rerun_command(
         words += ["--sut-image", sut_image]
     for flag in buggify:
         words += ["--buggify", flag]
+    if load_workers:
+        words += ["--load-workers", str(load_workers)]
+    if soak_duration:
+        words += ["--soak-duration", soak_duration]
     return shlex.join(words)
 
 
@@ -105,6 +110,8 @@ async def run_scenario(
     progress: Progress | None = None,
     keep_running: bool = False,
     sut: System | None = None,
+    load_workers: int = 0,
+    soak_duration: str | None = None,
 ) -> RunResult:
     """Run one scenario, leave its run directory and judge it (verdict.json). With `sut`, a running
     system of the same configuration is reset and reused (and left running); otherwise one is brought
@@ -113,14 +120,18 @@ async def run_scenario(
     seed = resolved["seed"]
     # Beside the checkers' fields (the format ignores unknown ones): what was put under test.
     resolved["sut"] = {"image": sut_image, "buggify": list(buggify)}
+    if load_workers:  # --load-workers N: the load runs on Locust, one master and N workers
+        resolved["load"] |= {"engine": "locust", "workers": load_workers}
     # The one command that runs it again as it ran (`source`: its file; `agents`: an --agents override).
     resolved["rerun"] = rerun_command(
         source or f"scenarios/{scenario.name}.yaml",
         seed,
         param_id=param_id,
+        load_workers=load_workers,
         agents=agents,
         sut_image=sut_image,
         buggify=buggify,
+        soak_duration=soak_duration if SOAK in scenario.markers else None,
     )
     run_id = engine.new_run_id()
     out = reports / run_id / scenario_dir_name(scenario, param_id)
@@ -143,7 +154,9 @@ async def run_scenario(
             say(f"system {sut.run_id} reset in {timings['reset_s']:.2f} s")
         try:
             t = time.monotonic()
-            await _drive(scenario, seed, sut, out, say, cid_prefix=f"{run_id}-s{seed}", timings=timings)
+            await _drive(
+                scenario, seed, sut, out, say, cid_prefix=f"{run_id}-s{seed}", timings=timings, workers=load_workers
+            )
             timings["drive_s"] = time.monotonic() - t
             t = time.monotonic()
             summary = await collect(sut, out, say)
@@ -180,24 +193,13 @@ async def _drive(
     say: Progress,
     cid_prefix: str,
     timings: dict[str, float],
+    workers: int = 0,
 ) -> None:
-    history = History(out / store.HISTORY)
+    # cid_prefix: unique per scenario run, also when a system is reused
+    history, load = open_load(scenario, sut, out, seed, cid_prefix, workers, say)
     steps = plan(scenario, seed)
-    load = Load(
-        sut,
-        history,
-        LoadPlan(
-            rate=scenario.load.rate,
-            duration=scenario.load.duration,
-            keys=scenario.load.keys,
-            clients=scenario.load.clients,
-            timeout=scenario.load.timeout,
-            seed=seed,
-        ),
-        cid_prefix=cid_prefix,  # unique per scenario run, also when a system is reused
-    )
     nemesis = Nemesis(sut, history.record, load.answered)
-    sampler = Sampler(sut, out / store.SAMPLES, history.now)
+    sampler = Sampler(sut, out / store.SAMPLES, history.now, interval_for(scenario.load.duration))
     stop_sampling = asyncio.Event()
     active: dict[str, str] = {}
 
@@ -229,9 +231,10 @@ async def _drive(
             except TimeoutError:
                 pass
 
-    history.t0 = time.monotonic()  # t = 0 is the start of the load: fault times count from it
-    timings["t0_unix"] = time.time()  # the same instant on the containers' clock (their log lines' t)
     try:
+        await load.prepare()  # Locust's processes up, their users spawned, before t = 0
+        history.t0 = time.monotonic()  # t = 0 is the start of the load: fault times count from it
+        timings["t0_unix"] = time.time()  # the same instant on the containers' clock (their log lines' t)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(sampler.run(stop_sampling))
             tg.create_task(report())
@@ -249,3 +252,4 @@ async def _drive(
         stop_sampling.set()
         await asyncio.shield(nemesis.heal_all())
         history.close()
+        await asyncio.to_thread(load.finish, say)  # Locust: its shards and the harness's into history.jsonl

@@ -21,7 +21,7 @@ from harness.scenario.faults import (
     SlicerFault,
     SlowCloseFault,
 )
-from harness.scenario.loader import load_scenario, load_scenarios, validate_files
+from harness.scenario.loader import SOAK, load_scenario, load_scenarios, validate_files
 from harness.scenario.model import (
     Expect,
     LatencyBudget,
@@ -50,6 +50,7 @@ __all__ = [
     "FAULTS",
     "MAX_AGENTS",
     "SERVICES",
+    "SOAK",
     "BandwidthFault",
     "BaseFault",
     "CrashFault",

@@ -290,14 +290,22 @@ def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) 
     return _Source(path).validate(_as_values(overrides))
 
 
+SOAK = "soak"  # the marker of a soak scenario: --soak-duration sets its load's duration
+
+
 def load_scenarios(
-    path: str | Path, overrides: Mapping[str, Any] | None = None
+    path: str | Path, overrides: Mapping[str, Any] | None = None, soak_duration: str | float | None = None
 ) -> list[tuple[str, Scenario]]:
     """Every parameter set of a file as (id, scenario): one per combination of its matrix's values, with
-    ids such as `mode=refuse`; a file without a matrix gives one, with the id "". Raises ScenarioError."""
+    ids such as `mode=refuse`; a file without a matrix gives one, with the id "". `soak_duration` (e.g.
+    "30m") replaces `load.duration` of a scenario marked `soak`, and leaves the others as written (its
+    random faults run until the new end unless the file bounds them). Raises ScenarioError."""
     source = _Source(path)
     extra = _as_values(overrides)
     base = source.validate(extra)
+    if soak_duration is not None and SOAK in base.markers:
+        extra = {**extra, **_as_values({"load.duration": soak_duration})}
+        base = source.validate(extra)
     if not base.matrix:
         return [("", base)]
     sets: list[tuple[str, Scenario]] = []

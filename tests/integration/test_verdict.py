@@ -51,6 +51,13 @@ def test_a_run_is_judged_and_check_rejudges_it_offline_to_the_same_verdict(image
     assert rec["accepted"] + rec["refused"] + rec["unknown"] == 280  # every intent of the load judged
     assert rec["stream_msgs"] == rec["store_rows"] >= rec["accepted"]
     assert "commit_not_judged" not in written["checks"]["latency"]  # 100 healthy values or more
+    # Every process of the run was sampled for its memory (the soak's leak check reads them), fds too
+    # where the process is visible; the stream and consumer as well.
+    samples = [json.loads(line) for line in (run_dir / store.SAMPLES).read_text().splitlines()]
+    memory = {s["source"] for s in samples if s.get("rss_bytes", 0) > 0}
+    processes = {"agent-1", "agent-2", "agent-3", "orchestrator", "projector", "nats", "surrealdb"}
+    assert processes | {"toxiproxy", "harness"} <= memory, memory
+    assert any(s["source"] == "jetstream" and s["stream_msgs"] > 0 for s in samples)
 
     (run_dir / store.VERDICT).unlink()
     checked = _cli("check", str(run_dir), "--json")  # no live system behind it any more
