@@ -16,7 +16,7 @@ help:
 	@echo "make efficacy    each planted bug of netsync against its scenario: caught, and clean without it"
 	@echo "make setup       venv + Docker engine + images, nothing else"
 	@echo "make doctor      what is present, what is missing"
-	@echo "make lint        ruff check and format check"
+	@echo "make lint        ruff check and format check, actionlint on .github/workflows"
 	@echo "make bench       throughput of netsync, bring-up and reset, the checker (BENCH_BIG=1: 10M lines)"
 	@echo "make clean       remove leftovers of dead runs"
 
@@ -59,9 +59,11 @@ scenarios: setup
 efficacy: setup
 	scripts/run-pytest.sh tests/efficacy $(PYTEST_ARGS)
 
+# actionlint is built once from its Go module into the cache (scripts/ensure-actionlint.sh).
 lint: venv
 	$(BIN)/ruff check harness netsync tests docker bench conftest.py
 	$(BIN)/ruff format --check harness netsync tests docker bench conftest.py
+	actionlint=$$(scripts/ensure-actionlint.sh) && $$actionlint .github/workflows/*.yml
 
 format: venv
 	$(BIN)/ruff format harness netsync tests docker bench conftest.py
