@@ -154,9 +154,7 @@ async def run_scenario(
             say(f"system {sut.run_id} reset in {timings['reset_s']:.2f} s")
         try:
             t = time.monotonic()
-            await _drive(
-                scenario, seed, sut, out, say, cid_prefix=f"{run_id}-s{seed}", timings=timings, workers=load_workers
-            )
+            await _drive(scenario, seed, sut, out, say, f"{run_id}-s{seed}", timings, load_workers)
             timings["drive_s"] = time.monotonic() - t
             t = time.monotonic()
             summary = await collect(sut, out, say)

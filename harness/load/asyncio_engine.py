@@ -1,119 +1,81 @@
-"""Load: intents against the agents' HTTP API at a seeded, open-loop rate, each recorded
-in the history as Jepsen's invoke, then ok (accepted), fail (definitely not applied)
-or info (unknown: timeout or reset)."""
+"""The asyncio engine (the default): the seeded plan sent open loop from the harness's own event loop,
+each intent queued at its due time to its agent's IntentSender, each operation recorded in the history
+as Jepsen's invoke (when it goes out), then ok (accepted), fail (definitely not applied) or info
+(unknown: timeout or reset)."""
 
 from __future__ import annotations
 
 import asyncio
-import random
-from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from collections import deque
+from functools import partial
 
 from harness.history import History
-from harness.topology.system import System
-
-ACCEPTED = {200: "committed", 202: "pending-commit"}
-REFUSED = {409: "aborted", 429: "rejected"}
-
-
-@dataclass(frozen=True)
-class Answered:
-    """An intent an agent answered for certain (ok or fail), as the load sent it."""
-
-    cid: str
-    key: str
-    value: int
-    outcome: str
-
-
-@dataclass(frozen=True)
-class LoadPlan:
-    rate: float
-    duration: float
-    keys: int
-    clients: int
-    timeout: float
-    seed: int
-
-    @property
-    def total(self) -> int:
-        return max(1, int(self.rate * self.duration))
+from harness.load.ops import (
+    ANSWERS_KEPT,
+    Answered,
+    Intent,
+    LoadPlan,
+    answered,
+    completion,
+    connections,
+    intents,
+    invoke,
+)
+from harness.load.sender import IntentSender, Reply
 
 
 class Load:
-    def __init__(self, sut: System, history: History, plan: LoadPlan, cid_prefix: str) -> None:
-        self.sut = sut
+    engine = "asyncio"
+
+    def __init__(self, urls: dict[str, str], history: History, plan: LoadPlan, cid_prefix: str) -> None:
+        self.urls = dict(urls)
         self.history = history
         self.plan = plan
         self.cid_prefix = cid_prefix
-        self.rng = random.Random(plan.seed)
-        self.urls = {a: f"{sut.http_url(a)}/intents" for a in sut.cfg.agent_names()}
         self.done = 0
-        self._answered: dict[str, list[Answered]] = {a: [] for a in self.urls}
+        # Bounded: a soak answers millions; `repeat` reposts the most recent ones (docs/scenarios.md).
+        self._answered: dict[str, deque[Answered]] = {a: deque(maxlen=ANSWERS_KEPT) for a in self.urls}
 
     def answered(self, agent: str) -> list[Answered]:
-        """What `agent` has answered so far, in the order the answers came."""
+        """The most recent answers `agent` gave for certain (at most ANSWERS_KEPT), oldest first."""
         return list(self._answered.get(agent, ()))
 
-    async def run(self) -> None:
-        """Issue `total` intents at `rate`; return when every one has completed."""
-        free: asyncio.Queue[str] = asyncio.Queue()
-        for i in range(self.plan.clients):
-            free.put_nowait(f"c{i}")
-        limits = httpx.Limits(
-            max_connections=self.plan.clients * 2, max_keepalive_connections=self.plan.clients
-        )
-        async with httpx.AsyncClient(limits=limits, timeout=self.plan.timeout) as http:
-            async with asyncio.TaskGroup() as tg:
-                start = self.history.now()
-                agents = list(self.urls)
-                for i in range(self.plan.total):
-                    due = start + i / self.plan.rate
-                    delay = due - self.history.now()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    process = await free.get()  # a client does one operation at a time
-                    agent = self.rng.choice(agents)
-                    op = {
-                        "cid": f"{self.cid_prefix}-{i:06d}",
-                        "agent": agent,
-                        "key": f"k{self.rng.randrange(self.plan.keys)}",
-                        "value": self.rng.randrange(-1000, 1000),
-                    }
-                    tg.create_task(self._intent(http, process, op, free))
+    async def prepare(self) -> None:
+        return None  # nothing to start before t = 0
 
-    async def _intent(
-        self, http: httpx.AsyncClient, process: str, op: dict[str, Any], free: asyncio.Queue
-    ) -> None:
-        base = {"process": process, "f": "intent", "cid": op["cid"], "agent": op["agent"]}
-        self.history.record({**base, "type": "invoke", "key": op["key"], "value": op["value"]})
+    async def run(self) -> None:
+        """Queue every intent of the plan at its due time (t = intent.at); return when each has its answer
+        or gave up (the plan's timeout)."""
+        agents = list(self.urls)
+        senders = {
+            a: IntentSender(self.urls[a], processes, self.plan.timeout)
+            for a, processes in connections(self.plan.clients, agents).items()
+        }
+        for sender in senders.values():
+            sender.start()
         try:
-            r = await http.post(self.urls[op["agent"]], json={k: op[k] for k in ("key", "value", "cid")})
-            body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
-            if r.status_code in ACCEPTED:
-                done = {"type": "ok", "outcome": ACCEPTED[r.status_code]}
-                if "stream_seq" in body:
-                    done["stream_seq"] = body["stream_seq"]
-                if "quorum_ms" in body:
-                    done["quorum_ms"] = body["quorum_ms"]
-            elif r.status_code in REFUSED:
-                done = {"type": "fail", "outcome": REFUSED[r.status_code]}
-                if body.get("reason"):
-                    done["reason"] = str(body["reason"])[:300]
-            elif 400 <= r.status_code < 500:
-                done = {
-                    "type": "fail",
-                    "outcome": "invalid",
-                    "error": f"HTTP {r.status_code}: {r.text[:200]}",
-                }
-            else:
-                done = {"type": "info", "error": f"HTTP {r.status_code}: {r.text[:200]}"}
-        except (httpx.HTTPError, ValueError) as e:
-            done = {"type": "info", "error": f"{type(e).__name__}: {e}"[:300]}
-        self.history.record({**base, **done})
-        if done["type"] != "info":
-            self._answered[op["agent"]].append(Answered(op["cid"], op["key"], op["value"], done["outcome"]))
+            for intent in intents(self.plan, agents, self.cid_prefix):
+                delay = intent.at - self.history.now()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                senders[intent.agent].submit(
+                    intent.body(), partial(self._sent, intent), partial(self._replied, intent)
+                )
+            for sender in senders.values():
+                await sender.join()
+        finally:
+            for sender in senders.values():
+                await sender.stop()
+
+    def finish(self, say: object = None) -> None:
+        return None  # the history was written in place
+
+    def _sent(self, intent: Intent, process: str) -> None:
+        self.history.record(invoke(process, intent))
+
+    def _replied(self, intent: Intent, process: str, reply: Reply) -> None:
+        done = completion(process, intent, reply.status, reply.payload, reply.error)
+        self.history.record(done)
+        if (a := answered(intent, done)) is not None:
+            self._answered[intent.agent].append(a)
         self.done += 1
-        free.put_nowait(process)

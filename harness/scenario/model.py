@@ -22,8 +22,6 @@ from harness.scenario.types import (
     _Strict,
 )
 
-LOAD_OPS = ("intent",)  # a new kind of load operation is one more name here and in the load generator
-
 
 class RandomFaults(_Strict):
     """A seeded mix (Jepsen's nemesis package): every `interval` a fault of one of the `faults` kinds
@@ -61,23 +59,28 @@ class Topology(_Strict):
         return self.quorum if self.quorum is not None else self.agents // 2 + 1
 
 
-def _weights_sum_positive(mix: dict[str, float]) -> dict[str, float]:
-    if not any(mix.values()):
-        raise _problem("every weight is 0: no operation would run", "one weight > 0 at least")
-    return mix
-
-
 class Load(_Strict):
     rate: float = Field(gt=0, description="intents per second, over all clients")
     duration: PositiveDuration
     keys: int = Field(16, ge=1, description="distinct keys")
-    mix: Annotated[
-        dict[Literal[LOAD_OPS], Annotated[float, Field(ge=0)]],  # type: ignore[valid-type]
-        AfterValidator(_weights_sum_positive),
-        Field(min_length=1),
-    ] = Field(default_factory=lambda: {"intent": 1.0}, description="relative weights of the operations")
-    clients: int = Field(8, ge=1)
+    clients: int = Field(
+        8, ge=1, description="clients (Jepsen's processes, one intent at a time each), spread over the agents"
+    )
     timeout: PositiveDuration = Field(2.0, description="a client gives up (an `info` op) after this")
+    engine: Literal["asyncio", "locust"] = Field(
+        "asyncio", description="asyncio: sent from the harness's own loop; locust: Locust subprocesses"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_mix(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mix" in data:
+            raise _problem(
+                "`mix` was removed (nothing read it): the load sends only intents",
+                "delete `mix` (rate, keys, clients, timeout and engine shape the load)",
+                at=("mix",),
+            )
+        return data
 
 
 class Stream(_Strict):
@@ -179,6 +182,14 @@ class Scenario(_Strict):
             for i, name in enumerate(self.random.targets or ()):
                 if problem := _node_error(name, agents):
                     yield ("random", "targets", i), *problem
+        if self.load.engine == "locust":
+            # `repeat` reposts the answers the harness's own load kept; Locust's live in its processes.
+            repeats = [("faults", i, "fault") for i, f in enumerate(self.faults) if f.fault == "repeat"]
+            if self.random is not None and "repeat" in self.random.faults:
+                repeats.append(("random", "faults", self.random.faults.index("repeat")))
+            what = "repeat needs load.engine: asyncio, and load.engine is locust"
+            for at in repeats:
+                yield at, what, "load.engine: asyncio, or no repeat fault"
         for key in self.matrix or {}:
             if problem := self._matrix_key_error(key):
                 yield ("matrix", key), problem, MATRIX_KEYS

@@ -77,7 +77,7 @@ def test_a_full_scenario_loads_with_its_values_and_defaults(tmp_path: Path) -> N
     assert (scenario.topology.agents, scenario.topology.quorum, scenario.topology.buffer_cap) == (3, 2, 256)
     assert scenario.topology.intent_timeout == pytest.approx(0.08)
     assert scenario.load.rate == 50 and scenario.load.duration == 60
-    assert scenario.load.keys == 16 and scenario.load.mix == {"intent": 1.0}
+    assert scenario.load.keys == 16 and scenario.load.engine == "asyncio"
 
     outage, partition, latency, crash = scenario.faults
     assert isinstance(outage, OutageFault)

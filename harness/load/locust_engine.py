@@ -1,0 +1,232 @@
+"""The Locust engine: the load runs in Locust as subprocesses (gevent and asyncio do not share a process),
+headless, one local process or, with `workers`, one master and N workers (harness/load/locustfile.py).
+Each load process writes its own history shard; the harness writes its own (nemesis) lines to one
+more, and `finish()` merges them all into history.jsonl in time order. Locust's CSV, HTML report and
+logs stay in the run directory's `locust/` folder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from harness import store
+from harness.errors import HarnessError
+from harness.history import History
+from harness.load.ops import Answered, LoadPlan
+from harness.load.shards import merge_shards
+
+FOLDER = "locust"
+HARNESS_SHARD = "history-harness.jsonl"
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+READY_TIMEOUT_S = 90.0  # Locust's imports, the workers joining the master, the users spawned
+STOP_TIMEOUT_S = 30.0  # from SIGINT to every Locust process gone (its CSV and HTML written)
+FINISH_GRACE_S = 60.0  # past the plan's end plus a request's timeout, before the load is stopped anyway
+POLL_S = 0.1
+
+
+def harness_shard(out: Path) -> Path:
+    (out / FOLDER).mkdir(exist_ok=True)
+    return out / FOLDER / HARNESS_SHARD
+
+
+class LocustLoad:
+    """The same plan as the asyncio engine (harness/load/ops.py), sent by Locust."""
+
+    engine = "locust"
+
+    def __init__(
+        self,
+        urls: dict[str, str],
+        history: History,
+        plan: LoadPlan,
+        cid_prefix: str,
+        out: Path,
+        workers: int = 0,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        self.urls, self.history, self.plan, self.cid_prefix = dict(urls), history, plan, cid_prefix
+        self.out, self.folder = out, out / FOLDER
+        self.workers = workers
+        self.say = say or (lambda _: None)
+        self.users = max(plan.clients, len(self.urls), workers)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[IO[bytes]] = []
+        self.merged: dict[str, object] | None = None
+
+    @property
+    def processes(self) -> int:
+        """How many processes send (and write a shard): the workers, or the one local process."""
+        return self.workers or 1
+
+    @property
+    def done(self) -> int:
+        total = 0
+        for k in range(self.processes):
+            with contextlib.suppress(OSError, ValueError):
+                total += int((self.folder / f"count-{k}").read_text() or 0)
+        return total
+
+    def answered(self, agent: str) -> list[Answered]:
+        # The model refuses `repeat` with this engine (docs/scenarios.md): its answers live in the shards.
+        raise HarnessError("the repeat fault needs load.engine: asyncio; this run's load runs on Locust")
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.procs.items()}
+
+    async def prepare(self) -> None:
+        """Start Locust and wait until every load process has its users spawned (before t = 0)."""
+        self.folder.mkdir(exist_ok=True)
+        config = {
+            "folder": str(self.folder),
+            "plan": dataclasses.asdict(self.plan),
+            "urls": self.urls,
+            "cid_prefix": self.cid_prefix,
+            "workers": self.workers,
+        }
+        (self.folder / "plan.json").write_text(json.dumps(config, indent=1))
+        run_time = math.ceil(self.plan.duration + self.plan.timeout + READY_TIMEOUT_S + FINISH_GRACE_S)
+        common = ["-f", str(LOCUSTFILE), "--headless", "--loglevel", "INFO"]
+        lead = [
+            *common,
+            *("-u", str(self.users), "-r", str(self.users), "--run-time", f"{run_time}s"),
+            *("--csv", str(self.folder / "locust"), "--html", str(self.folder / "report.html")),
+            "--only-summary",
+        ]
+        if not self.workers:
+            self._start("locust", [*lead, "--logfile", str(self.folder / "locust.log")])
+        else:
+            port = _free_port()
+            self._start(
+                "master",
+                [
+                    *lead,
+                    *("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)),
+                    *(
+                        "--expect-workers",
+                        str(self.workers),
+                        "--expect-workers-max-wait",
+                        str(int(READY_TIMEOUT_S)),
+                    ),
+                    *("--logfile", str(self.folder / "master.log")),
+                ],
+            )
+            for k in range(self.workers):
+                self._start(
+                    f"worker-{k}",
+                    [
+                        *common,
+                        *("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)),
+                        *("--logfile", str(self.folder / f"worker-{k}.log")),
+                    ],
+                )
+        started = time.monotonic()
+        await self._until(
+            lambda: all((self.folder / f"ready-{k}").exists() for k in range(self.processes)),
+            started + READY_TIMEOUT_S,
+            f"{self.processes} Locust load process(es) with {self.users} users spawned",
+        )
+        self.say(
+            f"locust ready in {time.monotonic() - started:.1f} s: {self.processes} load process(es), "
+            f"{self.users} users ({self.folder})"
+        )
+
+    async def run(self) -> None:
+        """Give the load processes t = 0 (the history's origin), then wait until each has completed its
+        share of the plan; stop Locust so it writes its CSV and HTML."""
+        start = {"t0_monotonic": self.history.t0, "t0_unix": time.time() - self.history.now()}
+        tmp = self.folder / ".start.json.tmp"
+        tmp.write_text(json.dumps(start))
+        tmp.replace(self.folder / "start.json")
+        deadline = self.history.t0 + self.plan.duration + self.plan.timeout + FINISH_GRACE_S
+        try:
+            await self._until(
+                lambda: all((self.folder / f"done-{k}").exists() for k in range(self.processes)),
+                deadline,
+                f"every Locust load process done with its share of {self.plan.total} intents",
+            )
+        except TimeoutError as e:
+            # What was sent and not answered stays an invoke alone: unknown (info) to the checkers.
+            self.say(f"locust: {e}; stopping it")
+        finally:
+            await asyncio.to_thread(self.stop)
+
+    async def _until(self, condition: Callable[[], bool], deadline: float, awaited: str) -> None:
+        while not condition():
+            for name, p in self.procs.items():
+                if p.poll() is not None:
+                    raise HarnessError(
+                        f"locust {name} exited ({p.returncode}) while waiting for {awaited}; "
+                        f"its log: {self.folder / (name + '.out')}\n{self._tail(name)}"
+                    )
+            if time.monotonic() > deadline:
+                seen = sorted(p.name for p in self.folder.iterdir() if p.name.startswith(("ready-", "done-")))
+                raise TimeoutError(f"waited for {awaited}; seen: {', '.join(seen) or 'no marker'}")
+            await asyncio.sleep(POLL_S)
+
+    def _start(self, name: str, args: list[str]) -> None:
+        log = open(self.folder / f"{name}.out", "wb")
+        self._logs.append(log)
+        env = {**os.environ, "SOLAR_CHAOS_LOAD": str(self.folder / "plan.json"), "PYTHONUNBUFFERED": "1"}
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "locust", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+
+    def _tail(self, name: str, size: int = 2000) -> str:
+        with contextlib.suppress(OSError):
+            return (self.folder / f"{name}.out").read_bytes()[-size:].decode(errors="replace")
+        return ""
+
+    def stop(self) -> None:
+        """SIGINT the process that leads (it writes the CSV and HTML, then tells the workers to quit);
+        whatever is still alive after STOP_TIMEOUT_S is killed."""
+        lead = self.procs.get("master") or self.procs.get("locust")
+        if lead is not None and lead.poll() is None:
+            lead.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def finish(self, say: Callable[[str], None] | None = None) -> None:
+        """After the history's own shard is closed: merge every shard into history.jsonl."""
+        say = say or self.say
+        self.stop()
+        shards = [self.folder / HARNESS_SHARD] + [
+            self.folder / f"history-{k}.jsonl" for k in range(self.processes)
+        ]
+        merged = merge_shards(shards, self.out / store.HISTORY)
+        self.merged = {"lines": merged.lines, "per_shard": merged.per_shard, "problems": merged.problems}
+        (self.folder / "merge.json").write_text(json.dumps(self.merged, indent=1) + "\n")
+        for problem in merged.problems:
+            say(f"history merge: {problem}")
+        if not merged.problems:  # history.jsonl holds every line: the shards would only double the run's size
+            for shard in shards:
+                shard.unlink(missing_ok=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
