@@ -206,6 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress=progress,
                 keep_running=args.keep_running,
                 soak_duration=args.soak_duration,
+                load_workers=args.load_workers,
             )
         )
         validities.append(result.verdict["valid"])
@@ -272,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--reports", default=None, help="where run directories go (default: reports/)")
     r.add_argument("--keep-running", action="store_true", help="leave the system up afterwards")
+    r.add_argument(
+        "--load-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="send the load with Locust in distributed mode: one master and N worker processes",
+    )
     r.add_argument(
         "--soak-duration",
         default=None,

@@ -52,6 +52,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "load duration, e.g. 10m or 8h",
     )
     group.addoption(
+        "--load-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="send each scenario's load with Locust in distributed mode: one master and N worker processes",
+    )
+    group.addoption(
         "--keep-running",
         action="store_true",
         help="leave each scenario's system up afterwards, for inspection",
@@ -165,6 +172,7 @@ class ScenarioItem(pytest.Item):
                 keep_running=keep,
                 sut=None if keep else shared_system(cfg, self.scenario),
                 soak_duration=cfg.getoption("--soak-duration"),
+                load_workers=cfg.getoption("--load-workers"),
             )
         )
         self.seed = result.seed
@@ -193,6 +201,7 @@ class ScenarioItem(pytest.Item):
             "sut_image": cfg.getoption("--sut-image"),
             "buggify": tuple(cfg.getoption("--buggify")),
             "soak_duration": cfg.getoption("--soak-duration") if SOAK in self.scenario.markers else None,
+            "load_workers": cfg.getoption("--load-workers"),
         }
         file = self.path.relative_to(cfg.rootpath)
         rerun = (
