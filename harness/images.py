@@ -189,6 +189,8 @@ class Images:
 
     def _version(self, role: str) -> str:
         s = self.spec[role]
+        if self.mode is Mode.OFFICIAL and role != "netsync":
+            return s["official"].rpartition(":")[2]  # what runs is the pinned tag (Ryuk 0.8.1, not 1)
         return s.get("version") or s.get("suite", "?")
 
     def present(self, role: str) -> bool:

@@ -82,6 +82,13 @@ def test_the_python_base_is_the_offline_base_at_an_exact_patch() -> None:
     assert tag and want.match(tag), f"{spec['official']}: want python:3.11.<patch>-slim-{spec['suite']}"
 
 
+def test_the_version_shown_officially_is_the_pinned_tag() -> None:
+    imgs = official()
+    assert imgs._version("reaper") == "0.8.1"
+    assert imgs._version("surrealdb") == "v3.3.5"
+    assert imgs._version("netsync") == "0.1.0"
+
+
 def test_netsync_is_built_here_from_the_pinned_python_base() -> None:
     imgs = official()
     ref = imgs.ref("netsync")
