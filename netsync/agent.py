@@ -24,9 +24,13 @@ from netsync.p2p import DECISION, SENTIMENT, Node, PeerTimeout, PeerUnavailable,
 from netsync.settings import AgentSettings
 from netsync.telemetry import publish_health, pubsub
 
-REMEMBERED = 200_000  # answers kept for GET /intents/{cid} and repeated POSTs, and votes
+# What an agent keeps grows only to these bounds (docs/contract.md, "Resources"), each reached within
+# minutes at a soak's rate, so that memory is flat over most of a long run.
+ANSWERS_KEPT = 50_000  # answers, for GET /intents/{cid} and repeated POSTs (also on disk)
+VOTES_KEPT = 20_000  # votes: a proposal is re-sought only while its intent is undecided
 MAX_REPLAY_DELAY = 2.0
 JOURNAL_LATE_S = 2.0  # buggify journal-late: how long a 202 waits for the journal
+KEPT_RECORD = 4096  # buggify keep-every-intent: the size of the record it keeps of each intent
 
 
 class Metrics:
@@ -71,8 +75,9 @@ class Agent:
         self.metrics = Metrics(settings.buffer_cap)
         # buggify forget-answers: kept where no restart finds them again, as if in memory only.
         forget = "forget-answers" in self.bugs
-        self.answers = AnswerLog(tempfile.mkdtemp() if forget else settings.journal_dir, REMEMBERED)
+        self.answers = AnswerLog(tempfile.mkdtemp() if forget else settings.journal_dir, ANSWERS_KEPT)
         self.inflight: dict[str, trio.Event] = {}
+        self.kept: list[str] = []  # buggify keep-every-intent: one record per decided intent, forever
         self.agreed: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self.peer_ok: dict[str, bool] = {}
         self.reserved = 0
@@ -92,7 +97,7 @@ class Agent:
         if prior is not None and prior != (key, value):
             return False, "agreed to a different proposal under this cid"
         self.agreed[cid] = (key, value)
-        if len(self.agreed) > REMEMBERED:
+        if len(self.agreed) > VOTES_KEPT:
             self.agreed.popitem(last=False)
         return True, None
 
@@ -242,6 +247,8 @@ class Agent:
         if not decided:
             self.log.info("aborted", cid=cid, reason=reason, quorum_ms=quorum_ms)
             return self._remember(cid, Answer(409, {"cid": cid, "outcome": "aborted", "reason": reason}))
+        if "keep-every-intent" in self.bugs:
+            self.kept.append(f"{cid} {key} {value} decided in {quorum_ms} ms ".ljust(KEPT_RECORD, "."))
         now = time.time()
         entry = Pending(cid, key, value, self.s.name, now, now, 1)
         if len(self.buffer) == 0:

@@ -57,6 +57,11 @@ FLAGS: dict[str, Flag] = {
         "with a full buffer, seeks a quorum and tries a direct commit, and answers 429 only when that fails",
         "Pending-commit buffer: a 429 comes before any quorum is sought",
     ),
+    "keep-every-intent": Flag(
+        "agent",
+        "keeps a debug record of every intent it decided (about 4 KiB each) in a list never trimmed",
+        "Resources: under steady load an agent's memory stays flat",
+    ),
     "journal-late": Flag(
         "agent",
         "answers 202 at once and journals each decision two seconds after its answer",
