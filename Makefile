@@ -8,11 +8,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv engine tools images doctor test test-unit scenarios efficacy lint format bench clean
+.PHONY: help setup venv engine tools images doctor test test-unit scenarios soak efficacy lint format bench clean
 
 help:
 	@echo "make test        set up what is missing, run the harness's own tests"
 	@echo "make scenarios   set up what is missing, run scenarios/ and write reports/"
+	@echo "make soak        the scenarios marked soak, DURATION=10m by default (make soak DURATION=8h)"
 	@echo "make efficacy    each planted bug of netsync against its scenario: caught, and clean without it"
 	@echo "make setup       venv + Docker engine + images, nothing else"
 	@echo "make doctor      what is present, what is missing"
@@ -55,6 +56,12 @@ test-unit: venv
 scenarios: setup
 	scripts/run-pytest.sh scenarios --html=reports/index.html --self-contained-html \
 	  --junitxml=reports/junit.xml $(PYTEST_ARGS)
+
+# Soak scenarios (marker soak) for DURATION, with their reports beside the others.
+DURATION ?= 10m
+soak: setup
+	scripts/run-pytest.sh scenarios -m soak --soak-duration $(DURATION) --html=reports/soak.html \
+	  --self-contained-html --junitxml=reports/soak-junit.xml $(PYTEST_ARGS)
 
 efficacy: setup
 	scripts/run-pytest.sh tests/efficacy $(PYTEST_ARGS)
