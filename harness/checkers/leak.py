@@ -24,9 +24,9 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
 }
 
 
-def fitted_growth(points: list[tuple[float, float]]) -> tuple[float, float, float] | None:
-    """(growth over the judged span, level at its start, span) of a least-squares line through the
-    points after the warm-up; None when too few or too short to judge."""
+def trend(points: list[tuple[float, float]]) -> tuple[float, float, float, float] | None:
+    """(t0, level at t0, t1, level at t1) of a least-squares line through the points after the warm-up;
+    None when too few or too short to judge. The report draws the same line."""
     if len(points) < 2:
         return None
     t0, t1 = points[0][0], points[-1][0]
@@ -37,8 +37,17 @@ def fitted_growth(points: list[tuple[float, float]]) -> tuple[float, float, floa
     t = np.array([p[0] for p in judged])
     v = np.array([p[1] for p in judged], dtype=np.float64)
     slope, intercept = np.polyfit(t, v, 1)
-    span = float(t[-1] - t[0])
-    return float(slope * span), float(slope * t[0] + intercept), span
+    start, end = float(t[0]), float(t[-1])
+    return start, float(slope * start + intercept), end, float(slope * end + intercept)
+
+
+def fitted_growth(points: list[tuple[float, float]]) -> tuple[float, float, float] | None:
+    """(growth over the judged span, level at its start, span) of trend(points)."""
+    line = trend(points)
+    if line is None:
+        return None
+    start, level, end, last = line
+    return last - level, level, end - start
 
 
 def check(run: Run) -> Result:

@@ -26,9 +26,38 @@ def _backlog(run: Run) -> list[tuple[float, float, float | None]]:
     return sorted(out, key=lambda p: p[0])
 
 
+def exhaustion(run: Run) -> dict[str, Any]:
+    """The stream's messages and bytes at the end, their observed growth per second (least squares over
+    the run's samples) and, against a limit, the seconds until the stream reaches it at that rate (0:
+    reached; absent: no limit, or not growing). Reaching a limit is legal (old messages go); the
+    anomaly is only the consumer still needing them."""
+    s = run.settings
+    figures: dict[str, Any] = {}
+    js = sorted(
+        (x for got in run.samples.values() for x in got if x.stream_msgs is not None), key=lambda x: x.t
+    )
+    for field, limit, name in (("stream_msgs", s.max_msgs, "msgs"), ("stream_bytes", s.max_bytes, "bytes")):
+        points = [(x.t, v) for x in js if (v := getattr(x, field)) is not None]
+        if not points:
+            continue
+        last = points[-1][1]
+        figures[f"stream_{name}_last"] = last
+        if len(points) < MIN_POINTS:
+            continue
+        slope = float(np.polyfit([p[0] for p in points], [p[1] for p in points], 1)[0])
+        figures[f"stream_{name}_per_s"] = round(slope, 3)
+        if limit is not None:
+            if last >= limit:
+                figures[f"stream_{name}_limit_in_s"] = 0
+            elif slope > 0:
+                figures[f"stream_{name}_limit_in_s"] = round((limit - last) / slope, 1)
+    return figures
+
+
 def check(run: Run) -> Result:
     s, h = run.settings, run.history
     figures: dict[str, Any] = {"max_msgs": s.max_msgs, "max_bytes": s.max_bytes, "max_age_s": s.max_age_s}
+    figures |= exhaustion(run)
     if not s.stream_limited:
         return Result({**figures, "judged": False})
     points = _backlog(run)

@@ -197,7 +197,14 @@ def build(run_dir: Path) -> str:
             "Pending-commit buffer depth per agent, against its cap",
             plots.buffers(run.samples, faults, end, cap),
         ),
-        ("JetStream: stream messages and consumer pending", plots.jetstream(run.samples, faults, end)),
+        (
+            "JetStream: stream messages and bytes against their limits, consumer pending",
+            plots.jetstream(run.samples, faults, end, run.settings.max_msgs, run.settings.max_bytes),
+        ),
+        (
+            "Every process's memory and open files (dotted: the leak check's fitted trend)",
+            plots.resources(run.samples, faults, end),
+        ),
         ("Peers reachable per agent, beside stream lag", plots.peers_and_lag(run.samples, faults, end)),
     ]
     figure_html = "".join(f"<figure><figcaption>{_h(c)}</figcaption>{svg}</figure>" for c, svg in figures)

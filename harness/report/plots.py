@@ -208,15 +208,58 @@ def _backlog(ax: plt.Axes, js: Sequence[Sample]) -> None:
     ax.step([p[0] for p in backlog], [p[1] for p in backlog], where="post", color="#9467bd", lw=1)
 
 
-def jetstream(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: float) -> str:
-    fig, axes = _axes(2)
+def jetstream(
+    samples: dict[str, list[Sample]],
+    faults: Sequence[Fault],
+    end: float,
+    max_msgs: float | None = None,
+    max_bytes: float | None = None,
+) -> str:
+    """The stream's messages and bytes against its limits (when set), and the consumer's backlog."""
+    fig, axes = _axes(3)
     js = samples.get("jetstream", [])
-    t, msgs = _series(js, "stream_msgs")
-    axes[0].step(t, msgs, where="post", color="#1f77b4", lw=1, label="stream messages")
-    _backlog(axes[1], js)
-    for ax, label in zip(axes, ("stream messages", "consumer pending\n+ ack pending"), strict=True):
+    for ax, field, limit, colour in (
+        (axes[0], "stream_msgs", max_msgs, "#1f77b4"),
+        (axes[1], "stream_bytes", max_bytes, "#17becf"),
+    ):
+        t, values = _series(js, field)
+        ax.step(t, values, where="post", color=colour, lw=1)
+        if limit is not None:
+            ax.axhline(limit, color="#d62728", ls="--", lw=0.8, label=f"limit {limit:,.0f}")
+            ax.legend(loc="upper left", fontsize=7, frameon=False)
+    _backlog(axes[2], js)
+    for ax, label in zip(
+        axes, ("stream messages", "stream bytes", "consumer pending\n+ ack pending"), strict=True
+    ):
         _shade(ax, faults, end)
         _finish(ax, end, label)
+    return _svg(fig)
+
+
+def resources(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: float) -> str:
+    """Every process's RSS and open fds, each with the leak check's fitted line over its judged span
+    (dotted; absent when the run is too short to judge)."""
+    from harness.checkers.leak import trend
+
+    fig, axes = _axes(2, height=3.2)
+    sources = sorted(s for s, got in samples.items() if any(x.rss_bytes is not None for x in got))
+    colours = plt.get_cmap("tab10")
+    for ax, field, scale in ((axes[0], "rss_bytes", 2**20), (axes[1], "open_fds", 1)):
+        for i, source in enumerate(sources):
+            t, values = _series(samples[source], field)
+            if not t:
+                continue
+            colour = colours(i % 10)
+            ax.plot(t, [v / scale for v in values], lw=1, color=colour, label=source)
+            line = trend(list(zip(t, values, strict=True)))
+            if line is not None:
+                t0, v0, t1, v1 = line
+                ax.plot([t0, t1], [v0 / scale, v1 / scale], ls=":", lw=1.4, color=colour)
+    for ax, label in zip(axes, ("RSS MiB", "open fds"), strict=True):
+        _shade(ax, faults, end)
+        _finish(ax, end, label)
+    if sources:
+        axes[0].legend(loc="upper left", fontsize=7, ncols=5, frameon=False)
     return _svg(fig)
 
 

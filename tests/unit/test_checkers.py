@@ -621,6 +621,18 @@ def test_retention_is_not_judged_without_a_limit(tmp_path: Path) -> None:
     assert v["checks"]["retention"]["judged"] is False
 
 
+def test_retention_projects_when_the_stream_reaches_its_limits_at_the_observed_rate(tmp_path: Path) -> None:
+    run = healthy()
+    run.scenario["stream"] = {"max_msgs": 1000, "max_bytes": 10_000}
+    for i in range(6):  # 10 messages and 100 bytes a second; the bytes limit is reached at the end
+        run.sample(float(i), "jetstream", stream_msgs=10 * i, stream_bytes=100 * i if i < 5 else 10_000)
+    figures = check(run, tmp_path)["checks"]["retention"]
+    assert figures["stream_msgs_last"] == 50 and figures["stream_msgs_per_s"] == 10
+    assert figures["stream_msgs_limit_in_s"] == 95  # (1000 - 50) / 10
+    assert figures["stream_bytes_limit_in_s"] == 0  # reached: legal, the old messages go
+    assert check(run, tmp_path)["valid"] is True  # no consumer needed them
+
+
 # --- effects: no-effect, and each sign that makes a fault bite -----------------------------------
 
 

@@ -27,6 +27,7 @@ def _lost_run(tmp_path: Path) -> Path:
     run.sample(1.0, "agent-2", buffer_depth=0, buffer_cap=256, peers_reachable=2)
     run.sample(4.0, "agent-2", buffer_depth=3, buffer_cap=256, peers_reachable=2)
     run.sample(4.0, "jetstream", stream_msgs=20, consumer_num_pending=0, consumer_num_ack_pending=0)
+    run.sample(4.0, "surrealdb", rss_bytes=80 * 2**20, open_fds=40)
     run.agents_drained(9.0, ("agent-1", "agent-2"))
     path = run.write(tmp_path, "lost-one")
     store.write_json(path / store.TIMINGS, {"drive_s": 9.0, "t0_unix": T0})
@@ -57,7 +58,10 @@ def test_a_lost_intent_shows_with_its_trace_and_the_page_needs_nothing_else(tmp_
     assert "pending-commit" in trace and "log agent-2" in trace and "3.100" in trace
     assert "neither in the stream nor in the store" in trace
     # Every plot is inline SVG; nothing is fetched, no script runs.
-    assert html.count("<svg") >= 6
+    assert html.count("<svg") >= 7
+    # Each process's memory, by name, in the resources plot.
+    resources = html[html.index("memory and open files") :]
+    assert "surrealdb" in resources[: resources.index("</figure>")]
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assert "<script" not in html.replace("&lt;script&gt;", "")
     # The fault's row: its lateness, and the log lines around its start.
