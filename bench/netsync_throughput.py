@@ -9,7 +9,7 @@ plain processes on 127.0.0.1 (tests/integration/netsync_procs.py's `Cluster`), w
 contract's DEFAULT agent timeouts (intent 80 ms, commit 400 ms), not the tests' generous
 ones. For each rate it runs an open-loop load: request i is sent at t0 + i/rate whatever
 happened to the earlier ones (so a slow system faces a growing queue, as it would in
-production), round-robin over the three agents, rate*seconds requests in all, each
+production), to agents drawn by the harness's seeded plan (--seed), rate*seconds requests in all, each
 bounded by a client timeout and the whole run by a deadline.
 
 Per request it records the HTTP outcome, the agent's `quorum_ms` and the client's
@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import gc
 import hashlib
 import json
@@ -63,6 +64,8 @@ import httpx  # noqa: E402
 import nats  # noqa: E402
 import nats.errors  # noqa: E402
 
+from harness.load.ops import LoadPlan, connections, intents  # noqa: E402
+from harness.load.sender import IntentSender, Reply  # noqa: E402
 from harness.shape import STREAM  # noqa: E402
 from tests.integration.netsync_procs import Cluster, NatsServer, SurrealServer  # noqa: E402
 
@@ -83,6 +86,7 @@ OUTCOMES = ("committed", "pending-commit", "aborted", "rejected", "error")
 PROFILED_AGENT = "agent-1"
 # Per agent: enough connections that a slow answer never holds back the next send (open
 # loop); past that, requests wait in the sender's queue, and the wait counts as latency.
+# The sender and the seeded plan are the harness's (harness/load/), the ones scenarios use.
 CONNECTIONS_PER_AGENT = 64
 PYSPY_RATE_HZ = 100
 OTHERS_NOTE_PERCENT = 20  # CPU (of 100 % per core) used by others that a break's "why" mentions
@@ -394,107 +398,61 @@ def record_answer(sample: Sample, status: int, payload: bytes, at: float) -> Non
         sample.abort_reason = abort_kind(str(answer.get("reason", "")))
 
 
-class IntentSender:
-    """POST /intents to one agent over CONNECTIONS_PER_AGENT keep-alive HTTP/1.1
-    connections, each driven by one worker that takes requests from a queue: O(1) per
-    request however many wait. httpx's pool rescans every connection it holds for each
-    request, so its cost grows with them; in ten-minute runs, after a stall had made it
-    open hundreds of connections, the client itself sent up to 1 s late (bench/README.md)."""
-
-    def __init__(self, url: str) -> None:
-        address = url.split("://", 1)[1].rstrip("/")
-        self.host, port = address.rsplit(":", 1)
-        self.port = int(port)
-        self.queue: asyncio.Queue[tuple[Sample, bytes]] = asyncio.Queue()
-        self.workers: list[asyncio.Task[None]] = []
-
-    def start(self) -> None:
-        self.workers = [asyncio.create_task(self._work()) for _ in range(CONNECTIONS_PER_AGENT)]
-
-    def submit(self, sample: Sample, body: bytes) -> None:
-        self.queue.put_nowait((sample, body))
-
-    async def stop(self) -> None:
-        for worker in self.workers:
-            worker.cancel()
-        await asyncio.gather(*self.workers, return_exceptions=True)
-
-    async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
-        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        try:
-            while True:
-                sample, body = await self.queue.get()
-                try:
-                    async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                        if conn is None:
-                            conn = await asyncio.open_connection(self.host, self.port)
-                        status, payload = await self._exchange(*conn, body)
-                    record_answer(sample, status, payload, loop.time())
-                except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
-                    sample.error = type(e).__name__
-                    if conn is not None:  # its state is unknown now: start afresh
-                        conn[1].close()
-                        conn = None
-                finally:
-                    self.queue.task_done()
-        finally:
-            if conn is not None:
-                conn[1].close()
-                with contextlib.suppress(Exception):
-                    await conn[1].wait_closed()
-
-    async def _exchange(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes
-    ) -> tuple[int, bytes]:
-        writer.write(
-            b"POST /intents HTTP/1.1\r\nhost: %b\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\n\r\n%b" % (self.host.encode(), len(body), body)
-        )
-        await writer.drain()
-        status = int((await reader.readuntil(b"\r\n")).split(b" ", 2)[1])
-        length = None
-        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        if length is None:
-            raise ValueError("an answer without content-length")
-        return status, await reader.readexactly(length)
+def _answer(sample: Sample, process: str, reply: Reply) -> None:
+    """The sender's reply into the sample: an answer, or the error's name."""
+    if reply.status is None:
+        sample.error = (reply.error or "error").split(":", 1)[0]
+        return
+    try:
+        record_answer(sample, reply.status, reply.payload, reply.at)
+    except ValueError:  # an answer whose body is not JSON
+        sample.error = "ValueError"
 
 
-async def open_loop(cluster: Cluster, rate: float, seconds: float, tag: str, run: Run) -> None:
-    """Send rate*seconds intents at t0 + i/rate, round-robin over the agents, without
-    waiting for answers (open loop); then wait for the answers, at most RUN_GRACE_S.
-    A request's latency counts from when the client queued it, so time spent waiting
-    for a free connection is in it."""
+def _sent(process: str) -> None:
+    return None  # a sample's send time is when it was queued: the wait for a connection is latency
+
+
+async def open_loop(cluster: Cluster, rate: float, seconds: float, tag: str, run: Run, seed: int = 0) -> None:
+    """Send rate*seconds intents at t0 + i/rate without waiting for answers (open loop), from the
+    harness's seeded plan (harness/load/ops.py: the same seed, the same agents, keys and values) over
+    its queue-fed sender (harness/load/sender.py, CONNECTIONS_PER_AGENT connections per agent); then
+    wait for the answers, at most RUN_GRACE_S. A request's latency counts from when the client queued
+    it, so time spent waiting for a free connection is in it."""
     loop = asyncio.get_running_loop()
-    senders = {name: IntentSender(cluster.url(name)) for name in cluster.names}
-    n = int(round(rate * seconds))
-    run.planned = n
+    plan = LoadPlan(
+        rate=rate,
+        duration=seconds,
+        keys=16,
+        clients=CONNECTIONS_PER_AGENT * len(cluster.names),
+        timeout=REQUEST_TIMEOUT_S,
+        seed=seed,
+    )
+    senders = {
+        name: IntentSender(cluster.url(name), processes, REQUEST_TIMEOUT_S)
+        for name, processes in connections(plan.clients, cluster.names).items()
+    }
+    run.planned = plan.total
     try:
         for sender in senders.values():
             sender.start()
         t0 = run.started = loop.time() + 0.05
         send_deadline = t0 + seconds + 1.0  # a client that falls this far behind stops sending
-        for i in range(n):
-            due = t0 + i / rate
+        for intent in intents(plan, cluster.names, tag):
+            due = t0 + intent.at
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             if loop.time() > send_deadline:
                 break
-            agent = cluster.names[i % len(cluster.names)]
-            cid = f"{tag}-{i:06d}"
-            body = json.dumps({"key": f"bench-{i % 16}", "value": i % 1000, "cid": cid}).encode()
-            sample = Sample(cid, agent, due, loop.time(), time.time())
+            sample = Sample(intent.cid, intent.agent, due, loop.time(), time.time())
             run.samples.append(sample)
-            senders[agent].submit(sample, body)
+            senders[intent.agent].submit(intent.body(), _sent, functools.partial(_answer, sample))
         remaining = max(0.0, send_deadline + RUN_GRACE_S - loop.time())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(remaining):
                 for sender in senders.values():
-                    await sender.queue.join()
+                    await sender.join()
     finally:
         for sender in senders.values():
             await sender.stop()
@@ -510,6 +468,7 @@ async def measure_rate(
     seconds: float,
     tag: str,
     pids: dict[str, int],
+    seed: int = 0,
 ) -> Run:
     """One rate: load, wait for rest, then match the 202s with their store times in the stream."""
     run = Run(rate, seconds, load_before=load_average())
@@ -517,7 +476,7 @@ async def measure_rate(
     run.memory_before = process_memory(pids)
     meter = CpuMeter(pids)
     with GcPauses() as pauses:
-        await open_loop(cluster, rate, seconds, tag, run)
+        await open_loop(cluster, rate, seconds, tag, run, seed)
     run.client_gc = pauses.summary()
     run.cpu = meter.percent()  # the load window only, not the settling after it
     run.load_after = load_average()
@@ -1063,6 +1022,7 @@ def sweep(
     surreal: SurrealServer | None,
     rates: list[float],
     seconds: float,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Every rate in turn, lowest first, each on a system at rest."""
     rows = []
@@ -1071,7 +1031,9 @@ def sweep(
         pids = process_pids(cluster, nats_server, surreal)
         denials = connection_denials(cluster)
         print(f"rate {rate:g}/s for {seconds:g} s (load average {load_average()}) ...", flush=True)
-        run = asyncio.run(measure_rate(cluster, nats_server.url, rate, seconds, f"bench-r{rate:g}", pids))
+        run = asyncio.run(
+            measure_rate(cluster, nats_server.url, rate, seconds, f"bench-r{rate:g}", pids, seed)
+        )
         run.cluster, run.denials = clusters.number, connection_denials(cluster) - denials
         row = summarise(run)
         rows.append(row)
@@ -1120,7 +1082,7 @@ def run_bench(args: argparse.Namespace, stem: Path) -> dict[str, Any]:
         nats_server = stack.enter_context(NatsServer(workdir / "nats"))
         surreal = None if args.no_projector else stack.enter_context(SurrealServer(workdir / "surreal"))
         clusters = stack.enter_context(Clusters(workdir, nats_server, surreal))
-        rows = sweep(clusters, nats_server, surreal, args.rates, args.seconds)
+        rows = sweep(clusters, nats_server, surreal, args.rates, args.seconds, args.seed)
         report["rates"] = rows
         report["breaking_point"] = bp = breaking_point(rows)
         report["clusters_replaced"] = clusters.replaced
@@ -1158,6 +1120,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rates", default="100,200,300,400,500,600,700", help="intents/s to offer, comma-separated"
     )
     p.add_argument("--seconds", type=float, default=15.0, help="load duration per rate")
+    p.add_argument("--seed", type=int, default=0, help="the load plan's seed (agents, keys, values)")
     p.add_argument(
         "--out",
         default="reports/bench/netsync-throughput.json",

@@ -145,10 +145,23 @@ class LocustLoad:
     async def run(self) -> None:
         """Give the load processes t = 0 (the history's origin), then wait until each has completed its
         share of the plan; stop Locust so it writes its CSV and HTML."""
+        self.begin()
+        try:
+            await self.wait_done()
+        finally:
+            await asyncio.to_thread(self.stop)
+
+    def begin(self) -> None:
+        """t = 0 for the load processes: the history's origin on the monotonic clock they share."""
         start = {"t0_monotonic": self.history.t0, "t0_unix": time.time() - self.history.now()}
         tmp = self.folder / ".start.json.tmp"
         tmp.write_text(json.dumps(start))
         tmp.replace(self.folder / "start.json")
+
+    async def wait_done(self) -> None:
+        """Until every load process has completed its share, or the plan's end plus a request's timeout
+        and FINISH_GRACE_S has passed (what was sent and not answered then stays an invoke alone:
+        unknown, info, to the checkers)."""
         deadline = self.history.t0 + self.plan.duration + self.plan.timeout + FINISH_GRACE_S
         try:
             await self._until(
@@ -157,10 +170,7 @@ class LocustLoad:
                 f"every Locust load process done with its share of {self.plan.total} intents",
             )
         except TimeoutError as e:
-            # What was sent and not answered stays an invoke alone: unknown (info) to the checkers.
             self.say(f"locust: {e}; stopping it")
-        finally:
-            await asyncio.to_thread(self.stop)
 
     async def _until(self, condition: Callable[[], bool], deadline: float, awaited: str) -> None:
         while not condition():

@@ -460,3 +460,32 @@ def test_a_repeat_targets_an_agent_and_lasts_a_second_unless_told(tmp_path: Path
     )
     problem = only_problem(bad)
     assert "r.yaml:3" in problem and "nats takes no intents" in problem and "an agent" in problem, problem
+
+
+def test_the_load_engine_is_asyncio_unless_told_and_nothing_else(tmp_path: Path) -> None:
+    assert load_scenario(write(tmp_path, "e", "name: e\n" + MINIMAL_LOAD)).load.engine == "asyncio"
+    locust = write(tmp_path, "e", "name: e\nload: {rate: 5, duration: 60s, engine: locust}\n")
+    assert load_scenario(locust).resolved()["load"]["engine"] == "locust"
+    problem = only_problem(write(tmp_path, "e", "name: e\nload: {rate: 5, duration: 60s, engine: gevent}\n"))
+    assert "e.yaml:2: load.engine: got 'gevent'" in problem and "asyncio, locust" in problem, problem
+
+
+def test_load_mix_is_gone_with_an_error_that_says_so(tmp_path: Path) -> None:
+    old = write(tmp_path, "m", "name: m\nload:\n  rate: 5\n  duration: 60s\n  mix: {intent: 1}\n")
+    problem = only_problem(old)
+    assert "m.yaml:5: load.mix:" in problem, problem
+    assert "was removed" in problem and "only intents" in problem and "delete `mix`" in problem, problem
+    assert "mix" not in json_schema()["$defs"]["Load"]["properties"]
+    assert json_schema()["$defs"]["Load"]["properties"]["engine"]["enum"] == ["asyncio", "locust"]
+
+
+def test_repeat_with_the_locust_engine_is_an_error_naming_both(tmp_path: Path) -> None:
+    load = "load: {rate: 5, duration: 60s, engine: locust}\n"
+    fixed = write(tmp_path, "r", "name: r\n" + load + "faults: [{at: 5s, fault: repeat, target: agent-2}]\n")
+    problem = only_problem(fixed)
+    assert "r.yaml:3: faults.0.fault: repeat needs load.engine: asyncio" in problem, problem
+    assert "load.engine is locust" in problem, problem
+    drawn = write(
+        tmp_path, "r", "name: r\n" + load + "random: {interval: 5s, duration: 1s, faults: [crash, repeat]}\n"
+    )
+    assert "random.faults.1: repeat needs load.engine: asyncio" in only_problem(drawn)
