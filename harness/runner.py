@@ -215,7 +215,7 @@ async def _drive(
 
     async def report() -> None:
         while not stop_sampling.is_set():
-            c = history.counts
+            c = load.counts  # the history's own, or summed from the Locust processes
             ok = c.get("ok:committed", 0) + c.get("ok:pending-commit", 0)
             fail = sum(v for k, v in c.items() if k.startswith("fail:"))
             info = sum(v for k, v in c.items() if k.startswith("info:"))

@@ -36,6 +36,11 @@ class Load:
         # Bounded: a soak answers millions; `repeat` reposts the most recent ones (docs/scenarios.md).
         self._answered: dict[str, deque[Answered]] = {a: deque(maxlen=ANSWERS_KEPT) for a in self.urls}
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Operations so far by `type:outcome` (the history counts them as it writes them)."""
+        return self.history.counts
+
     def answered(self, agent: str) -> list[Answered]:
         """The most recent answers `agent` gave for certain (at most ANSWERS_KEPT), oldest first."""
         return list(self._answered.get(agent, ()))

@@ -71,12 +71,19 @@ class LocustLoad:
         return self.workers or 1
 
     @property
-    def done(self) -> int:
-        total = 0
+    def counts(self) -> dict[str, int]:
+        """Completions so far by `type:outcome`, summed over the load processes (each writes its own
+        every second), for the progress line."""
+        total: dict[str, int] = {}
         for k in range(self.processes):
             with contextlib.suppress(OSError, ValueError):
-                total += int((self.folder / f"count-{k}").read_text() or 0)
+                for key, n in json.loads((self.folder / f"count-{k}").read_text()).items():
+                    total[key] = total.get(key, 0) + n
         return total
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
 
     def answered(self, agent: str) -> list[Answered]:
         # The model refuses `repeat` with this engine (docs/scenarios.md): its answers live in the shards.
@@ -132,11 +139,16 @@ class LocustLoad:
                     ],
                 )
         started = time.monotonic()
-        await self._until(
-            lambda: all((self.folder / f"ready-{k}").exists() for k in range(self.processes)),
-            started + READY_TIMEOUT_S,
-            f"{self.processes} Locust load process(es) with {self.users} users spawned",
-        )
+        try:
+            await self._until(
+                lambda: all((self.folder / f"ready-{k}").exists() for k in range(self.processes)),
+                started + READY_TIMEOUT_S,
+                f"{self.processes} Locust load process(es) with {self.users} users spawned",
+            )
+        except TimeoutError as e:
+            raise HarnessError(
+                f"Locust not ready within {READY_TIMEOUT_S:g} s: {e}; logs in {self.folder}"
+            ) from None
         self.say(
             f"locust ready in {time.monotonic() - started:.1f} s: {self.processes} load process(es), "
             f"{self.users} users ({self.folder})"

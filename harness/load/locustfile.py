@@ -36,6 +36,7 @@ START_POLL_S = 0.002  # how often a process looks for start.json before t = 0
 feed: gevent.queue.Queue[Intent] = gevent.queue.Queue()
 users = itertools.count()
 state: dict[str, Any] = {"index": 0, "completed": 0, "share": 0, "t0": None}
+counts: dict[str, int] = {}  # completions by `type:outcome`, as the harness's History counts them
 shard: Any = None
 
 
@@ -68,7 +69,7 @@ def schedule(index: int, workers: int) -> None:
 def report_progress() -> None:
     while True:
         gevent.sleep(1.0)
-        _marker(f"count-{state['index']}", str(state["completed"]))
+        _marker(f"count-{state['index']}", json.dumps(counts))
 
 
 @events.spawning_complete.add_listener
@@ -119,11 +120,13 @@ class IntentUser(FastHttpUser):
                 payload = b""
             done = completion(self.process, intent, status, payload, error)
             record(done)
+            key = f"{done['type']}:{done.get('outcome', '')}"
+            counts[key] = counts.get(key, 0) + 1
             if done["type"] == "ok":
                 r.success()
             else:
                 r.failure(done.get("outcome") or done.get("error") or "unknown")
         state["completed"] += 1
         if state["completed"] == state["share"]:
-            _marker(f"count-{state['index']}", str(state["completed"]))
+            _marker(f"count-{state['index']}", json.dumps(counts))
             _marker(f"done-{state['index']}", str(state["completed"]))
