@@ -102,7 +102,7 @@ class IntentUser(FastHttpUser):
     network_timeout = connection_timeout = PLAN.timeout
 
     def on_start(self) -> None:
-        self.process = f"w{state['index']}.c{next(users)}"
+        self.process = f"w{self.environment.runner.worker_index}.c{next(users)}"  # set before spawning
 
     @task
     def intent(self) -> None:
