@@ -27,7 +27,9 @@ class AnswersCorrupt(Exception):
 
 
 class AnswerLog:
-    """{cid: (status, body)}, the most recent `limit` of them, in the order they were given."""
+    """{cid: (status, body)}, the most recent `limit` of them, in the order they were given. In memory
+    each is kept as compact JSON bytes without its cid and decoded when asked for: about 270 bytes an
+    answer with its key, where a dict took about 700 (a soak's agents filled 50,000 with 35 MiB)."""
 
     def __init__(self, directory: str | Path, limit: int) -> None:
         if limit < 1:
@@ -35,7 +37,7 @@ class AnswerLog:
         self.limit = limit
         self._dir = Path(directory)
         self._dir.mkdir(parents=True, exist_ok=True)
-        self._answers: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._answers: OrderedDict[str, bytes] = OrderedDict()
         self._load(self._dir / OLD)
         self._lines, whole = self._load(self._dir / CURRENT)  # lines in the current file
         self._file = FileIO(self._dir / CURRENT, "a")
@@ -67,13 +69,18 @@ class AnswerLog:
         return len(lines), whole
 
     def _keep(self, cid: str, status: int, body: dict[str, Any]) -> None:
-        self._answers[cid] = (status, body)
+        rest = {k: v for k, v in body.items() if k != "cid"}
+        self._answers[cid] = json.dumps([status, rest, "cid" in body], separators=(",", ":")).encode()
         self._answers.move_to_end(cid)
         if len(self._answers) > self.limit:
             self._answers.popitem(last=False)
 
     def get(self, cid: str) -> tuple[int, dict[str, Any]] | None:
-        return self._answers.get(cid)
+        kept = self._answers.get(cid)
+        if kept is None:
+            return None
+        status, rest, with_cid = json.loads(kept)
+        return status, ({"cid": cid, **rest} if with_cid else rest)
 
     def __contains__(self, cid: str) -> bool:
         return cid in self._answers
