@@ -3,6 +3,7 @@ sends (p50, p99, max lag), against netsync as plain processes (no Docker).
 
     flock /tmp/solar-chaos-heavy.lock .venv/bin/python bench/load_client.py \
         [--rates 100,500] [--seconds 20] [--engines asyncio,locust,locust-2] [--clients 48]
+    .venv/bin/python bench/load_client.py --lag-of reports/RUN/SCENARIO   # a scenario run's send lag
 
 Starts NATS, the orchestrator and three agents (bench/netsync_throughput.py's cluster, contract
 timeouts, no projector: it plays no part in a client's cost), then for each engine and rate sends the
@@ -129,6 +130,19 @@ async def one(
     }
 
 
+def lag_of(run_dir: Path) -> int:
+    """The send lag of a run directory's history (its rate from scenario.json), by nearest rank."""
+    rate = json.loads((run_dir / store.SCENARIO).read_text())["load"]["rate"]
+    lag, outcomes, answer = lags_and_outcomes(run_dir / store.HISTORY, rate)
+    late = sum(1 for x in lag if x > 100)
+    print(
+        f"{len(lag)} intents at {rate:g}/s: send lag p50 {percentile(lag, 50):.2f} ms, p99 "
+        f"{percentile(lag, 99):.2f} ms, max {max(lag):.1f} ms; {late} sent over 100 ms late; "
+        f"answers p50 {percentile(answer, 50):.1f} ms, p99 {percentile(answer, 99):.1f} ms; {dict(outcomes)}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rates", default="100,500", help="intents/s, comma-separated")
@@ -137,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=48, help="the load's clients (Jepsen's processes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reports/bench/load-client.json")
+    p.add_argument(
+        "--lag-of", metavar="RUN_DIR", help="only print the send lag of a scenario's run directory"
+    )
     args = p.parse_args(argv)
+    if args.lag_of:
+        return lag_of(Path(args.lag_of))
     rates = [float(r) for r in args.rates.split(",")]
     engines = args.engines.split(",")
     out = Path(args.out) if Path(args.out).is_absolute() else ROOT / args.out
