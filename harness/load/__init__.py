@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import store
-from harness.errors import HarnessError
 from harness.history import History
 from harness.load.asyncio_engine import Load
 from harness.load.locust_engine import LocustLoad, harness_shard
@@ -65,12 +64,5 @@ def open_load(
     if engine_of(scenario, workers) == "asyncio":
         history = History(out / store.HISTORY)
         return history, Load(urls, history, plan, cid_prefix)
-    if any(f.fault == "repeat" for f in scenario.faults) or (
-        scenario.random is not None and "repeat" in scenario.random.faults
-    ):
-        raise HarnessError(
-            f"{scenario.name}: the repeat fault needs load.engine: asyncio (it reposts the answers the "
-            "harness's own load kept); --load-workers runs the load on Locust: drop it for this scenario"
-        )
     history = History(harness_shard(out))
     return history, LocustLoad(urls, history, plan, cid_prefix, out, workers, say)

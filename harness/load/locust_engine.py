@@ -24,8 +24,8 @@ from typing import IO
 from harness import store
 from harness.errors import HarnessError
 from harness.history import History
-from harness.load.ops import Answered, LoadPlan
-from harness.load.shards import merge_shards
+from harness.load.ops import ANSWERS_KEPT, Answered, LoadPlan
+from harness.load.shards import merge_shards, recent_answers
 
 FOLDER = "locust"
 HARNESS_SHARD = "history-harness.jsonl"
@@ -86,8 +86,15 @@ class LocustLoad:
         return sum(self.counts.values())
 
     def answered(self, agent: str) -> list[Answered]:
-        # The model refuses `repeat` with this engine (docs/scenarios.md): its answers live in the shards.
-        raise HarnessError("the repeat fault needs load.engine: asyncio; this run's load runs on Locust")
+        """The most recent answers (at most ANSWERS_KEPT) `agent` gave for certain, oldest first, read
+        back from the end of the load processes' shards (for the `repeat` fault)."""
+        found = [
+            ta
+            for k in range(self.processes)
+            for ta in recent_answers(self.folder / f"history-{k}.jsonl", agent, ANSWERS_KEPT)
+        ]
+        found.sort(key=lambda ta: ta[0])
+        return [a for _, a in found[-ANSWERS_KEPT:]]
 
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self.procs.items()}

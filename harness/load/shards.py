@@ -5,11 +5,14 @@ file of its own, in time order; after the run they are merged into history.jsonl
 from __future__ import annotations
 
 import heapq
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+
+from harness.load.ops import Answered
 
 
 class _Stamp(msgspec.Struct):
@@ -71,3 +74,45 @@ def merge_shards(shards: Sequence[Path], out: Path) -> Merged:
             f.write(line)
             merged.lines += 1
     return merged
+
+
+def _lines_backwards(path: Path, block: int = 1 << 16) -> Iterator[bytes]:
+    """A file's lines, last first, read in blocks from its end (a line still being written comes first,
+    whole or not: the caller skips what does not parse)."""
+    with open(path, "rb") as f:
+        pos = f.seek(0, 2)
+        rest = b""
+        while pos > 0:
+            size = min(block, pos)
+            pos -= size
+            f.seek(pos)
+            lines = (f.read(size) + rest).split(b"\n")
+            rest = lines[0]
+            yield from (line for line in reversed(lines[1:]) if line)
+        if rest:
+            yield rest
+
+
+def recent_answers(path: Path, agent: str, n: int) -> list[tuple[float, Answered]]:
+    """The last `n` answers `agent` gave for certain (ok or fail) in a shard, with their `t`, oldest
+    first, read from the shard's end: a soak's shard is read only as far back as those answers'
+    invokes (which carry key and value)."""
+    if not path.exists():
+        return []
+    answers: dict[str, tuple[float, str]] = {}  # cid -> (t, outcome), newest first
+    found: dict[str, Answered] = {}
+    for line in _lines_backwards(path):
+        try:
+            op = json.loads(line)
+        except ValueError:
+            continue
+        if op.get("f") != "intent" or op.get("agent") != agent:
+            continue
+        cid = op.get("cid")
+        if op.get("type") in ("ok", "fail") and len(answers) < n:
+            answers.setdefault(cid, (op["t"], op.get("outcome", "")))
+        elif op.get("type") == "invoke" and cid in answers and cid not in found:
+            found[cid] = Answered(cid, op["key"], op["value"], answers[cid][1])
+            if len(answers) == n and len(found) == n:
+                break
+    return sorted(((answers[cid][0], a) for cid, a in found.items()), key=lambda ta: ta[0])

@@ -182,14 +182,6 @@ class Scenario(_Strict):
             for i, name in enumerate(self.random.targets or ()):
                 if problem := _node_error(name, agents):
                     yield ("random", "targets", i), *problem
-        if self.load.engine == "locust":
-            # `repeat` reposts the answers the harness's own load kept; Locust's live in its processes.
-            repeats = [("faults", i, "fault") for i, f in enumerate(self.faults) if f.fault == "repeat"]
-            if self.random is not None and "repeat" in self.random.faults:
-                repeats.append(("random", "faults", self.random.faults.index("repeat")))
-            what = "repeat needs load.engine: asyncio, and load.engine is locust"
-            for at in repeats:
-                yield at, what, "load.engine: asyncio, or no repeat fault"
         for key in self.matrix or {}:
             if problem := self._matrix_key_error(key):
                 yield ("matrix", key), problem, MATRIX_KEYS

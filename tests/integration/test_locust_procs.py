@@ -36,6 +36,7 @@ async def test_two_locust_workers_send_the_plan_once_into_one_history(tmp_path: 
             {"process": "nemesis", "type": "info", "f": "stop", "fault": "pause", "fault_id": "f1"}
         )
         await run
+    answered = load.answered("agent-1")  # what `repeat` would post again, read from the shards
     history.close()
     load.finish()
 
@@ -49,6 +50,8 @@ async def test_two_locust_workers_send_the_plan_once_into_one_history(tmp_path: 
     assert len(sent) == 200 and Counter(op["cid"] for op in ops if op["type"] == "ok") == Counter(
         op["cid"] for op in sent if op["value"] % 2 == 0
     )
+    assert sorted(a.cid for a in answered) == sorted(op["cid"] for op in sent)
+    assert [a.cid for a in answered] == [op["cid"] for op in ops if op["type"] in ("ok", "fail")]
     by_worker = Counter(op["process"].split(".")[0] for op in sent)
     assert by_worker == {"w0": 100, "w1": 100}
     assert all(int(op["cid"].rsplit("-", 1)[1]) % 2 == int(op["process"][1]) for op in sent)

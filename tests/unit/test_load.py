@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from harness.history import History
-from harness.load import ANSWERS_KEPT, Load, LoadPlan, intents
+from harness.load import ANSWERS_KEPT, Answered, Load, LoadPlan, LocustLoad, intents
 from harness.load.ops import Intent, completion, connections
 from harness.load.sender import Reply
-from harness.load.shards import merge_shards
+from harness.load.shards import merge_shards, recent_answers
 
 AGENTS = ["agent-1", "agent-2", "agent-3"]
 
@@ -229,3 +229,45 @@ def test_a_malformed_line_inside_a_shard_is_skipped_and_reported(tmp_path: Path)
     ]
     assert [p.split(":")[1] for p in merged.problems] == ["2", "4", "5"]
     assert "before the line above it" in merged.problems[2]
+
+
+# What `repeat` reposts with the Locust engine: answers read back from the end of the shards
+
+
+def test_recent_answers_are_read_back_from_a_shards_end(tmp_path: Path) -> None:
+    lines = []
+    for i in range(5000):
+        agent = AGENTS[i % 3]
+        cid = f"run-{i:06d}"
+        lines.append({"t": i / 100, "process": "w0.c0", "f": "intent", "cid": cid, "agent": agent})
+        lines[-1] |= {"type": "invoke", "key": f"k{i % 7}", "value": i}
+        done = {"t": i / 100 + 0.001, "process": "w0.c0", "f": "intent", "cid": cid, "agent": agent}
+        lines.append(done | ({"type": "ok", "outcome": "committed"} if i % 5 else {"type": "info"}))
+    path = shard(tmp_path / "history-0.jsonl", *lines, tail=b'{"t": 99.0, "process": "w0.c0", "f": "in')
+    answered = recent_answers(path, "agent-1", 1000)
+    cids = [a.cid for _, a in answered]
+    expected = [f"run-{i:06d}" for i in range(5000) if i % 3 == 0 and i % 5][-1000:]
+    assert cids == expected  # the most recent, oldest first; info answers are not answers
+    t, last = answered[-1]
+    assert last == Answered(expected[-1], f"k{4998 % 7}", 4998, "committed") and t == pytest.approx(49.981)
+    assert recent_answers(tmp_path / "absent.jsonl", "agent-1", 10) == []
+
+
+async def test_the_locust_engine_answers_repeat_from_every_shard_bounded(tmp_path: Path) -> None:
+    folder = tmp_path / "locust"
+    folder.mkdir()
+    for k in range(2):
+        ops = []
+        for i in range(k, 3000, 2):  # the worker's share: every second intent
+            base = {"process": f"w{k}.c0", "f": "intent", "cid": f"run-{i:06d}", "agent": "agent-1"}
+            ops += [
+                base | {"t": i / 100, "type": "invoke", "key": "k1", "value": i},
+                base | {"t": i / 100 + 0.002, "type": "fail", "outcome": "aborted"},
+            ]
+        shard(folder / f"history-{k}.jsonl", *ops)
+    urls = {"agent-1": "http://127.0.0.1:1"}
+    load = LocustLoad(urls, History(tmp_path / "h.jsonl"), plan(), "run", tmp_path, workers=2)
+    answered = load.answered("agent-1")
+    assert len(answered) == ANSWERS_KEPT
+    assert [a.cid for a in answered] == [f"run-{i:06d}" for i in range(1000, 3000)]
+    assert {a.outcome for a in answered} == {"aborted"} and load.answered("agent-2") == []
