@@ -93,12 +93,17 @@ def test_a_broken_promise_fails_the_run_with_its_anomaly_and_the_rerun_command(
     assert (run_dir.parent / "index.html").is_file()
     probe = (
         "({verdict: document.querySelector('#verdict').textContent,"
-        " plots: document.querySelectorAll('svg').length})"
+        " figures: document.querySelectorAll('figure').length,"
+        " drawn: document.querySelectorAll('figure svg').length,"
+        " captions: Array.from(document.querySelectorAll('figcaption'), c => c.textContent)})"
     )
     visit = open_page(run_dir / store.REPORT, probe, screenshot=run_dir / "report.png")
     assert visit.console_errors == []
     assert visit.requests == [(run_dir / store.REPORT).resolve().as_uri()]
-    assert visit.values == {"verdict": "INVALID: 1 anomaly (commit-latency 1)", "plots": 6}
+    assert visit.values["verdict"] == "INVALID: 1 anomaly (commit-latency 1)"
+    # Every figure drew its plot, the processes' memory among them.
+    assert visit.values["figures"] == visit.values["drawn"] >= 6, visit.values
+    assert any("memory" in caption for caption in visit.values["captions"]), visit.values["captions"]
     assert (run_dir / "report.png").stat().st_size > 10_000
 
 
