@@ -31,12 +31,21 @@ def configure_reaper(images: Images) -> str:
     return ref
 
 
+_GIVEN: set[int] = set()  # every port free_port() handed out in this process
+
+
 def free_port() -> int:
-    """A port free on 127.0.0.1 now. Another process may take it before it is bound;
-    then Docker fails to bind it and start() says so."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1 now, and never one this process handed out before: the kernel may
+    give a port just closed again, and two containers published on one port fail to start ("port is
+    already allocated": a fresh-clone CI run lost a bring-up so). Another process may still take it
+    before it is bound; then Docker fails to bind it and start() says so."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 class DockerRun:

@@ -37,3 +37,10 @@ def test_run_ids_are_unique_and_sortable_by_time() -> None:
     ids = {engine.new_run_id() for _ in range(50)}
     assert len(ids) == 50
     assert all(len(i.split("-")) == 3 for i in ids)
+
+
+def test_free_port_never_hands_out_a_port_twice() -> None:
+    from harness.topology.docker import free_port
+
+    ports = [free_port() for _ in range(3000)]
+    assert len(set(ports)) == len(ports)
