@@ -41,10 +41,6 @@ def harness_shard(out: Path) -> Path:
     return out / FOLDER / HARNESS_SHARD
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class LocustLoad:
     """The same plan as the asyncio engine (harness/load/ops.py), sent by Locust."""
 
@@ -218,10 +214,6 @@ class LocustLoad:
             stderr=subprocess.STDOUT,
             env=env,
             cwd=Path(__file__).resolve().parents[2],
-            # stop() ends Locust with SIGINT (its only signal that still writes the HTML report), and a
-            # harness started in the background by a non-interactive shell has SIGINT ignored, which its
-            # children would inherit: each starts with SIGINT's default again.
-            preexec_fn=_default_sigint,
         )
 
     def _tail(self, name: str, size: int = 2000) -> str:

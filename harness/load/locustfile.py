@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 
 from harness.load.ops import Intent, LoadPlan, completion, intents, invoke
+
+# The harness stops Locust with SIGINT, the one signal after which it still writes its HTML report; a
+# harness started in the background by a non-interactive shell hands SIGINT down ignored, and Python
+# then installs no handler of its own: install it here, in each Locust process's main thread.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 CONFIG: dict[str, Any] = json.loads(Path(os.environ["SOLAR_CHAOS_LOAD"]).read_text())
 FOLDER = Path(CONFIG["folder"])
