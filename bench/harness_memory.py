@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from harness.history import History  # noqa: E402
 from harness.load import Load, LoadPlan  # noqa: E402
 from harness.observe.processes import harness_sample  # noqa: E402
+from harness.topology.docker import free_port  # noqa: E402
 
 AGENT = r"""
 import asyncio, sys
@@ -51,12 +51,6 @@ async def main():
     await asyncio.gather(*(s.serve_forever() for s in servers))
 asyncio.run(main())
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def measure(args: argparse.Namespace) -> dict:

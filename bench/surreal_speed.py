@@ -35,7 +35,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.topology.docker import free_port  # noqa: E402
 from netsync.projection import UPSERT  # noqa: E402
 
 USER = PASSWORD = "root"
@@ -59,12 +59,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 def cached_binaries() -> list[Path]:
     cache = Path(os.environ.get("SOLAR_CHAOS_CACHE") or Path.home() / ".cache/solar-chaos")
     return sorted(cache.glob("bin/surreal-*/surreal"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proc_cpu(pid: int) -> float:

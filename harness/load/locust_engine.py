@@ -13,7 +13,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from harness.errors import HarnessError
 from harness.history import History
 from harness.load.ops import ANSWERS_KEPT, Answered, LoadPlan
 from harness.load.shards import merge_shards, recent_answers
+from harness.topology.docker import free_port
 
 FOLDER = "locust"
 HARNESS_SHARD = "history-harness.jsonl"
@@ -121,7 +121,7 @@ class LocustLoad:
         if not self.workers:
             self._start("locust", [*lead, "--logfile", str(self.folder / "locust.log")])
         else:
-            port = _free_port()
+            port = free_port()
             self._start(
                 "master",
                 [
@@ -253,9 +253,3 @@ class LocustLoad:
         if not merged.problems:  # history.jsonl holds every line: the shards would only double the run's size
             for shard in shards:
                 shard.unlink(missing_ok=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -35,33 +35,28 @@ class Sampler:
         self.path = path
         self.now = now
         self.interval = interval
-        self.processes = ContainerProcesses(sut, OUTSIDE)
+        self.processes = ContainerProcesses(sut)
 
     async def sample_once(self, http: httpx.AsyncClient, f: Any) -> None:
         t = round(self.now(), 3)
-        nodes = (*self.sut.cfg.agent_names(), *SERVICES)
-        got: list[Any] = await asyncio.gather(
-            *(service_sample(http, self.sut, n) for n in nodes),
-            jetstream_sample(http, self.sut),
-            server_sample(http, self.sut),
-            *(asyncio.to_thread(self.processes.sample, n) for n in OUTSIDE),
-        )
-        services, (js, varz), outside = (
-            got[: len(nodes)],
-            got[len(nodes) : len(nodes) + 2],
-            got[-len(OUTSIDE) :],
-        )
-        records: list[tuple[str, dict[str, Any] | None]] = [*zip(nodes, services, strict=True)]
-        records.append(("jetstream", js))
-        for name, seen in zip(OUTSIDE, outside, strict=True):
-            if name == "nats" and (varz or seen):  # varz's memory, /proc's fds
-                seen = {**(seen or {}), **(varz or {})}
-            records.append((name, seen))
-        records.append(("harness", harness_sample()))
+        probes: dict[str, Any] = {n: service_sample(http, self.sut, n) for n in self.sut.cfg.agent_names()}
+        probes |= {n: service_sample(http, self.sut, n) for n in SERVICES}
+        probes["jetstream"] = jetstream_sample(http, self.sut)
+        probes["nats"] = self._nats(http)
+        probes |= {n: asyncio.to_thread(self.processes.sample, n) for n in OUTSIDE if n != "nats"}
+        got = await asyncio.gather(*probes.values())
+        records = [*zip(probes, got, strict=True), ("harness", harness_sample())]
         for source, sample in records:
             if sample:
                 f.write(json.dumps({"t": t, "source": source, **sample}) + "\n")
         f.flush()
+
+    async def _nats(self, http: httpx.AsyncClient) -> dict[str, Any] | None:
+        """varz's memory and connections over /proc's memory and fds."""
+        seen, varz = await asyncio.gather(
+            asyncio.to_thread(self.processes.sample, "nats"), server_sample(http, self.sut)
+        )
+        return {**(seen or {}), **(varz or {})} or None
 
     async def run(self, stop: asyncio.Event) -> None:
         async with httpx.AsyncClient() as http:

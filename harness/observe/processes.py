@@ -40,9 +40,8 @@ def harness_sample() -> dict[str, int] | None:
 class ContainerProcesses:
     """The main process of each named container of a run, found again after a restart."""
 
-    def __init__(self, sut: System, names: tuple[str, ...]) -> None:
+    def __init__(self, sut: System) -> None:
         self.sut = sut
-        self.names = names
         self._pid: dict[str, int] = {}
         self._stats_at: dict[str, float] = {}
 
