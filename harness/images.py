@@ -324,7 +324,7 @@ class Images:
         )
 
     def surreal_binary(self) -> Path:
-        """The compiled `surreal` binary, from the cache or compiled now (26 min cold)."""
+        """The compiled `surreal` binary, from the cache or compiled now (about 14 min cold, 2 cores)."""
         s = self.spec["surrealdb"]
         crate = ROOT / s["crate"]
         out = self.cache / "bin" / f"surreal-{s['version']}-{self.key('surrealdb')[:12]}" / "surreal"
@@ -336,7 +336,7 @@ class Images:
         env = {**os.environ, "CARGO_TARGET_DIR": str(target)}
         self.log(
             "images: compiling the SurrealDB server from crates.io "
-            "(about 26 min cold on 2 cores, once; cached after)"
+            "(about 14 min cold on 2 cores with nothing else running, once; cached after)"
         )
         t0 = time.monotonic()
         self._run(
