@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 from pydantic import Field, model_validator
 
 from harness.scenario.types import (
+    INT64_MAX,
     Duration,
     Links,
     Loc,
@@ -205,7 +206,7 @@ class LatencyFault(_LinkFault):
 
 class BandwidthFault(_LinkFault):
     fault: Literal["bandwidth"]
-    rate_kbps: int = Field(gt=0, description="KB/s, as Toxiproxy's bandwidth toxic counts")
+    rate_kbps: int = Field(gt=0, le=INT64_MAX, description="KB/s, as Toxiproxy's bandwidth toxic counts")
 
     @classmethod
     def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
@@ -232,8 +233,8 @@ class ResetPeerFault(_LinkFault):
 
 class SlicerFault(_LinkFault):
     fault: Literal["slicer"]
-    average_size: int = Field(gt=0, description="bytes")
-    size_variation: int = Field(0, ge=0, description="bytes, less than average_size")
+    average_size: int = Field(gt=0, le=INT64_MAX, description="bytes")
+    size_variation: int = Field(0, ge=0, le=INT64_MAX, description="bytes, less than average_size")
     delay: Duration = 0.0
 
     @model_validator(mode="after")
@@ -259,7 +260,7 @@ class SlicerFault(_LinkFault):
 
 class LimitDataFault(_LinkFault):
     fault: Literal["limit_data"]
-    bytes: int = Field(gt=0, description="the connection is closed after this many bytes")
+    bytes: int = Field(gt=0, le=INT64_MAX, description="the connection is closed after this many bytes")
 
     @classmethod
     def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:

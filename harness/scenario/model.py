@@ -4,14 +4,24 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
-from harness.scenario.faults import Fault, FaultKind
+from harness.scenario.faults import FAULTS, Fault, FaultKind
 from harness.scenario.types import (
+    INT64_MAX,
     MAX_AGENTS,
+    MAX_BUDGET_MS,
+    MAX_BUFFER_CAP,
+    MAX_CLIENTS,
+    MAX_KEYS,
+    MAX_PARAMETER_SETS,
+    MAX_RATE,
+    MIN_STREAM_WINDOW_S,
+    RESERVED_MARKERS,
     Duration,
     Loc,
     NodeName,
@@ -21,13 +31,14 @@ from harness.scenario.types import (
     _reference_error,
     _Strict,
 )
+from harness.shape import node_names
 
 
 class RandomFaults(_Strict):
     """A seeded mix (Jepsen's nemesis package): every `interval` a fault of one of the `faults` kinds
     starts, on one of the `targets`, for `duration`."""
 
-    seed: int | None = Field(None, ge=0, description="absent: the scenario's seed")
+    seed: int | None = Field(None, ge=0, le=INT64_MAX, description="absent: the scenario's seed")
     at: Duration = 0.0
     for_: PositiveDuration | None = Field(None, alias="for", description="absent: until the end of the load")
     interval: PositiveDuration = Field(description="between the starts of two faults")
@@ -35,11 +46,35 @@ class RandomFaults(_Strict):
     faults: list[FaultKind] = Field(min_length=1)
     targets: list[NodeName] | None = Field(None, description="absent: every node")
 
+    def kinds(self, agents: int) -> list[str]:
+        """The kinds of `faults` that can act on the block's targets in a topology of `agents` agents."""
+        targets = self.chosen_targets(agents)
+        return [kind for kind in self.faults if FAULTS[kind].random_applies(targets)]
+
+    def chosen_targets(self, agents: int) -> list[str]:
+        return list(dict.fromkeys(self.targets or node_names(agents)))
+
+    def windows(self, end: float) -> Iterator[tuple[float, float]]:
+        """(start, length) of each fault the block plans in a load ending at `end`: every `interval`,
+        never before the previous one stopped, inside the block's window and the load."""
+        window_end = end if self.for_ is None else min(self.at + self.for_, end)
+        t = self.at
+        while t < window_end:
+            length = round(min(self.duration, window_end - t), 6)
+            if length <= 0:  # what is left of the window rounds to nothing
+                return
+            yield round(t, 6), length
+            t = round(max(t + self.interval, t + length), 6)
+
 
 class Topology(_Strict):
     agents: int = Field(3, ge=1, le=MAX_AGENTS)
-    quorum: int | None = Field(None, ge=1, description="agreements needed; absent: a majority of the agents")
-    buffer_cap: int = Field(256, ge=1, description="pending-commit buffer capacity (intents)")
+    quorum: int | None = Field(
+        None, ge=1, le=MAX_AGENTS, description="agreements needed; absent: a majority of the agents"
+    )
+    buffer_cap: int = Field(
+        256, ge=1, le=MAX_BUFFER_CAP, description="pending-commit buffer capacity (intents)"
+    )
     intent_timeout: PositiveDuration = 0.08
     commit_timeout: PositiveDuration = 0.4
     replay_interval: PositiveDuration = 0.2
@@ -60,11 +95,14 @@ class Topology(_Strict):
 
 
 class Load(_Strict):
-    rate: float = Field(gt=0, description="intents per second, over all clients")
+    rate: float = Field(gt=0, le=MAX_RATE, description="intents per second, over all clients")
     duration: PositiveDuration
-    keys: int = Field(16, ge=1, description="distinct keys")
+    keys: int = Field(16, ge=1, le=MAX_KEYS, description="distinct keys")
     clients: int = Field(
-        8, ge=1, description="clients (Jepsen's processes, one intent at a time each), spread over the agents"
+        8,
+        ge=1,
+        le=MAX_CLIENTS,
+        description="clients (Jepsen's processes, one intent at a time each), spread over the agents",
     )
     timeout: PositiveDuration = Field(2.0, description="a client gives up (an `info` op) after this")
     engine: Literal["asyncio", "locust"] = Field(
@@ -82,17 +120,42 @@ class Load(_Strict):
             )
         return data
 
+    @property
+    def intents(self) -> int:
+        """How many intents the load sends (harness.load.ops.LoadPlan.total)."""
+        return max(1, int(self.rate * self.duration))
+
 
 class Stream(_Strict):
     duplicate_window: PositiveDuration = 120.0
-    max_msgs: int | None = Field(None, gt=0, description="absent: unlimited")
-    max_bytes: int | None = Field(None, gt=0, description="absent: unlimited")
+    max_msgs: int | None = Field(None, gt=0, le=INT64_MAX, description="absent: unlimited")
+    max_bytes: int | None = Field(None, gt=0, le=INT64_MAX, description="absent: unlimited")
     max_age: PositiveDuration | None = Field(None, description="absent: unlimited")
+
+    @model_validator(mode="after")
+    def _as_nats_takes_it(self) -> Stream:
+        # JetStream refuses the stream otherwise, and only once the run has brought the system up.
+        for name in ("duplicate_window", "max_age"):
+            value = getattr(self, name)
+            if value is not None and value < MIN_STREAM_WINDOW_S:
+                raise _problem(f"got {value:g}s: NATS takes no less than 100ms", "100ms or more", at=(name,))
+        if self.max_age is not None and self.duplicate_window > self.max_age:
+            raise _problem(
+                f"duplicate window {self.duplicate_window:g}s is longer than max_age {self.max_age:g}s "
+                "(NATS refuses such a stream)",
+                f"at most max_age ({self.max_age:g}s): set duplicate_window, or a longer max_age",
+                at=("duplicate_window",),
+            )
+        return self
 
 
 class LatencyBudget(_Strict):
-    intent_ms: float = Field(100.0, gt=0, description="p99 time to quorum, over healthy windows")
-    commit_ms: float = Field(500.0, gt=0, description="p99 invoke to committed, over healthy windows")
+    intent_ms: float = Field(
+        100.0, gt=0, le=MAX_BUDGET_MS, description="p99 time to quorum, over healthy windows"
+    )
+    commit_ms: float = Field(
+        500.0, gt=0, le=MAX_BUDGET_MS, description="p99 invoke to committed, over healthy windows"
+    )
 
 
 class Recovery(_Strict):
@@ -113,7 +176,9 @@ class Expect(_Strict):
     recovery: Recovery = Field(default_factory=Recovery)
     recovery_grace: Duration = Field(5.0, description="a healthy window starts this long after a fault stops")
     stream_exactly_once: bool = True
-    min_committed: int = Field(0, ge=0, description="at least this many intents end committed")
+    min_committed: int = Field(
+        0, ge=0, le=INT64_MAX, description="at least this many intents end committed (at most the load's)"
+    )
     aborts: Outcome = Field("allowed", description="expected: some intents must abort (no quorum)")
     rejections: Outcome = Field(
         "allowed", description="expected: some intents must be rejected (buffer full)"
@@ -136,6 +201,16 @@ def _distinct(values: list[Any]) -> list[Any]:
     return values
 
 
+def _own_marker(name: str) -> str:
+    if name in RESERVED_MARKERS:
+        raise _problem(
+            f"{name!r} is pytest's own marker: a scenario cannot skip itself, expect to fail or change how "
+            "it runs",
+            "a marker of your own for -m, e.g. soak; not " + ", ".join(RESERVED_MARKERS),
+        )
+    return name
+
+
 MATRIX_KEYS = "a dotted path to a value of the scenario, e.g. faults.0.mode, topology.agents"
 
 
@@ -144,9 +219,11 @@ class Scenario(_Strict):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="the file's name without .yaml")
     description: str = ""
-    seed: int | None = Field(None, ge=0, description="the default seed; --seed overrides it; absent: 0")
-    markers: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
-        default_factory=list, description="pytest markers, e.g. soak"
+    seed: int | None = Field(
+        None, ge=0, le=INT64_MAX, description="the default seed; --seed overrides it; absent: 0"
+    )
+    markers: list[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$"), AfterValidator(_own_marker)]] = (
+        Field(default_factory=list, description="pytest markers of your own, e.g. soak")
     )
     topology: Topology = Field(default_factory=Topology)
     load: Load
@@ -182,9 +259,22 @@ class Scenario(_Strict):
             for i, name in enumerate(self.random.targets or ()):
                 if problem := _node_error(name, agents):
                     yield ("random", "targets", i), *problem
+        if self.expect.min_committed > (intents := self.load.intents):
+            yield (
+                ("expect", "min_committed"),
+                f"{self.expect.min_committed} is more than the {intents} intents the load sends "
+                f"(rate {self.load.rate:g} for {self.load.duration:g}s)",
+                f"0..{intents}",
+            )
         for key in self.matrix or {}:
             if problem := self._matrix_key_error(key):
                 yield ("matrix", key), problem, MATRIX_KEYS
+        if (sets := self.parameter_set_count) > MAX_PARAMETER_SETS:
+            yield ("matrix",), f"{sets:,} parameter sets", f"at most {MAX_PARAMETER_SETS} parameter sets"
+
+    @property
+    def parameter_set_count(self) -> int:
+        return math.prod(len(values) for values in (self.matrix or {}).values())
 
     def _matrix_key_error(self, key: str) -> str | None:
         parts = key.split(".")

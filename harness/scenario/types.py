@@ -16,6 +16,60 @@ from harness.shape import GROUPS, MAX_AGENTS, SERVICES, node_names, select_links
 
 Loc = tuple[str | int, ...]
 
+# Limits, in one place (docs/scenarios.md states each, and a test holds the two together). The file's
+# shape is bounded so that `validate` judges any file in bounded time and memory; the numbers are bounded
+# by what takes them: NATS and Toxiproxy read 64-bit integers, netsync and Toxiproxy count milliseconds.
+
+MAX_FILE_BYTES = 1_048_576  # a shipped scenario is under 2 KB
+MAX_DEPTH = 16  # mappings and lists inside each other; a scenario needs 6
+MAX_NODES = 5_000  # keys and values, an alias counted at every use; a scenario needs about 200
+MAX_TEXT_CHARS = 10_000  # one key or value
+MAX_NUMBER_CHARS = 40  # one number as written: 19 digits fill a 64-bit integer
+MAX_PARAMETER_SETS = 256  # of a matrix
+MAX_EXPANDED_NODES = 100_000  # keys and values times parameter sets: what validating a matrix reads
+MAX_PLANNED_FAULTS = 1_000  # of one parameter set: its faults and what its random block plans
+MAX_FILE_PLANNED_FAULTS = 10_000  # of all the parameter sets of a file together
+INT64_MAX = 2**63 - 1  # NATS's max_msgs and max_bytes, Toxiproxy's sizes, seeds
+MAX_DURATION_S = 30 * 86_400.0  # any duration; NATS counts max_age in int64 nanoseconds
+MIN_DURATION_S = 0.001  # a duration that must be positive: netsync and Toxiproxy count milliseconds
+MIN_STREAM_WINDOW_S = 0.1  # NATS refuses a max_age or duplicate_window under 100 ms
+MAX_RATE = 10_000  # intents per second
+MAX_KEYS = 1_000_000
+MAX_CLIENTS = 1_000  # one connection (asyncio) or Locust user each
+MAX_BUFFER_CAP = 1_000_000
+MAX_BUDGET_MS = 3_600_000  # a latency budget: one hour
+# pytest's own markers, and pytest-asyncio's: a scenario that named one would skip itself, expect to fail,
+# or change how its test runs, unseen by whoever runs it.
+RESERVED_MARKERS = ("skip", "skipif", "xfail", "parametrize", "usefixtures", "filterwarnings", "asyncio")
+
+# Each limit as docs/scenarios.md writes it.
+LIMITS = {
+    "MAX_FILE_BYTES": f"{MAX_FILE_BYTES:,} bytes",
+    "MAX_DEPTH": f"{MAX_DEPTH} levels",
+    "MAX_NODES": f"{MAX_NODES:,} keys and values",
+    "MAX_TEXT_CHARS": f"{MAX_TEXT_CHARS:,} characters",
+    "MAX_NUMBER_CHARS": f"{MAX_NUMBER_CHARS} characters",
+    "MAX_PARAMETER_SETS": f"{MAX_PARAMETER_SETS} parameter sets",
+    "MAX_EXPANDED_NODES": f"{MAX_EXPANDED_NODES:,} keys and values",
+    "MAX_PLANNED_FAULTS": f"{MAX_PLANNED_FAULTS:,} faults",
+    "MAX_FILE_PLANNED_FAULTS": f"{MAX_FILE_PLANNED_FAULTS:,} faults",
+    "INT64_MAX": f"{INT64_MAX}",
+    "MAX_DURATION_S": "720h (30 days)",
+    "MIN_DURATION_S": "1ms",
+    "MIN_STREAM_WINDOW_S": "100ms",
+    "MAX_RATE": f"{MAX_RATE:,} intents per second",
+    "MAX_KEYS": f"{MAX_KEYS:,} keys",
+    "MAX_CLIENTS": f"{MAX_CLIENTS:,} clients",
+    "MAX_BUFFER_CAP": f"{MAX_BUFFER_CAP:,} intents",
+    "MAX_BUDGET_MS": f"{MAX_BUDGET_MS:,} ms",
+    "RESERVED_MARKERS": ", ".join(f"`{m}`" for m in RESERVED_MARKERS),
+}
+
+
+def shorten(text: str, keep: int = 40) -> str:
+    """A key or value as an error shows it: a long one cut, with its length."""
+    return text if len(text) <= keep else f"{text[:keep]}... ({len(text):,} characters)"
+
 
 class ScenarioError(HarnessError):
     """A scenario file is unreadable or invalid; each problem reads `FILE:LINE: path: what; allowed: ...`."""
@@ -36,7 +90,9 @@ def _problem(what: str, allowed: str = "", at: Loc = ()) -> PydanticCustomError:
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-DURATION_FORMS = "a number of seconds (1.5), or a number with a unit: 500ms, 20s, 2m, 1h, 1m30s"
+DURATION_FORMS = (
+    "a number of seconds (1.5), or a number with a unit: 500ms, 20s, 2m, 1h, 1m30s; at most 720h (30 days)"
+)
 
 
 def parse_duration(value: object) -> float:
@@ -44,8 +100,8 @@ def parse_duration(value: object) -> float:
     seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
+    elif isinstance(value, str) and len(text := value.strip()) <= MAX_NUMBER_CHARS:
+        # (a long text is no duration; the pattern would take quadratic time to say so)
         if _DURATION.fullmatch(text):
             seconds = sum(float(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(text))
         else:
@@ -54,28 +110,35 @@ def parse_duration(value: object) -> float:
             except ValueError:
                 pass
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        raise _problem(f"not a duration: {value!r}", DURATION_FORMS)
+        raise _problem(f"not a duration: {shorten(repr(value))}", DURATION_FORMS)
+    if seconds > MAX_DURATION_S:
+        raise _problem(f"got {shorten(repr(value))}: longer than 720h (30 days)", DURATION_FORMS)
     return seconds
 
 
 def _positive_duration(value: object) -> float:
     seconds = parse_duration(value)
     if seconds == 0:
-        raise _problem(f"got {value!r}: should be longer than 0", DURATION_FORMS)
+        raise _problem(f"got {value!r}: should be longer than 0", f"1ms or more: {DURATION_FORMS}")
+    if seconds < MIN_DURATION_S:
+        raise _problem(f"got {value!r}: shorter than 1ms", f"1ms or more: {DURATION_FORMS}")
     return seconds
 
 
-def _duration_schema(minimum: str) -> dict[str, Any]:
+def _duration_schema(minimum: float) -> dict[str, Any]:
     pattern = r"^\s*(\d+(\.\d+)?|(\d+(\.\d+)?(ms|s|m|h))+)\s*$"
     return {
-        "anyOf": [{"type": "number", minimum: 0}, {"type": "string", "pattern": pattern}],
+        "anyOf": [
+            {"type": "number", "minimum": minimum, "maximum": MAX_DURATION_S},
+            {"type": "string", "pattern": pattern},
+        ],
         "description": f"a duration: {DURATION_FORMS}",
     }
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_duration_schema("minimum"))]
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_duration_schema(0))]
 PositiveDuration = Annotated[
-    float, BeforeValidator(_positive_duration), WithJsonSchema(_duration_schema("exclusiveMinimum"))
+    float, BeforeValidator(_positive_duration), WithJsonSchema(_duration_schema(MIN_DURATION_S))
 ]
 
 
@@ -154,4 +217,5 @@ Links = Annotated[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: `agents: yes` is no 1 and `keys: "16"` no 16; no inf or nan for any number
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
