@@ -107,14 +107,22 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.scenario import validate_files
+    from harness.scenario import validate_each
 
-    problems = validate_files(args.files)
-    for p in problems:
-        print(p, file=sys.stderr)
-    if not problems:
-        print("valid: " + " ".join(args.files))
-    return 2 if problems else 0
+    judged = invalid = 0
+    for _path, problems in validate_each(args.files):  # every file, whatever the one before it held
+        judged += 1
+        invalid += bool(problems)
+        for p in problems:
+            print(p, file=sys.stderr, flush=True)
+    if not judged:
+        print("no scenario files (*.yaml) in: " + " ".join(args.files), file=sys.stderr)
+        return 2
+    if invalid:
+        print(f"invalid: {invalid} of {judged} scenario files", file=sys.stderr)
+        return 2
+    print("valid: " + " ".join(args.files))
+    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -3,7 +3,9 @@ block expanded into a time-ordered list of start and stop steps."""
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,8 +15,8 @@ from harness.scenario import (
     RandomFaults,
     Scenario,
     ScenarioError,
-    node_names,
 )
+from harness.scenario.types import MAX_PLANNED_FAULTS, Loc
 
 Action = Literal["start", "stop"]
 _ORDER = {"stop": 0, "start": 1}  # at one instant, heal first: a new fault never overlaps the last one
@@ -32,6 +34,9 @@ def plan(scenario: Scenario, seed: int) -> list[Step]:
     """Every start and stop of the scenario's faults in time order (stops before starts at one instant).
     The file's faults are f1, f2, … in file order, the random block's r1, r2, …; a fault without an end
     stops when the load ends. The same scenario and seed always give the same plan."""
+    if problem := next(problems(scenario), None):
+        path, what, allowed = problem
+        raise ScenarioError(f"{'.'.join(map(str, path))}: {what}; allowed: {allowed}")
     end = scenario.load.duration
     faults = [(f"f{i}", fault) for i, fault in enumerate(scenario.faults, 1)]
     if scenario.random is not None:
@@ -48,29 +53,66 @@ def plan(scenario: Scenario, seed: int) -> list[Step]:
     return sorted(steps, key=lambda s: (s.at, _ORDER[s.action], order[id(s)]))
 
 
+def problems(scenario: Scenario) -> Iterator[tuple[Loc, str, str]]:
+    """What would make `plan` fail or run without bound for this scenario, whatever the seed, as (path in
+    the file, what, allowed): `validate` asks before it plans, so a file it passes plans at run time."""
+    block, agents, end = scenario.random, scenario.topology.agents, scenario.load.duration
+    if len(scenario.faults) > MAX_PLANNED_FAULTS:
+        yield ("faults",), f"{len(scenario.faults):,} faults", f"at most {MAX_PLANNED_FAULTS:,} faults"
+        return
+    if block is None:
+        return
+    if not block.kinds(agents):
+        yield (
+            ("random", "faults"),
+            f"none of the fault kinds {', '.join(block.faults)} can act on the targets "
+            f"{', '.join(block.chosen_targets(agents))}",
+            _KINDS_NEED,
+        )
+        return
+    room = MAX_PLANNED_FAULTS - len(scenario.faults)
+    if planned(scenario) > MAX_PLANNED_FAULTS:
+        beside = f" beside the file's {len(scenario.faults)}" if scenario.faults else ""
+        yield (
+            ("random",),
+            f"plans more than {room:,} faults{beside} in {end:g}s (one every "
+            f"{max(block.interval, block.duration):g}s)",
+            f"at most {MAX_PLANNED_FAULTS:,} faults in all: a longer interval, or a shorter `for`",
+        )
+
+
+def planned(scenario: Scenario) -> int:
+    """How many faults `plan` makes (the file's and the random block's), counted without making them;
+    past MAX_PLANNED_FAULTS the count stops at MAX_PLANNED_FAULTS + 1."""
+    count = len(scenario.faults)
+    if scenario.random is not None and count <= MAX_PLANNED_FAULTS:
+        windows = scenario.random.windows(scenario.load.duration)
+        count += sum(1 for _ in itertools.islice(windows, MAX_PLANNED_FAULTS + 1 - count))
+    return count
+
+
+_KINDS_NEED = (
+    "two targets or more for a partition, nats or surrealdb among the targets for an outage, an agent "
+    "for a repeat"
+)
+
+
 def expand_random(block: RandomFaults, agents: int, end: float, seed: int) -> list[BaseFault]:
     """The random block as concrete faults: every `interval` (never before the previous one stopped) a
     fault of an allowed kind on allowed targets, for `duration`, all inside the block's window and the
     load."""
-    targets = list(dict.fromkeys(block.targets or node_names(agents)))
-    kinds = [kind for kind in block.faults if FAULTS[kind].random_applies(targets)]
+    targets = block.chosen_targets(agents)
+    kinds = block.kinds(agents)
     if not kinds:
         raise ScenarioError(
             f"random: none of the fault kinds {', '.join(block.faults)} can act on the targets "
-            f"{', '.join(targets)}; allowed: two targets or more for a partition, nats or surrealdb among "
-            "the targets for an outage"
+            f"{', '.join(targets)}; allowed: {_KINDS_NEED}"
         )
     rng = random.Random(seed)
-    window_end = end if block.for_ is None else min(block.at + block.for_, end)
     faults: list[BaseFault] = []
-    t = block.at
-    while t < window_end:
+    for at, length in block.windows(end):
         kind = rng.choice(kinds)
-        length = round(min(block.duration, window_end - t), 6)
-        if length <= 0:  # what is left of the window rounds to nothing
-            break
         cls = FAULTS[kind]
-        fields = {"fault": kind, "at": round(t, 6), "for": length, **cls.random_fields(rng, targets, agents)}
+        fields = {"fault": kind, "at": at, "for": length, **cls.random_fields(rng, targets, agents)}
         faults.append(cls.model_validate(fields))
-        t = round(max(t + block.interval, t + length), 6)
     return faults

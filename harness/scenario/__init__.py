@@ -21,7 +21,7 @@ from harness.scenario.faults import (
     SlicerFault,
     SlowCloseFault,
 )
-from harness.scenario.loader import SOAK, load_scenario, load_scenarios, validate_files
+from harness.scenario.loader import SOAK, load_scenario, load_scenarios, validate_each, validate_files
 from harness.scenario.model import (
     Expect,
     LatencyBudget,
@@ -89,5 +89,6 @@ __all__ = [
     "node_names",
     "parse_duration",
     "select_links",
+    "validate_each",
     "validate_files",
 ]

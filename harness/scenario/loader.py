@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import NoneType, UnionType
@@ -18,7 +20,18 @@ from pydantic_core import ErrorDetails
 
 from harness.scenario.faults import FAULTS
 from harness.scenario.model import MATRIX_KEYS, Scenario, _id_value, _set_path
-from harness.scenario.types import Loc, ScenarioError
+from harness.scenario.types import (
+    MAX_DEPTH,
+    MAX_EXPANDED_NODES,
+    MAX_FILE_BYTES,
+    MAX_FILE_PLANNED_FAULTS,
+    MAX_NODES,
+    MAX_NUMBER_CHARS,
+    MAX_TEXT_CHARS,
+    Loc,
+    ScenarioError,
+    shorten,
+)
 
 # Turning pydantic's errors into the file's terms
 
@@ -72,19 +85,58 @@ def _got(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing (null)"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, int) and value.bit_length() > 200:  # repr of a huge int is slow, or refused
+        return f"an integer of {value.bit_length()} bits"
+    return shorten(repr(value), 60)
 
 
 def _fields(model: Any) -> str:
     return ", ".join(f.alias or n for n, f in model.model_fields.items()) if _is_model(model) else ""
 
 
+_Explain = Callable[[ErrorDetails, type[BaseModel] | None, Any], tuple[str, str]]
+
+
 def _unknown_field(err: ErrorDetails, model: type[BaseModel] | None, tp: Any) -> tuple[str, str]:
     key = str(err["loc"][-1])
     known = _fields(model).split(", ")
-    close = difflib.get_close_matches(key, known, n=1)
-    return f"unknown field {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""), _fields(model)
+    close = difflib.get_close_matches(key, known, n=1) if len(key) <= 100 else []
+    shown = repr(key) if len(key) <= 40 else f"{key[:40]!r}... ({len(key):,} characters)"
+    what = f"unknown field {shown}"
+    return what + (f" (did you mean {close[0]!r}?)" if close else ""), _fields(model)
+
+
+def _range(model: type[BaseModel] | None, name: str | int) -> str:
+    """The range a numeric field takes, e.g. `1..7`, `more than 0, at most 10000`, or ""."""
+    field = model.model_fields.get(str(name)) if model is not None else None
+    bounds: dict[str, Any] = {}
+    for meta in field.metadata if field is not None else ():
+        for bound in ("gt", "ge", "lt", "le"):
+            if getattr(meta, bound, None) is not None:
+                bounds[bound] = getattr(meta, bound)
+    if "ge" in bounds and "le" in bounds:
+        return f"{bounds['ge']}..{bounds['le']}"
+    words = {"gt": "more than", "ge": "at least", "lt": "less than", "le": "at most"}
+    return ", ".join(f"{words[bound]} {value}" for bound, value in bounds.items())
+
+
+def _not_a(kind: str) -> _Explain:
+    def explain(err: ErrorDetails, model: type[BaseModel] | None, tp: Any) -> tuple[str, str]:
+        value = err["input"]
+        what = f"got {_got(value)}: not {kind}"
+        if isinstance(value, bool):
+            what += " (true, false, yes and no are booleans in YAML)"
+        elif isinstance(value, str) and kind != "text":
+            what += " (it is text: drop the quotes)"
+        limits = _range(model, err["loc"][-1]) if kind != "text" else ""
+        return what, kind + (f", {limits}" if limits else "")
+
+    return explain
+
+
+def _out_of_range(err: ErrorDetails, model: type[BaseModel] | None, tp: Any) -> tuple[str, str]:
+    msg = err["msg"].replace("Input should be", "should be")
+    return f"got {_got(err['input'])}: {msg}", _range(model, err["loc"][-1])
 
 
 def _not_literal(err: ErrorDetails, model: type[BaseModel] | None, tp: Any) -> tuple[str, str]:
@@ -92,7 +144,6 @@ def _not_literal(err: ErrorDetails, model: type[BaseModel] | None, tp: Any) -> t
     return f"got {_got(err['input'])}", ", ".join(re.findall(r"'([^']*)'", expected)) or expected
 
 
-_Explain = Callable[[ErrorDetails, type[BaseModel] | None, Any], tuple[str, str]]
 _EXPLAIN: dict[str, _Explain] = {
     "scenario": lambda e, m, t: (e["msg"], e["ctx"]["allowed"]),
     "missing": lambda e, m, t: ("required, but missing", ""),
@@ -103,6 +154,20 @@ _EXPLAIN: dict[str, _Explain] = {
     "model_type": lambda e, m, t: (f"got {_got(e['input'])}, not a mapping", _fields(t)),
     "dict_type": lambda e, m, t: (f"got {_got(e['input'])}, not a mapping", ""),
     "list_type": lambda e, m, t: (f"got {_got(e['input'])}, not a list", ""),
+    "int_type": _not_a("an integer"),
+    "int_from_float": _not_a("an integer"),
+    "float_type": _not_a("a number"),
+    "finite_number": _not_a("a finite number"),
+    "string_type": _not_a("text"),
+    "bool_type": _not_a("true or false"),
+    "string_pattern_mismatch": lambda e, m, t: (
+        f"got {_got(e['input'])}",
+        f"text matching {e['ctx']['pattern']}" + (", e.g. soak" if e["loc"][0] == "markers" else ""),
+    ),
+    "greater_than": _out_of_range,
+    "greater_than_equal": _out_of_range,
+    "less_than": _out_of_range,
+    "less_than_equal": _out_of_range,
 }
 
 
@@ -118,29 +183,166 @@ def _explain(err: ErrorDetails, model: type[BaseModel] | None, tp: Any) -> tuple
 _Value = tuple[Any, yaml.Node | None]  # a substituted value and the YAML node it came from, if any
 
 
-def _parse(text: str, file: str) -> tuple[yaml.Node, dict[str, Any]]:
-    loader = yaml.SafeLoader(text)
+# libyaml when present: fast, and it parses (though not composes) without recursion, like PyYAML's parser
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent)
+
+
+def _shown_path(path: Iterable[str | int]) -> str:
+    """`faults.0.mode`, each key cut short and a key with a line break or control character quoted, so
+    that a problem stays one line."""
+    parts = [str(part) for part in path]
+    return ".".join(shorten(part if part.isprintable() else repr(part)) for part in parts) or "(top level)"
+
+
+class _Frame:
+    """An open mapping or list met by `_scan`: where it is, and how much it holds so far."""
+
+    __slots__ = ("anchor", "children", "mapping", "part", "start")
+
+    def __init__(self, mapping: bool, anchor: str | None, start: int) -> None:
+        self.mapping, self.anchor, self.start = mapping, anchor, start
+        self.children = 0
+        self.part: str | int = ""
+
+
+def _scan(text: str, file: str) -> int:
+    """Refuse, from YAML's events and before anything is built from them, a file whose nesting, size once
+    its aliases are expanded, or one key or value would make the rest take unbounded time or memory (YAML's
+    composer recurses, an alias bomb expands exponentially, `int()` refuses 4,300 digits). Returns how
+    many keys and values the file holds, aliases expanded."""
+    resolver = yaml.resolver.Resolver()
+    frames: list[_Frame] = []
+    sizes: dict[str, int] = {}  # an anchor's keys and values; -1 while its own mapping or list is open
+    total = 0
+
+    def refuse(event: yaml.Event, what: str, allowed: str) -> ScenarioError:
+        where = _shown_path(f.part for f in frames)
+        return ScenarioError(f"{file}:{event.start_mark.line + 1}: {where}: {what}; allowed: {allowed}")
+
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionEndEvent):
+            frame = frames.pop()
+            if frame.anchor is not None:
+                sizes[frame.anchor] = total - frame.start
+            continue
+        if not isinstance(event, _NODE_EVENTS):
+            continue
+        if frames:
+            parent = frames[-1]
+            if not parent.mapping:
+                parent.part = parent.children
+            elif parent.children % 2 == 0:  # a key: the path names it
+                parent.part = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+            parent.children += 1
+        size = 1
+        if isinstance(event, yaml.AliasEvent):
+            size = sizes.get(event.anchor, 1)
+            if size < 0:
+                raise refuse(
+                    event, f"alias *{shorten(event.anchor)} inside itself", "an alias after its anchor"
+                )
+        total += size
+        if total > MAX_NODES:
+            raise refuse(
+                event,
+                f"more than {MAX_NODES:,} keys and values (an alias counts all of its anchor's at each use)",
+                f"at most {MAX_NODES:,} keys and values",
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(frames) >= MAX_DEPTH:
+                raise refuse(event, f"nesting deeper than {MAX_DEPTH} levels", f"at most {MAX_DEPTH} levels")
+            frames.append(_Frame(isinstance(event, yaml.MappingStartEvent), event.anchor, total - 1))
+            if event.anchor is not None:
+                sizes[event.anchor] = -1
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+            value = event.value
+            if len(value) > MAX_TEXT_CHARS:
+                what = f"a key or value of {len(value):,} characters"
+                raise refuse(event, what, f"at most {MAX_TEXT_CHARS:,} characters")
+            if len(value) > MAX_NUMBER_CHARS and (
+                event.tag in _NUMBER_TAGS
+                or (
+                    event.implicit[0]
+                    and resolver.resolve(yaml.ScalarNode, value, (True, False)) in _NUMBER_TAGS
+                )
+            ):
+                what = f"a number of {len(value):,} characters"
+                raise refuse(event, what, f"a number of at most {MAX_NUMBER_CHARS} characters")
+    return total
+
+
+def _unconstructable(root: yaml.Node, file: str, error: Exception) -> str:
+    """The first value YAML cannot build (`!!int x`, `2001-13-45`), as a problem at its line."""
+    constructor = yaml.constructor.SafeConstructor()
+    stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                constructor.construct_object(node)
+            except Exception as e:
+                where = _shown_path(path)
+                line = node.start_mark.line + 1
+                kind = node.tag.rsplit(":", 1)[-1]
+                what = f"cannot read {shorten(repr(node.value))} as {kind}: {shorten(str(e), 100)}"
+                return f"{file}:{line}: {where}: {what}; allowed: a value YAML reads as {kind}, or no tag"
+        elif isinstance(node, yaml.MappingNode):
+            stack += [
+                (value, (*path, key.value if isinstance(key, yaml.ScalarNode) else "?"))
+                for key, value in reversed(node.value)
+            ]
+            stack += [(key, path) for key, _value in reversed(node.value)]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(item, (*path, i)) for i, item in reversed(list(enumerate(node.value)))]
+    return f"{file}: not valid YAML: {shorten(str(error), 200)}"
+
+
+def _parse(text: str, file: str) -> tuple[yaml.Node, dict[str, Any], int]:
+    root: yaml.Node | None = None
+    loader: Any = None
     try:
+        nodes = _scan(text, file)
+        loader = _Loader(text)
         root = loader.get_single_node()
         if root is not None:
             if duplicates := list(_duplicate_keys(root, file)):
                 raise ScenarioError(duplicates)
-        data = loader.construct_document(root) if root is not None else None
+        try:
+            data = loader.construct_document(root) if root is not None else None
+        except (ValueError, TypeError, OverflowError, AttributeError) as e:  # a scalar its tag cannot build
+            raise ScenarioError(_unconstructable(root, file, e)) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f":{mark.line + 1}" if mark else ""
         context = ""
         if e.problem and e.context and e.context_mark:  # where the construct that broke started
             context = f" ({e.context} at line {e.context_mark.line + 1})"
-        raise ScenarioError(f"{file}{line}: not valid YAML: {e.problem or e.context}{context}") from e
+        problem = shorten(str(e.problem or e.context), 200)
+        allowed = f"; allowed: at most {MAX_DEPTH} levels" if "nesting depth" in problem else ""  # libyaml's
+        raise ScenarioError(f"{file}{line}: not valid YAML: {problem}{context}{allowed}") from None
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow, such as NUL
+        line = text.count("\n", 0, e.position) + 1
+        raise ScenarioError(
+            f"{file}:{line}: not valid YAML: unacceptable character #x{e.character:04x}: {e.reason}; "
+            "allowed: printable text"
+        ) from None
     except yaml.YAMLError as e:
-        raise ScenarioError(f"{file}: not valid YAML: {e}") from e
+        raise ScenarioError(f"{file}: not valid YAML: {shorten(str(e), 200)}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         line = root.start_mark.line + 1 if root is not None else 1
         raise ScenarioError(f"{file}:{line}: got {_got(data)}, not a mapping; allowed: {_fields(Scenario)}")
-    return root, data
+    return root, data, nodes
 
 
 def _duplicate_keys(
@@ -192,12 +394,25 @@ class _Source:
         self.path = Path(path)
         self.file = str(path)
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ScenarioError(f"{self.file}: not UTF-8 text") from None
+            if not stat.S_ISREG(self.path.stat().st_mode):  # a FIFO or a device would block or never end
+                raise ScenarioError(f"{self.file}: not a regular file; allowed: a YAML file")
+            with self.path.open("rb") as f:
+                raw = f.read(MAX_FILE_BYTES + 1)  # never more: a 100 MB file is refused unread
+                size = max(os.fstat(f.fileno()).st_size, len(raw))
         except OSError as e:
             raise ScenarioError(f"{self.file}: cannot read: {e.strerror or e}") from None
-        self.root, self.data = _parse(text, self.file)
+        if len(raw) > MAX_FILE_BYTES:
+            shown = f"{size / 2**20:,.0f} MiB" if size >= 2**20 else f"{size:,} bytes"
+            raise ScenarioError(
+                f"{self.file}:1: (top level): the file has {shown}; allowed: at most {MAX_FILE_BYTES:,} bytes"
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise ScenarioError(f"{self.file}:{line}: not UTF-8 text; allowed: UTF-8 text") from None
+        self.root, self.data, self.nodes = _parse(text, self.file)
+        self.planned = 0  # faults planned so far, over the parameter sets
 
     def validate(self, values: Mapping[str, _Value], parameter_set: str | None = None) -> Scenario:
         """The scenario with `values` set at their dotted paths; a parameter set drops the matrix."""
@@ -222,10 +437,40 @@ class _Source:
             problems += [
                 self._from_pydantic(err, values, parameter_set) for err in e.errors(include_url=False)
             ]
+        else:
+            problems += self._plan_problems(scenario, values, parameter_set)
         if problems:
             raise ScenarioError(message for _line, message in sorted(problems, key=lambda p: p[0]))
         scenario._parameters = {key: value for key, (value, _node) in values.items()}
         return scenario
+
+    def _plan_problems(
+        self, scenario: Scenario, values: Mapping[str, _Value], parameter_set: str | None
+    ) -> list[tuple[int, str]]:
+        """Plan the schedule as a run would (with the file's seed; a seed changes which faults, never
+        whether or how many), so that a file `validate` passes never fails to plan."""
+        from harness import schedule  # schedule reads the model: imported here, not at the top
+
+        if scenario.matrix:  # judged once per parameter set
+            return []
+        ps = f" (in parameter set {shorten(parameter_set, 100)})" if parameter_set else ""
+        self.planned += schedule.planned(scenario)
+        if self.planned > MAX_FILE_PLANNED_FAULTS:
+            what = f"its parameter sets plan more than {MAX_FILE_PLANNED_FAULTS:,} faults together{ps}"
+            allowed = f"at most {MAX_FILE_PLANNED_FAULTS:,} faults over all parameter sets"
+            raise _Exhausted([self._message(("matrix",), what, allowed, {})[1]])
+        found = [
+            self._message(path, what + ps, allowed, values)
+            for path, what, allowed in schedule.problems(scenario)
+        ]
+        if not found:
+            try:
+                schedule.plan(scenario, scenario.seed or 0)
+            except (ScenarioError, ValidationError) as e:
+                found.append(
+                    self._message(("random",), f"cannot be planned: {shorten(str(e), 300)}{ps}", "", values)
+                )
+        return found
 
     def parameter_sets(self, matrix: dict[str, list[Any]]) -> Iterator[tuple[str, dict[str, _Value]]]:
         keys = list(matrix)
@@ -251,13 +496,13 @@ class _Source:
         path, model, tp = _locate(loc)
         what, allowed = _explain(err, model, tp)
         if parameter_set:
-            what += f" (in parameter set {parameter_set})"
+            what += f" (in parameter set {shorten(parameter_set, 100)})"
         return self._message(path, what, allowed, values)
 
     def _message(self, path: Loc, what: str, allowed: str, values: Mapping[str, _Value]) -> tuple[int, str]:
         line = self._line(path, values)
         where = f"{self.file}:{line}" if line is not None else f"{self.file} (overridden)"
-        shown = ".".join(map(str, path)) or "(top level)"
+        shown = _shown_path(path)
         return line or 0, f"{where}: {shown}: {what}" + (f"; allowed: {allowed}" if allowed else "")
 
     def _line(self, path: Loc, values: Mapping[str, _Value]) -> int | None:
@@ -278,6 +523,10 @@ class _Source:
                 continue
             anchor, node = step
         return anchor.start_mark.line + 1
+
+
+class _Exhausted(ScenarioError):
+    """The parameter sets planned so far reach the file's limit: judge no more of them."""
 
 
 def _as_values(overrides: Mapping[str, Any] | None) -> dict[str, _Value]:
@@ -308,11 +557,21 @@ def load_scenarios(
         base = source.validate(extra)
     if not base.matrix:
         return [("", base)]
+    if (work := base.parameter_set_count * source.nodes) > MAX_EXPANDED_NODES:
+        what = (
+            f"{base.parameter_set_count} parameter sets of {source.nodes:,} keys and values each: "
+            f"{work:,} to check"
+        )
+        allowed = f"parameter sets times keys and values at most {MAX_EXPANDED_NODES:,}"
+        raise ScenarioError(source._message(("matrix",), what, allowed, {})[1])
     sets: list[tuple[str, Scenario]] = []
     problems: list[str] = []
     for ident, values in source.parameter_sets(base.matrix):
         try:
             sets.append((ident, source.validate({**values, **extra}, ident)))
+        except _Exhausted as e:
+            problems += e.problems
+            break
         except ScenarioError as e:
             problems += [p for p in e.problems if p not in problems]
     if problems:
@@ -330,10 +589,24 @@ def _scenario_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 def validate_files(paths: Iterable[str | Path]) -> list[str]:
     """Every problem in the given scenario files (a folder stands for its *.yaml files); empty: all good."""
-    problems: list[str] = []
+    return [problem for _path, problems in validate_each(paths) for problem in problems]
+
+
+def validate_each(paths: Iterable[str | Path]) -> Iterator[tuple[Path, list[str]]]:
+    """Each scenario file (a folder stands for its *.yaml files) with its problems; one file's problems,
+    whatever they are, never keep the next file from being judged."""
     for path in _scenario_files(paths):
         try:
             load_scenarios(path)
         except ScenarioError as e:
-            problems.extend(e.problems)
-    return problems
+            yield path, e.problems
+        except Exception as e:  # a file the checks above missed: a bug here, still no traceback
+            yield (
+                path,
+                [
+                    f"{path}: could not be judged ({type(e).__name__}: {shorten(str(e), 200)}); "
+                    "please report this file as a bug of solar-chaos validate"
+                ],
+            )
+        else:
+            yield path, []
