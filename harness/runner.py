@@ -197,7 +197,7 @@ async def _drive(
     history, load = open_load(scenario, sut, out, seed, cid_prefix, workers, say)
     steps = plan(scenario, seed)
     nemesis = Nemesis(sut, history.record, load.answered)
-    sampler = Sampler(sut, out / store.SAMPLES, history.now, interval_for(scenario.load.duration))
+    sampler = Sampler(sut, out / store.SAMPLES, history.now, interval_for(scenario.load.duration), load.pids)
     stop_sampling = asyncio.Event()
     active: dict[str, str] = {}
 

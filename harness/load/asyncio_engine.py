@@ -75,6 +75,9 @@ class Load:
     def finish(self, say: object = None) -> None:
         return None  # the history was written in place
 
+    def pids(self) -> dict[str, int]:
+        return {}  # it runs in the harness's own process, sampled as `harness`
+
     def _sent(self, intent: Intent, process: str) -> None:
         self.history.record(invoke(process, intent))
 

@@ -97,7 +97,13 @@ class LocustLoad:
         return [a for _, a in found[-ANSWERS_KEPT:]]
 
     def pids(self) -> dict[str, int]:
-        return {name: p.pid for name, p in self.procs.items()}
+        """The running Locust processes by their samples.jsonl source: `locust` alone, or
+        `locust-master` and `locust-worker-K` in distributed mode."""
+        return {
+            (name if name == "locust" else f"locust-{name}"): p.pid
+            for name, p in self.procs.items()
+            if p.poll() is None
+        }
 
     async def prepare(self) -> None:
         """Start Locust and wait until every load process has its users spawned (before t = 0)."""

@@ -1,19 +1,20 @@
 """Observation: periodic samples of every process of the run and of the stream and consumer, taken on
 the direct observation plane, never through Toxiproxy (samples.jsonl, docs/run-format.md): netsync's
 nodes from their /metrics (`services`), NATS from its monitoring endpoint (`nats`), SurrealDB, NATS,
-Toxiproxy and the harness itself from outside (`processes`)."""
+Toxiproxy, the harness itself and its Locust processes from outside (`processes`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from harness.observe.nats import jetstream_sample, server_sample
-from harness.observe.processes import ContainerProcesses, harness_sample
+from harness.observe.processes import ContainerProcesses, harness_sample, proc_sample
 from harness.observe.services import METRICS, parse_metrics, service_sample
 from harness.topology.system import System
 
@@ -30,12 +31,20 @@ def interval_for(duration: float) -> float:
 
 
 class Sampler:
-    def __init__(self, sut: System, path: Path, now: Any, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        sut: System,
+        path: Path,
+        now: Any,
+        interval: float = 1.0,
+        load_pids: Callable[[], dict[str, int]] = dict,
+    ) -> None:
         self.sut = sut
         self.path = path
         self.now = now
         self.interval = interval
         self.processes = ContainerProcesses(sut)
+        self.load_pids = load_pids  # the load's own processes (Locust's), by source name
 
     async def sample_once(self, http: httpx.AsyncClient, f: Any) -> None:
         t = round(self.now(), 3)
@@ -46,6 +55,7 @@ class Sampler:
         probes |= {n: asyncio.to_thread(self.processes.sample, n) for n in OUTSIDE if n != "nats"}
         got = await asyncio.gather(*probes.values())
         records = [*zip(probes, got, strict=True), ("harness", harness_sample())]
+        records += [(name, proc_sample(pid)) for name, pid in self.load_pids().items()]
         for source, sample in records:
             if sample:
                 f.write(json.dumps({"t": t, "source": source, **sample}) + "\n")

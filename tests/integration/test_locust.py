@@ -30,6 +30,12 @@ expect:
 """
 
 
+def sampled(run_dir: Path) -> set[str]:
+    """The sources of samples.jsonl that have a resident memory figure."""
+    lines = (run_dir / store.SAMPLES).read_text().splitlines()
+    return {s["source"] for s in map(json.loads, lines) if s.get("rss_bytes")}
+
+
 def well_formed(run_dir: Path, processes: int) -> list[dict]:
     """history.jsonl as the checkers need it, and what the merge said about it."""
     ops = [json.loads(line) for line in (run_dir / store.HISTORY).read_text().splitlines()]
@@ -74,6 +80,7 @@ def test_a_scenario_with_the_locust_engine_is_judged_valid(images, tmp_path: Pat
     rec = verdict["checks"]["reconciliation"]
     assert rec["accepted"] + rec["refused"] + rec["unknown"] == 240
     assert json.loads((run_dir / store.SCENARIO).read_text())["load"]["engine"] == "locust"
+    assert {"harness", "locust"} <= sampled(run_dir)  # the load's memory is watched like the harness's
 
 
 def test_load_workers_2_runs_a_master_and_two_workers_and_the_verdict_holds(images, tmp_path: Path) -> None:
@@ -98,6 +105,7 @@ def test_load_workers_2_runs_a_master_and_two_workers_and_the_verdict_holds(imag
     assert props["verdict"] == "valid", props
     for name in ("master", "worker-0", "worker-1"):
         assert (run_dir / "locust" / f"{name}.log").is_file()
+        assert f"locust-{name}" in sampled(run_dir)
     resolved = json.loads((run_dir / store.SCENARIO).read_text())
     assert resolved["load"]["engine"] == "locust" and resolved["load"]["workers"] == 2
     assert "--load-workers 2" in resolved["rerun"]
