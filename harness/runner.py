@@ -18,6 +18,7 @@ from harness.images import Images
 from harness.load import open_load
 from harness.nemesis import Nemesis
 from harness.observe import Sampler, interval_for
+from harness.observe.selftrace import SelfTrace
 from harness.report import write_index, write_report
 from harness.scenario import SOAK, Scenario
 from harness.schedule import plan
@@ -200,6 +201,8 @@ async def _drive(
     sampler = Sampler(sut, out / store.SAMPLES, history.now, interval_for(scenario.load.duration), load.pids)
     stop_sampling = asyncio.Event()
     active: dict[str, str] = {}
+    trace = SelfTrace(out)  # SOLAR_CHAOS_TRACEMALLOC=1: where the harness's own memory grows
+    trace.start()
 
     async def faults() -> None:
         for step in steps:
@@ -237,7 +240,10 @@ async def _drive(
             tg.create_task(sampler.run(stop_sampling))
             tg.create_task(report())
             fault_task = tg.create_task(faults())
+            traced = tg.create_task(trace.mark_after_warmup(scenario.load.duration))
             await load.run()
+            traced.cancel()
+            trace.finish()
             fault_task.cancel()  # faults still scheduled past the load's end are not started
             # Let a fault being applied right now finish first, or it could land after the heal.
             await asyncio.gather(fault_task, return_exceptions=True)
