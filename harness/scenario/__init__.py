@@ -1,6 +1,7 @@
 """Scenario files (`scenarios/*.yaml`): the one pydantic model (`model`, `faults`, `types`), its JSON
 Schema, and a loader (`loader`) whose every error names the file, the line, the path inside the file and
-what is allowed."""
+what is allowed: `yaml_source` reads the YAML within bounds, `explain` puts pydantic's errors in the file's
+terms."""
 
 from harness.scenario.faults import (
     FAULT_TYPES,
