@@ -11,7 +11,6 @@ in-progress acks. A body that can never be projected is logged and terminated.
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from collections.abc import Sequence
 from typing import Any
@@ -21,19 +20,12 @@ import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    ProcessCollector,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import disable_created_metrics
 
 from netsync import buggify
 from netsync.logs import Log
 from netsync.projection import CREATE, UPSERT, Malformed, parse_body
+from netsync.projector_http import Metrics, serve_http
 from netsync.settings import ConfigError, ProjectorSettings, env_int
 from netsync.surreal import SurrealConnection
 
@@ -42,29 +34,6 @@ BATCH = 32
 FETCH_TIMEOUT = 1.0
 BACKOFF_FIRST = 0.1
 BACKOFF_CAP = 2.0
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
-        r = self.registry
-        self.projected = Counter("netsync_projected", "Messages written to SurrealDB and acked", registry=r)
-        self.write_failures = Counter(
-            "netsync_projector_write_failures", "Failed SurrealDB writes (each retried)", registry=r
-        )
-        self.terminated = Counter(
-            "netsync_projector_terminated", "Malformed messages terminated unprojected", registry=r
-        )
-        self.last_seq = Gauge(
-            "netsync_projector_last_seq", "Stream seq of the last projected message", registry=r
-        )
-        self.nats_connected = Gauge(
-            "netsync_projector_nats_connected", "1 when connected to NATS", registry=r
-        )
-        self.surreal_connected = Gauge(
-            "netsync_projector_surreal_connected", "1 when connected to SurrealDB", registry=r
-        )
 
 
 class Projector:
@@ -368,32 +337,7 @@ class Projector:
         }
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while True:  # skip the headers; no request here has a body
-                line = await asyncio.wait_for(reader.readline(), 5)
-                if line in (b"\r\n", b"\n", b""):
-                    break
-            parts = request.decode("latin-1").split()
-            method, path = (parts[0], parts[1].split("?", 1)[0]) if len(parts) >= 2 else ("", "")
-            if method != "GET":
-                status, ctype, body = "405 Method Not Allowed", "application/json", b'{"error": "GET only"}'
-            elif path == "/healthz":
-                status, ctype, body = "200 OK", "application/json", json.dumps(self.health()).encode()
-            elif path == "/metrics":
-                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
-            else:
-                status, ctype, body = "404 Not Found", "application/json", b'{"error": "not found"}'
-            head = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode("latin-1") + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        await serve_http(reader, writer, self.health, self.metrics.registry)
 
 
 def main() -> int:
