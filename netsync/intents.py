@@ -10,7 +10,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-CID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# A full match: with `$`, "abc\n" passed, and NATS strips a header value's trailing newline, so it
+# became the same Nats-Msg-Id as "abc".
+CID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+CID_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ : -"
+
+
+def valid_cid(cid: object) -> bool:
+    """The cid rule (docs/contract.md, "Agent HTTP API"), the one place it is stated."""
+    return isinstance(cid, str) and CID_RE.fullmatch(cid) is not None
 
 
 def new_cid() -> str:
@@ -38,8 +46,8 @@ def parse_intent(body: bytes) -> tuple[str, int, str | None]:
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadRequest("value", "value is required: an integer")
     cid = obj.get("cid")
-    if cid is not None and (not isinstance(cid, str) or not CID_RE.match(cid)):
-        raise BadRequest("cid", "cid, when given, is 1 to 64 characters of A-Z a-z 0-9 . _ : -")
+    if cid is not None and not valid_cid(cid):
+        raise BadRequest("cid", f"cid, when given, is {CID_RULE}")
     unknown = set(obj) - {"key", "value", "cid"}
     if unknown:
         raise BadRequest(sorted(unknown)[0], "unknown field; allowed: key, value, cid")

@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from netsync import buggify
 from netsync.bridge import AsyncioBridge
 from netsync.http import lifespan, respond, respond_json, serve_trio
+from netsync.intents import CID_RULE, valid_cid
 from netsync.logs import Log
 from netsync.p2p import DECISION, Node
 from netsync.settings import OrchestratorSettings, StreamSettings
@@ -249,6 +250,8 @@ class Orchestrator:
                 "status": "invalid",
                 "error": "expected a decision frame with cid, key, value",
             }
+        if not valid_cid(d["cid"]):  # it becomes a NATS header: no newline may reach one
+            return {"cid": cid, "status": "invalid", "error": f"cid must be {CID_RULE}"}
         t0 = time.monotonic()
         try:
             seq, dup = await self.bridge.call(self.committer.publish(d))

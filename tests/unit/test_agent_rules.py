@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from netsync.intents import BadRequest, parse_intent
+from netsync.intents import BadRequest, parse_intent, valid_cid
 from netsync.settings import AgentSettings, ConfigError, parse_peers
 
 
@@ -40,6 +40,23 @@ def test_a_malformed_intent_names_the_field(raw: bytes, field: str) -> None:
         parse_intent(raw)
     assert e.value.field == field
     assert str(e.value)  # says what is allowed
+
+
+@pytest.mark.parametrize("cid", ["abc\n", "abc\r\n", "\nabc", "a\nb", "abc\x00", "ab c"])
+def test_the_cid_rule_is_a_full_match(cid: str) -> None:
+    # NATS drops a header value's trailing newline: "abc\n" would be Nats-Msg-Id "abc", so a later
+    # intent "abc" would be dropped as a duplicate and yet answered committed.
+    assert not valid_cid(cid)
+    with pytest.raises(BadRequest) as e:
+        parse_intent(body(key="k", value=1, cid=cid))
+    assert e.value.field == "cid"
+
+
+def test_valid_cids_pass_the_rule() -> None:
+    for cid in ["a", "x" * 64, "01J:x.y_z-1", "0193a4b2c3d4e5f60718293a4b"]:
+        assert valid_cid(cid)
+    for cid in ["", "x" * 65, None, 7, "é"]:
+        assert not valid_cid(cid)
 
 
 def test_peers_must_be_named_proxy_multiaddrs_with_peer_ids() -> None:
