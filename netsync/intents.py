@@ -3,12 +3,14 @@ rules, the cid's form, and the answer (status and body) the agent gives and reme
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from netsync.untrusted import is_text, loads
 
 # A full match: with `$`, "abc\n" passed, and NATS strips a header value's trailing newline, so it
 # became the same Nats-Msg-Id as "abc".
@@ -32,9 +34,21 @@ class BadRequest(Exception):
         self.field = field
 
 
+class _LongInt:
+    """An integer literal too long for int() (Python refuses over 4,300 digits), kept so that the
+    400 names `value` rather than the whole body."""
+
+
+def _int(digits: str) -> int | _LongInt:
+    try:
+        return int(digits)
+    except ValueError:
+        return _LongInt()
+
+
 def parse_intent(body: bytes) -> tuple[str, int, str | None]:
     try:
-        obj = json.loads(body)
+        obj = loads(body, parse_int=_int)
     except ValueError:
         raise BadRequest("body", "body must be a JSON object {key, value, cid?}") from None
     if not isinstance(obj, dict):
@@ -42,7 +56,11 @@ def parse_intent(body: bytes) -> tuple[str, int, str | None]:
     key = obj.get("key")
     if not isinstance(key, str) or not 1 <= len(key) <= 128:
         raise BadRequest("key", "key is required: a string of 1 to 128 characters")
+    if not is_text(key):
+        raise BadRequest("key", "key must be valid Unicode: no lone surrogate (\\ud800-\\udfff)")
     value = obj.get("value")
+    if isinstance(value, _LongInt):
+        raise BadRequest("value", f"value is an integer of at most {sys.get_int_max_str_digits()} digits")
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadRequest("value", "value is required: an integer")
     cid = obj.get("cid")

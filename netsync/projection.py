@@ -3,8 +3,9 @@ and the statement that writes `sentiment:<cid>`, so that a redelivery rewrites t
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from netsync.untrusted import loads
 
 UPSERT = (
     "UPSERT type::record($tb, $cid) CONTENT "
@@ -24,8 +25,8 @@ class Malformed(ValueError):
 def parse_body(data: bytes) -> dict[str, Any]:
     """The commitment body `{cid, key, value, proposer, decided_at}`; Malformed if unusable."""
     try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as e:
+        body = loads(data)
+    except ValueError as e:  # UnicodeDecodeError too
         raise Malformed(f"body is not JSON: {e}") from None
     if not isinstance(body, dict):
         raise Malformed("body is not a JSON object")

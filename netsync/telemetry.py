@@ -22,6 +22,8 @@ from libp2p.pubsub.floodsub import FloodSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
+from netsync.untrusted import loads
+
 TOPIC = "root-solar/telemetry/1.0.0"
 SUMMARY_SUBJECT = "root.solar.telemetry.peer-health"
 
@@ -48,8 +50,8 @@ def decode(data: bytes) -> dict[str, Any] | None:
     """A peer's health sample, or None for anything else on the topic. Any peer can publish there,
     so neither bad JSON nor JSON that is not an object may take the scout (and its orchestrator) down."""
     try:
-        sample = json.loads(data)
-    except ValueError:  # also bytes that are not UTF-8
+        sample = loads(data)
+    except ValueError:  # also bytes that are not UTF-8, and nesting too deep
         return None
     return sample if isinstance(sample, dict) else None
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
+from netsync.untrusted import loads
+
 MAX_FRAME = 64 * 1024
 
 
@@ -26,7 +28,7 @@ def encode(obj: dict[str, Any]) -> bytes:
 
 def decode(body: bytes) -> dict[str, Any]:
     try:
-        obj = json.loads(body)
+        obj = loads(body)
     except ValueError as e:
         raise FrameError(f"frame is not JSON: {e}") from e
     if not isinstance(obj, dict):

@@ -59,6 +59,35 @@ def test_valid_cids_pass_the_rule() -> None:
         assert not valid_cid(cid)
 
 
+DEEP = b"[" * 65_000  # under the 64 KiB body limit; json.loads raised RecursionError (an empty 500)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "says"),
+    [
+        (DEEP, "body", "JSON object"),
+        (b'{"key": "k", "value": ' + DEEP + b"}", "body", "JSON object"),
+        (b'{"key": "k", "value": ' + b"9" * 5000 + b"}", "value", "digits"),
+        (b'{"key": "k", "value": -' + b"9" * 5000 + b"}", "value", "digits"),
+        (b'{"key": "\\ud800", "value": 1}', "key", "surrogate"),
+        (b'{"key": "k\\udfff", "value": 1}', "key", "surrogate"),
+        (b'{"key": "k", "value": 1, "cid": "\\ud800"}', "cid", "A-Z"),
+        (b'{"key": "k", "value": 1, "\\ud800": 1}', "\ud800", "allowed: key, value, cid"),
+    ],
+)
+def test_a_hostile_body_is_a_400_naming_the_field(raw: bytes, field: str, says: str) -> None:
+    with pytest.raises(BadRequest) as e:
+        parse_intent(raw)
+    assert (e.value.field, says in str(e.value)) == (field, True), str(e.value)
+    json.dumps({"error": str(e.value), "field": e.value.field})  # the 400's body can be written
+
+
+def test_keys_of_any_valid_unicode_still_pass() -> None:
+    for key in ["k", "ключ", "鍵", "🔑" * 128, "a\x00b", " "]:
+        assert parse_intent(body(key=key, value=1)) == (key, 1, None)
+    assert parse_intent(body(key="k", value=10**4000))[1] == 10**4000  # the vote rule judges it
+
+
 def test_peers_must_be_named_proxy_multiaddrs_with_peer_ids() -> None:
     peers = parse_peers(
         "agent-2=/dns4/toxiproxy/tcp/21002/p2p/12D3KooA, agent-3=/ip4/10.0.0.3/tcp/4001/p2p/12D3KooB"

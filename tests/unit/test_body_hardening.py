@@ -3,9 +3,12 @@ the field and what is allowed, and no handler crashes; nothing a rule refuses re
 
 from __future__ import annotations
 
+import pytest
 import trio
 
+from netsync import telemetry
 from netsync.orchestrator import Orchestrator
+from netsync.projection import Malformed, parse_body
 from netsync.settings import OrchestratorSettings
 
 
@@ -21,3 +24,13 @@ def test_the_orchestrator_refuses_a_cid_that_breaks_the_rule(monkeypatch) -> Non
             assert "cid must be" in answer["error"]
     finally:
         orchestrator.bridge.close()
+
+
+def test_a_deeply_nested_stream_message_is_malformed_not_a_crash() -> None:
+    with pytest.raises(Malformed, match="not JSON"):
+        parse_body(b'{"cid": "c", "key": "k", "value": ' + b"[" * 65_000)
+
+
+def test_a_deeply_nested_telemetry_message_is_ignored_not_a_crash() -> None:
+    # Any peer can publish on the topic; the orchestrator's scout reads it.
+    assert telemetry.decode(b"[" * 65_000) is None

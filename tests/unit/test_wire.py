@@ -58,3 +58,10 @@ def test_an_oversized_length_is_refused_before_its_body_is_read() -> None:
 def test_a_frame_that_is_not_a_json_object_is_refused(body: bytes) -> None:
     with pytest.raises(FrameError, match="not"):
         read_all(len(body).to_bytes(4, "big") + body, [100])
+
+
+def test_a_deeply_nested_frame_is_refused_not_a_crash() -> None:
+    # 65,000 `[` fit in a 64 KiB frame; json.loads raised RecursionError, which is no FrameError.
+    body = b"[" * 65_000
+    with pytest.raises(FrameError, match="not JSON"):
+        read_all(len(body).to_bytes(4, "big") + body, [len(body) + 4])
