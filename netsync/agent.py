@@ -18,7 +18,7 @@ from netsync import buggify
 from netsync.agent_metrics import Metrics
 from netsync.answers import AnswerLog
 from netsync.buffer import BufferFull, Pending, PendingCommitBuffer
-from netsync.http import BodyTooLarge, lifespan, read_body, respond, respond_json, serve_trio
+from netsync.http import BodyRefused, ClientGone, lifespan, read_body, respond, respond_json, serve_trio
 from netsync.intents import Answer, BadRequest, new_cid, parse_intent
 from netsync.logs import Log
 from netsync.p2p import DECISION, SENTIMENT, Node, PeerTimeout, PeerUnavailable, peer_info
@@ -307,12 +307,14 @@ class Agent:
         method, path = scope["method"], scope["path"]
         if path == "/intents" and method == "POST":
             try:
-                key, value, cid = parse_intent(await read_body(receive))
+                key, value, cid = parse_intent(await read_body(receive, scope))
             except BadRequest as e:
                 await respond_json(send, 400, {"error": str(e), "field": e.field})
                 return
-            except BodyTooLarge as e:
-                await respond_json(send, 413, {"error": str(e), "field": "body"})
+            except BodyRefused as e:
+                await respond_json(send, e.status, {"error": str(e), "field": "body"})
+                return
+            except ClientGone:
                 return
             ans = await self.submit(key, value, cid)
             await respond_json(send, ans.status, ans.body)
@@ -376,7 +378,7 @@ class Agent:
             )
             if len(self.buffer):
                 self._wake.set()
-            await serve_trio(self.app, self.s.http_port, stop.wait)
+            await serve_trio(self.app, self.s.http_port, self.log, stop.wait)
             nursery.cancel_scope.cancel()
 
     async def _signals(self, stop: trio.Event) -> None:

@@ -6,26 +6,70 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import trio
+
+from netsync.logs import Log
+
 MAX_BODY = 64 * 1024
+BODY_TIMEOUT = 10.0  # for the whole body: a client that trickles it must not hold a handler forever
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyRefused(Exception):
+    """A body not read: too large (413) or too slow (408); answered with the field `body`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
-async def read_body(receive: Receive) -> bytes:
+class ClientGone(Exception):
+    """The client disconnected before its body ended: there is no one to answer."""
+
+
+async def read_body(receive: Receive, scope: Scope | None = None, timeout: float = BODY_TIMEOUT) -> bytes:
+    too_large = BodyRefused(413, f"body larger than {MAX_BODY} bytes")
+    for name, value in (scope or {}).get("headers", []):
+        if name.lower() == b"content-length" and value.strip().isdigit() and int(value) > MAX_BODY:
+            raise too_large  # said up front: not a byte of it is read
     body = bytearray()
-    while True:
-        msg = await receive()
-        body += msg.get("body", b"")
-        if len(body) > MAX_BODY:
-            raise BodyTooLarge(f"body larger than {MAX_BODY} bytes")
-        if not msg.get("more_body"):
-            return bytes(body)
+    with trio.move_on_after(timeout):
+        while True:
+            msg = await receive()
+            if msg.get("type") == "http.disconnect":
+                raise ClientGone()
+            body += msg.get("body", b"")
+            if len(body) > MAX_BODY:
+                raise too_large
+            if not msg.get("more_body"):
+                return bytes(body)
+    raise BodyRefused(408, f"body not received within {timeout:g} s ({len(body)} bytes came)")
+
+
+def guarded(app: App, log: Log) -> App:
+    """`app`, but a handler that fails is logged and answered with a JSON 500 (hypercorn's own is an
+    empty one, and with its error log off nothing said why)."""
+
+    async def run(scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked(msg: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or msg.get("type") == "http.response.start"
+            await send(msg)
+
+        try:
+            await app(scope, receive, tracked)
+        except Exception as e:
+            log.error("handler failed", method=scope.get("method"), path=scope.get("path"), error=repr(e))
+            if scope.get("type") == "http" and not started:
+                await respond_json(send, 500, {"error": f"internal error: {type(e).__name__}"})
+
+    return run
 
 
 async def respond(send: Send, status: int, body: bytes, content_type: str) -> None:
@@ -56,7 +100,7 @@ async def lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-async def serve_trio(app: Callable[..., Awaitable[None]], port: int, shutdown: Any = None) -> None:
+async def serve_trio(app: App, port: int, log: Log, shutdown: Any = None) -> None:
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
@@ -66,4 +110,4 @@ async def serve_trio(app: Callable[..., Awaitable[None]], port: int, shutdown: A
     config.errorlog = None
     config.keep_alive_timeout = 75
     kwargs = {"shutdown_trigger": shutdown} if shutdown else {}
-    await serve(app, config, **kwargs)
+    await serve(guarded(app, log), config, **kwargs)

@@ -306,7 +306,7 @@ class Orchestrator:
                 nursery.start_soon(self.scout.collect, ps)
                 nursery.start_soon(self.scout.summarise, self._emit_summary)
                 self.log.info("orchestrator up", peer_id=self.node.peer_id, nats=self.s.nats_url)
-                await serve_trio(self.app, self.s.http_port, stop.wait)
+                await serve_trio(self.app, self.s.http_port, self.log, stop.wait)
                 nursery.cancel_scope.cancel()
         finally:
             try:

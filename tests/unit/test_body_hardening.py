@@ -3,10 +3,16 @@ the field and what is allowed, and no handler crashes; nothing a rule refuses re
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 import trio
+import trio.testing
 
 from netsync import telemetry
+from netsync.http import BODY_TIMEOUT, MAX_BODY, BodyRefused, ClientGone, guarded, read_body
+from netsync.logs import Log
 from netsync.orchestrator import Orchestrator
 from netsync.projection import Malformed, parse_body
 from netsync.settings import OrchestratorSettings
@@ -34,3 +40,78 @@ def test_a_deeply_nested_stream_message_is_malformed_not_a_crash() -> None:
 def test_a_deeply_nested_telemetry_message_is_ignored_not_a_crash() -> None:
     # Any peer can publish on the topic; the orchestrator's scout reads it.
     assert telemetry.decode(b"[" * 65_000) is None
+
+
+# -- the HTTP layer (netsync.http), driven as hypercorn drives it ------------------------------
+
+
+def chunks(*parts: bytes, then: str = "end"):
+    """An ASGI receive() handing out `parts`; then the body ends, the client goes away, or it stalls."""
+    queue = list(parts)
+
+    async def receive() -> dict:
+        if queue:
+            part = queue.pop(0)
+            return {"type": "http.request", "body": part, "more_body": bool(queue) or then != "end"}
+        if then == "stall":
+            await trio.sleep_forever()
+        if then == "gone":
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    return receive
+
+
+def read(receive, headers=()) -> bytes:
+    scope = {"type": "http", "headers": list(headers)}
+    return trio.run(read_body, receive, scope, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_body_in_many_chunks_is_read_whole() -> None:
+    assert read(chunks(b'{"key":', b' "k", "value"', b": 1}")) == b'{"key": "k", "value": 1}'
+
+
+def test_a_body_over_the_limit_is_refused_as_413() -> None:
+    with pytest.raises(BodyRefused) as e:
+        read(chunks(b"x" * 40_000, b"x" * 40_000))
+    assert e.value.status == 413 and f"{MAX_BODY}" in str(e.value)
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
+    async def nothing() -> dict:
+        raise AssertionError("the body was read")
+
+    with pytest.raises(BodyRefused) as e:
+        read(nothing, headers=[(b"content-length", str(MAX_BODY + 1).encode())])
+    assert e.value.status == 413
+
+
+def test_a_slow_body_is_refused_as_408_after_the_deadline() -> None:
+    with pytest.raises(BodyRefused) as e:
+        read(chunks(b'{"key": "k"', then="stall"))
+    assert e.value.status == 408 and f"{BODY_TIMEOUT:g} s" in str(e.value)
+
+
+def test_a_client_that_went_away_mid_body_is_not_answered() -> None:
+    with pytest.raises(ClientGone):
+        read(chunks(b'{"key": "k"', then="gone"))
+
+
+def test_a_failing_handler_answers_a_json_500_and_logs_it() -> None:
+    async def broken(scope, receive, send) -> None:
+        raise RuntimeError("boom")
+
+    sent: list[dict] = []
+    out = io.StringIO()
+
+    async def send(msg: dict) -> None:
+        sent.append(msg)
+
+    trio.run(
+        guarded(broken, Log("agent-1", out)), {"type": "http", "method": "POST", "path": "/x"}, None, send
+    )
+    assert sent[0]["status"] == 500
+    assert json.loads(sent[1]["body"])["error"] == "internal error: RuntimeError"
+    logged = json.loads(out.getvalue())
+    assert (logged["level"], logged["msg"], logged["path"]) == ("error", "handler failed", "/x")
+    assert "boom" in logged["error"]
