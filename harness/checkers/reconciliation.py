@@ -7,7 +7,8 @@ rules (`judge_cid`, the one statement of each rule) run on the suspects' real li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -189,6 +190,48 @@ def judge_cid(trace: Trace, s: Settings, min_seq: float, history: str = store.HI
     return out
 
 
+DEAD_LETTER = b'"dead-lettered"'  # the projector's log line for a message it will never write
+
+
+def dead_letters(run: Run) -> dict[str, str]:
+    """cid -> how the projector said it dead-lettered it (docs/contract.md, "Dead letters"), from its
+    log beside the run's files (logs/projector*.log), when there is one. It only explains an
+    anomaly in its detail: no verdict depends on a log."""
+    out: dict[str, str] = {}
+    for path in sorted(run.file(store.LOGS).glob("projector*.log")):
+        with open(path, "rb") as f:
+            for line in f:
+                if DEAD_LETTER not in line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if (
+                    isinstance(rec, dict)
+                    and rec.get("msg") == "dead-lettered"
+                    and isinstance(rec.get("cid"), str)
+                ):
+                    cause, seq = rec.get("cause", "?"), rec.get("seq", "?")
+                    out[rec["cid"]] = (
+                        f"dead-lettered by the projector ({cause}, seq {seq}): {rec.get('reason')}"
+                    )
+    return out
+
+
+def _explained(anomalies: list[Anomaly], run: Run) -> list[Anomaly]:
+    """Each lost or unprojected intent the projector dead-lettered, with its word on why."""
+    if not any(a.kind in ("lost", "unprojected") for a in anomalies):
+        return anomalies  # the logs are read only when there is something to explain
+    dead = dead_letters(run)
+    return [
+        replace(a, detail=f"{a.detail}; {dead[a.cid]}")
+        if a.kind in ("lost", "unprojected") and a.cid in dead
+        else a
+        for a in anomalies
+    ]
+
+
 def check(run: Run) -> Result:
     j = joined(run)
     s = run.settings
@@ -197,6 +240,7 @@ def check(run: Run) -> Result:
     traces = run.traces(j.suspects)
     for cid in sorted(traces):
         anomalies += judge_cid(traces[cid], s, j.min_seq, str(run.file(store.HISTORY)))
+    anomalies = _explained(anomalies, run)
     unknown = np.isin(j.code, UNKNOWN)
     figures: dict[str, Any] = {
         "accepted": int(np.isin(code, ACCEPTED).sum()),
