@@ -1,6 +1,10 @@
 """Soak trends: a process's RSS or open fds, or the consumer's backlog, that grows over the run after
 a warm-up, by more than the thresholds below (docs/run-format.md, "Leaks"): a `leak` anomaly whose
-detail names the source, the metric and the fitted growth. Short runs are not judged."""
+detail names the source, the metric and the fitted growth. Short runs are not judged.
+
+Each incarnation of a process (its samples' `started` changes when it restarts) is judged on its own,
+with its own warm-up: a crash resets a leaking process's memory, and a line fitted across the restart
+would see a saw as flat."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from harness.checkers.base import Anomaly, Checker, Result
-from harness.checkers.run import Run
+from harness.checkers.run import Run, Sample
 
 WARMUP_S = 60.0  # the first minute, or WARMUP_SHARE of the run if longer, is not judged
 WARMUP_SHARE = 0.2
@@ -54,30 +58,49 @@ def fitted_growth(points: list[tuple[float, float]]) -> tuple[float, float, floa
     return last - level, level, end - start
 
 
+def incarnations(samples: list[Sample], metric: str) -> list[list[tuple[float, float]]]:
+    """The (t, value) points of `metric`, split where the process restarted (`started` changed); a
+    sample without `started` belongs to the incarnation before it."""
+    parts: list[list[tuple[float, float]]] = []
+    current: float | None = None
+    for s in samples:
+        v = getattr(s, metric)
+        if v is None:
+            continue
+        if not parts or (s.started is not None and current is not None and s.started != current):
+            parts.append([])
+        if s.started is not None:
+            current = s.started
+        parts[-1].append((s.t, v))
+    return parts
+
+
 def check(run: Run) -> Result:
     anomalies: list[Anomaly] = []
     judged: dict[str, Any] = {}
     reported: dict[str, Any] = {}
     for source, samples in sorted(run.samples.items()):
         for metric, (absolute, relative) in THRESHOLDS.items():
-            points = [(s.t, v) for s in samples if (v := getattr(s, metric)) is not None]
-            fit = fitted_growth(points)
-            if fit is None:
+            parts = incarnations(samples, metric)
+            fits = [(points[0][0], fit) for points in parts if (fit := fitted_growth(points))]
+            if not fits:
                 continue
-            growth, level, span = fit
+            key = f"{source}.{metric}"
             if source in HOLDS_DATA and metric == "rss_bytes":
-                reported[f"{source}.{metric}"] = round(growth, 1)
+                reported[key] = round(max(fit[0] for _, fit in fits), 1)
                 continue
-            judged[f"{source}.{metric}"] = round(growth, 1)
-            limit = max(absolute, relative * level)
-            if growth > limit:
-                anomalies.append(
-                    Anomaly(
-                        "leak",
-                        f"{source} {metric}: fitted growth {growth:,.0f} over {span:.0f}s after the warm-up "
-                        f"(from {level:,.0f}), over the threshold {limit:,.0f}",
+            judged[key] = round(max(fit[0] for _, fit in fits), 1)  # the worst incarnation's
+            for began, (growth, level, span) in fits:
+                limit = max(absolute, relative * level)
+                if growth > limit:
+                    since = f" of the incarnation that started at t={began:.0f}s" if len(parts) > 1 else ""
+                    anomalies.append(
+                        Anomaly(
+                            "leak",
+                            f"{source} {metric}: fitted growth {growth:,.0f} over {span:.0f}s after the "
+                            f"warm-up{since} (from {level:,.0f}), over the threshold {limit:,.0f}",
+                        )
                     )
-                )
     return Result({"judged": judged, "reported": reported}, anomalies)
 
 

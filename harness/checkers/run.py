@@ -84,6 +84,7 @@ class Sample(msgspec.Struct):
     consumer_num_pending: float | None = None
     consumer_num_ack_pending: float | None = None
     peers_reachable: float | None = None  # read by the report, not by a checker
+    started: float | None = None  # the process's start: a new value is a new incarnation (leak)
 
     @property
     def consumer_backlog(self) -> float | None:

@@ -19,16 +19,20 @@ STATS_EVERY = 10.0
 
 
 def proc_sample(pid: int | str) -> dict[str, int] | None:
-    """VmRSS and the count of open fds of a process; None when it is gone or not readable."""
+    """VmRSS, the count of open fds and the start time (clock ticks after boot: it tells one
+    incarnation from the next) of a process; None when it is gone or not readable."""
     base = PROC / str(pid)
     try:
         status = (base / "status").read_text()
         fds = len(os.listdir(base / "fd"))
+        stat = (base / "stat").read_text()
     except OSError:
         return None
+    # stat: "pid (comm) state ppid ...": starttime is the 22nd field, the 20th after comm's ")"
+    started = int(stat[stat.rindex(")") + 2 :].split()[19])
     for line in status.splitlines():
         if line.startswith("VmRSS:"):
-            return {"rss_bytes": int(line.split()[1]) * 1024, "open_fds": fds}
+            return {"rss_bytes": int(line.split()[1]) * 1024, "open_fds": fds, "started": started}
     return None
 
 

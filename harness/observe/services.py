@@ -15,6 +15,7 @@ METRICS = {
     "process_resident_memory_bytes": "rss_bytes",
     "process_open_fds": "open_fds",
     "netsync_peers_reachable": "peers_reachable",
+    "process_start_time_seconds": "started",
 }
 
 

@@ -237,9 +237,9 @@ def jetstream(
 
 
 def resources(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: float) -> str:
-    """Every process's RSS and open fds, each with the leak check's fitted line over its judged span
-    (dotted; absent when the run is too short to judge)."""
-    from harness.checkers.leak import trend
+    """Every process's RSS and open fds, each with the leak check's fitted line over the judged span
+    of each incarnation (dotted; absent when too short to judge)."""
+    from harness.checkers.leak import incarnations, trend
 
     fig, axes = _axes(2, height=3.2)
     sources = sorted(s for s, got in samples.items() if any(x.rss_bytes is not None for x in got))
@@ -251,10 +251,11 @@ def resources(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: fl
                 continue
             colour = colours(i % 10)
             ax.plot(t, [v / scale for v in values], lw=1, color=colour, label=source)
-            line = trend(list(zip(t, values, strict=True)))
-            if line is not None:
-                t0, v0, t1, v1 = line
-                ax.plot([t0, t1], [v0 / scale, v1 / scale], ls=":", lw=1.4, color=colour)
+            for points in incarnations(samples[source], field):  # one line from each (re)start
+                line = trend(points)
+                if line is not None:
+                    t0, v0, t1, v1 = line
+                    ax.plot([t0, t1], [v0 / scale, v1 / scale], ls=":", lw=1.4, color=colour)
     for ax, label in zip(axes, ("RSS MiB", "open fds"), strict=True):
         _shade(ax, faults, end)
         _finish(ax, end, label)

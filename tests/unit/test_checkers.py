@@ -914,10 +914,10 @@ def test_a_directory_without_scenario_json_is_not_a_run(tmp_path: Path) -> None:
 def test_a_crashing_checker_is_unknown_and_the_others_still_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(points: Any) -> None:
+    def boom(samples: Any, metric: str) -> None:
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(leak, "fitted_growth", boom)
+    monkeypatch.setattr(leak, "incarnations", boom)
     run = healthy()
     run.intent("x", 2.5, land=False)
     v = check(run, tmp_path)
@@ -932,7 +932,7 @@ def test_a_crashing_checker_is_unknown_and_the_others_still_run(
 def test_a_crashing_checker_alone_makes_the_verdict_unknown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(leak, "fitted_growth", lambda points: 1 / 0)
+    monkeypatch.setattr(leak, "incarnations", lambda samples, metric: 1 / 0)
     v = check(healthy(), tmp_path)
     assert v["valid"] == "unknown"
     assert v["anomalies"] == []
