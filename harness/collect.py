@@ -42,9 +42,15 @@ async def wait_drained(sut: System, within: float, say: Progress) -> None:
 
 async def collect(sut: System, out: Path, say: Progress) -> dict[str, Any]:
     """The stream into stream.jsonl and the store into store.jsonl, each written as it is read (a soak's
-    hundreds of thousands of records never sit in memory); returns how many of each."""
-    messages = await write_stream(sut.nats_url, out / store.STREAM)
+    hundreds of thousands of records never sit in memory); returns how many of each.
+
+    The store first: the projector writes only what the stream holds, so every row read then has its
+    message in the stream read after it (or legally gone by a limit). Read the other way round, a
+    system still projecting (undrained) wrote rows whose messages came after the stream was read, and
+    they looked like a second writer's (`unsourced-write`): the 30-min soak with buffer-unbounded
+    showed 10 such rows."""
     rows = await write_store(sut.surreal_url, out / store.STORE)
+    messages = await write_stream(sut.nats_url, out / store.STREAM)
     say(f"collected {messages} stream messages, {rows} store rows")
     return {"stream_msgs": messages, "store_rows": rows}
 
