@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netsync.untrusted import loads
+from netsync.untrusted import is_text, loads
 
 UPSERT = (
     "UPSERT type::record($tb, $cid) CONTENT "
@@ -18,12 +18,17 @@ CREATE = (
 )
 
 
+# SurrealDB's integers are 64-bit: a value outside cannot be stored, so no agent may agree to one.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 class Malformed(ValueError):
     """A message body that can never be projected."""
 
 
 def parse_body(data: bytes) -> dict[str, Any]:
-    """The commitment body `{cid, key, value, proposer, decided_at}`; Malformed if unusable."""
+    """The commitment body `{cid, key, value, proposer, decided_at}`; Malformed if unusable, which
+    includes what no write could store: text that is not valid Unicode, a value past 64 bits."""
     try:
         body = loads(data)
     except ValueError as e:  # UnicodeDecodeError too
@@ -35,7 +40,12 @@ def parse_body(data: bytes) -> dict[str, Any]:
         raise Malformed("cid missing or not a non-empty string")
     if not isinstance(body.get("key"), str):
         raise Malformed("key missing or not a string")
+    for name in ("cid", "key"):
+        if not is_text(body[name]):
+            raise Malformed(f"{name} is not valid Unicode (a lone surrogate)")
     value = body.get("value")
     if not isinstance(value, int) or isinstance(value, bool):
         raise Malformed("value missing or not an integer")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise Malformed(f"value {value} is outside the 64-bit integers SurrealDB stores")
     return body

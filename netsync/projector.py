@@ -5,7 +5,8 @@ A durable pull consumer on the stream; each commitment is upserted into
 moment leaves the message to be redelivered, and a redelivery rewrites the same
 row. During a SurrealDB outage nothing is acked: the message in hand is retried
 with backoff (capped at 2 s) while the batch behind it is kept alive with
-in-progress acks. A body that can never be projected is logged and terminated.
+in-progress acks. A message that can never be projected is dead-lettered (docs/contract.md,
+"Dead letters"): logged, counted and terminated, so it cannot stall the messages behind it.
 """
 
 from __future__ import annotations
@@ -27,13 +28,25 @@ from netsync.logs import Log
 from netsync.projection import CREATE, UPSERT, Malformed, parse_body
 from netsync.projector_http import Metrics, serve_http
 from netsync.settings import ConfigError, ProjectorSettings, env_int
-from netsync.surreal import SurrealConnection
+from netsync.surreal import SurrealConnection, refused
+from netsync.untrusted import loads
 
 SUBJECT = "root.solar.command.sentiment.set"
 BATCH = 32
 FETCH_TIMEOUT = 1.0
 BACKOFF_FIRST = 0.1
 BACKOFF_CAP = 2.0
+# A write SurrealDB refuses this many times in a row (about 7 s with the backoff) is permanent.
+REFUSALS = 8
+
+
+class DeadLetter(Exception):
+    """A message no retry can write: `kind` is `malformed` (seen before writing) or `refused`."""
+
+    def __init__(self, kind: str, reason: str, attempts: int = 0) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.attempts = attempts
 
 
 class Projector:
@@ -245,27 +258,20 @@ class Projector:
         seq = msg.metadata.sequence.stream
         try:
             body = parse_body(msg.data)
+            if latest is not None:
+                body["value"] = latest.get(body["key"], body["value"])
+            early = "ack-before-write" in self.bugs
+            if early:
+                await self._ack(msg, body["cid"], seq)
+            if not await self._write(body["cid"], body, seq, [msg, *behind]):
+                return False
         except Malformed as e:
-            self.log.warning(
-                "malformed message terminated",
-                seq=seq,
-                error=str(e),
-                body=msg.data[:200].decode(errors="replace"),
-            )
-            try:
-                await msg.term()
-            except Exception as e:
-                self.log.warning("term failed", seq=seq, error=repr(e))
-            self.metrics.terminated.inc()
+            await self._dead_letter(msg, DeadLetter("malformed", str(e)))
+            return True
+        except DeadLetter as e:
+            await self._dead_letter(msg, e)
             return True
         cid = body["cid"]
-        if latest is not None:
-            body["value"] = latest.get(body["key"], body["value"])
-        early = "ack-before-write" in self.bugs
-        if early:
-            await self._ack(msg, cid, seq)
-        if not await self._write(cid, body, seq, [msg, *behind]):
-            return False
         if not early:
             await self._ack(msg, cid, seq)
         self.last_seq = seq
@@ -273,6 +279,29 @@ class Projector:
         self.metrics.last_seq.set(seq)
         self.log.info("projected", cid=cid, seq=seq, key=body["key"], value=body["value"])
         return True
+
+    async def _dead_letter(self, msg: Msg, e: DeadLetter) -> None:
+        """The dead-letter policy (docs/contract.md): one error line naming the cid, seq and reason,
+        the counter, and a term, so JetStream never redelivers it. The message stays in the stream."""
+        seq = msg.metadata.sequence.stream
+        try:
+            cid = loads(msg.data).get("cid")
+        except (ValueError, AttributeError):
+            cid = None
+        self.log.error(
+            "dead-lettered",
+            cid=cid if isinstance(cid, str) else None,
+            seq=seq,
+            reason=str(e),
+            attempts=e.attempts,
+            cause=e.kind,
+            body=msg.data[:200].decode(errors="replace"),
+        )
+        self.metrics.dead_letters.inc()
+        try:
+            await msg.term()
+        except Exception as err:  # redelivered after ack_wait, and dead-lettered again
+            self.log.warning("term failed", seq=seq, error=repr(err))
 
     async def _ack(self, msg: Msg, cid: str, seq: int) -> None:
         try:
@@ -283,7 +312,7 @@ class Projector:
     async def _write(self, cid: str, body: dict[str, Any], seq: int, held: Sequence[Msg]) -> bool:
         params = {"tb": self.s.table, "cid": cid, "key": body["key"], "value": body["value"], "seq": seq}
         delay = BACKOFF_FIRST
-        attempt = 0
+        attempt = refusals = 0
         keep_alive: asyncio.Task[None] | None = None
         try:
             while True:
@@ -295,6 +324,10 @@ class Projector:
                     return True
                 except Exception as e:
                     self.metrics.write_failures.inc()
+                    refusals += refused(e)
+                    if refusals >= REFUSALS:
+                        reason = f"SurrealDB refused it {refusals} times: {e}"
+                        raise DeadLetter("refused", reason, attempt) from e
                     self.log.warning(
                         "surreal write failed, not acking; retrying",
                         cid=cid,

@@ -27,8 +27,10 @@ class Metrics:
         self.write_failures = Counter(
             "netsync_projector_write_failures", "Failed SurrealDB writes (each retried)", registry=r
         )
-        self.terminated = Counter(
-            "netsync_projector_terminated", "Malformed messages terminated unprojected", registry=r
+        self.dead_letters = Counter(
+            "netsync_projector_dead_letters",
+            "Messages dead-lettered: terminated unprojected, as no write could store them",
+            registry=r,
         )
         self.last_seq = Gauge(
             "netsync_projector_last_seq", "Stream seq of the last projected message", registry=r

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from netsync import buggify
+from netsync.projection import INT64_MAX, INT64_MIN
 
 
 class ConfigError(ValueError):
@@ -87,6 +88,14 @@ class AgentSettings:
         orchestrator = env_str("NETSYNC_ORCHESTRATOR")
         if "/p2p/" not in orchestrator:
             raise ConfigError("NETSYNC_ORCHESTRATOR must be a multiaddr ending in /p2p/<peer id>")
+        values = {
+            v: env_int(v, d) for v, d in (("NETSYNC_VALUE_MIN", -1_000_000), ("NETSYNC_VALUE_MAX", 1_000_000))
+        }
+        for var, value in values.items():
+            if not INT64_MIN <= value <= INT64_MAX:  # agreed to, it could never be projected
+                raise ConfigError(
+                    f"{var}={value} must be a 64-bit integer (the store's), {INT64_MIN} to {INT64_MAX}"
+                )
         return cls(
             name=name,
             identity_seed=os.environ.get("NETSYNC_IDENTITY_SEED") or name,
@@ -99,8 +108,8 @@ class AgentSettings:
             intent_timeout=env_int("NETSYNC_INTENT_TIMEOUT_MS", 80) / 1000,
             commit_timeout=env_int("NETSYNC_COMMIT_TIMEOUT_MS", 400) / 1000,
             replay_interval=env_int("NETSYNC_REPLAY_INTERVAL_MS", 200) / 1000,
-            value_min=env_int("NETSYNC_VALUE_MIN", -1_000_000),
-            value_max=env_int("NETSYNC_VALUE_MAX", 1_000_000),
+            value_min=values["NETSYNC_VALUE_MIN"],
+            value_max=values["NETSYNC_VALUE_MAX"],
             http_port=env_int("NETSYNC_HTTP_PORT", 8080),
             telemetry_interval=env_int("NETSYNC_TELEMETRY_INTERVAL_MS", 1000) / 1000,
             bugs=env_bugs(),

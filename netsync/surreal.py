@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from surrealdb import AsyncSurreal
+from websockets.exceptions import WebSocketException
 
 from netsync.logs import Log
 from netsync.settings import ProjectorSettings
@@ -51,6 +52,13 @@ def check(response: Any) -> None:
             raise StatementFailed(f"surreal statement failed: {stmt.get('result')}")
 
 
+def refused(error: BaseException) -> bool:
+    """Whether a failed query was the statement's own fault, so that retrying the same one cannot
+    help: SurrealDB answered with an error, or the client could not even send it (its parameters do
+    not encode). Connecting, a lost or silent connection, and a socket error are not."""
+    return not isinstance(error, SurrealUnavailable | OSError | TimeoutError | WebSocketException)
+
+
 class SurrealConnection:
     def __init__(self, settings: ProjectorSettings, log: Log, on_change: Callable[[bool], None]) -> None:
         self.s = settings
@@ -69,12 +77,14 @@ class SurrealConnection:
     ) -> None:
         """Run `sql` on the connection (opened if needed). On a failure other than a refused
         statement the connection is dropped, to be opened again by the next call."""
-        db = None
         try:
             db = await self._connection()
+        except Exception as e:  # whatever went wrong, no statement of ours was refused
+            raise SurrealUnavailable(f"cannot connect: {e!r}") from e
+        try:
             check(await call(db.query_raw(sql, params) if params else db.query_raw(sql), timeout))
         except Exception as e:
-            if db is not None and not isinstance(e, StatementFailed):
+            if not isinstance(e, StatementFailed):
                 await self.drop(db)
             raise
 

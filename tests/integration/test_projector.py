@@ -285,11 +285,14 @@ async def test_malformed_message_is_termed_and_skipped(tmp_path, nats_server, su
         await await_until(
             lambda: _settled(bus, 9), "the consumer to ack or term everything", timeout=DEADLINE
         )
-        termed = {r["seq"] for r in proc.lines() if r["msg"] == "malformed message terminated"}
-        assert termed == bad
+        dead = {r["seq"]: r for r in proc.lines() if r["msg"] == "dead-lettered"}
+        assert set(dead) == bad
+        assert all(r["level"] == "error" and r["cause"] == "malformed" and r["reason"] for r in dead.values())
+        assert dead[max(bad)]["cid"] == "bad-4"  # named whenever the body has one
         metrics = await get_metrics(port)
         assert metrics["netsync_projected_total"] == 5
         assert metrics["netsync_projector_last_seq"] == 9
+        assert metrics["netsync_projector_dead_letters_total"] == 4
 
 
 async def test_healthz_metrics_and_clean_stop(tmp_path, nats_server, surreal_server, bus) -> None:
@@ -452,3 +455,81 @@ async def test_a_recreated_stream_is_consumed_again(tmp_path, nats_server, surre
         got = await wait_rows(surreal_server, 20)
         assert_rows({cid: got[cid] for cid in after}, after)
         assert set(first) <= set(got)
+
+
+async def _define(surreal: SurrealServer, statement: str) -> None:
+    """A statement in the projector's namespace and database, as an operator would run it."""
+    from surrealdb import AsyncSurreal
+
+    db = AsyncSurreal(surreal.ws_url)
+    try:
+        await db.connect()
+        await db.signin({"username": surreal.user, "password": surreal.password})
+        await db.query(
+            "DEFINE NAMESPACE IF NOT EXISTS solar; USE NS solar; DEFINE DATABASE IF NOT EXISTS netsync;"
+        )
+        await db.use("solar", "netsync")
+        await db.query(statement)
+    finally:
+        await db.close()
+
+
+async def test_a_poison_message_is_dead_lettered_and_cannot_stall_the_stream(
+    tmp_path, nats_server, surreal_server, bus
+) -> None:
+    """Two kinds of message no retry can write: one the client cannot even encode (a lone surrogate
+    in its key, a value past 64 bits), dead-lettered at once; one SurrealDB refuses every time (an
+    operator's ASSERT), dead-lettered after its refusals. Everything behind them is projected."""
+    await bus.create_stream()
+    await _define(surreal_server, "DEFINE FIELD value ON sentiment TYPE int ASSERT $value < 1000;")
+    proc, port = projector(tmp_path, nats_server, surreal_server)
+    with proc:
+        await proc.await_http_ready(port)
+        published = await publish_many(bus, "before", 3)
+        poison = {
+            "surrogate": await bus.publish_raw(
+                b'{"cid": "surrogate", "key": "\\ud800", "value": 1}', "surrogate"
+            ),
+            "wide": await bus.publish_raw(
+                b'{"cid": "wide", "key": "k", "value": 9223372036854775808}', "wide"
+            ),
+            "refused": await bus.publish("refused", "k", 5000),
+        }
+        published |= await publish_many(bus, "after", 3, start=3)
+
+        assert_rows(await wait_rows(surreal_server, 6), published)
+        await await_until(lambda: _settled(bus, 9), "the consumer past every message", timeout=DEADLINE)
+        dead = {r["cid"]: r for r in proc.lines() if r["msg"] == "dead-lettered"}
+        assert {cid: r["seq"] for cid, r in dead.items()} == poison
+        assert (dead["surrogate"]["cause"], dead["wide"]["cause"]) == ("malformed", "malformed")
+        assert "surrogate" in dead["surrogate"]["reason"] and "64-bit" in dead["wide"]["reason"]
+        assert dead["refused"]["cause"] == "refused" and "5000" in dead["refused"]["reason"]
+        assert dead["refused"]["attempts"] == 8
+        metrics = await get_metrics(port)
+        assert metrics["netsync_projector_dead_letters_total"] == 3
+        assert metrics["netsync_projected_total"] == 6
+        # Nothing of them is redelivered later: the consumer has no message outstanding.
+        info = await bus.consumer()
+        assert (info.num_pending, info.num_ack_pending, info.num_redelivered) == (0, 0, 0)
+
+
+async def test_a_surreal_outage_is_never_taken_for_a_poison_message(
+    tmp_path, nats_server, surreal_server, bus
+) -> None:
+    """Refusals count only while SurrealDB answers: a write failing for a whole outage, far more
+    times than the refusals allowed, is still written once SurrealDB is back."""
+    await bus.create_stream()
+    proc, port = projector(tmp_path, nats_server, surreal_server)
+    with proc:
+        await proc.await_http_ready(port)
+        await await_until(lambda: _health_is(port, "connected_surreal", True), "surreal up", timeout=DEADLINE)
+        surreal_server.stop()
+        published = await publish_many(bus, "outage", 2)
+        await await_until(
+            lambda: _metric_above(port, "netsync_projector_write_failures_total", 9),
+            "ten failed writes during the outage",
+            timeout=DEADLINE,
+        )
+        surreal_server.start()
+        assert_rows(await wait_rows(surreal_server, 2), published)
+        assert not [r for r in proc.lines() if r["msg"] == "dead-lettered"]

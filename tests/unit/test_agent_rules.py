@@ -109,3 +109,17 @@ def test_quorum_defaults_to_a_majority_of_all_agents(monkeypatch) -> None:
     monkeypatch.setenv("NETSYNC_QUORUM", "9")
     with pytest.raises(ConfigError, match="NETSYNC_QUORUM"):
         AgentSettings.from_env()
+
+
+def test_the_voting_range_lies_within_what_the_store_holds(monkeypatch) -> None:
+    # A value past 64 bits can be agreed to and committed, but never projected.
+    monkeypatch.setenv("NETSYNC_ORCHESTRATOR", "/ip4/127.0.0.1/tcp/1/p2p/12D3KooO")
+    monkeypatch.setenv("NETSYNC_VALUE_MAX", str(2**63))
+    with pytest.raises(ConfigError, match="NETSYNC_VALUE_MAX.*64-bit"):
+        AgentSettings.from_env()
+    monkeypatch.setenv("NETSYNC_VALUE_MAX", str(2**63 - 1))
+    monkeypatch.setenv("NETSYNC_VALUE_MIN", str(-(2**63) - 1))
+    with pytest.raises(ConfigError, match="NETSYNC_VALUE_MIN.*64-bit"):
+        AgentSettings.from_env()
+    monkeypatch.setenv("NETSYNC_VALUE_MIN", str(-(2**63)))
+    assert AgentSettings.from_env().value_max == 2**63 - 1

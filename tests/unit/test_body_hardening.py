@@ -9,6 +9,7 @@ import json
 import pytest
 import trio
 import trio.testing
+from websockets.exceptions import ConnectionClosedError
 
 from netsync import telemetry
 from netsync.http import BODY_TIMEOUT, MAX_BODY, BodyRefused, ClientGone, guarded, read_body
@@ -16,6 +17,7 @@ from netsync.logs import Log
 from netsync.orchestrator import Orchestrator
 from netsync.projection import Malformed, parse_body
 from netsync.settings import OrchestratorSettings
+from netsync.surreal import StatementFailed, SurrealUnavailable, refused
 
 
 def test_the_orchestrator_refuses_a_cid_that_breaks_the_rule(monkeypatch) -> None:
@@ -115,3 +117,37 @@ def test_a_failing_handler_answers_a_json_500_and_logs_it() -> None:
     logged = json.loads(out.getvalue())
     assert (logged["level"], logged["msg"], logged["path"]) == ("error", "handler failed", "/x")
     assert "boom" in logged["error"]
+
+
+# -- the projector: what no write can store is malformed; what is the statement's fault is refused --
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b'{"cid": "c", "key": "\\ud800", "value": 1}', "key is not valid Unicode"),
+        (b'{"cid": "\\udc00", "key": "k", "value": 1}', "cid is not valid Unicode"),
+        (b'{"cid": "c", "key": "k", "value": 9223372036854775808}', "64-bit"),
+        (b'{"cid": "c", "key": "k", "value": -9223372036854775809}', "64-bit"),
+    ],
+)
+def test_a_message_no_write_could_store_is_malformed(data: bytes, says: str) -> None:
+    with pytest.raises(Malformed, match=says):
+        parse_body(data)
+
+
+def test_the_64_bit_edges_are_projected() -> None:
+    for value in (-(2**63), 2**63 - 1):
+        assert parse_body(json.dumps({"cid": "c", "key": "ключ", "value": value}).encode())["value"] == value
+
+
+def test_only_the_statements_own_failures_count_as_refusals() -> None:
+    assert refused(StatementFailed("surreal statement failed: Found 5000 for field `value`"))
+    assert refused(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"))
+    for transient in (
+        SurrealUnavailable("no answer within 10 s"),
+        ConnectionRefusedError(111, "Connection refused"),
+        TimeoutError(),
+        ConnectionClosedError(None, None),
+    ):
+        assert not refused(transient), transient
