@@ -85,11 +85,11 @@ def check(run: Run) -> Result:
             fits = [(points[0][0], fit) for points in parts if (fit := fitted_growth(points))]
             if not fits:
                 continue
-            key = f"{source}.{metric}"
+            worst = round(max(growth for _, (growth, _, _) in fits), 1)  # the worst incarnation's
             if source in HOLDS_DATA and metric == "rss_bytes":
-                reported[key] = round(max(fit[0] for _, fit in fits), 1)
+                reported[f"{source}.{metric}"] = worst
                 continue
-            judged[key] = round(max(fit[0] for _, fit in fits), 1)  # the worst incarnation's
+            judged[f"{source}.{metric}"] = worst
             for began, (growth, level, span) in fits:
                 limit = max(absolute, relative * level)
                 if growth > limit:
