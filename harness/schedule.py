@@ -1,13 +1,14 @@
 """What the nemesis does when (Jepsen's generator, as data): a scenario's faults and its seeded `random`
-block expanded into a time-ordered list of start and stop steps."""
+block expanded into a time-ordered list of start and stop steps, and `drive`, which runs them on time."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from harness.scenario import (
     FAULTS,
@@ -116,3 +117,73 @@ def expand_random(block: RandomFaults, agents: int, end: float, seed: int) -> li
         fields = {"fault": kind, "at": at, "for": length, **cls.random_fields(rng, targets, agents)}
         faults.append(cls.model_validate(fields))
     return faults
+
+
+class Driven(Protocol):
+    """What `drive` acts on: the nemesis (harness/nemesis)."""
+
+    async def start(self, fault: BaseFault, fault_id: str, scheduled: float | None = None) -> None: ...
+
+    async def stop(self, fault_id: str) -> None: ...
+
+
+async def _sleep_until(now: Callable[[], float], at: float) -> None:
+    if (delay := at - now()) > 0:
+        await asyncio.sleep(delay)
+
+
+async def drive(
+    steps: list[Step],
+    nemesis: Driven,
+    now: Callable[[], float],
+    active: dict[str, str] | None = None,
+    sleep_until: Callable[[float], Awaitable[None]] | None = None,
+) -> None:
+    """Run the plan's steps, each at its own time: a slow step (a crash's stop waits until the container is
+    ready again) never delays another fault. A fault's stop waits for its own start to finish; a start
+    waits for the stops of the same instant to finish (heal first, as `plan` orders them). `active` holds
+    fault id -> kind for the faults started and not stopped.
+
+    Cancelled (the load ended), the steps not yet begun are dropped and the ones being applied finish
+    first, so none lands after the heal that follows; the first step to fail does the same, then raises."""
+    wait = sleep_until or (lambda at: _sleep_until(now, at))
+    active = {} if active is None else active
+    begun: set[asyncio.Task[None]] = set()
+    starts: dict[str, asyncio.Task[None]] = {}
+    stops_at: dict[float, list[asyncio.Task[None]]] = {}
+
+    async def run(step: Step, after: list[asyncio.Task[None]]) -> None:
+        await wait(step.at)
+        if after:
+            await asyncio.wait(after)
+        begun.add(asyncio.current_task())  # type: ignore[arg-type]
+        if step.action == "start":
+            await nemesis.start(step.fault, step.fault_id, scheduled=step.at)
+            active[step.fault_id] = step.fault.fault
+        else:
+            await nemesis.stop(step.fault_id)
+            active.pop(step.fault_id, None)
+
+    tasks: list[asyncio.Task[None]] = []
+    for step in steps:  # in plan order: a stop's start and an instant's stops come before
+        if step.action == "start":
+            after = list(stops_at.get(step.at, []))
+        else:
+            after = [starts[step.fault_id]] if step.fault_id in starts else []
+        task = asyncio.create_task(run(step, after), name=f"{step.action} {step.fault_id}")
+        tasks.append(task)
+        if step.action == "start":
+            starts[step.fault_id] = task
+        else:
+            stops_at.setdefault(step.at, []).append(task)
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if not task.cancelled() and (error := task.exception()) is not None:
+                raise error
+    finally:
+        for task in tasks:
+            if task not in begun:
+                task.cancel()
+        # The ones being applied finish (their errors are the first's consequences, or heal_all's to see).
+        await asyncio.gather(*tasks, return_exceptions=True)

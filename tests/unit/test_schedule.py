@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from harness.scenario import (
     data_plane_links,
     node_names,
 )
-from harness.schedule import Step, plan
+from harness.schedule import Step, drive, plan
 
 
 def scenario(**fields: Any) -> Scenario:
@@ -178,3 +179,173 @@ def test_a_random_block_whose_kinds_cannot_act_on_its_targets_is_refused() -> No
     s = random_scenario(faults=["outage"], targets=["agent-1", "agent-2"])
     with pytest.raises(ScenarioError, match="nats or surrealdb"):
         plan(s, seed=0)
+
+
+# drive: the plan run on a clock the test moves, against a nemesis whose steps the test holds open.
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep_until(self, at: float) -> None:
+        if at > self.t:
+            fut = asyncio.get_running_loop().create_future()
+            self._sleepers.append((at, fut))
+            await fut
+
+    async def advance(self, to: float) -> None:
+        self.t = to
+        for at, fut in self._sleepers:
+            if at <= to and not fut.done():
+                fut.set_result(None)
+        await settle()
+
+
+async def settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+class SlowNemesis:
+    """Records when each step began and ended on the clock; a step named in `held` waits for its release."""
+
+    def __init__(self, clock: Clock, held: set[str] = frozenset(), fail: str = "") -> None:
+        self.clock = clock
+        self.log: list[tuple[str, float]] = []
+        self.gates = {name: asyncio.Event() for name in held}
+        self.fail = fail
+        self.scheduled: dict[str, float | None] = {}
+
+    async def _act(self, name: str) -> None:
+        self.log.append((f"{name} begin", self.clock.now()))
+        if name in self.gates:
+            await self.gates[name].wait()
+        if name == self.fail:
+            raise RuntimeError(f"{name} failed")
+        self.log.append((f"{name} end", self.clock.now()))
+
+    async def start(self, fault: Any, fault_id: str, scheduled: float | None = None) -> None:
+        self.scheduled[fault_id] = scheduled
+        await self._act(f"start {fault_id}")
+
+    async def stop(self, fault_id: str) -> None:
+        await self._act(f"stop {fault_id}")
+
+    async def release(self, name: str) -> None:
+        self.gates[name].set()
+        await settle()
+
+    def began(self, name: str) -> float | None:
+        return dict(self.log).get(f"{name} begin")
+
+
+def steps_of(*faults: dict[str, Any]) -> list[Step]:
+    return plan(scenario(load={"rate": 5, "duration": "20s"}, faults=list(faults)), seed=0)
+
+
+CRASH_THEN_PARTITION = steps_of(
+    {"at": "1s", "fault": "crash", "target": "agent-1", "restart_after": "1s"},
+    {"at": "3s", "for": "2s", "fault": "partition", "groups": [["agent-1"], ["agent-2", "agent-3"]]},
+)
+
+
+async def test_a_slow_stop_delays_no_later_fault() -> None:
+    clock = Clock()
+    nemesis = SlowNemesis(clock, held={"stop f1"})  # a crash's stop waits until the node is ready
+    active: dict[str, str] = {}
+    task = asyncio.create_task(drive(CRASH_THEN_PARTITION, nemesis, clock.now, active, clock.sleep_until))
+    for t in (1, 2, 3, 5):
+        await clock.advance(t)
+    assert nemesis.began("start f2") == 3 and nemesis.began("stop f2") == 5
+    assert active == {"f1": "crash"}, "f1 is active until its stop has finished"
+    await nemesis.release("stop f1")
+    await task
+    assert active == {}
+    assert nemesis.scheduled == {"f1": 1.0, "f2": 3.0}
+
+
+async def test_a_stop_waits_for_its_own_start() -> None:
+    clock = Clock()
+    nemesis = SlowNemesis(clock, held={"start f1"})
+    task = asyncio.create_task(drive(CRASH_THEN_PARTITION, nemesis, clock.now, None, clock.sleep_until))
+    await clock.advance(2.5)
+    assert nemesis.began("stop f1") is None, "its start is still being applied"
+    await nemesis.release("start f1")
+    assert nemesis.log[-3:-1] == [("start f1 end", 2.5), ("stop f1 begin", 2.5)]
+    await clock.advance(5)
+    await task
+
+
+async def test_at_one_instant_the_stops_finish_before_the_starts_begin() -> None:
+    clock = Clock()
+    steps = steps_of(
+        {"at": "1s", "for": "2s", "fault": "crash", "target": "agent-1"},
+        {"at": "3s", "for": "2s", "fault": "pause", "target": "agent-1"},
+    )
+    nemesis = SlowNemesis(clock, held={"stop f1"})
+    task = asyncio.create_task(drive(steps, nemesis, clock.now, None, clock.sleep_until))
+    await clock.advance(3)
+    assert nemesis.began("stop f1") == 3 and nemesis.began("start f2") is None
+    await clock.advance(3.4)
+    await nemesis.release("stop f1")
+    assert nemesis.log[-3:-1] == [("stop f1 end", 3.4), ("start f2 begin", 3.4)]
+    await clock.advance(5)
+    await task
+
+
+async def test_cancelled_the_fault_being_applied_finishes_and_later_ones_never_start() -> None:
+    clock = Clock()
+    nemesis = SlowNemesis(clock, held={"start f2"})
+    active: dict[str, str] = {}
+    task = asyncio.create_task(drive(CRASH_THEN_PARTITION, nemesis, clock.now, active, clock.sleep_until))
+    await clock.advance(3)
+    task.cancel()  # the load ended with f2 half applied
+    await settle()
+    assert not task.done(), "the start being applied finishes before the driver returns"
+    await nemesis.release("start f2")
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+    assert active == {"f2": "partition"}, "left for heal_all"
+    await clock.advance(10)
+    assert nemesis.began("stop f2") is None
+
+
+async def test_a_failed_step_is_raised_once_the_steps_being_applied_finished() -> None:
+    clock = Clock()
+    steps = steps_of(
+        {"at": "1s", "for": "5s", "fault": "crash", "target": "agent-1"},
+        {"at": "2s", "for": "5s", "fault": "pause", "target": "agent-2"},
+        {"at": "9s", "for": "1s", "fault": "pause", "target": "agent-3"},
+    )
+    nemesis = SlowNemesis(clock, held={"start f1", "start f2"}, fail="start f2")
+    task = asyncio.create_task(drive(steps, nemesis, clock.now, None, clock.sleep_until))
+    await clock.advance(2)
+    await nemesis.release("start f2")
+    assert not task.done(), "f1 is still being applied"
+    await nemesis.release("start f1")
+    with pytest.raises(RuntimeError, match="start f2 failed"):
+        await task
+    await clock.advance(10)
+    assert nemesis.began("start f3") is None
+
+
+async def test_on_the_real_clock_steps_start_on_time() -> None:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    nemesis = SlowNemesis(Clock(), held={"stop f1"})
+    nemesis.clock.now = lambda: loop.time() - t0  # type: ignore[method-assign]
+    steps = [
+        Step(0.01, "start", "f1", CrashFault(fault="crash", at=0, target="agent-1")),
+        Step(0.02, "stop", "f1", CrashFault(fault="crash", at=0, target="agent-1")),
+        Step(0.05, "start", "f2", CrashFault(fault="crash", at=0, target="agent-2")),
+    ]
+    task = asyncio.create_task(drive(steps, nemesis, nemesis.clock.now))
+    await asyncio.sleep(0.1)
+    assert (nemesis.began("start f2") or 0) >= 0.05, nemesis.log
+    await nemesis.release("stop f1")
+    await task
