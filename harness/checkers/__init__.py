@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
-from harness.checkers import buffers, effects, expectations, latency, leak, reconciliation, retention
+from harness.checkers import (
+    buffers,
+    containers,
+    effects,
+    expectations,
+    latency,
+    leak,
+    reconciliation,
+    retention,
+)
 from harness.checkers.base import Anomaly, Checker, Result, Validity, merge
 from harness.checkers.run import Run
 from harness.store import RunDirError
@@ -22,6 +31,7 @@ CHECKERS: tuple[Checker, ...] = (
     latency.CHECKER,
     expectations.CHECKER,
     effects.CHECKER,
+    containers.CHECKER,
     leak.CHECKER,
     retention.CHECKER,
 )

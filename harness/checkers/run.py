@@ -85,6 +85,10 @@ class Sample(msgspec.Struct):
     consumer_num_ack_pending: float | None = None
     peers_reachable: float | None = None  # read by the report, not by a checker
     started: float | None = None  # the process's start: a new value is a new incarnation (leak)
+    # An event line, not a periodic one: the engine saw the source's container die, start, pause...
+    container: str | None = None
+    exit_code: int | None = None
+    oom_killed: bool | None = None
 
     @property
     def consumer_backlog(self) -> float | None:

@@ -29,6 +29,7 @@ class Settings:
     aborts: str = "allowed"
     rejections: str = "allowed"
     drained_within_s: float = 15.0
+    unplanned_exits: str = "forbidden"  # a container dying or paused with no fault acting on it
     horizon_s: float | None = None
     reconciliation: str = "exact"  # "none": the scenario waives the reconciliation anomalies
     buffers: str = "within-cap"  # "ignore": the scenario waives the buffer anomalies
@@ -63,10 +64,10 @@ def _settings(path: Path, data: dict[str, Any]) -> Settings:
             raise RunDirError(path, f"{sec}.{key}: got {value!r}", expected=f"a {kind.__name__} >= 0")
         return kind(value)
 
-    def rule(key: str) -> str:
-        value = section("expect").get(key, "allowed")
-        if value not in _RULES:
-            raise RunDirError(path, f"expect.{key}: got {value!r}", expected=" or ".join(_RULES))
+    def rule(key: str, default: str = "allowed", allowed: tuple[str, ...] = _RULES) -> str:
+        value = section("expect").get(key, default)
+        if value not in allowed:
+            raise RunDirError(path, f"expect.{key}: got {value!r}", expected=" or ".join(allowed))
         return value
 
     exactly_once = section("invariants").get("stream_exactly_once", True)
@@ -89,6 +90,7 @@ def _settings(path: Path, data: dict[str, Any]) -> Settings:
         aborts=rule("aborts"),
         rejections=rule("rejections"),
         drained_within_s=number("expect", "drained_within_s", 15.0),
+        unplanned_exits=rule("unplanned_exits", "forbidden", ("forbidden", "allowed")),
         horizon_s=horizon,
         reconciliation=str(section("expect").get("reconciliation", "exact")),
         buffers=str(section("expect").get("buffers", "within-cap")),

@@ -183,6 +183,11 @@ class Expect(_Strict):
     rejections: Outcome = Field(
         "allowed", description="expected: some intents must be rejected (buffer full)"
     )
+    unplanned_exits: Literal["forbidden", "allowed"] = Field(
+        "forbidden",
+        description="a container of the system that dies or is paused with no fault acting on it fails "
+        "the run (forbidden), or is only reported (allowed)",
+    )
 
 
 def _id_value(value: Any) -> str:
@@ -322,6 +327,7 @@ class Scenario(_Strict):
             "aborts": expect.aborts,
             "rejections": expect.rejections,
             "drained_within_s": expect.recovery.drained_within,
+            "unplanned_exits": expect.unplanned_exits,
             # beyond the run format: which checks the scenario asks for
             "reconciliation": expect.reconciliation,
             "buffers": expect.buffers,

@@ -404,6 +404,7 @@ def test_resolved_is_scenario_json_with_budgets_invariants_and_the_seed(tmp_path
         "drained_within_s": 15,
         "reconciliation": "exact",
         "buffers": "within-cap",
+        "unplanned_exits": "forbidden",
     }
     assert resolved["faults"][0] == {
         "fault": "outage",
