@@ -118,7 +118,9 @@ def list_runs(run_id: str | None = None) -> dict[str, RunResources]:
             runs[rid] = RunResources(rid, labels.get(OWNER_LABEL, ""))
         return runs[rid]
 
-    for ctr in c.containers.list(all=True, filters=flt):
+    # A container removed between the engine's listing and its inspect (a run's teardown, its reaper) is
+    # skipped, not a failure of the listing.
+    for ctr in c.containers.list(all=True, filters=flt, ignore_removed=True):
         entry(ctr.labels).containers.append(ctr)
     for net in c.networks.list(filters=flt):
         entry(net.attrs.get("Labels") or {}).networks.append(net)

@@ -79,3 +79,29 @@ def test_clean_removes_dead_runs_and_keeps_live_ones(capsys) -> None:
                 n.remove()
             except Exception:
                 pass
+
+
+def test_list_runs_skips_a_container_removed_while_it_lists(images, monkeypatch) -> None:
+    """A run's teardown or its reaper removes containers while `clean`, `doctor` or a test lists them:
+    the engine lists ids, then inspects each, and one gone in between must not fail the listing."""
+    c = engine.client()
+    run_id = engine.new_run_id() + "r"
+    gone = c.containers.create(images.ref("nats"), labels=engine.run_labels(run_id))
+    kept = c.containers.create(images.ref("nats"), labels=engine.run_labels(run_id))
+    real_get = type(c.containers).get
+
+    def removed_first(self, container_id):  # the reaper's removal lands between list and inspect
+        if container_id == gone.id:
+            gone.remove(force=True)
+        return real_get(self, container_id)
+
+    monkeypatch.setattr(type(c.containers), "get", removed_first)
+    try:
+        runs = engine.list_runs(run_id)
+        assert [ctr.id for ctr in runs[run_id].containers] == [kept.id]
+    finally:
+        for ctr in (gone, kept):
+            try:
+                ctr.remove(force=True)
+            except Exception:
+                pass
