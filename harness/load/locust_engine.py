@@ -36,6 +36,26 @@ FINISH_GRACE_S = 60.0  # past the plan's end plus a request's timeout, before th
 POLL_S = 0.1
 
 
+# Locust's processes die with the harness that started them, even a SIGKILLed one (they would otherwise go on
+# sending load for their --run-time): PR_SET_PDEATHSIG, set by the child itself right after exec (a
+# preexec_fn is unsafe in a process with threads). A parent already gone by then is seen as a new parent
+# pid, and the child exits. The signal comes when the thread that started the child ends: _start runs on
+# the event loop's thread, which lives as long as the harness.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, runpy, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG\n"
+    "parent, module = sys.argv.pop(1), sys.argv.pop(1)\n"
+    "if os.getppid() != int(parent):\n"
+    "    os._exit(1)\n"
+    "runpy.run_module(module, run_name='__main__', alter_sys=True)\n"
+)
+
+
+def dying_with_this_process(module: str, *args: str) -> list[str]:
+    """The command for `python -m module args...` as a child killed when this process dies (Linux)."""
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), module, *args]
+
+
 def harness_shard(out: Path) -> Path:
     (out / FOLDER).mkdir(exist_ok=True)
     return out / FOLDER / HARNESS_SHARD
@@ -215,7 +235,7 @@ class LocustLoad:
         self._logs.append(log)
         env = {**os.environ, "SOLAR_CHAOS_LOAD": str(self.folder / "plan.json"), "PYTHONUNBUFFERED": "1"}
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "locust", *args],
+            dying_with_this_process("locust", *args),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
