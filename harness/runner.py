@@ -17,7 +17,8 @@ from harness.collect import Progress, collect, save_logs, wait_drained
 from harness.images import Images
 from harness.load import open_load
 from harness.nemesis import Nemesis
-from harness.observe import Sampler, interval_for
+from harness.observe import EngineLost, Sampler, interval_for
+from harness.observe.events import await_engine
 from harness.observe.selftrace import SelfTrace
 from harness.report import write_index, write_report
 from harness.scenario import SOAK, Scenario
@@ -142,6 +143,7 @@ async def run_scenario(
 
     timings: dict[str, float] = {}
     owned = contextlib.ExitStack()  # the system's `with`, when this run brings it up
+    engine_back: bool | None = None  # after the engine went away: whether it came back
     try:
         t = time.monotonic()
         if sut is None:
@@ -160,6 +162,17 @@ async def run_scenario(
             t = time.monotonic()
             summary = await collect(sut, out, say)
             timings["collect_s"] = time.monotonic() - t
+        except EngineLost as e:
+            # Nothing to collect: the stream and the store went with the engine. The history stays.
+            say(f"engine lost: {e}")
+            engine_back = await asyncio.to_thread(await_engine, say)
+            left = (
+                "what the engine kept of the run is removed"
+                if engine_back
+                else "`solar-chaos clean` removes what the run left once the engine answers"
+            )
+            why = f"{e}. The run cannot be judged; its history so far is in {out}; {left}"
+            raise EngineLost(why) from None
         finally:
             # Beside the run's files: how long each phase took (the format allows extra files).
             store.write_json(
@@ -170,7 +183,12 @@ async def run_scenario(
                 say(f"keeping run {sut.run_id} up (--keep-running); remove it with: solar-chaos clean --all")
                 owned.pop_all()  # never left: the system stays up
     finally:
-        await asyncio.to_thread(owned.close)
+        try:
+            await asyncio.to_thread(owned.close)
+        except Exception as e:
+            if engine_back is not False:
+                raise
+            say(f"not removed, the engine being away: {e}")  # the labels let `solar-chaos clean` find it
     # The runner only writes the run directory; the verdict is the checkers', read from it alone.
     verdict = await asyncio.to_thread(write_verdict, out)
     report = None
@@ -244,8 +262,11 @@ async def _drive(
             drained = scenario.expect.recovery.drained_within
             await wait_drained(sut, drained, say)
             stop_sampling.set()
+    except* EngineLost as lost:  # the sampler's word: the engine, and every container with it, went away
+        raise lost.exceptions[0] from None
     finally:
         stop_sampling.set()
-        await asyncio.shield(nemesis.heal_all())
+        if sampler.events.lost is None:  # with the engine gone there is nothing to heal, nor to revive
+            await asyncio.shield(nemesis.heal_all())
         history.close()
         await asyncio.to_thread(load.finish, say)  # Locust: its shards and the harness's into history.jsonl

@@ -1,7 +1,8 @@
 """Observation: periodic samples of every process of the run and of the stream and consumer, taken on
 the direct observation plane, never through Toxiproxy (samples.jsonl, docs/run-format.md): netsync's
 nodes from their /metrics (`services`), NATS from its monitoring endpoint (`nats`), SurrealDB, NATS,
-Toxiproxy, the harness itself and its Locust processes from outside (`processes`)."""
+Toxiproxy, the harness itself and its Locust processes from outside (`processes`); and between
+them, each container's death, start, pause and unpause as the engine reports it (`events`)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from typing import Any
 
 import httpx
 
+from harness.observe.events import ContainerEvents, EngineLost
 from harness.observe.nats import jetstream_sample, server_sample
 from harness.observe.processes import ContainerProcesses, harness_sample, proc_sample
 from harness.observe.services import METRICS, parse_metrics, service_sample
 from harness.topology.system import System
 
-__all__ = ["METRICS", "Sampler", "interval_for", "jetstream_sample", "parse_metrics"]
+__all__ = ["METRICS", "EngineLost", "Sampler", "interval_for", "jetstream_sample", "parse_metrics"]
 
 SERVICES = ("orchestrator", "projector")  # netsync's nodes besides the agents
 OUTSIDE = ("nats", "surrealdb", "toxiproxy")  # seen from /proc or the engine's stats
@@ -45,6 +47,7 @@ class Sampler:
         self.interval = interval
         self.processes = ContainerProcesses(sut)
         self.load_pids = load_pids  # the load's own processes (Locust's), by source name
+        self.events = ContainerEvents(sut.run_id, now)
 
     async def sample_once(self, http: httpx.AsyncClient, f: Any) -> None:
         t = round(self.now(), 3)
@@ -56,6 +59,8 @@ class Sampler:
         got = await asyncio.gather(*probes.values())
         records = [*zip(probes, got, strict=True), ("harness", harness_sample())]
         records += [(name, proc_sample(pid)) for name, pid in self.load_pids().items()]
+        for line in sorted(self.events.take(), key=lambda e: e["t"]):  # each at its own t, before now
+            f.write(json.dumps(line) + "\n")
         for source, sample in records:
             if sample:
                 f.write(json.dumps({"t": t, "source": source, **sample}) + "\n")
@@ -69,12 +74,26 @@ class Sampler:
         return {**(seen or {}), **(varz or {})} or None
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient() as http:
-            with open(self.path, "a") as f:
-                while not stop.is_set():
-                    await self.sample_once(http, f)
-                    try:
-                        await asyncio.wait_for(stop.wait(), self.interval)
-                    except TimeoutError:
-                        pass
-                await self.sample_once(http, f)  # the last word on every buffer
+        """Sample until `stop`; raises EngineLost when the engine goes away meanwhile (every container
+        of the run went with it: nothing more is worth recording)."""
+        await asyncio.to_thread(self.events.start)
+        try:
+            async with httpx.AsyncClient() as http:
+                with open(self.path, "a") as f:
+                    while not stop.is_set():
+                        await self.sample_once(http, f)
+                        self._check_engine()
+                        try:
+                            await asyncio.wait_for(stop.wait(), self.interval)
+                        except TimeoutError:
+                            pass
+                    await self.sample_once(http, f)  # the last word on every buffer
+        finally:
+            await asyncio.to_thread(self.events.stop)
+
+    def _check_engine(self) -> None:
+        if self.events.lost is not None:
+            raise EngineLost(
+                f"the Docker engine went away at t={self.events.lost_at:g}s ({self.events.lost}): "
+                "it stopped or restarted, and every container of the run stopped with it"
+            )
