@@ -247,8 +247,19 @@ class Volume:
                 attrs["st_blocks"] = (u.size + 511) // 512
         return attrs
 
-    def readdir(self, path: str) -> list[str]:
-        return [".", "..", *os.listdir(self.real(path))]
+    def readdir(self, path: str) -> list[tuple[str, dict, int]]:
+        """Names with their inode numbers and types (the mount passes backing inode numbers
+        through, and readdir(3) hides an entry whose inode number is 0)."""
+        real = self.real(path)
+        out = []
+        for name, p in ((".", real), ("..", os.path.dirname(real.rstrip("/")) or "/")):
+            st = os.lstat(p)
+            out.append((name, {"st_ino": st.st_ino, "st_mode": st.st_mode}, 0))
+        with os.scandir(real) as it:
+            for e in it:
+                st = e.stat(follow_symlinks=False)
+                out.append((e.name, {"st_ino": st.st_ino, "st_mode": st.st_mode}, 0))
+        return out
 
     def mkdir(self, path: str, mode: int) -> None:
         os.mkdir(self.real(path), mode)

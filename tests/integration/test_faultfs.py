@@ -1,0 +1,215 @@
+"""faultfs through the kernel: a real FUSE mount, written with os.write as NATS or an agent
+would; unsynced data lost on `lose`, EIO and ENOSPC seen by the writer, and no mount outliving
+the process that made it. Needs /dev/fuse, fusermount3 and mfusepy: without them these tests
+fail with the install step, they never skip."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.faultfs.control import FaultFS, faultfs_mounts, fuse_problem, unmount_leftovers
+from harness.waiting import wait_until
+
+
+@pytest.fixture
+def fs(tmp_path: Path) -> Iterator[FaultFS]:
+    problem = fuse_problem()
+    assert problem is None, problem
+    with FaultFS.mount(tmp_path / "backing", tmp_path / "mnt", run_id="test-faultfs") as m:
+        yield m
+    assert not any(x.mountpoint == m.mountpoint for x in faultfs_mounts()), "close() left the mount"
+
+
+def write(path: str, data: bytes, *, sync: bool = False, flags: int = 0) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o644)
+    try:
+        os.write(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_lose_drops_unsynced_writes_and_keeps_synced_ones(fs: FaultFS) -> None:
+    m = fs.mountpoint
+    write(f"{m}/log", b"synced;", sync=True)
+    write(f"{m}/log", b"unsynced", flags=os.O_APPEND)
+    write(f"{m}/new", b"never synced")
+    write(f"{m}/osync", b"O_SYNC write", flags=os.O_SYNC)
+    held = os.open(f"{m}/log", os.O_RDONLY)  # a reader that stays open across the loss
+    assert read(f"{m}/log") == b"synced;unsynced"
+    assert os.stat(f"{m}/log").st_size == 15
+    assert read(f"{fs.backing}/log") == b"synced;", "unsynced data reached the backing directory"
+
+    dropped = fs.lose()
+    assert dropped["dropped_bytes"] == len(b"unsynced") + len(b"never synced")
+    assert read(f"{m}/log") == b"synced;"
+    assert os.pread(held, 100, 0) == b"synced;", "the kernel served data faultfs dropped"
+    os.close(held)
+    assert os.stat(f"{m}/log").st_size == 7
+    assert read(f"{m}/new") == b"", "a never-synced file keeps its name and loses its data"
+    assert read(f"{m}/osync") == b"O_SYNC write"
+    stats = fs.stats()
+    assert (stats["losses"], stats["lost_bytes"], stats["lost_files"]) == (1, 20, 2)
+
+
+def test_rename_is_durable_and_carries_unsynced_data(fs: FaultFS) -> None:
+    m = fs.mountpoint
+    os.mkdir(f"{m}/dir")
+    write(f"{m}/dir/meta.tmp", b"meta", sync=True)
+    os.rename(f"{m}/dir/meta.tmp", f"{m}/dir/meta")
+    d = os.open(f"{m}/dir", os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(d)  # the classic write-fsync-rename-fsync(dir): survives
+    os.close(d)
+    write(f"{m}/dir/blk.tmp", b"unsynced block")
+    os.rename(f"{m}/dir/blk.tmp", f"{m}/dir/blk")  # renamed without fsync of its data
+    fs.lose()
+    assert sorted(os.listdir(f"{m}/dir")) == ["blk", "meta"]
+    assert read(f"{m}/dir/meta") == b"meta"
+    assert read(f"{m}/dir/blk") == b"", "the renamed file's unsynced data must be lost"
+
+
+def test_fsync_eio_is_seen_by_the_writer_and_the_data_stays_unsynced(fs: FaultFS) -> None:
+    path = f"{fs.mountpoint}/seg"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(fd, b"acked?")
+    fs.fail("fsync")
+    for sync in (os.fsync, os.fdatasync):
+        with pytest.raises(OSError) as e:
+            sync(fd)
+        assert e.value.errno == errno.EIO
+    assert os.pread(fd, 10, 0) == b"acked?"
+    fs.clear()
+    os.fsync(fd)
+    os.close(fd)
+    fs.lose()
+    assert read(path) == b"acked?"
+    assert fs.stats()["failed"]["fsync"] == 2
+
+
+def test_write_and_read_eio_only_under_the_prefix(fs: FaultFS) -> None:
+    m = fs.mountpoint
+    os.mkdir(f"{m}/nats")
+    write(f"{m}/nats/blk", b"old", sync=True)
+    fs.fail("write", "/nats")
+    with pytest.raises(OSError) as e:
+        write(f"{m}/nats/blk", b"new")
+    assert e.value.errno == errno.EIO
+    write(f"{m}/journal", b"elsewhere is fine")
+    fs.fail("read", "/nats")
+    with pytest.raises(OSError) as e:
+        read(f"{m}/nats/blk")
+    assert e.value.errno == errno.EIO
+    fs.clear()
+    assert read(f"{m}/nats/blk") == b"old"
+
+
+def test_full_disk_refuses_growth_with_enospc(fs: FaultFS) -> None:
+    path = f"{fs.mountpoint}/f"
+    write(path, b"0123456789", sync=True)
+    fs.full()
+    fd = os.open(path, os.O_RDWR)
+    assert os.pwrite(fd, b"ab", 0) == 2
+    with pytest.raises(OSError) as e:
+        os.pwrite(fd, b"more", 10)
+    assert e.value.errno == errno.ENOSPC
+    os.close(fd)
+    assert fs.stats()["enospc"] == 1
+
+
+def test_slow_fsync(fs: FaultFS) -> None:
+    fd = os.open(f"{fs.mountpoint}/f", os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(fd, b"x")
+    fs.slow(300)
+    t = time.monotonic()
+    os.fsync(fd)
+    took = time.monotonic() - t
+    os.close(fd)
+    assert took >= 0.3, f"fsync took {took:.3f} s with slow(300)"
+    assert fs.stats()["slowed"] == 1
+
+
+def test_other_uids_use_the_mount(fs: FaultFS) -> None:
+    """allow_other: a container's process runs as another uid; default_permissions applies modes."""
+    os.mkdir(f"{fs.mountpoint}/shared", 0o777)
+    os.chmod(f"{fs.mountpoint}/shared", 0o777)
+    # cwd is entered before the uid changes, so the path above the mount need not be open to nobody
+    sh = ["/bin/sh", "-c", "echo from nobody > shared/x"]
+    r = subprocess.run(sh, cwd=fs.mountpoint, user=65534, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert os.stat(f"{fs.mountpoint}/shared/x").st_uid == 65534
+    write(f"{fs.mountpoint}/private", b"root only")
+    os.chmod(f"{fs.mountpoint}/private", 0o600)
+    r = subprocess.run(["cat", "private"], cwd=fs.mountpoint, user=65534, capture_output=True, text=True)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+def test_busy_mount_is_unmounted_on_close(tmp_path: Path) -> None:
+    with FaultFS.mount(tmp_path / "b", tmp_path / "m", run_id="test-busy") as fs:
+        fd = os.open(f"{fs.mountpoint}/open", os.O_RDWR | os.O_CREAT, 0o644)
+        t = time.monotonic()
+    took = time.monotonic() - t
+    assert not any(x.mountpoint == fs.mountpoint for x in faultfs_mounts())
+    assert fs.proc.poll() is not None, "the daemon outlived its unmount"
+    assert took < 8, f"closing a busy mount took {took:.1f} s"
+    with contextlib.suppress(OSError):  # ENOTCONN: its file system is gone
+        os.close(fd)
+
+
+CHILD = """
+import sys, time
+from harness.faultfs.control import FaultFS
+fs = FaultFS.start(sys.argv[1], sys.argv[2], run_id=sys.argv[3])
+print(fs.proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _mount_in_child(tmp_path: Path, run_id: str) -> tuple[subprocess.Popen, int, str]:
+    mnt = str(tmp_path / "m")
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path / "b"), mnt, run_id], stdout=subprocess.PIPE, text=True
+    )
+    line = child.stdout.readline()
+    assert line.strip().isdigit(), f"the child did not mount (exit {child.poll()})"
+    assert any(m.mountpoint == mnt and m.run_id == run_id for m in faultfs_mounts())
+    return child, int(line), mnt
+
+
+def test_a_killed_harness_leaves_no_mount(tmp_path: Path) -> None:
+    child, daemon, mnt = _mount_in_child(tmp_path, "test-killed")
+    child.kill()
+    child.wait()
+    wait_until(lambda: not any(m.mountpoint == mnt for m in faultfs_mounts()), f"{mnt} unmounted", timeout=5)
+    wait_until(lambda: not os.path.exists(f"/proc/{daemon}"), f"daemon {daemon} gone", timeout=5)
+
+
+def test_clean_unmounts_what_a_dead_run_left(tmp_path: Path) -> None:
+    """Daemon and harness both SIGKILLed: the mount stays (ENOTCONN) until unmount_leftovers."""
+    child, daemon, mnt = _mount_in_child(tmp_path, "test-leftover")
+    os.kill(daemon, signal.SIGKILL)
+    child.kill()
+    child.wait()
+    with pytest.raises(OSError) as e:
+        os.listdir(mnt)
+    assert e.value.errno == errno.ENOTCONN
+    assert any(m.mountpoint == mnt for m in faultfs_mounts())
+    gone = unmount_leftovers()
+    assert [m.run_id for m in gone if m.mountpoint == mnt] == ["test-leftover"]
+    assert not any(m.mountpoint == mnt for m in faultfs_mounts())
+    assert os.listdir(mnt) == []
