@@ -3,6 +3,7 @@ read and stat asks the volume and a `lose` shows at once."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable
@@ -23,6 +24,9 @@ class FaultOps(mfusepy.Operations):
     def __init__(self, volume: Volume, on_init: Callable[[], None] | None = None) -> None:
         self.volume = volume
         self._on_init = on_init
+        # With nullpath_ok libfuse passes no path to calls on an open directory: keep it here.
+        self._dirs: dict[int, str] = {}
+        self._dir_fhs = itertools.count(1)
 
     def init_with_config(self, conn_info: Any, config_3: Any) -> None:
         if config_3 is not None:
@@ -38,6 +42,9 @@ class FaultOps(mfusepy.Operations):
             # Unlink removes the backing file at once (no .fuse_hidden files); calls on a
             # still-open unlinked file come with its handle, which is all the volume needs.
             config_3.hard_remove = 1
+            # Calls on open files come without a path (libfuse would answer ESTALE for an
+            # unlinked one otherwise); the volume and the directory handles keep the paths.
+            config_3.nullpath_ok = 1
             config_3.use_ino = 1
         if self._on_init is not None:
             self._on_init()
@@ -72,8 +79,17 @@ class FaultOps(mfusepy.Operations):
         self.volume.fsync(fh, path)
         return 0
 
-    def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
-        self.volume.fsyncdir(path)
+    def opendir(self, path: str) -> int:
+        fh = next(self._dir_fhs)
+        self._dirs[fh] = path
+        return fh
+
+    def releasedir(self, path: str | None, fh: int) -> int:
+        self._dirs.pop(fh, None)
+        return 0
+
+    def fsyncdir(self, path: str | None, datasync: int, fh: int) -> int:
+        self.volume.fsyncdir(path or self._dirs.get(fh, "/"))
         return 0
 
     def flush(self, path: str, fh: int) -> int:
@@ -87,8 +103,8 @@ class FaultOps(mfusepy.Operations):
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         return self.volume.getattr(path, fh)
 
-    def readdir(self, path: str, fh: int) -> list[tuple[str, dict, int]]:
-        return self.volume.readdir(path)
+    def readdir(self, path: str | None, fh: int) -> list[tuple[str, dict, int]]:
+        return self.volume.readdir(path or self._dirs[fh])
 
     def mkdir(self, path: str, mode: int) -> int:
         self.volume.mkdir(path, mode)
@@ -135,12 +151,20 @@ class FaultOps(mfusepy.Operations):
         return self.volume.statfs()
 
 
+class _FUSE(mfusepy.FUSE):
+    """mfusepy's libfuse3 truncate drops the file handle; an ftruncate of an unlinked file
+    (path NULL) needs it."""
+
+    def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
+        return self.ftruncate(path, length, fip)
+
+
 def serve(volume: Volume, mountpoint: str, label: str, on_init: Callable[[], None] | None = None) -> None:
     """Mount `volume` at `mountpoint` and serve it until unmounted or sent SIGTERM/SIGINT
     (libfuse's own handlers end the loop and unmount). `label` becomes the mount's source
     (fsname), where `unmount_leftovers` finds the run that made it."""
     logging.getLogger("mfusepy").setLevel(logging.WARNING)
-    mfusepy.FUSE(
+    _FUSE(
         FaultOps(volume, on_init),
         mountpoint,
         foreground=True,

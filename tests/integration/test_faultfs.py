@@ -84,6 +84,20 @@ def test_rename_is_durable_and_carries_unsynced_data(fs: FaultFS) -> None:
     assert read(f"{m}/dir/blk") == b"", "the renamed file's unsynced data must be lost"
 
 
+def test_an_unlinked_open_file_still_works_through_its_descriptor(fs: FaultFS) -> None:
+    path = f"{fs.mountpoint}/tmp"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(fd, b"abc")
+    os.unlink(path)
+    assert os.listdir(fs.backing) == [], "unlink left a file in the backing directory"
+    os.pwrite(fd, b"Z", 1)
+    os.ftruncate(fd, 2)
+    assert os.pread(fd, 10, 0) == b"aZ"
+    os.fsync(fd)
+    os.close(fd)
+    assert fs.stats()["unsynced_files"] == 0
+
+
 def test_fsync_eio_is_seen_by_the_writer_and_the_data_stays_unsynced(fs: FaultFS) -> None:
     path = f"{fs.mountpoint}/seg"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -94,12 +108,17 @@ def test_fsync_eio_is_seen_by_the_writer_and_the_data_stays_unsynced(fs: FaultFS
             sync(fd)
         assert e.value.errno == errno.EIO
     assert os.pread(fd, 10, 0) == b"acked?"
+    d = os.open(fs.mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+    with pytest.raises(OSError) as e:
+        os.fsync(d)  # a directory's fsync fails alike
+    os.close(d)
+    assert e.value.errno == errno.EIO
     fs.clear()
     os.fsync(fd)
     os.close(fd)
     fs.lose()
     assert read(path) == b"acked?"
-    assert fs.stats()["failed"]["fsync"] == 2
+    assert fs.stats()["failed"]["fsync"] == 3
 
 
 def test_write_and_read_eio_only_under_the_prefix(fs: FaultFS) -> None:
