@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -129,28 +130,32 @@ def list_runs(run_id: str | None = None) -> dict[str, RunResources]:
     return runs
 
 
+BUSY_WAIT_S = 30.0  # how long a removal waits out another party's (the reaper's) removal of the same thing
+
+
+def _remove(kind: str, name: str, remove: Callable[[], object]) -> str | None:
+    """Remove one resource; None when it is gone. A conflict (409: another party, the killed harness's
+    reaper, is removing it already; a volume still in use) or a network whose endpoints are still being
+    removed is waited out until BUSY_WAIT_S: it ends with the resource gone, not a failure of clean."""
+    deadline = time.monotonic() + BUSY_WAIT_S
+    while True:
+        try:
+            remove()
+            return None
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as e:
+            busy = e.status_code == 409 or "active endpoints" in str(e.explanation)
+            if not busy or time.monotonic() >= deadline:
+                return f"{kind} {name}: {e.explanation}"
+        time.sleep(0.25)
+
+
 def remove_run(res: RunResources) -> list[str]:
     """Remove a run's containers, then its networks and volumes. Returns what failed."""
-    problems: list[str] = []
-    for ctr in res.containers:
-        try:
-            ctr.remove(force=True, v=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as e:
-            problems.append(f"container {ctr.name}: {e.explanation}")
-    for net in res.networks:
-        try:
-            net.remove()
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as e:
-            problems.append(f"network {net.name}: {e.explanation}")
-    for vol in res.volumes:
-        try:
-            vol.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as e:
-            problems.append(f"volume {vol.name}: {e.explanation}")
-    return problems
+    problems = [
+        _remove("container", c.name, lambda c=c: c.remove(force=True, v=True)) for c in res.containers
+    ]
+    problems += [_remove("network", n.name, n.remove) for n in res.networks]
+    problems += [_remove("volume", v.name, lambda v=v: v.remove(force=True)) for v in res.volumes]
+    return [p for p in problems if p]

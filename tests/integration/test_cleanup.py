@@ -7,8 +7,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
+import docker.errors
 import pytest
+import requests
 
 from harness import engine
 from harness.cli import main as cli
@@ -103,5 +106,42 @@ def test_list_runs_skips_a_container_removed_while_it_lists(images, monkeypatch)
         for ctr in (gone, kept):
             try:
                 ctr.remove(force=True)
+            except Exception:
+                pass
+
+
+def test_clean_waits_out_the_reaper_removing_the_same_container(images, monkeypatch) -> None:
+    """`clean` run about when the killed harness's reaper removes the run (10 s after the kill) meets
+    "removal of container ... is already in progress" (409): that container is going, not a failure."""
+    c = engine.client()
+    run_id = engine.new_run_id() + "b"
+    ctr = c.containers.create(images.ref("nats"), labels=engine.run_labels(run_id))
+    net = c.networks.create(f"sc-{run_id}", labels=engine.run_labels(run_id))
+    net.connect(ctr)
+    real_remove = type(ctr).remove
+    reaper = threading.Timer(0.5, real_remove, args=(ctr,), kwargs={"force": True, "v": True})
+
+    def reaper_first(self, **kwargs):  # the reaper's removal started just before ours
+        if self.id == ctr.id and not reaper.is_alive() and not reaper.finished.is_set():
+            reaper.start()
+        if reaper.is_alive():
+            response = requests.Response()
+            response.status_code = 409
+            raise docker.errors.APIError(
+                "409 Client Error: Conflict",
+                response=response,
+                explanation=f"removal of container {self.id} is already in progress",
+            )
+        return real_remove(self, **kwargs)
+
+    monkeypatch.setattr(type(ctr), "remove", reaper_first)
+    try:
+        assert engine.remove_run(engine.list_runs(run_id)[run_id]) == []
+        assert not engine.list_runs(run_id)
+    finally:
+        reaper.join()
+        for thing in (ctr, net):
+            try:
+                thing.remove()
             except Exception:
                 pass
