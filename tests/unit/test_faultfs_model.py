@@ -227,3 +227,26 @@ def test_prefix_matches_whole_path_components():
         f.check("write", "/data/x")
     with pytest.raises(ValueError):
         f.fail("flush")
+
+
+def test_faultfs_mounts_reads_mountinfo(tmp_path):
+    from harness.faultfs.control import faultfs_mounts
+
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "22 1 0:21 / /proc rw,nosuid - proc proc rw\n"
+        "241 27 0:80 / /tmp/run\\040one/m rw,nosuid,nodev,relatime - fuse.faultfs "
+        "faultfs:20261201-101500-abc123:vm:10041:4342222 rw,user_id=0,group_id=0,allow_other\n"
+        "250 27 0:81 / /mnt/other rw - fuse.sshfs host:/ rw\n"
+    )
+    [m] = faultfs_mounts(str(info))
+    assert m.mountpoint == "/tmp/run one/m"
+    assert (m.run_id, m.owner) == ("20261201-101500-abc123", "vm:10041:4342222")
+
+
+def test_fuse_problem_names_the_fix(monkeypatch):
+    from harness.faultfs import control
+
+    monkeypatch.setattr(control.shutil, "which", lambda name: None)
+    problem = control.fuse_problem()
+    assert problem is not None and "fusermount3" in problem and "apt-get install fuse3" in problem
