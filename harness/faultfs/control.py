@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harness.errors import HarnessError
 from harness.faultfs import FSTYPE
@@ -113,11 +113,19 @@ def unmount_leftovers(everything: bool = False) -> list[Mount]:
 class FaultFS:
     """A mounted faultfs volume and its daemon. Use `FaultFS.mount(backing, mountpoint)`."""
 
-    def __init__(self, mountpoint: str, backing: str, control: str, proc: subprocess.Popen) -> None:
+    def __init__(
+        self, mountpoint: str, backing: str, control: str, proc: subprocess.Popen, log: IO[bytes]
+    ) -> None:
         self.mountpoint = mountpoint
         self.backing = backing
         self.control = control
         self.proc = proc
+        self._log = log
+
+    def daemon_log(self) -> str:
+        """What the daemon wrote (libfuse's and mfusepy's complaints, Python tracebacks)."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
 
     @classmethod
     @contextmanager
@@ -158,12 +166,11 @@ class FaultFS:
         argv += ["--run-id", run_id, "--owner", owner_token(), "--parent", str(os.getpid())]
         log = tempfile.TemporaryFile()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        fs = cls(mountpoint, backing, control, proc)
+        fs = cls(mountpoint, backing, control, proc, log)
 
         def ready() -> bool:
             if proc.poll() is not None:
-                log.seek(0)
-                out = log.read().decode(errors="replace").strip()
+                out = fs.daemon_log().strip()
                 raise FaultFSError(f"faultfs daemon exited with {proc.returncode} before mounting: {out}")
             return fs.request("ping")["ok"] and any(m.mountpoint == mountpoint for m in faultfs_mounts())
 
@@ -230,3 +237,4 @@ class FaultFS:
                 except subprocess.TimeoutExpired:
                     continue
             shutil.rmtree(os.path.dirname(self.control), ignore_errors=True)
+            self._log.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import time
 from collections.abc import Callable
 
 
@@ -20,6 +21,7 @@ class Unsynced:
         self.floor = backing_size
         self._starts: list[int] = []
         self._bufs: list[bytearray] = []
+        self.mtime_ns = time.time_ns()  # of the last change, what stat shows until persisted
 
     @property
     def unsynced_bytes(self) -> int:
@@ -58,6 +60,7 @@ class Unsynced:
             self._starts[lo:hi] = [start]
             self._bufs[lo:hi] = [buf]
         self.size = max(self.size, end)
+        self.mtime_ns = time.time_ns()
 
     def truncate(self, length: int) -> None:
         if length < self.size:
@@ -65,12 +68,9 @@ class Unsynced:
             keep = bisect.bisect_left(self._starts, length)
             del self._starts[keep:], self._bufs[keep:]
             if self._bufs:
-                last = self._bufs[-1]
-                del last[max(0, length - self._starts[-1]) :]
-                if not last:
-                    self._starts.pop()
-                    self._bufs.pop()
+                del self._bufs[-1][length - self._starts[-1] :]  # it starts below length
         self.size = length
+        self.mtime_ns = time.time_ns()
 
     def read(self, offset: int, count: int, backing: Callable[[int, int], bytes]) -> bytes:
         """`count` bytes at `offset` (fewer at the end of the file); `backing(offset, n)`

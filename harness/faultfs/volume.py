@@ -245,6 +245,7 @@ class Volume:
             if u is not None:
                 attrs["st_size"] = u.size
                 attrs["st_blocks"] = (u.size + 511) // 512
+                attrs["st_mtime"] = attrs["st_ctime"] = max(attrs["st_mtime"], u.mtime_ns)
         return attrs
 
     def readdir(self, path: str) -> list[tuple[str, dict, int]]:

@@ -250,3 +250,15 @@ def test_fuse_problem_names_the_fix(monkeypatch):
     monkeypatch.setattr(control.shutil, "which", lambda name: None)
     problem = control.fuse_problem()
     assert problem is not None and "fusermount3" in problem and "apt-get install fuse3" in problem
+
+
+def test_stat_shows_unsynced_size_and_mtime(vol, tmp_path):
+    import time
+
+    fh = vol.open("/f", os.O_RDWR | os.O_CREAT, 0o644)
+    os.utime(tmp_path / "f", ns=(0, 0))
+    before = time.time_ns()
+    vol.write(fh, b"12345", 0)
+    attrs = vol.getattr("/f")
+    assert attrs["st_size"] == 5 and attrs["st_mtime"] >= before
+    assert os.stat(tmp_path / "f").st_size == 0  # the disk has not seen it
