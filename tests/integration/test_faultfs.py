@@ -211,11 +211,15 @@ def _mount_in_child(tmp_path: Path, run_id: str) -> tuple[subprocess.Popen, int,
 
 
 def test_a_killed_harness_leaves_no_mount(tmp_path: Path) -> None:
+    """Even a busy one: a process (a container's, say) still holds a file open in it."""
     child, daemon, mnt = _mount_in_child(tmp_path, "test-killed")
+    held = os.open(f"{mnt}/held", os.O_RDWR | os.O_CREAT, 0o644)
     child.kill()
     child.wait()
     wait_until(lambda: not any(m.mountpoint == mnt for m in faultfs_mounts()), f"{mnt} unmounted", timeout=5)
     wait_until(lambda: not os.path.exists(f"/proc/{daemon}"), f"daemon {daemon} gone", timeout=5)
+    with contextlib.suppress(OSError):
+        os.close(held)
 
 
 def test_clean_unmounts_what_a_dead_run_left(tmp_path: Path) -> None:
