@@ -86,14 +86,15 @@ def faultfs_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
     return found
 
 
-def unmount(mountpoint: str) -> None:
-    """fusermount3 -u, lazily (-z) when the mount is busy; quiet when it is already gone."""
+def unmount(mountpoint: str) -> bool:
+    """fusermount3 -u, lazily (-z) when the mount is busy; quiet when it is already gone.
+    True when it had to be lazy (processes still hold files in it)."""
     if not any(m.mountpoint == mountpoint for m in faultfs_mounts()):
-        return
-    for args in (["-u"], ["-u", "-z"]):
+        return False
+    for lazy, args in ((False, ["-u"]), (True, ["-u", "-z"])):
         r = subprocess.run(["fusermount3", *args, mountpoint], capture_output=True, text=True)
         if r.returncode == 0 or not any(m.mountpoint == mountpoint for m in faultfs_mounts()):
-            return
+            return lazy
     raise FaultFSError(f"could not unmount {mountpoint}: {r.stderr.strip()} (try: umount -l {mountpoint})")
 
 
@@ -224,10 +225,13 @@ class FaultFS:
     def close(self) -> None:
         """Unmount (lazily when busy) and end the daemon. After a lazy unmount the daemon
         would serve the files still open until they close: it is told to stop instead."""
+        lazy = True
         try:
-            unmount(self.mountpoint)
+            lazy = unmount(self.mountpoint)
         finally:
-            for stop, wait in ((None, 2), (signal.SIGTERM, 5), (signal.SIGKILL, None)):
+            # A plain unmount ends the daemon's loop at once; after a lazy one it would not.
+            steps = [(None, 2.0)] if not lazy else []
+            for stop, wait in (*steps, (signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
                 if self.proc.poll() is not None:
                     break
                 if stop is not None:
