@@ -50,6 +50,7 @@ class Volume:
         self._handles: dict[int, Handle] = {}
         self._next_fh = 1
         self._unsynced: dict[Key, Unsynced] = {}
+        self._epoch = 0  # losses so far: an fsync that spans one fails
 
     # -- helpers ------------------------------------------------------------------------
     def real(self, path: str) -> str:
@@ -171,11 +172,17 @@ class Volume:
         """Persist the file's unsynced data (fsync and fdatasync alike)."""
         h = self._handle(fh)
         where = path or h.path
+        with self._lock:
+            epoch, had = self._epoch, h.key in self._unsynced
         self.faults.check("fsync", where)
         delay = self.faults.fsync_delay(where)
         if delay:
             time.sleep(delay)  # the slow disk itself, not a wait for a condition
         with self._lock:
+            if had and self._epoch != epoch:
+                # Power was lost while this fsync ran: it must not report the data durable.
+                self.faults.counts.failed["fsync"] += 1
+                raise OSError(errno.EIO, "faultfs: power lost during fsync", where)
             u = self._unsynced.pop(h.key, None)
             if u is None:
                 return
@@ -207,6 +214,7 @@ class Volume:
             for u in self._unsynced.values():
                 os.close(u.fd)
             self._unsynced.clear()
+            self._epoch += 1
             c = self.faults.counts
             c.losses += 1
             c.lost_bytes += dropped

@@ -262,3 +262,30 @@ def test_stat_shows_unsynced_size_and_mtime(vol, tmp_path):
     attrs = vol.getattr("/f")
     assert attrs["st_size"] == 5 and attrs["st_mtime"] >= before
     assert os.stat(tmp_path / "f").st_size == 0  # the disk has not seen it
+
+
+def test_an_fsync_under_way_when_power_is_lost_fails(vol, tmp_path):
+    """It must not report durable the data the loss dropped."""
+    import threading
+
+    fh = vol.open("/f", os.O_RDWR | os.O_CREAT, 0o644)
+    vol.write(fh, b"in flight", 0)
+    vol.faults.slow(300)
+    got: list[BaseException | None] = []
+
+    def sync() -> None:
+        try:
+            vol.fsync(fh)
+            got.append(None)
+        except OSError as e:
+            got.append(e)
+
+    t = threading.Thread(target=sync)
+    t.start()
+    from harness.waiting import wait_until
+
+    wait_until(lambda: vol.stats()["slowed"] == 1, "the fsync under way")
+    vol.lose()
+    t.join()
+    assert isinstance(got[0], OSError) and got[0].errno == errno.EIO
+    assert (tmp_path / "f").read_bytes() == b""
