@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from harness.errors import HarnessError
 from harness.faultfs import FSTYPE
-from harness.waiting import WaitTimeout, wait_until
+from harness.waiting import Hopeless, WaitTimeout, wait_until
 
 INSTALL_FIX = (
     "faultfs needs /dev/fuse, fusermount3 and mfusepy: run scripts/ensure-tools.sh fuse3 "
@@ -172,14 +172,14 @@ class FaultFS:
         def ready() -> bool:
             if proc.poll() is not None:
                 out = fs.daemon_log().strip()
-                raise FaultFSError(f"faultfs daemon exited with {proc.returncode} before mounting: {out}")
+                raise Hopeless(f"faultfs daemon exited with {proc.returncode} before mounting: {out}")
             return fs.request("ping")["ok"] and any(m.mountpoint == mountpoint for m in faultfs_mounts())
 
         try:
             wait_until(ready, f"faultfs mounted at {mountpoint}", timeout=timeout)
-        except (WaitTimeout, FaultFSError):
+        except (WaitTimeout, Hopeless) as e:
             fs.close()
-            raise
+            raise FaultFSError(str(e)) from None
         return fs
 
     # commands -----------------------------------------------------------------------------

@@ -345,3 +345,13 @@ def test_many_writers_and_losses_at_once(fs: FaultFS) -> None:
     stats = fs.stats()
     assert stats["losses"] == losses + 1 and stats["lost_bytes"] > 0 and len(synced) == 4, stats
     assert stats["failed"]["fsync"] == len(overtaken)
+
+
+def test_a_daemon_that_cannot_mount_fails_at_once_with_its_reason(tmp_path: Path) -> None:
+    from harness.faultfs.control import FaultFSError
+
+    t = time.monotonic()
+    with pytest.raises(FaultFSError, match="commas"):
+        FaultFS.start(tmp_path / "b", tmp_path / "m", run_id="bad,run")
+    assert time.monotonic() - t < 5
+    assert not any(m.mountpoint == str(tmp_path / "m") for m in faultfs_mounts())
