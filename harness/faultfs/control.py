@@ -186,7 +186,13 @@ class FaultFS:
     def request(self, cmd: str, **args: Any) -> dict[str, Any]:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(30)
-            s.connect(self.control)
+            try:
+                s.connect(self.control)
+            except OSError as e:
+                state = "running" if self.proc.poll() is None else f"exited with {self.proc.returncode}"
+                raise FaultFSError(
+                    f"faultfs {cmd}: no answer from the daemon of {self.mountpoint} ({state}): {e}"
+                ) from None
             s.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
             with s.makefile("rb") as f:
                 line = f.readline()

@@ -355,3 +355,14 @@ def test_a_daemon_that_cannot_mount_fails_at_once_with_its_reason(tmp_path: Path
         FaultFS.start(tmp_path / "b", tmp_path / "m", run_id="bad,run")
     assert time.monotonic() - t < 5
     assert not any(m.mountpoint == str(tmp_path / "m") for m in faultfs_mounts())
+
+
+def test_a_command_to_a_dead_daemon_says_so(tmp_path: Path) -> None:
+    from harness.faultfs.control import FaultFSError
+
+    with FaultFS.mount(tmp_path / "b", tmp_path / "m", run_id="test-dead") as fs:
+        fs.proc.kill()
+        fs.proc.wait()
+        with pytest.raises(FaultFSError, match="exited with -9"):
+            fs.lose()
+    assert not any(m.mountpoint == fs.mountpoint for m in faultfs_mounts())
