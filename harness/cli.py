@@ -34,11 +34,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"{st.role:<10} {state}  {st.ref:<48} {st.version:<10} {size}")
         if not st.present:
             fixes.append(f"{FIX_IMAGES} --mode {imgs.mode.value}   # builds {st.role}")
+    from harness.faultfs.control import faultfs_mounts, fuse_problem
+
+    if problem := fuse_problem():
+        print(f"fuse       MISSING  {problem} (only scenarios with topology.disk need it)")
+        fixes.append(problem)
+    else:
+        print("fuse       ok       /dev/fuse, fusermount3, mfusepy (faultfs)")
     runs = engine.list_runs()
     stale = [r for r in runs.values() if not r.alive]
     if stale:
         n = sum(r.count() for r in stale)
         print(f"leftovers  STALE    {n} resources from {len(stale)} runs no longer alive")
+        fixes.append("solar-chaos clean")
+    if dead := [m for m in faultfs_mounts() if not m.owner or not engine.owner_alive(m.owner)]:
+        print(f"leftovers  STALE    {len(dead)} faultfs mounts of runs no longer alive")
         fixes.append("solar-chaos clean")
     if fixes:
         print("\nto fix:")
@@ -82,6 +92,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
         failed += problems
         removed += n - len(problems)
         print(f"run {res.run_id}: removed {n - len(problems)} of {n}")
+    from harness.topology.disks import remove_dead
+
+    disk_lines = remove_dead(everything=args.all)  # faultfs mounts, then the runs' host directories
+    for line in disk_lines:
+        print(line)
     if kept:
         print(f"kept {kept} runs still alive (--all removes them too)")
     if args.images:
@@ -90,7 +105,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         for tag in Images("offline", log=lambda m: None).stale():
             engine.client().images.remove(tag)
             print(f"removed image {tag}")
-    elif not runs:
+    elif not runs and not disk_lines:
         print("nothing to clean")
     for p in failed:
         print(f"could not remove {p}", file=sys.stderr)
@@ -185,6 +200,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             ids = ", ".join(param_id or '""' for param_id, _ in sets)
             raise HarnessError(f"{args.file}: no parameter set {args.param!r}; allowed: {ids}")
         sets = chosen
+    from harness.topology.disks import faultfs_missing
+
+    for _param_id, scenario in sets:  # refused, not skipped: the user asked for this scenario by name
+        if (why := faultfs_missing(scenario.topology.faultfs_nodes)) is not None:
+            print(f"{args.file}: cannot run here: {why}", file=sys.stderr)
+            return 2
     images = Images(args.images)
     images.ensure()
     live = sys.stderr.isatty()

@@ -20,3 +20,10 @@ def cache_dir() -> Path:
 
 def reports_dir() -> Path:
     return Path(os.environ.get("SOLAR_CHAOS_REPORTS", ROOT / "reports"))
+
+
+def runs_state_dir() -> Path:
+    """Host directories runs make while they live (faultfs volumes, NATS's config file), one folder per run
+    id; `solar-chaos clean` removes those of dead runs. Override with SOLAR_CHAOS_STATE."""
+    env = os.environ.get("SOLAR_CHAOS_STATE")
+    return Path(env) if env else cache_dir() / "runs"

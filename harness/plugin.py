@@ -15,6 +15,7 @@ from harness.checkers.verdict import details, headline
 from harness.images import Images, Mode
 from harness.paths import reports_dir
 from harness.scenario import SOAK, Scenario, ScenarioError, load_scenarios
+from harness.topology.disks import faultfs_missing
 
 IMAGES_KEY = pytest.StashKey[Images]()
 
@@ -135,11 +136,22 @@ class ScenarioFile(pytest.File):
             item.add_marker(pytest.mark.docker)
             for marker in scenario.markers:
                 item.add_marker(getattr(pytest.mark, marker))
+            if (why := faultfs_missing(scenario.topology.faultfs_nodes)) is not None:
+                item.add_marker(pytest.mark.skip(reason=why))
+            if (known := scenario.expected_failure) is not None:
+                # strict: a valid verdict fails the test (the harness stopped finding the bug), and so does
+                # an invalid one without the anomalies named (runtest raises another exception then).
+                reason = f"known bug, found as {', '.join(known.anomalies)}: {' '.join(known.reason.split())}"
+                item.add_marker(pytest.mark.xfail(strict=True, raises=ScenarioFailed, reason=reason))
             yield item
 
 
 class ScenarioFailed(Exception):
     pass
+
+
+class UnexpectedVerdict(Exception):
+    """A parameter set expected to fail (expected_failures) failed without the anomalies it names."""
 
 
 class ScenarioItem(pytest.Item):
@@ -185,7 +197,15 @@ class ScenarioItem(pytest.Item):
             self.user_properties.append(("report", str(result.report)))
         if not result.passed:
             shown = "\n".join(f"  {line}" for line in details(result.verdict))
-            raise ScenarioFailed(f"{headline(result.verdict)}\n{shown}\nrun directory: {result.dir}")
+            message = f"{headline(result.verdict)}\n{shown}\nrun directory: {result.dir}"
+            known = self.scenario.expected_failure
+            found = {a["kind"] for a in result.verdict.get("anomalies", [])}
+            missing = set(known.anomalies) - found if known is not None else set()
+            if known is not None and (result.verdict.get("valid") is not False or missing):
+                expected = ", ".join(known.anomalies)
+                missed = ", ".join(sorted(missing)) or "none"
+                raise UnexpectedVerdict(f"expected invalid with {expected} (missing: {missed}); {message}")
+            raise ScenarioFailed(message)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         seed = (
@@ -209,7 +229,7 @@ class ScenarioItem(pytest.Item):
             f"  {rerun_command(file, seed, pytest_id=self.nodeid, **same)}\n"
             f"  {rerun_command(file, seed, param_id=self.param_id, **same)}"
         )
-        if isinstance(excinfo.value, ScenarioFailed):
+        if isinstance(excinfo.value, ScenarioFailed | UnexpectedVerdict):
             return f"scenario {self.name} failed: {excinfo.value}\n{rerun}"
         return f"{super().repr_failure(excinfo)}\n{rerun}"
 

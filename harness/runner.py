@@ -41,6 +41,8 @@ def system_config(s: Scenario, sut_image: str | None = None, buggify: tuple[str,
         stream_max_age_s=st.max_age or 0,
         sut_image=sut_image,
         buggify=tuple(buggify),
+        faultfs=s.topology.faultfs_nodes,
+        nats_sync_interval=s.topology.nats.config_value(),
     )
 
 

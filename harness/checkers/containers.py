@@ -52,6 +52,8 @@ def acts_on(fault: Fault, source: str) -> bool:
     evidence = fault.evidence or {}
     if evidence.get("container") == source:
         return True
+    if "container" in signs_of(fault.kind) and source in (target.get("nodes") or ()):
+        return True  # a power loss of several nodes at once
     return (
         "container" in signs_of(fault.kind)
         and target.get("node") == source

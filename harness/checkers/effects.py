@@ -93,6 +93,25 @@ def _container(run: Run, fault: Fault, start: float, end: float) -> str | None:
     state = evidence.get("state")
     if state in DOWN_STATES:
         return f"the nemesis saw {evidence.get('container', 'the container')} {state}"
+    nodes = evidence.get("nodes")  # a power loss: {node: {"state": ..., ...}}
+    nodes = nodes if isinstance(nodes, dict) else {}
+    down = [n for n, e in nodes.items() if isinstance(e, dict) and e.get("state") in DOWN_STATES]
+    if down:
+        return f"the nemesis saw {', '.join(down)} {nodes[down[0]]['state']}"
+    return None
+
+
+def _disk(run: Run, fault: Fault, start: float, end: float) -> str | None:
+    evidence = fault.evidence or {}
+    lost, failed = evidence.get("lost_bytes"), evidence.get("failed")
+    if isinstance(lost, int) and lost > 0:
+        return f"faultfs dropped {lost} unsynced bytes"
+    if isinstance(failed, int) and failed > 0:
+        return f"faultfs failed {failed} calls with EIO"
+    calls = evidence.get("calls") if isinstance(evidence.get("calls"), dict) else {}
+    for name, what in (("enospc", "refused {} writes with ENOSPC"), ("slowed", "delayed {} fsyncs")):
+        if isinstance(n := calls.get(name), int) and n > 0:
+            return "faultfs " + what.format(n)
     return None
 
 
@@ -110,6 +129,7 @@ SIGNS: dict[str, Sign] = {
     "backlog": _backlog,
     "container": _container,
     "repeats": _repeats,
+    "disk": _disk,
 }
 _TRAFFIC = ("answers", "latency", "buffer", "backlog")
 # Which signs a fault of each kind can produce; a kind not named here is judged by the traffic signs.
@@ -118,6 +138,12 @@ KIND_SIGNS: dict[str, tuple[str, ...]] = {
     "pause": (*_TRAFFIC, "container"),
     "outage": (*_TRAFFIC, "container"),  # kill and pause leave container evidence; refuse, blackhole do not
     "repeat": ("repeats",),
+    # A power loss kills its nodes (container) and drops their unsynced writes (disk); the other disk faults
+    # count what faultfs did to the calls of their window, beside the traffic.
+    "power-loss": (*_TRAFFIC, "container", "disk"),
+    "disk-error": (*_TRAFFIC, "disk"),
+    "disk-full": (*_TRAFFIC, "disk"),
+    "disk-slow": (*_TRAFFIC, "disk"),
 }
 
 

@@ -237,6 +237,8 @@ class Run:
                             path, f"fault {op.fault_id} {what}", number, "a start, then one stop"
                         )
                     fault.stop = t
+                    if op.evidence:  # counted over the window (a disk fault's calls), beside the start's
+                        fault.evidence = {**(fault.evidence or {}), **op.evidence}
                 continue
             if op.f not in (None, "intent"):
                 continue  # an operation of another kind: nothing here judges it

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from harness.errors import HarnessError
 from harness.load import Answered
-from harness.nemesis import clients, containers, links, outage
+from harness.nemesis import clients, containers, disks, links, outage
 from harness.nemesis.containers import ContainerControl
 from harness.nemesis.links import ProxyControl
 from harness.scenario import FAULTS, BaseFault
@@ -28,7 +28,8 @@ class ActiveFault(Protocol):
     partial start), and doing it twice is harmless."""
 
     target: dict[str, Any]  # what was hit, as the history's start event records it
-    # Optional: what the nemesis observed once the fault took effect (the start event's `evidence`).
+    # Optional: what the nemesis observed once the fault took effect (the start event's `evidence`), and,
+    # for a fault whose effect is counted over its window, once it was healed (the stop event's).
     evidence: dict[str, Any] | None
 
     async def start(self) -> None: ...
@@ -57,7 +58,13 @@ class Controls:
 
 # fault kind -> handler making the ActiveFault for a fault of that kind
 Handler = Callable[[Controls, Any, str], ActiveFault]
-NEMESES: dict[str, Handler] = {**links.NEMESES, **outage.NEMESES, **containers.NEMESES, **clients.NEMESES}
+NEMESES: dict[str, Handler] = {
+    **links.NEMESES,
+    **outage.NEMESES,
+    **containers.NEMESES,
+    **clients.NEMESES,
+    **disks.NEMESES,
+}
 if set(NEMESES) != set(FAULTS):  # a kind added to the scenario model needs its handler here
     raise ImportError(f"nemesis handlers {sorted(NEMESES)} do not match the fault kinds {sorted(FAULTS)}")
 
@@ -160,7 +167,10 @@ class Nemesis:
             return
         del self._active[fault_id]
         if entry.recorded:
-            self._record(self._event("stop", entry.fault, fault_id))
+            extra = {}
+            if evidence := getattr(entry.active, "stop_evidence", None):
+                extra["evidence"] = evidence
+            self._record(self._event("stop", entry.fault, fault_id, **extra))
 
     @staticmethod
     def _event(f: str, fault: BaseFault, fault_id: str, **extra: Any) -> dict[str, Any]:

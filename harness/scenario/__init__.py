@@ -4,11 +4,15 @@ what is allowed: `yaml_source` reads the YAML within bounds, `explain` puts pyda
 terms."""
 
 from harness.scenario.faults import (
+    DISK_FAULTS,
     FAULT_TYPES,
     FAULTS,
     BandwidthFault,
     BaseFault,
     CrashFault,
+    DiskErrorFault,
+    DiskFullFault,
+    DiskSlowFault,
     Fault,
     FaultKind,
     IsolateFault,
@@ -17,6 +21,7 @@ from harness.scenario.faults import (
     OutageFault,
     PartitionFault,
     PauseFault,
+    PowerLossFault,
     RepeatFault,
     ResetPeerFault,
     SlicerFault,
@@ -47,6 +52,11 @@ from harness.scenario.types import (
 from harness.shape import MAX_AGENTS, SERVICES, agent_names, data_plane_links, node_names, select_links
 
 __all__ = [
+    "DISK_FAULTS",
+    "DiskErrorFault",
+    "DiskFullFault",
+    "DiskSlowFault",
+    "PowerLossFault",
     "FAULT_TYPES",
     "FAULTS",
     "MAX_AGENTS",

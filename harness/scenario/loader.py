@@ -62,6 +62,13 @@ class _Source:
                 problems.append(
                     (0, f"{self.file}: {key}: no place to set {got(value)}; allowed: {MATRIX_KEYS}")
                 )
+        known = data.get("expected_failures")
+        if parameter_set is None and not data.get("matrix") and isinstance(known, list):
+            for i, entry in enumerate(known):
+                if isinstance(entry, dict) and entry.get("when"):
+                    what = "`when` names matrix keys, and the file has no matrix"
+                    at = ("expected_failures", i, "when")
+                    problems.append(self._message(at, what, "no `when` (every run), or a matrix", {}))
         name = data.get("name")
         if isinstance(name, str) and name != self.path.stem:
             what = f"{name!r} is not the file's name {self.path.stem!r}"

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
-from harness.scenario.faults import FAULTS, Fault, FaultKind
+from harness.scenario.faults import DISK_FAULTS, FAULTS, Fault, FaultKind
+from harness.scenario.storage import DISK_FORMS, Disks, NatsSettings, on_faultfs
 from harness.scenario.types import (
     INT64_MAX,
     MAX_AGENTS,
@@ -78,6 +79,8 @@ class Topology(_Strict):
     intent_timeout: PositiveDuration = 0.08
     commit_timeout: PositiveDuration = 0.4
     replay_interval: PositiveDuration = 0.2
+    disk: Disks = Field(default_factory=dict, description=DISK_FORMS + "; absent: container")
+    nats: NatsSettings = Field(default_factory=NatsSettings)
 
     @model_validator(mode="after")
     def _quorum_within_agents(self) -> Topology:
@@ -87,7 +90,15 @@ class Topology(_Strict):
                 f"1..{self.agents}",
                 at=("quorum",),
             )
+        for key in self.disk:
+            if problem := (_node_error(key, self.agents) if key.startswith("agent-") else None):
+                raise _problem(*problem, at=("disk", key))
         return self
+
+    @property
+    def faultfs_nodes(self) -> tuple[str, ...]:
+        """The nodes whose data directory sits on faultfs."""
+        return on_faultfs(self.disk, self.agents)
 
     @property
     def effective_quorum(self) -> int:
@@ -216,6 +227,20 @@ def _own_marker(name: str) -> str:
     return name
 
 
+class ExpectedFailure(_Strict):
+    """A parameter set whose verdict is known to be invalid with these anomalies: the bug the scenario
+    exists to find. pytest marks it xfail(strict=True): it fails if the verdict turns valid, or invalid
+    without one of these anomalies."""
+
+    when: dict[str, Any] = Field(
+        default_factory=dict, description="matrix key -> value; absent or {}: every parameter set"
+    )
+    anomalies: list[Annotated[str, Field(pattern=r"^[a-z][a-z-]*$")]] = Field(
+        min_length=1, description="anomaly kinds the verdict must hold, e.g. lost"
+    )
+    reason: str = Field(min_length=1, description="why: the bug, and where it is described")
+
+
 MATRIX_KEYS = "a dotted path to a value of the scenario, e.g. faults.0.mode, topology.agents"
 
 
@@ -239,6 +264,10 @@ class Scenario(_Strict):
     matrix: dict[str, Annotated[list[Any], Field(min_length=1), AfterValidator(_distinct)]] | None = Field(
         None, description=f"keys: {MATRIX_KEYS}; one parameter set per combination of the values"
     )
+    expected_failures: list[ExpectedFailure] = Field(
+        default_factory=list,
+        description="parameter sets known invalid (the bug the scenario finds): xfail(strict) in pytest",
+    )
 
     _parameters: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -258,7 +287,24 @@ class Scenario(_Strict):
             for path, name, kind in fault.references():
                 if problem := _reference_error(name, kind, agents):
                     yield (*here, *path), *problem
+            if fault.fault in DISK_FAULTS:
+                on = self.topology.faultfs_nodes
+                for path, name, _ in fault.references():
+                    if name not in on:
+                        yield (
+                            (*here, *path),
+                            f"{name}'s data is not on faultfs: a {fault.fault} cannot act on it",
+                            f"a node on faultfs ({', '.join(on) or 'none: set topology.disk'})",
+                        )
         if self.random is not None:
+            disk_kinds = [k for k in self.random.faults if k in DISK_FAULTS]
+            on = self.topology.faultfs_nodes
+            if disk_kinds and not (self.random.targets and set(self.random.targets) <= set(on)):
+                yield (
+                    ("random", "targets"),
+                    f"{disk_kinds[0]} is drawn only for nodes on faultfs",
+                    f"targets, every one on faultfs ({', '.join(on) or 'none: set topology.disk'})",
+                )
             if self.random.at >= end:
                 yield ("random", "at"), f"{self.random.at:g}s is not before the load ends", f"0s..{end:g}s"
             for i, name in enumerate(self.random.targets or ()):
@@ -274,6 +320,17 @@ class Scenario(_Strict):
         for key in self.matrix or {}:
             if problem := self._matrix_key_error(key):
                 yield ("matrix", key), problem, MATRIX_KEYS
+        for i, known in enumerate(self.expected_failures if self.matrix is not None else ()):
+            # (a parameter set has no matrix left: its file was judged with it; the loader judges the rest)
+            for key, value in known.when.items():
+                at = ("expected_failures", i, "when", key)
+                values = (self.matrix or {}).get(key)
+                if values is None:
+                    keys = ", ".join(self.matrix or {}) or "a key of `matrix` (there is none)"
+                    yield at, f"{key} is not a matrix key", keys
+                elif _id_value(value) not in {_id_value(v) for v in values}:
+                    allowed = ", ".join(_id_value(v) for v in values)
+                    yield at, f"{_id_value(value)} is not among its values", allowed
         if (sets := self.parameter_set_count) > MAX_PARAMETER_SETS:
             yield ("matrix",), f"{sets:,} parameter sets", f"at most {MAX_PARAMETER_SETS} parameter sets"
 
@@ -283,12 +340,21 @@ class Scenario(_Strict):
 
     def _matrix_key_error(self, key: str) -> str | None:
         parts = key.split(".")
-        if parts[0] in ("name", "matrix"):
+        if parts[0] in ("name", "matrix", "expected_failures"):
             return f"{parts[0]} cannot vary"
         try:
-            _get_path(self.model_dump(by_alias=True, exclude={"matrix"}), parts)
+            _get_path(self.model_dump(by_alias=True, exclude={"matrix", "expected_failures"}), parts)
         except LookupError as e:
             return str(e)
+        return None
+
+    @property
+    def expected_failure(self) -> ExpectedFailure | None:
+        """The entry of `expected_failures` this parameter set matches (the first), or None."""
+        mine = {key: _id_value(value) for key, value in self._parameters.items()}
+        for known in self.expected_failures:
+            if all(mine.get(key) == _id_value(value) for key, value in known.when.items()):
+                return known
         return None
 
     @property
@@ -302,7 +368,11 @@ class Scenario(_Strict):
         format (docs/run-format.md, a public interface), not the file's: `budgets`, `invariants`,
         `topology.agents`/`buffer_cap`, `stream` (seconds, null: unlimited) and `expect`."""
         chosen = seed if seed is not None else self.seed if self.seed is not None else 0
-        data = self.model_dump(mode="json", by_alias=True, exclude={"matrix", "stream", "expect"})
+        data = self.model_dump(
+            mode="json", by_alias=True, exclude={"matrix", "stream", "expect", "expected_failures"}
+        )
+        if (known := self.expected_failure) is not None:
+            data["expected_failure"] = known.model_dump(mode="json", exclude={"when"})
         data["seed"] = chosen
         data["topology"]["quorum"] = self.topology.effective_quorum
         if data["random"] is not None and data["random"]["seed"] is None:

@@ -122,10 +122,14 @@ class DockerRun:
         command: list[str] | None = None,
         env: dict[str, str] | None = None,
         published: tuple[int, ...] = (),
+        mounts: dict[str, tuple[str, str]] | None = None,
         **docker_kwargs: Any,
     ) -> DockerContainer:
-        """Define (not start) a container; `published` ports are bound on 127.0.0.1 only."""
+        """Define (not start) a container; `published` ports are bound on 127.0.0.1 only; `mounts` bind
+        host paths: container path -> (host path, "rw" or "ro")."""
         ctr = DockerContainer(image, command=command, env=env or {})
+        for inside, (host, mode) in (mounts or {}).items():
+            ctr.with_volume_mapping(host, inside, mode)
         ctr.with_name(f"sc-{self.run_id}-{name}")
         ctr.with_network(network).with_network_aliases(*(aliases or [name]))
         for port in published:

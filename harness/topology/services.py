@@ -10,6 +10,7 @@ import httpx
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
+from harness.topology.disks import RunDisks
 from harness.topology.docker import DockerRun
 from harness.waiting import wait_until
 
@@ -29,15 +30,26 @@ class Service:
     health_port: int
     health_path: str
 
+    data_dir: str = "/data"  # where it keeps its data (a faultfs volume is bind-mounted there)
+
     def define(
-        self, run: DockerRun, network: Network, name: str | None = None, extra_ports: tuple[int, ...] = ()
+        self,
+        run: DockerRun,
+        network: Network,
+        name: str | None = None,
+        extra_ports: tuple[int, ...] = (),
+        *,
+        args: tuple[str, ...] = (),
+        mounts: dict[str, tuple[str, str]] | None = None,
     ) -> DockerContainer:
+        """`args` go before the service's own; `mounts`: container path -> (host path, "rw" or "ro")."""
         return run.container(
             name or self.role,
             run.images.ref(self.role),
             network=network,
-            command=list(self.command),
+            command=[*args, *self.command],
             published=self.ports + extra_ports,
+            mounts=mounts,
             user="0",
         )
 
@@ -80,6 +92,37 @@ SURREALDB = Service(
     health_port=SURREAL_PORT,
     health_path="/health",
 )
+
+NATS_CONFIG = "/etc/nats/solar-chaos.conf"  # where the run's config file is bind-mounted (read-only)
+
+
+def nats_config(sync_interval: str) -> str:
+    """nats-server's config file for what no flag sets (JetStream's sync_interval); the flags add the rest."""
+    return f"# written by solar-chaos for one run\njetstream {{\n  sync_interval: {sync_interval}\n}}\n"
+
+
+STORES = (NATS, SURREALDB)
+
+
+def define_stores(
+    run: DockerRun,
+    nets: dict[str, Network],
+    disks: RunDisks,
+    faultfs: tuple[str, ...],
+    sync_interval: str | None,
+) -> None:
+    """NATS and SurrealDB, each with its data on faultfs when it is in `faultfs`, NATS with a config file
+    when `sync_interval` is set (no flag sets it, and the official image has no shell: a file on the host,
+    bound read-only)."""
+    nats_args: tuple[str, ...] = ()
+    nats_mounts = disks.data_mount("nats", NATS.data_dir, faultfs)
+    if sync_interval is not None:
+        nats_mounts[NATS_CONFIG] = (disks.file("nats.conf", nats_config(sync_interval)), "ro")
+        nats_args = ("-c", NATS_CONFIG)
+    NATS.define(run, nets["nats"], args=nats_args, mounts=nats_mounts)
+    surreal_mounts = disks.data_mount("surrealdb", SURREALDB.data_dir, faultfs)
+    SURREALDB.define(run, nets["surrealdb"], mounts=surreal_mounts)
+
 
 TOXIPROXY = Service(
     role="toxiproxy",

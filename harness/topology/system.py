@@ -23,24 +23,26 @@ from surrealdb import AsyncSurreal
 from harness import shape
 from harness.errors import TopologyError
 from harness.images import Images
+from harness.topology.disks import RunDisks
 from harness.topology.docker import DockerRun
 from harness.topology.identity import peer_id_for_seed
 from harness.topology.services import (
-    NATS,
     NATS_CLIENT_PORT,
     NATS_MONITOR_PORT,
+    STORES,
     SURREAL_PASS,
     SURREAL_PORT,
     SURREAL_USER,
-    SURREALDB,
     TOXIPROXY,
     TOXIPROXY_API_PORT,
+    define_stores,
 )
 from harness.toxiproxy import Toxiproxy
 from harness.waiting import Hopeless, wait_until
 
 P2P_PORT = 4001
 HTTP_PORT = 8080
+JOURNAL_DIR = "/var/lib/netsync"  # an agent's NETSYNC_JOURNAL_DIR (its faultfs volume goes there)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class SystemConfig:
     telemetry_interval_ms: int = 1000
     sut_image: str | None = None  # another implementation of docs/contract.md
     buggify: tuple[str, ...] = ()  # netsync's planted bugs (NETSYNC_BUGGIFY, docs/contract.md)
+    faultfs: tuple[str, ...] = ()  # nodes whose data directory sits on faultfs (topology.disk)
+    nats_sync_interval: str | None = None  # JetStream's sync_interval in NATS's config; None: its default
 
     def agent_names(self) -> list[str]:
         return shape.agent_names(self.agents)
@@ -115,6 +119,7 @@ class System:
         self.cfg = config
         self.links = plan_links(config)
         self.run = DockerRun(images, run_id)
+        self.disks = RunDisks(self.run.run_id)
         self.sut_image = config.sut_image or images.ref("netsync")
 
     @property
@@ -131,12 +136,19 @@ class System:
         try:
             self.up()
         except BaseException:
-            self.run.close()
+            self.close()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.run.close()
+        self.close()
+
+    def close(self) -> None:
+        """The containers first, then the volumes they used (a mount in use would only detach lazily)."""
+        try:
+            self.run.close()
+        finally:
+            self.disks.close()
 
     # -- bring-up -------------------------------------------------------------
 
@@ -146,8 +158,7 @@ class System:
         with ThreadPoolExecutor(max_workers=8) as pool:
             nets = dict(zip(self.nodes, pool.map(self.run.network, self.nodes), strict=True))
             control = self.run.network("control")
-        NATS.define(self.run, nets["nats"])
-        SURREALDB.define(self.run, nets["surrealdb"])
+        define_stores(self.run, nets, self.disks, self.cfg.faultfs, self.cfg.nats_sync_interval)
         TOXIPROXY.define(self.run, control)
         self._define_sut(nets)
         self.run.start()
@@ -156,7 +167,7 @@ class System:
             list(pool.map(lambda net: net.connect(tp.id, network_aliases=["toxiproxy"]), nets.values()))
         TOXIPROXY.wait_ready(self.run)
         asyncio.run(self._populate_proxies())
-        for svc in (NATS, SURREALDB):
+        for svc in STORES:
             svc.wait_ready(self.run)
         for node in ("orchestrator", "projector", *self.cfg.agent_names()):
             self.wait_http(node)
@@ -243,12 +254,15 @@ class System:
                 "NETSYNC_COMMIT_TIMEOUT_MS": str(self.cfg.commit_timeout_ms),
                 "NETSYNC_REPLAY_INTERVAL_MS": str(self.cfg.replay_interval_ms),
                 "NETSYNC_TELEMETRY_INTERVAL_MS": str(self.cfg.telemetry_interval_ms),
+                "NETSYNC_JOURNAL_DIR": JOURNAL_DIR,
             }
             if self.cfg.quorum:
                 env["NETSYNC_QUORUM"] = str(self.cfg.quorum)
-            self._node(a, nets, env)
+            self._node(a, nets, env, self.disks.data_mount(a, JOURNAL_DIR, self.cfg.faultfs))
 
-    def _node(self, name: str, nets: dict, env: dict[str, str]) -> None:
+    def _node(
+        self, name: str, nets: dict, env: dict[str, str], mounts: dict[str, tuple[str, str]] | None = None
+    ) -> None:
         role = name.split("-")[0] if name.startswith("agent-") else name
         base = {
             "NETSYNC_NAME": name,
@@ -265,6 +279,7 @@ class System:
             command=[role],
             env={**base, **env},
             published=(HTTP_PORT,),
+            mounts=mounts,
         )
 
     def wait_http(self, node: str, timeout: float = 30.0) -> None:

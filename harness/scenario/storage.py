@@ -1,0 +1,113 @@
+"""Where the nodes keep their data (`topology.disk`: the container's own file system, or faultfs, which can
+lose unsynced writes and fail calls; docs/faultfs.md) and how NATS syncs it (`topology.nats`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, WithJsonSchema
+
+from harness.scenario.types import DURATION_FORMS, _positive_duration, _problem, _Strict, shorten
+from harness.shape import MAX_AGENTS, agent_names
+
+DiskKind = Literal["container", "faultfs"]
+# The nodes that keep data: NATS's store_dir, SurrealDB's SurrealKV files, each agent's journal.
+DISK_KEYS = ("nats", "surrealdb", "agents")
+DISK_FORMS = (
+    "faultfs (every node that keeps data: nats, surrealdb, the agents), container (none), or a mapping "
+    "of nats, surrealdb, agents, agent-N to faultfs or container, e.g. {nats: faultfs}"
+)
+
+
+def _disk_value(value: Any) -> str:
+    if value not in ("container", "faultfs"):
+        raise _problem(f"got {shorten(repr(value))}", "faultfs or container")
+    return value
+
+
+def _disk_map(value: Any) -> dict[str, str]:
+    """`faultfs`, `container` or {node-or-group: kind}, as a mapping (the one shape the rest reads)."""
+    if isinstance(value, str):
+        value = _disk_value(value)
+        return dict.fromkeys(DISK_KEYS, value)
+    if not isinstance(value, dict):
+        raise _problem(f"got {shorten(repr(value))}", DISK_FORMS)
+    known = (*DISK_KEYS, *agent_names(MAX_AGENTS))
+    for key, kind in value.items():
+        if key not in known:
+            raise _problem(
+                f"{shorten(repr(key))} keeps no data on a disk of its own (orchestrator and projector keep "
+                "none)",
+                "nats, surrealdb, agents, agent-1..agent-7",
+                at=(key,),
+            )
+        if kind not in ("container", "faultfs"):
+            raise _problem(f"got {shorten(repr(kind))}", "faultfs or container", at=(key,))
+    return dict(value)
+
+
+Disks = Annotated[
+    dict[str, DiskKind],
+    BeforeValidator(_disk_map),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"enum": ["container", "faultfs"]},
+                {
+                    "type": "object",
+                    "propertyNames": {"pattern": rf"^(nats|surrealdb|agents|agent-[1-{MAX_AGENTS}])$"},
+                    "additionalProperties": {"enum": ["container", "faultfs"]},
+                },
+            ],
+            "description": DISK_FORMS,
+        }
+    ),
+]
+
+
+def on_faultfs(disk: dict[str, str], agents: int) -> tuple[str, ...]:
+    """The nodes whose data directory sits on faultfs: a node's own entry wins over its group's."""
+    nodes = []
+    for node in ("nats", "surrealdb", *agent_names(agents)):
+        group = "agents" if node.startswith("agent-") else node
+        if disk.get(node, disk.get(group, "container")) == "faultfs":
+            nodes.append(node)
+    return tuple(nodes)
+
+
+SYNC_FORMS = (
+    f"default (NATS's own: every 2 minutes), always (before each ack), or a duration: {DURATION_FORMS}"
+)
+
+
+def _sync_interval(value: Any) -> str | float:
+    if value in ("default", "always"):
+        return value
+    try:
+        return _positive_duration(value)
+    except Exception:
+        raise _problem(f"got {shorten(repr(value))}", SYNC_FORMS) from None
+
+
+SyncInterval = Annotated[
+    str | float,
+    BeforeValidator(_sync_interval),
+    WithJsonSchema({"anyOf": [{"enum": ["default", "always"]}, {"type": ["number", "string"]}]}),
+]
+
+
+class NatsSettings(_Strict):
+    sync_interval: SyncInterval = Field(
+        "default",
+        description="how often JetStream fsyncs its files: " + SYNC_FORMS + "; written into nats-server's "
+        "config file (no flag sets it)",
+    )
+
+    def config_value(self) -> str | None:
+        """The `sync_interval` value of nats-server's config file; None: leave NATS's default."""
+        v = self.sync_interval
+        if v == "default":
+            return None
+        if v == "always":
+            return "always"
+        return f"{round(float(v) * 1000)}ms"
