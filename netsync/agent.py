@@ -44,7 +44,11 @@ class Agent:
         self.bugs = settings.bugs  # netsync.buggify
         self.started_at = time.time()
         unbounded = "buffer-unbounded" in self.bugs
-        self.buffer = PendingCommitBuffer(settings.journal_dir, 1 << 30 if unbounded else settings.buffer_cap)
+        self.buffer = PendingCommitBuffer(
+            settings.journal_dir,
+            1 << 30 if unbounded else settings.buffer_cap,
+            fsync="journal-no-fsync" not in self.bugs,  # buggify: appends never fsynced
+        )
         # buggify journal-late: (when it reaches the journal, entry) answered 202, not yet journaled
         self.unjournaled: list[tuple[float, Pending]] = []
         self.metrics = Metrics(settings.buffer_cap)

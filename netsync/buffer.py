@@ -105,11 +105,14 @@ class PendingCommitBuffer:
     when more than `compact_after` lines are obsolete.
     """
 
-    def __init__(self, journal_dir: str | Path, cap: int, *, compact_after: int = COMPACT_AFTER) -> None:
+    def __init__(
+        self, journal_dir: str | Path, cap: int, *, compact_after: int = COMPACT_AFTER, fsync: bool = True
+    ) -> None:
         if cap < 1:
             raise ValueError(f"cap must be at least 1, not {cap}")
         self._cap = cap
         self._compact_after = compact_after
+        self._fsync = fsync  # False only for buggify journal-no-fsync: appends reach the page cache only
         self._dir = Path(journal_dir)
         if not self._dir.is_dir():
             self._dir.mkdir(parents=True, exist_ok=True)
@@ -273,7 +276,7 @@ class PendingCommitBuffer:
             view = memoryview(data)
             while view:
                 view = view[self._file.write(view) :]
-            if sync:
+            if sync and self._fsync:
                 os.fsync(self._file.fileno())
         except BaseException:
             # Leave no partial line: appends after it would turn it into a corrupt middle line.

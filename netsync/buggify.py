@@ -67,6 +67,11 @@ FLAGS: dict[str, Flag] = {
         "answers 202 at once and journals each decision two seconds after its answer",
         "Pending-commit buffer: journaled and fsynced before the 202",
     ),
+    "journal-no-fsync": Flag(
+        "agent",
+        "writes each decision to its journal before the 202 but never fsyncs it (the page cache only)",
+        "Pending-commit buffer: journaled and fsynced before the 202",
+    ),
     "forget-first-attempt": Flag(
         "agent",
         "after a restart, sends replays with first_attempt_at counted from the process's start",
