@@ -198,10 +198,13 @@ class RunDir:
         self.history.append(op)
         return self
 
-    def stop(self, fault_id: str, t: float, fault: str = "partition") -> RunDir:
-        self.history.append(
-            {"t": t, "process": "nemesis", "type": "info", "f": "stop", "fault": fault, "fault_id": fault_id}
-        )
+    def stop(
+        self, fault_id: str, t: float, fault: str = "partition", *, evidence: dict[str, Any] | None = None
+    ) -> RunDir:
+        op = {"t": t, "process": "nemesis", "type": "info", "f": "stop", "fault": fault, "fault_id": fault_id}
+        if evidence is not None:
+            op["evidence"] = evidence
+        self.history.append(op)
         return self
 
     # samples

@@ -111,6 +111,10 @@ def test_every_fault_kind_has_a_model() -> None:
         "crash",
         "pause",
         "repeat",
+        "power-loss",
+        "disk-error",
+        "disk-full",
+        "disk-slow",
     }
 
 

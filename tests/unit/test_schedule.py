@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from harness.scenario import (
+    DISK_FAULTS,
     FAULTS,
     CrashFault,
     LatencyFault,
@@ -35,7 +36,7 @@ EXPLICIT = scenario(
     ]
 )
 
-ALL_KINDS = list(FAULTS)
+ALL_KINDS = [kind for kind in FAULTS if kind not in DISK_FAULTS]  # those need targets on faultfs
 
 
 def random_scenario(**block: Any) -> Scenario:
