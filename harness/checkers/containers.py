@@ -54,6 +54,8 @@ def acts_on(fault: Fault, source: str) -> bool:
         return True
     if "container" in signs_of(fault.kind) and source in (target.get("nodes") or ()):
         return True  # a power loss of several nodes at once
+    if "disk" in signs_of(fault.kind) and target.get("node") == source:
+        return True  # a process may stop on a failing disk (fail-stop), as PostgreSQL does on EIO
     return (
         "container" in signs_of(fault.kind)
         and target.get("node") == source

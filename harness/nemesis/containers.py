@@ -68,6 +68,19 @@ class ContainerControl:
                 await self.wait_ready(node)
             self._killed[node] = max(0, self._killed[node] - 1)
 
+    async def restart_if_down(self, node: str) -> bool:
+        """Start the node again if it stopped by itself (no kill of ours holds it down), and wait until it
+        is ready; whether it had to. A node may stop on a failing disk."""
+        async with self._locks[node]:
+            if self._killed[node]:
+                return False
+            ctr = await asyncio.to_thread(self.sut.run.raw, node)
+            if ctr.status not in DOWN:
+                return False
+            await asyncio.to_thread(ctr.start)
+            await self.wait_ready(node)
+            return True
+
     async def pause(self, node: str) -> None:
         async with self._locks[node]:
             if self._paused[node] == 0:

@@ -70,12 +70,17 @@ class DiskWindow:
     """A fault on one node's volume from start to stop: `apply` at the start, `clear` at the stop; the stop
     line's evidence is what faultfs counted meanwhile."""
 
-    fs: FaultFS
+    ctl: Controls
+    node: str
     apply: Callable[[FaultFS], Any]
     target: dict[str, Any]
     evidence: dict[str, Any] | None = None
     stop_evidence: dict[str, Any] | None = None
     _before: dict[str, int] | None = None
+
+    @property
+    def fs(self) -> FaultFS:
+        return self.ctl.sut.disks.volume(self.node)
 
     async def start(self) -> None:
         self._before = _counts(await asyncio.to_thread(self.fs.stats))
@@ -91,6 +96,9 @@ class DiskWindow:
         failed = sum(n for k, n in grew.items() if k.startswith("failed_"))
         self.stop_evidence = {"calls": grew, "failed": failed}
         self._before = None
+        # A node that stopped on the failing disk (fail-stop) is started again once the disk is healed.
+        if await self.ctl.containers.restart_if_down(self.node):
+            self.stop_evidence["restarted"] = self.node
 
 
 def power_loss(ctl: Controls, fault: PowerLossFault, fault_id: str) -> ActiveFault:
@@ -98,7 +106,8 @@ def power_loss(ctl: Controls, fault: PowerLossFault, fault_id: str) -> ActiveFau
 
 
 def _window(ctl: Controls, node: str, apply: Callable[[FaultFS], Any], **target: Any) -> DiskWindow:
-    return DiskWindow(ctl.sut.disks.volume(node), apply, {"node": node, **target})
+    ctl.sut.disks.volume(node)  # fails at once, naming the nodes on faultfs, when this one is not
+    return DiskWindow(ctl, node, apply, {"node": node, **target})
 
 
 def disk_error(ctl: Controls, fault: DiskErrorFault, fault_id: str) -> ActiveFault:
