@@ -40,6 +40,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         n = sum(r.count() for r in stale)
         print(f"leftovers  STALE    {n} resources from {len(stale)} runs no longer alive")
         fixes.append("solar-chaos clean")
+    mounts = _stale_mounts()
+    if mounts:
+        where = ", ".join(m.mountpoint for m in mounts)
+        print(f"leftovers  STALE    {len(mounts)} faultfs mounts of runs no longer alive: {where}")
+        fixes.append("solar-chaos clean")
     if fixes:
         print("\nto fix:")
         for f in dict.fromkeys(fixes):
@@ -47,6 +52,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 1
     print("\nready")
     return 0
+
+
+def _stale_mounts(everything: bool = False) -> list[Any]:
+    """The faultfs mounts (a run's host mounts, labelled with its run id and owner) whose run is no
+    longer alive; every one with `everything`."""
+    from harness.faultfs.control import faultfs_mounts
+
+    return [m for m in faultfs_mounts() if everything or not m.owner or not engine.owner_alive(m.owner)]
 
 
 def cmd_images(args: argparse.Namespace) -> int:
@@ -82,6 +95,16 @@ def cmd_clean(args: argparse.Namespace) -> int:
         failed += problems
         removed += n - len(problems)
         print(f"run {res.run_id}: removed {n - len(problems)} of {n}")
+    mounts = _stale_mounts(args.all)
+    if mounts:
+        from harness.faultfs.control import FaultFSError, unmount
+
+        for m in mounts:
+            try:
+                unmount(m.mountpoint)
+                print(f"run {m.run_id}: unmounted faultfs {m.mountpoint}")
+            except FaultFSError as e:
+                failed.append(f"faultfs mount {m.mountpoint}: {e}")
     if kept:
         print(f"kept {kept} runs still alive (--all removes them too)")
     if args.images:
@@ -90,7 +113,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         for tag in Images("offline", log=lambda m: None).stale():
             engine.client().images.remove(tag)
             print(f"removed image {tag}")
-    elif not runs:
+    elif not runs and not mounts:
         print("nothing to clean")
     for p in failed:
         print(f"could not remove {p}", file=sys.stderr)
