@@ -34,7 +34,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"{st.role:<10} {state}  {st.ref:<48} {st.version:<10} {size}")
         if not st.present:
             fixes.append(f"{FIX_IMAGES} --mode {imgs.mode.value}   # builds {st.role}")
-    from harness.faultfs.control import faultfs_mounts, fuse_problem
+    from harness.faultfs.control import fuse_problem
 
     if problem := fuse_problem():
         print(f"fuse       MISSING  {problem} (only scenarios with topology.disk need it)")
@@ -47,8 +47,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         n = sum(r.count() for r in stale)
         print(f"leftovers  STALE    {n} resources from {len(stale)} runs no longer alive")
         fixes.append("solar-chaos clean")
-    if dead := [m for m in faultfs_mounts() if not m.owner or not engine.owner_alive(m.owner)]:
-        print(f"leftovers  STALE    {len(dead)} faultfs mounts of runs no longer alive")
+    mounts = _stale_mounts()
+    if mounts:
+        where = ", ".join(m.mountpoint for m in mounts)
+        print(f"leftovers  STALE    {len(mounts)} faultfs mounts of runs no longer alive: {where}")
         fixes.append("solar-chaos clean")
     if fixes:
         print("\nto fix:")
@@ -57,6 +59,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 1
     print("\nready")
     return 0
+
+
+def _stale_mounts(everything: bool = False) -> list[Any]:
+    """The faultfs mounts (a run's host mounts, labelled with its run id and owner) whose run is no
+    longer alive; every one with `everything`."""
+    from harness.faultfs.control import faultfs_mounts
+
+    return [m for m in faultfs_mounts() if everything or not m.owner or not engine.owner_alive(m.owner)]
 
 
 def cmd_images(args: argparse.Namespace) -> int:
@@ -92,11 +102,21 @@ def cmd_clean(args: argparse.Namespace) -> int:
         failed += problems
         removed += n - len(problems)
         print(f"run {res.run_id}: removed {n - len(problems)} of {n}")
-    from harness.topology.disks import remove_dead
+    mounts = _stale_mounts(args.all)
+    if mounts:
+        from harness.faultfs.control import FaultFSError, unmount
 
-    disk_lines = remove_dead(everything=args.all)  # faultfs mounts, then the runs' host directories
-    for line in disk_lines:
-        print(line)
+        for m in mounts:
+            try:
+                unmount(m.mountpoint)
+                print(f"run {m.run_id}: unmounted faultfs {m.mountpoint}")
+            except FaultFSError as e:
+                failed.append(f"faultfs mount {m.mountpoint}: {e}")
+    from harness.topology.disks import remove_dead_dirs
+
+    dirs = remove_dead_dirs(everything=args.all)  # the runs' host directories, once unmounted
+    for d in dirs:
+        print(f"removed {d}")
     if kept:
         print(f"kept {kept} runs still alive (--all removes them too)")
     if args.images:
@@ -105,7 +125,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         for tag in Images("offline", log=lambda m: None).stale():
             engine.client().images.remove(tag)
             print(f"removed image {tag}")
-    elif not runs and not disk_lines:
+    elif not runs and not mounts and not dirs:
         print("nothing to clean")
     for p in failed:
         print(f"could not remove {p}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """A run's host directory (`runs_state_dir()/<run id>/`): the faultfs volumes of the nodes whose data sits
 on faultfs (topology.disk; docs/faultfs.md) and the files bind-mounted into containers (NATS's config).
 Made before the containers start, so each container sees its mount; removed after they are gone; and what a
-killed harness left is removed by `solar-chaos clean` (`remove_dead`)."""
+killed harness left is removed by `solar-chaos clean` (`remove_dead_dirs`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.engine import owner_alive, owner_token
 from harness.errors import TopologyError
-from harness.faultfs.control import FaultFS, FaultFSError, fuse_problem, unmount_leftovers
+from harness.faultfs.control import FaultFS, FaultFSError, faultfs_mounts, fuse_problem
 from harness.paths import runs_state_dir
 
 log = logging.getLogger(__name__)
@@ -81,15 +81,18 @@ class RunDisks:
             raise TopologyError(f"run {self.run_id}: faultfs volumes not unmounted: " + "; ".join(problems))
 
 
-def remove_dead(everything: bool = False) -> list[str]:
-    """Unmount the faultfs mounts of runs no longer alive and remove their run directories (all of them
-    with `everything`); what was removed, one line each (for `solar-chaos clean`)."""
-    done = [f"unmounted {m.mountpoint} (run {m.run_id})" for m in unmount_leftovers(everything)]
+def remove_dead_dirs(everything: bool = False) -> list[Path]:
+    """Remove the host directories of runs no longer alive (all of them with `everything`), as `solar-chaos
+    clean` does once it has unmounted their faultfs mounts; a directory that still holds a mount stays."""
+    mounted = [Path(m.mountpoint) for m in faultfs_mounts()]
     root = runs_state_dir()
+    removed = []
     for run_dir in sorted(root.iterdir()) if root.is_dir() else ():
         owner = run_dir / OWNER
         token = owner.read_text().strip() if owner.is_file() else ""
         if everything or not token or not owner_alive(token):
+            if any(m.is_relative_to(run_dir) for m in mounted):
+                continue  # rmtree would reach into the mount (the backing files) or fail on it
             shutil.rmtree(run_dir, ignore_errors=True)
-            done.append(f"removed {run_dir}")
-    return done
+            removed.append(run_dir)
+    return removed

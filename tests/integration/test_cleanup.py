@@ -4,6 +4,7 @@ and `solar-chaos clean` removes what belongs to runs no longer alive."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -145,3 +146,41 @@ def test_clean_waits_out_the_reaper_removing_the_same_container(images, monkeypa
                 thing.remove()
             except Exception:
                 pass
+
+
+FAULTFS_HARNESS = textwrap.dedent(
+    """
+    import sys, time
+    from harness.faultfs.control import FaultFS
+    fs = FaultFS.start(sys.argv[1], sys.argv[2], run_id=sys.argv[3])
+    print(fs.proc.pid, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_clean_unmounts_the_faultfs_mount_of_a_killed_run_and_doctor_flags_it(tmp_path, capsys) -> None:
+    """A run's host mount (faultfs, labelled faultfs:<run id>:<owner>) whose harness and daemon were both
+    SIGKILLed stays mounted (ENOTCONN): `doctor` names it, `clean` unmounts it."""
+    from harness.faultfs.control import faultfs_mounts, fuse_problem
+
+    assert fuse_problem() is None, fuse_problem()
+    mnt, run_id = str(tmp_path / "m"), engine.new_run_id() + "f"
+    child = subprocess.Popen(
+        [sys.executable, "-c", FAULTFS_HARNESS, str(tmp_path / "b"), mnt, run_id],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        daemon = int(child.stdout.readline())
+        os.kill(daemon, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert [m.run_id for m in faultfs_mounts() if m.mountpoint == mnt] == [run_id]
+    cli(["doctor"])
+    assert f"faultfs mounts of runs no longer alive: {mnt}" in capsys.readouterr().out
+    assert cli(["clean"]) == 0
+    assert f"run {run_id}: unmounted faultfs {mnt}" in capsys.readouterr().out
+    assert not [m for m in faultfs_mounts() if m.mountpoint == mnt], "clean left the faultfs mount"

@@ -5,7 +5,7 @@ of the killed harness's session (Locust would go on sending load), a run directo
 complete line parses and that `solar-chaos check` judges or refuses clearly, and `solar-chaos doctor`
 green.
 
-SOLAR_CHAOS_KILL_RUNS kills (default 4, each its own test item); SOLAR_CHAOS_KILL_SEED draws the kill
+SOLAR_CHAOS_KILL_RUNS kills (default 8, each its own test item); SOLAR_CHAOS_KILL_SEED draws the kill
 moments again (each item prints it). `docs/operations.md`, "The kill test"."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from harness import engine
 from harness.paths import ROOT
 from harness.waiting import WaitTimeout, wait_until
 
-RUNS = int(os.environ.get("SOLAR_CHAOS_KILL_RUNS") or 4)
+RUNS = int(os.environ.get("SOLAR_CHAOS_KILL_RUNS") or 8)
 SEED = int(os.environ.get("SOLAR_CHAOS_KILL_SEED") or random.SystemRandom().randrange(10**6))
 # One unkilled run of SCENARIO takes 29 s from exec to exit (the images checked, bring-up 6.7 s, Locust
 # ready 1.8 s, 13.3 s of load, drain and collection, teardown, checkers and report): kill moments are
