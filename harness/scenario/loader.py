@@ -13,8 +13,9 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from harness.scenario.dotted import _set_path
 from harness.scenario.explain import explain, fields, got
-from harness.scenario.model import MATRIX_KEYS, Scenario, _id_value, _set_path
+from harness.scenario.model import MATRIX_KEYS, Scenario, _id_value
 from harness.scenario.types import (
     MAX_EXPANDED_NODES,
     MAX_FILE_PLANNED_FAULTS,

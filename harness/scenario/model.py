@@ -10,13 +10,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
+from harness.scenario.dotted import _get_path
 from harness.scenario.faults import DISK_FAULTS, FAULTS, Fault, FaultKind
-from harness.scenario.storage import DISK_FORMS, Disks, NatsSettings, on_faultfs
+from harness.scenario.topology import Topology
 from harness.scenario.types import (
     INT64_MAX,
-    MAX_AGENTS,
     MAX_BUDGET_MS,
-    MAX_BUFFER_CAP,
     MAX_CLIENTS,
     MAX_KEYS,
     MAX_PARAMETER_SETS,
@@ -66,43 +65,6 @@ class RandomFaults(_Strict):
                 return
             yield round(t, 6), length
             t = round(max(t + self.interval, t + length), 6)
-
-
-class Topology(_Strict):
-    agents: int = Field(3, ge=1, le=MAX_AGENTS)
-    quorum: int | None = Field(
-        None, ge=1, le=MAX_AGENTS, description="agreements needed; absent: a majority of the agents"
-    )
-    buffer_cap: int = Field(
-        256, ge=1, le=MAX_BUFFER_CAP, description="pending-commit buffer capacity (intents)"
-    )
-    intent_timeout: PositiveDuration = 0.08
-    commit_timeout: PositiveDuration = 0.4
-    replay_interval: PositiveDuration = 0.2
-    disk: Disks = Field(default_factory=dict, description=DISK_FORMS + "; absent: container")
-    nats: NatsSettings = Field(default_factory=NatsSettings)
-
-    @model_validator(mode="after")
-    def _quorum_within_agents(self) -> Topology:
-        if self.quorum is not None and self.quorum > self.agents:
-            raise _problem(
-                f"quorum {self.quorum} is more than the {self.agents} agents",
-                f"1..{self.agents}",
-                at=("quorum",),
-            )
-        for key in self.disk:
-            if problem := (_node_error(key, self.agents) if key.startswith("agent-") else None):
-                raise _problem(*problem, at=("disk", key))
-        return self
-
-    @property
-    def faultfs_nodes(self) -> tuple[str, ...]:
-        """The nodes whose data directory sits on faultfs."""
-        return on_faultfs(self.disk, self.agents)
-
-    @property
-    def effective_quorum(self) -> int:
-        return self.quorum if self.quorum is not None else self.agents // 2 + 1
 
 
 class Load(_Strict):
@@ -408,39 +370,3 @@ class Scenario(_Strict):
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a scenario file (what `solar-chaos schema` prints)."""
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **Scenario.model_json_schema()}
-
-
-# Dotted paths into plain data (matrix keys and overrides)
-
-
-def _get_path(data: Any, parts: list[str]) -> Any:
-    for depth, part in enumerate(parts):
-        where = ".".join(parts[:depth]) or "the scenario"
-        if isinstance(data, list):
-            if not part.isdigit() or int(part) >= len(data):
-                raise LookupError(f"{where} has {len(data)} entries, no {part!r}")
-            data = data[int(part)]
-        elif isinstance(data, dict):
-            if part not in data:
-                raise LookupError(f"{where} has no {part!r}")
-            data = data[part]
-        else:
-            raise LookupError(f"{where} is {'not set' if data is None else 'a single value'}")
-    return data
-
-
-def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
-    """Set a value in raw file data, making the mappings on the way that the file left out."""
-    *parents, last = parts
-    node: Any = data
-    for part, following in zip(parents, parts[1:], strict=True):
-        if isinstance(node, list):
-            node = node[int(part)]
-        elif part in node or not following.isdigit():
-            node = node.setdefault(part, {})
-        else:
-            raise LookupError(f"no list {part!r}")
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value

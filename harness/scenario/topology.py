@@ -1,13 +1,23 @@
-"""Where the nodes keep their data (`topology.disk`: the container's own file system, or faultfs, which can
-lose unsynced writes and fail calls; docs/faultfs.md) and how NATS syncs it (`topology.nats`)."""
+"""The system a scenario brings up (`topology`): agents, quorum, the agents' settings, where the nodes keep
+their data (`topology.disk`: the container's own file system, or faultfs, which can lose unsynced writes
+and fail calls; docs/faultfs.md) and how NATS syncs it (`topology.nats`)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
-from harness.scenario.types import DURATION_FORMS, _positive_duration, _problem, _Strict, shorten
+from harness.scenario.types import (
+    DURATION_FORMS,
+    MAX_BUFFER_CAP,
+    PositiveDuration,
+    _node_error,
+    _positive_duration,
+    _problem,
+    _Strict,
+    shorten,
+)
 from harness.shape import MAX_AGENTS, agent_names
 
 DiskKind = Literal["container", "faultfs"]
@@ -111,3 +121,40 @@ class NatsSettings(_Strict):
         if v == "always":
             return "always"
         return f"{round(float(v) * 1000)}ms"
+
+
+class Topology(_Strict):
+    agents: int = Field(3, ge=1, le=MAX_AGENTS)
+    quorum: int | None = Field(
+        None, ge=1, le=MAX_AGENTS, description="agreements needed; absent: a majority of the agents"
+    )
+    buffer_cap: int = Field(
+        256, ge=1, le=MAX_BUFFER_CAP, description="pending-commit buffer capacity (intents)"
+    )
+    intent_timeout: PositiveDuration = 0.08
+    commit_timeout: PositiveDuration = 0.4
+    replay_interval: PositiveDuration = 0.2
+    disk: Disks = Field(default_factory=dict, description=DISK_FORMS + "; absent: container")
+    nats: NatsSettings = Field(default_factory=NatsSettings)
+
+    @model_validator(mode="after")
+    def _quorum_within_agents(self) -> Topology:
+        if self.quorum is not None and self.quorum > self.agents:
+            raise _problem(
+                f"quorum {self.quorum} is more than the {self.agents} agents",
+                f"1..{self.agents}",
+                at=("quorum",),
+            )
+        for key in self.disk:
+            if problem := (_node_error(key, self.agents) if key.startswith("agent-") else None):
+                raise _problem(*problem, at=("disk", key))
+        return self
+
+    @property
+    def faultfs_nodes(self) -> tuple[str, ...]:
+        """The nodes whose data directory sits on faultfs."""
+        return on_faultfs(self.disk, self.agents)
+
+    @property
+    def effective_quorum(self) -> int:
+        return self.quorum if self.quorum is not None else self.agents // 2 + 1
