@@ -61,7 +61,11 @@ load: {rate: 10, duration: 60s}
 """
 
 
-def test_a_killed_harness_leaves_no_faultfs_mount(tmp_path: Path) -> None:
+@pytest.mark.parametrize("killed", ["harness", "session"])
+def test_a_killed_harness_leaves_no_faultfs_mount(tmp_path: Path, killed: str) -> None:
+    """`harness`: only the harness's process is SIGKILLed; each faultfs daemon sees its parent gone and
+    unmounts by itself. `session`: its whole process group, daemons too (a CI job cancelled); their mounts
+    stay, answering ENOTCONN, until `solar-chaos clean` unmounts them."""
     path = tmp_path / "killed-on-faultfs.yaml"
     path.write_text(KILLED)
     out = (tmp_path / "out.txt").open("w")
@@ -78,17 +82,20 @@ def test_a_killed_harness_leaves_no_faultfs_mount(tmp_path: Path) -> None:
             lambda: "system up in" in said.read_text(), "the system up, the load starting", timeout=120
         )
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL) if killed == "harness" else os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    # Each daemon notices its parent gone (polled) and unmounts; clean is not needed for that.
-    wait_until(
-        lambda: not [m for m in faultfs_mounts() if m.run_id == run_id], "the run's mounts gone", timeout=20
-    )
+    gone = lambda: not [m for m in faultfs_mounts() if m.run_id == run_id]  # noqa: E731
+    if killed == "harness":
+        # Each daemon notices its parent gone (polled) and unmounts; clean is not needed for that.
+        wait_until(gone, "the run's mounts gone", timeout=20)
+    else:
+        assert not gone()
     assert (runs_state_dir() / run_id).exists()  # the host directory stays until clean
     clean = subprocess.run(
         [sys.executable, "-m", "harness.cli", "clean"], capture_output=True, text=True, env=env
     )
     assert clean.returncode == 0, clean.stderr
     assert f"removed {runs_state_dir() / run_id}" in clean.stdout
+    assert gone()
     assert not (runs_state_dir() / run_id).exists()
     wait_until(lambda: not engine.list_runs(run_id), f"run {run_id}'s containers gone", timeout=60)
