@@ -168,3 +168,50 @@ def test_a_disk_fault_that_met_no_call_is_no_effect(tmp_path: Path) -> None:
     verdict = judge(run.write(tmp_path))
     assert [a["kind"] for a in verdict["anomalies"]] == ["no-effect"]
     assert "answers, latency, buffer, backlog, disk" in verdict["anomalies"][0]["detail"]
+
+
+# Where FUSE cannot work, a scenario that needs faultfs is refused by `run` and skipped by pytest.
+
+NEEDS_FAULTFS = """\
+name: needs
+topology: {disk: {nats: faultfs}}
+load: {rate: 5, duration: 10s}
+"""
+
+
+def test_run_refuses_a_scenario_needing_faultfs_where_fuse_cannot_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness import cli
+    from harness.topology import disks
+
+    monkeypatch.setattr(disks, "fuse_problem", lambda: "no /dev/fuse: load the fuse module (modprobe fuse)")
+    path = tmp_path / "needs.yaml"
+    path.write_text(NEEDS_FAULTFS)
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot run here: needs faultfs (topology.disk: nats): no /dev/fuse: load the fuse module" in err
+
+
+def test_pytest_skips_a_scenario_needing_faultfs_where_fuse_cannot_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from harness.paths import ROOT
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "needs.yaml").write_text(NEEDS_FAULTFS)
+    # A fake /dev/fuse path is not possible; PATH without fusermount3 is: fuse_problem names it.
+    env = {"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "harness.plugin", "-rs", "-p", "no:cacheprovider", folder],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert "1 skipped" in r.stdout, r.stdout[-2000:]
+    assert "needs faultfs (topology.disk: nats): no fusermount3" in r.stdout
