@@ -183,6 +183,9 @@ async def run_scenario(
             await asyncio.to_thread(save_logs, sut, out)
             if keep_running:
                 say(f"keeping run {sut.run_id} up (--keep-running); remove it with: solar-chaos clean --all")
+                if sut.cfg.faultfs:  # the daemons die with the harness (docs/faultfs.md, "Lifetime")
+                    nodes = ", ".join(sut.cfg.faultfs)
+                    say(f"its faultfs volumes ({nodes}) end with this process (ENOTCONN once it exits)")
                 owned.pop_all()  # never left: the system stays up
     finally:
         try:
