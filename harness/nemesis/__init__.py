@@ -78,7 +78,8 @@ class _Entry:
 
 class Nemesis:
     """`Nemesis(sut, history.record)`; `await start(fault, "f1")`, `await stop("f1")`, and on every way
-    out `await heal_all()`. `record` receives each nemesis event without "t", right after it took effect."""
+    out `await heal_all()` (which also closes the clients it keeps open). `record` receives each nemesis
+    event without "t", right after it took effect."""
 
     def __init__(
         self,
@@ -139,7 +140,11 @@ class Nemesis:
                 except Exception as e:
                     problems.append(f"stop {fault_id}: {e}")
         finally:
-            net_ok = await self._safety_net(problems)
+            try:
+                net_ok = await self._safety_net(problems)
+            finally:
+                # Every way out of a run heals: the Toxiproxy client ends here (a later call opens another).
+                await self.controls.proxies.aclose()
             if net_ok:
                 # A fault whose own stop failed is healed by the net all the same.
                 for fault_id, entry in list(self._active.items()):

@@ -30,18 +30,18 @@ class PowerLoss:
 
     async def start(self) -> None:
         containers = self.ctl.containers
+        states: dict[str, dict[str, str]] = {}
 
         async def kill(node: str) -> None:
-            await containers.kill(node)
+            states[node] = await containers.kill(node)  # its state once the kill took effect, who saw it
             self._killed.append(node)
 
         await asyncio.gather(*(kill(node) for node in self.nodes))
         volumes = [self.ctl.sut.disks.volume(node) for node in self.nodes]
         dropped = await asyncio.gather(*(asyncio.to_thread(fs.lose) for fs in volumes))
-        states = await asyncio.gather(*(containers.status(node) for node in self.nodes))
         per_node = {
-            node: {"state": state, "lost_bytes": lost["dropped_bytes"], "lost_files": lost["files"]}
-            for node, state, lost in zip(self.nodes, states, dropped, strict=True)
+            node: {**states[node], "lost_bytes": lost["dropped_bytes"], "lost_files": lost["files"]}
+            for node, lost in zip(self.nodes, dropped, strict=True)
         }
         self.evidence = {
             "nodes": per_node,

@@ -4,7 +4,8 @@ vanish) and the toxics latency, bandwidth, slow_close, reset_peer, slicer and li
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+import contextlib
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,31 +33,45 @@ T = TypeVar("T")
 
 
 class ProxyControl:
-    """The nemesis's hands on Toxiproxy. A proxy disabled by several faults at once stays disabled until
-    the last of them stops, so overlapping faults heal independently."""
+    """The nemesis's hands on Toxiproxy, through one long-lived client (`aclose` ends it; the next call opens
+    another). A proxy disabled by several faults at once stays disabled until the last of them stops, so
+    overlapping faults heal independently."""
 
     def __init__(self, url: Callable[[], str]) -> None:
         self._url_of = url
         self._url: str | None = None
+        self._client: Toxiproxy | None = None
         self._disabled: Counter[str] = Counter()
-        # Enabling and disabling one proxy must reach Toxiproxy in the order the counts changed.
-        self._lock = asyncio.Lock()
+        # Enabling and disabling one proxy must reach Toxiproxy in the order its count changed; other
+        # proxies go on meanwhile. A reset holds them all.
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def _tp(self) -> Toxiproxy:
+        if self._client is None:
+            if self._url is None:
+                # The URL asks the engine for a published port: blocking, and stable (Toxiproxy is never
+                # faulted).
+                self._url = await asyncio.to_thread(self._url_of)
+            if self._client is None:  # another call may have made it meanwhile
+                self._client = Toxiproxy(self._url)
+        return self._client
 
     async def _call(self, op: Callable[[Toxiproxy], Awaitable[T]]) -> T:
-        if self._url is None:
-            # The URL asks the engine for a published port: blocking, and stable (Toxiproxy is never faulted).
-            self._url = await asyncio.to_thread(self._url_of)
-        async with Toxiproxy(self._url) as tp:
-            return await op(tp)
+        return await op(await self._tp())
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
     async def disable(self, link: str) -> None:
-        async with self._lock:
+        async with self._locks[link]:
             if self._disabled[link] == 0:
                 await self._call(lambda tp: tp.set_enabled(link, False))
             self._disabled[link] += 1
 
     async def enable(self, link: str) -> None:
-        async with self._lock:
+        async with self._locks[link]:
             if self._disabled[link] == 1:
                 await self._call(lambda tp: tp.set_enabled(link, True))
             self._disabled[link] = max(0, self._disabled[link] - 1)
@@ -75,9 +90,31 @@ class ProxyControl:
 
     async def reset(self) -> None:
         """Every proxy enabled, every toxic removed, whoever made them."""
-        async with self._lock:
+        async with contextlib.AsyncExitStack() as held:
+            for link in sorted(self._locks):  # one order, so two resets cannot deadlock
+                await held.enter_async_context(self._locks[link])
             await self._call(lambda tp: tp.reset())
             self._disabled.clear()
+
+
+async def _each(items: list[T], act: Callable[[T], Awaitable[None]], done: list[T]) -> None:
+    """`act` on every item at once; `done` gets those it succeeded on (in `items` order), then the first
+    failure is raised."""
+    results = await asyncio.gather(*(act(item) for item in items), return_exceptions=True)
+    done.extend(item for item, r in zip(items, results, strict=True) if r is None)
+    if errors := [r for r in results if isinstance(r, BaseException)]:
+        raise errors[0]
+
+
+async def _undo(done: list[T], act: Callable[[T], Awaitable[None]]) -> None:
+    """`act` on every item of `done` at once; those it succeeded on leave `done`, then the first failure is
+    raised (what is left is tried again by the next stop)."""
+    undone: list[T] = []
+    try:
+        await _each(list(done), act, undone)
+    finally:
+        for item in undone:
+            done.remove(item)
 
 
 @dataclass
@@ -90,14 +127,10 @@ class Disabled:
     _done: list[str] = field(default_factory=list)
 
     async def start(self) -> None:
-        for link in self.links:
-            await self.proxies.disable(link)
-            self._done.append(link)
+        await _each(self.links, self.proxies.disable, self._done)
 
     async def stop(self) -> None:
-        while self._done:
-            await self.proxies.enable(self._done[-1])
-            self._done.pop()
+        await _undo(self._done, self.proxies.enable)
 
 
 @dataclass
@@ -115,16 +148,25 @@ class Toxics:
     _done: list[tuple[str, str]] = field(default_factory=list)
 
     async def start(self) -> None:
-        for link in self.links:
-            for stream in self.streams:
-                name = f"{self.fault_id}-{stream}"
-                await self.proxies.add_toxic(link, Toxic(name, self.type, stream, 1.0, self.attributes))
-                self._done.append((link, name))
+        parts = [(link, stream) for link in self.links for stream in self.streams]
+
+        async def add(part: tuple[str, Stream]) -> None:
+            link, stream = part
+            await self.proxies.add_toxic(
+                link, Toxic(self._name(stream), self.type, stream, 1.0, self.attributes)
+            )
+
+        added: list[tuple[str, Stream]] = []
+        try:
+            await _each(parts, add, added)
+        finally:
+            self._done.extend((link, self._name(stream)) for link, stream in added)
 
     async def stop(self) -> None:
-        while self._done:
-            await self.proxies.remove_toxic(*self._done[-1])
-            self._done.pop()
+        await _undo(self._done, lambda part: self.proxies.remove_toxic(*part))
+
+    def _name(self, stream: str) -> str:
+        return f"{self.fault_id}-{stream}"
 
 
 # A link's request bytes flow upstream (source to target), its responses downstream.

@@ -17,6 +17,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from harness import engine
-from harness.paths import ROOT
+from harness.paths import ROOT, cache_dir
 from harness.waiting import WaitTimeout, wait_until
 
 RUNS = int(os.environ.get("SOLAR_CHAOS_KILL_RUNS") or 8)
@@ -118,6 +119,13 @@ def left_processes(session: int, marker: str) -> list[str]:
         if fields[0] != "Z" and (int(fields[3]) == session or marker in cmd):  # state, session
             found.append(f"pid {d.name}: {cmd[:160]}")
     return found
+
+
+def host_dirs(run_id: str) -> list[Path]:
+    """Files or folders named after the run outside its run directory: in the cache (where a run's host
+    mounts would live) or the temporary folder, two levels down."""
+    bases = (cache_dir(), Path(tempfile.gettempdir()))
+    return [p for base in bases for pattern in (f"*{run_id}*", f"*/*{run_id}*") for p in base.glob(pattern)]
 
 
 def unreadable(folder: Path) -> list[str]:
@@ -219,11 +227,13 @@ def test_a_harness_sigkilled_at_a_random_moment_then_clean_leaves_nothing(images
 
     for run_id in run_ids:
         assert not engine.list_runs(run_id), f"run {run_id} left resources after clean"
+        assert not host_dirs(run_id), f"run {run_id} left on the host: {host_dirs(run_id)}"
     assert not owned_by(proc.pid), "resources owned by the killed harness left after clean"
     vols = {v.name for v in engine.client().volumes.list()}
     assert not snap.volumes & vols, f"volumes of the run's containers left: {snap.volumes & vols}"
     mounts = Path("/proc/self/mountinfo").read_text()
     assert not [i for i in snap.ids if i in mounts], "a mount of the run's containers is left on the host"
+    assert not [r for r in run_ids if r in mounts], "a host mount named after the run (faultfs) is left"
 
     left: list[str] = []
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from harness import engine
-from harness.nemesis import Nemesis
+from harness.nemesis import Nemesis, NemesisError
 from harness.scenario import FAULTS, BaseFault
 from harness.topology.system import System, SystemConfig
 from harness.toxiproxy import Toxic, Toxiproxy
@@ -88,6 +88,10 @@ async def wait_outcome(sut: System, agent: str, want: str, timeout: float = 30) 
 
 async def status(sut: System, node: str) -> str:
     return (await asyncio.to_thread(sut.run.raw, node)).status
+
+
+async def exited(sut: System, node: str) -> bool:
+    return await status(sut, node) == "exited"
 
 
 async def healthz(sut: System, node: str) -> int:
@@ -168,7 +172,7 @@ async def test_a_killed_nats_is_started_again_and_the_pending_intents_commit(
 ) -> None:
     await nemesis.start(fault("outage", target="nats", mode="kill"), "f4")
 
-    assert await status(sut, "nats") == "exited"
+    await await_until(lambda: exited(sut, "nats"), "the engine to report nats exited", timeout=10)
     code, body = await post(sut, "agent-2")
     assert (code, body["outcome"]) == (202, "pending-commit")
 
@@ -183,7 +187,8 @@ async def test_a_crashed_agent_is_down_during_and_answers_after(
 ) -> None:
     await nemesis.start(fault("crash", target="agent-3"), "f5")
 
-    assert await status(sut, "agent-3") == "exited"
+    # Its processes are gone; the engine reports it exited once it has torn the container down.
+    await await_until(lambda: exited(sut, "agent-3"), "the engine to report agent-3 exited", timeout=10)
     # Two of three agents are still a quorum: decided, whether or not the commit went through at once.
     assert await outcome(sut, "agent-1") in ("committed", "pending-commit")
 
@@ -260,3 +265,70 @@ async def test_heal_all_restores_everything_active_and_more(
     for fault_id, f in started:
         assert_paired(events, fault_id, f.fault)
     await wait_outcome(sut, "agent-1", "committed")
+
+
+# Fault timing (issue 17): a start line is written once the fault took effect, every part of it.
+
+
+def toxiproxy_now(sut: System) -> dict[str, tuple[bool, list[str]]]:
+    """Toxiproxy's proxies as it reports them, synchronously: from inside `record`, at the very moment."""
+    data = httpx.get(f"{sut.toxiproxy_url}/proxies", timeout=5).json()
+    return {name: (p["enabled"], sorted(t["name"] for t in p["toxics"] or [])) for name, p in data.items()}
+
+
+async def test_a_link_fault_is_recorded_once_every_link_and_stream_is_cut(sut: System) -> None:
+    seen: dict[str, dict[str, tuple[bool, list[str]]]] = {}
+    nemesis = Nemesis(sut, lambda e: seen.setdefault(f"{e['f']} {e['fault_id']}", toxiproxy_now(sut)))
+    try:
+        await nemesis.start(fault("isolate", target="agent-1"), "t1")
+        await nemesis.start(fault("latency", links="agents>orchestrator", latency="30ms"), "t2")
+        await nemesis.stop("t1")
+        await nemesis.stop("t2")
+    finally:
+        await nemesis.heal_all()
+    isolated = {name for name in seen["start t1"] if "agent-1" in name.split(">")}
+    assert len(isolated) == 6 and all(not seen["start t1"][n][0] for n in isolated), seen["start t1"]
+    slowed = [f"{a}>orchestrator" for a in AGENTS]
+    assert {n: seen["start t2"][n][1] for n in slowed} == dict.fromkeys(
+        slowed, ["t2-downstream", "t2-upstream"]
+    )
+    assert all(s == (True, []) for s in seen["stop t2"].values()), "each stop undid its own parts"
+
+
+async def test_a_partly_failed_start_undoes_exactly_its_own_parts(sut: System, nemesis: Nemesis) -> None:
+    # A toxic of the same name already on one link: that part of the start fails, the others succeed.
+    async with Toxiproxy(await asyncio.to_thread(lambda: sut.toxiproxy_url)) as tp:
+        await tp.add_toxic(
+            "agent-2>orchestrator", Toxic("t3-upstream", "latency", "upstream", 1.0, {"latency": 1})
+        )
+    with pytest.raises(NemesisError, match="t3"):
+        await nemesis.start(fault("latency", links="agents>orchestrator", latency="30ms"), "t3")
+    state = await proxies_state(sut)
+    assert {n: s for n, s in state.items() if s != (True, [])} == {
+        "agent-2>orchestrator": (True, ["t3-upstream"])
+    }
+    assert nemesis.active == []
+
+
+async def test_a_crash_is_recorded_once_the_container_is_down(sut: System) -> None:
+    url = await asyncio.to_thread(sut.http_url, "agent-3")
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    seen: dict[str, Any] = {}
+    nemesis = Nemesis(sut, lambda e: seen.setdefault(f"{e['f']} {e['fault_id']}", (e, answers())))
+    try:
+        await nemesis.start(fault("crash", target="agent-3"), "t4")
+        # The engine's own state follows once it has torn the container down.
+        await await_until(lambda: exited(sut, "agent-3"), "the engine to report agent-3 exited", timeout=10)
+        await nemesis.stop("t4")
+    finally:
+        await nemesis.heal_all()
+    start, answered = seen["start t4"]
+    assert answered is False, "at its start line the agent answers no more"
+    assert start["evidence"]["container"] == "agent-3" and start["evidence"]["state"] == "exited"
+    assert await healthz(sut, "agent-3") == 200
