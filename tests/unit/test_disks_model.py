@@ -215,3 +215,21 @@ def test_pytest_skips_a_scenario_needing_faultfs_where_fuse_cannot_work(
     )
     assert "1 skipped" in r.stdout, r.stdout[-2000:]
     assert "needs faultfs (topology.disk: nats): no fusermount3" in r.stdout
+
+
+def test_clean_removes_the_host_directories_of_dead_runs_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.engine import owner_token
+    from harness.topology.disks import OWNER, remove_dead_dirs
+
+    monkeypatch.setenv("SOLAR_CHAOS_STATE", str(tmp_path))
+    alive, dead, unowned = tmp_path / "run-alive", tmp_path / "run-dead", tmp_path / "run-unowned"
+    for d in (alive, dead, unowned):
+        (d / "nats" / "backing").mkdir(parents=True)
+    (alive / OWNER).write_text(owner_token())
+    host = owner_token().split(":")[0]
+    (dead / OWNER).write_text(f"{host}:999999999:1")  # no such pid
+    assert remove_dead_dirs() == [dead, unowned]
+    assert alive.exists() and not dead.exists() and not unowned.exists()
+    assert remove_dead_dirs(everything=True) == [alive]
