@@ -266,6 +266,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"PASS {label} (seed {result.seed}): {result.dir}{report}")
             continue
         print(f"FAIL {label} (seed {result.seed}): {headline(result.verdict)}; {result.dir}{report}")
+        if (known := scenario.expected_failure) is not None:  # still exit 1: the system has the bug
+            found = {a["kind"] for a in result.verdict.get("anomalies", [])}
+            as_known = "as expected" if set(known.anomalies) <= found else "NOT as expected"
+            why = " ".join(known.reason.split())
+            print(f"  {as_known}: expected_failures names {', '.join(known.anomalies)}: {why}")
         for line in details(result.verdict):
             print(f"  {line}")
         print(f"re-run: {result.rerun}")
