@@ -350,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("files", nargs="+", help="scenario files or folders of them")
     v.set_defaults(func=cmd_validate)
 
-    c = sub.add_parser("clean", help="remove containers, networks, volumes of runs no longer alive")
+    c = sub.add_parser(
+        "clean", help="remove containers, networks, volumes and faultfs mounts of runs no longer alive"
+    )
     c.add_argument("--all", action="store_true", help="also those of runs still alive")
     c.add_argument("--images", action="store_true", help="also solar-chaos images of outdated inputs")
     c.set_defaults(func=cmd_clean)
