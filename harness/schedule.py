@@ -176,6 +176,8 @@ async def drive(
             starts[step.fault_id] = task
         else:
             stops_at.setdefault(step.at, []).append(task)
+    if not tasks:  # a scenario without faults
+        return
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:

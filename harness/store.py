@@ -4,6 +4,7 @@ writers of its files. Every reading error names the file and the line, and says 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -107,7 +108,11 @@ def _describe(error: Exception, line: bytes) -> str:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    """Whole or not at all: written beside, then renamed over (a harness killed meanwhile leaves the
+    old file or none, never half of one)."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(part, path)
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:

@@ -255,6 +255,11 @@ CRASH_THEN_PARTITION = steps_of(
 )
 
 
+async def test_a_plan_without_faults_is_driven_to_its_end() -> None:
+    clock = Clock()
+    await drive(plan(scenario(), seed=0), SlowNemesis(clock), clock.now, {}, clock.sleep_until)
+
+
 async def test_a_slow_stop_delays_no_later_fault() -> None:
     clock = Clock()
     nemesis = SlowNemesis(clock, held={"stop f1"})  # a crash's stop waits until the node is ready
