@@ -47,7 +47,9 @@ done
 mkdir -p "$(dirname "$LOG")"
 say "starting dockerd (log: $LOG)"
 start=$(date +%s%N)
-nohup dockerd --default-address-pool "$POOL" >>"$LOG" 2>&1 </dev/null &
+# In a session of its own: an engine started from a test (one restarts it) must not die with
+# that test's process group or session.
+setsid nohup dockerd --default-address-pool "$POOL" >>"$LOG" 2>&1 </dev/null &
 for _ in $(seq 1 300); do
     if docker info >/dev/null 2>&1; then
         ms=$(( ($(date +%s%N) - start) / 1000000 ))

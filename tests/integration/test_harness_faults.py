@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,21 @@ def _until_load_passes(reports: Path, name: str, t: float, proc: subprocess.Pope
     return wait_until(reached, f"the run's load to pass t={t}s", timeout=180, interval=0.2)
 
 
+def _interrupted(
+    tmp_path: Path, name: str, duration: int, images, act: Callable[[str], object]
+) -> tuple[subprocess.Popen[str], str, str, Path]:
+    """`solar-chaos run` of SCENARIO; once its load has run 8 s, `act(run_id)`; then its end."""
+    proc, reports = _start(tmp_path, name, duration, images)
+    try:
+        run_dir = _until_load_passes(reports, name, 8.0, proc)
+        act(run_dir.parent.name)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc, out, err, run_dir
+
+
 def _node(run_id: str, node: str):
     (ctr,) = engine.client().containers.list(
         filters={"label": [f"{engine.RUN_LABEL}={run_id}", f"solar-chaos.node={node}"]}
@@ -68,15 +84,11 @@ def _node(run_id: str, node: str):
 
 
 def test_an_unplanned_death_is_recorded_and_the_verdict_says_what_happened(images, tmp_path: Path) -> None:
-    proc, reports = _start(tmp_path, "unplanned", 16, images)
-    try:
-        run_dir = _until_load_passes(reports, "unplanned", 8.0, proc)
-        run_id = run_dir.parent.name
-        _node(run_id, "agent-2").kill()  # not the nemesis: nothing in the schedule says so
-        out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # Not the nemesis: nothing in the schedule says so.
+    proc, out, err, run_dir = _interrupted(
+        tmp_path, "unplanned", 16, images, lambda run_id: _node(run_id, "agent-2").kill()
+    )
+    run_id = run_dir.parent.name
     assert proc.returncode == 1, out + err
     assert "unplanned_exits: agent-2's container died at t=" in out, out
     # Back only when the heal after the load (at 16 s) revived every container that was down.
@@ -125,15 +137,10 @@ def test_an_engine_restart_fails_the_run_clearly_keeps_its_history_and_leaves_no
 ) -> None:
     if why := _engine_restartable():
         pytest.skip(why)
-    proc, reports = _start(tmp_path, "engine-restart", 30, images)
-    try:
-        run_dir = _until_load_passes(reports, "engine-restart", 8.0, proc)
-        run_id = run_dir.parent.name
-        _restart_engine()
-        out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, out, err, run_dir = _interrupted(
+        tmp_path, "engine-restart", 30, images, lambda run_id: _restart_engine()
+    )
+    run_id = run_dir.parent.name
     assert proc.returncode == 2, out + err
     assert "solar-chaos: the Docker engine went away at t=" in err, err
     assert "every container of the run stopped with it" in err, err
@@ -143,4 +150,3 @@ def test_an_engine_restart_fails_the_run_clearly_keeps_its_history_and_leaves_no
     assert sum(op.get("type") == "invoke" for op in ops) >= 100, "the history before the restart is kept"
     assert not (run_dir / store.VERDICT).exists()  # nothing to judge: no stream, no store
     assert not engine.list_runs(run_id), "the run left containers or networks behind"
-    assert subprocess.run([sys.executable, "-m", "harness.cli", "doctor"], cwd=ROOT).returncode == 0
