@@ -77,6 +77,10 @@ class ContainerControl:
         else:
             await asyncio.to_thread(self.sut.wait_http, node, self.ready_timeout)
 
+    async def prepare(self) -> None:
+        """The engine's connection and the worker threads the faults use, up before the first fault."""
+        await asyncio.gather(*(asyncio.to_thread(_main_pid, self._container(n)) for n in self.sut.nodes))
+
     def _container(self, node: str) -> Any:
         """The engine's handle on the node's container, as the topology made it: no inspection, so every
         engine call below is one the fault needs."""
