@@ -54,6 +54,9 @@ class ContainerEvents:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop reading; what was seen until now stays for `take`. Twice is harmless."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         if self._stream is not None:
             try:
