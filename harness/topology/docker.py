@@ -134,7 +134,7 @@ class DockerRun:
             host = free_port()
             self._host_ports[(name, port)] = host
             ctr.ports[f"{port}/tcp"] = ("127.0.0.1", host)  # type: ignore[assignment]
-        ctr.with_kwargs(labels={**self.labels, "solar-chaos.node": name}, **docker_kwargs)
+        ctr.with_kwargs(labels={**self.labels, engine.NODE_LABEL: name}, **docker_kwargs)
         self.containers[name] = ctr
         return ctr
 
