@@ -9,7 +9,6 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -17,6 +16,7 @@ import requests
 
 from harness.errors import TopologyError
 from harness.scenario import CrashFault, PauseFault
+from harness.topology.docker import in_container
 from harness.topology.services import NATS, SURREALDB, Service
 from harness.topology.system import System
 
@@ -47,11 +47,8 @@ def _pidfd(pid: int, container_id: str) -> int | None:
         fd = os.pidfd_open(pid)
     except OSError:
         return None
-    try:  # read after the open: the pidfd holds this very process, not one that reused the pid
-        ours = container_id in Path(f"/proc/{pid}/cgroup").read_text()
-    except OSError:
-        ours = False
-    if not ours:
+    # Asked after the open: the pidfd holds this very process, not one that reused the pid.
+    if not in_container(pid, container_id):
         os.close(fd)
         return None
     return fd

@@ -11,6 +11,7 @@ import logging
 import random
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from testcontainers.core.config import testcontainers_config
@@ -83,6 +84,15 @@ def free_port() -> int:
         if port not in _GIVEN:
             _GIVEN.add(port)
             return port
+
+
+def in_container(pid: int, container_id: str) -> bool:
+    """Whether `pid`, a process of this machine, runs in that container: true only when the engine runs
+    here, in this pid namespace (the process's cgroup names the container)."""
+    try:
+        return container_id in Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return False
 
 
 class DockerRun:
