@@ -19,6 +19,7 @@ from harness.errors import EngineUnavailable
 
 RUN_LABEL = "solar-chaos.run"
 OWNER_LABEL = "solar-chaos.owner"
+NODE_LABEL = "solar-chaos.node"  # which node of the run a container is
 FIX_ENGINE = "make engine   (or: sudo scripts/ensure-engine.sh)"
 
 

@@ -47,9 +47,15 @@ done
 mkdir -p "$(dirname "$LOG")"
 say "starting dockerd (log: $LOG)"
 start=$(date +%s%N)
-# In a session of its own: an engine started from a test (one restarts it) must not die with
-# that test's process group or session.
-setsid nohup dockerd --default-address-pool "$POOL" >>"$LOG" 2>&1 </dev/null &
+# In a session of its own, so an engine started from a test (one restarts it) does not die with
+# that test's process group; and holding none of our descriptors beyond 0-2: started under
+# `flock LOCK make test`, it kept the lock's descriptor and held the lock as long as it ran.
+(
+    for fd in $(ls "/proc/$BASHPID/fd"); do
+        [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+    done
+    exec setsid nohup dockerd --default-address-pool "$POOL" >>"$LOG" 2>&1 </dev/null
+) &
 for _ in $(seq 1 300); do
     if docker info >/dev/null 2>&1; then
         ms=$(( ($(date +%s%N) - start) / 1000000 ))

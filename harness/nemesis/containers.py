@@ -9,7 +9,6 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -17,6 +16,7 @@ import requests
 
 from harness.errors import TopologyError
 from harness.scenario import CrashFault, PauseFault
+from harness.topology.docker import in_container
 from harness.topology.services import NATS, SURREALDB, Service
 from harness.topology.system import System
 
@@ -47,11 +47,8 @@ def _pidfd(pid: int, container_id: str) -> int | None:
         fd = os.pidfd_open(pid)
     except OSError:
         return None
-    try:  # read after the open: the pidfd holds this very process, not one that reused the pid
-        ours = container_id in Path(f"/proc/{pid}/cgroup").read_text()
-    except OSError:
-        ours = False
-    if not ours:
+    # Asked after the open: the pidfd holds this very process, not one that reused the pid.
+    if not in_container(pid, container_id):
         os.close(fd)
         return None
     return fd
@@ -76,6 +73,10 @@ class ContainerControl:
             await asyncio.to_thread(service.wait_ready, self.sut.run, None, self.ready_timeout)
         else:
             await asyncio.to_thread(self.sut.wait_http, node, self.ready_timeout)
+
+    async def prepare(self) -> None:
+        """The engine's connection and the worker threads the faults use, up before the first fault."""
+        await asyncio.gather(*(asyncio.to_thread(_main_pid, self._container(n)) for n in self.sut.nodes))
 
     def _container(self, node: str) -> Any:
         """The engine's handle on the node's container, as the topology made it: no inspection, so every

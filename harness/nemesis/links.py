@@ -59,6 +59,10 @@ class ProxyControl:
     async def _call(self, op: Callable[[Toxiproxy], Awaitable[T]]) -> T:
         return await op(await self._tp())
 
+    async def prepare(self) -> None:
+        """The client made and its connection opened, before the first fault needs them."""
+        await self._call(lambda tp: tp.proxies())
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:

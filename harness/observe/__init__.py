@@ -87,6 +87,8 @@ class Sampler:
                             await asyncio.wait_for(stop.wait(), self.interval)
                         except TimeoutError:
                             pass
+                    # The engine's last events first, so that the last word below holds all of them.
+                    await asyncio.to_thread(self.events.stop)
                     await self.sample_once(http, f)  # the last word on every buffer
         finally:
             await asyncio.to_thread(self.events.stop)

@@ -19,10 +19,9 @@ from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
 
-NODE_LABEL = "solar-chaos.node"
-# The engine's actions we keep, under the names samples.jsonl gives them.
+# The engine's container actions we keep; samples.jsonl's `container` field names them as the engine does.
+ACTIONS = frozenset({"die", "oom", "start", "pause", "unpause"})
 ENGINE_BACK_S = 120.0  # how long a run whose engine went away waits for it, to remove what it left
-ACTIONS = {"die": "die", "oom": "oom", "start": "start", "pause": "pause", "unpause": "unpause"}
 
 
 class EngineLost(HarnessError):
@@ -54,6 +53,9 @@ class ContainerEvents:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop reading; what was seen until now stays for `take`. Twice is harmless."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         if self._stream is not None:
             try:
@@ -80,10 +82,10 @@ class ContainerEvents:
             log.warning("run %s: %s at t=%s", self.run_id, why, self.lost_at)
 
     def _on(self, event: dict[str, Any]) -> None:
-        action = ACTIONS.get(str(event.get("Action", event.get("status", ""))))
+        action = str(event.get("Action", event.get("status", "")))
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
-        node = attributes.get(NODE_LABEL)
-        if action is None or not node:
+        node = attributes.get(engine.NODE_LABEL)
+        if action not in ACTIONS or not node:
             return
         line = {"t": self._t(event), "source": node, "container": action}
         if action == "die":

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.topology.docker import in_container
 from harness.topology.system import System
 
 PROC = Path("/proc")
@@ -58,10 +59,7 @@ class ContainerProcesses:
         pid = int(ctr.attrs.get("State", {}).get("Pid") or 0)
         if pid <= 0:
             return None
-        try:  # the same pid namespace as the engine's: the process's cgroup names the container
-            if ctr.id not in (PROC / str(pid) / "cgroup").read_text():
-                return None
-        except OSError:
+        if not in_container(pid, ctr.id):
             return None
         return pid
 

@@ -11,6 +11,7 @@ import logging
 import random
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from testcontainers.core.config import testcontainers_config
@@ -85,6 +86,15 @@ def free_port() -> int:
             return port
 
 
+def in_container(pid: int, container_id: str) -> bool:
+    """Whether `pid`, a process of this machine, runs in that container: true only when the engine runs
+    here, in this pid namespace (the process's cgroup names the container)."""
+    try:
+        return container_id in Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return False
+
+
 class DockerRun:
     """`with DockerRun(images) as run:` then `run.network(...)`, `run.container(...)`."""
 
@@ -138,7 +148,7 @@ class DockerRun:
             host = free_port()
             self._host_ports[(name, port)] = host
             ctr.ports[f"{port}/tcp"] = ("127.0.0.1", host)  # type: ignore[assignment]
-        ctr.with_kwargs(labels={**self.labels, "solar-chaos.node": name}, **docker_kwargs)
+        ctr.with_kwargs(labels={**self.labels, engine.NODE_LABEL: name}, **docker_kwargs)
         self.containers[name] = ctr
         return ctr
 

@@ -78,7 +78,7 @@ def _interrupted(
 
 def _node(run_id: str, node: str):
     (ctr,) = engine.client().containers.list(
-        filters={"label": [f"{engine.RUN_LABEL}={run_id}", f"solar-chaos.node={node}"]}
+        filters={"label": [f"{engine.RUN_LABEL}={run_id}", f"{engine.NODE_LABEL}={node}"]}
     )
     return ctr
 
