@@ -1,79 +1,30 @@
 """The faults a scenario can name: one pydantic model per kind, each with its random maker (what the
-`random` block draws for it). A new kind is one class here, one line in `FAULT_TYPES`, and its handler in
-`harness.nemesis`."""
+`random` block draws for it), and the registry of every kind. A new kind is one class (here for links and
+processes, in `disk_faults` for faultfs), one line in `FAULT_TYPES`, and its handler in `harness.nemesis`."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 
+from harness.scenario.disk_faults import (
+    DiskErrorFault,
+    DiskFullFault,
+    DiskSlowFault,
+    PowerLossFault,
+)
+from harness.scenario.fault_base import BaseFault, References, _LinkFault, _NodeFault
 from harness.scenario.types import (
     INT64_MAX,
     Duration,
     Links,
-    Loc,
     NodeName,
     PositiveDuration,
     _problem,
-    _Strict,
 )
 from harness.shape import data_plane_links
-
-# (path inside the fault, name, "node" or "link")
-References = Iterator[tuple[Loc, str, str]]
-
-
-class BaseFault(_Strict):
-    """What every fault has: when it starts and how long it lasts."""
-
-    fault: str
-    at: Duration = Field(description="when the fault starts, counted from the start of the load")
-    for_: PositiveDuration | None = Field(
-        None, alias="for", description="how long the fault lasts; absent: until the end of the load"
-    )
-
-    @property
-    def stop_at(self) -> float | None:
-        """When the fault is healed, or None: at the end of the load."""
-        return None if self.for_ is None else self.at + self.for_
-
-    def references(self) -> References:
-        """Every node and link the fault names, to check them against the topology."""
-        return iter(())
-
-    # The random nemesis: from the allowed targets to the fields of a fault of this kind.
-
-    @classmethod
-    def random_applies(cls, targets: list[str]) -> bool:
-        """Can a fault of this kind act on these targets?"""
-        return bool(targets)
-
-    @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
-        """The fields (beyond fault, at and for) of a random fault of this kind on one of `targets`."""
-        raise NotImplementedError(f"{cls.__name__} has no random maker")
-
-
-class _NodeFault(BaseFault):
-    target: NodeName
-
-    def references(self) -> References:
-        yield ("target",), self.target, "node"
-
-    @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
-        return {"target": rng.choice(targets)}
-
-
-class _LinkFault(BaseFault):
-    links: Links
-
-    def references(self) -> References:
-        for i, selector in enumerate(self.links):
-            yield ("links", i), selector, "link"
 
 
 def _links_of(rng: random.Random, targets: list[str], agents: int) -> list[str]:
@@ -320,78 +271,6 @@ class RepeatFault(_NodeFault):
     @classmethod
     def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
         return {"target": rng.choice([t for t in targets if t.startswith("agent-")])}
-
-
-class _DiskFault(_NodeFault):
-    """A fault of a node's data directory on faultfs (topology.disk; docs/faultfs.md)."""
-
-    path: str = Field(
-        "/",
-        pattern=r"^/",
-        max_length=1000,
-        description="the part of the data directory it acts on (whole path components), e.g. /jetstream",
-    )
-
-
-DiskOp = Literal["write", "fsync", "read", "all"]
-
-
-class DiskErrorFault(_DiskFault):
-    """EIO on `op` (write, fsync, read, all) for files under `path` of the node's data directory."""
-
-    fault: Literal["disk-error"]
-    op: DiskOp = "fsync"
-
-    @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
-        return {"target": rng.choice(targets), "op": rng.choice(["write", "fsync", "all"])}
-
-
-class DiskFullFault(_DiskFault):
-    """ENOSPC on every write that would grow a file under `path`."""
-
-    fault: Literal["disk-full"]
-
-
-class DiskSlowFault(_DiskFault):
-    """Every fsync under `path` takes `delay` longer."""
-
-    fault: Literal["disk-slow"]
-    delay: PositiveDuration = Field(description="added to each fsync")
-
-    @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
-        return {"target": rng.choice(targets), "delay": rng.randint(20, 500) / 1000}
-
-
-class PowerLossFault(BaseFault):
-    """Power lost at `at` on every node of `targets` at once: each is SIGKILLed and its unsynced writes are
-    dropped (faultfs's lose); power comes back after `for` (default 1 s): each starts again and is waited
-    for until ready."""
-
-    fault: Literal["power-loss"]
-    targets: Annotated[
-        list[NodeName], BeforeValidator(lambda v: [v] if isinstance(v, str) else v), Field(min_length=1)
-    ]
-
-    @model_validator(mode="after")
-    def _distinct_targets(self) -> PowerLossFault:
-        for i, node in enumerate(self.targets):
-            if node in self.targets[:i]:
-                raise _problem(f"{node} appears twice", "each node once", at=("targets", i))
-        return self
-
-    @property
-    def stop_at(self) -> float | None:
-        return self.at + (1.0 if self.for_ is None else self.for_)
-
-    def references(self) -> References:
-        for i, node in enumerate(self.targets):
-            yield ("targets", i), node, "node"
-
-    @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
-        return {"targets": [rng.choice(targets)]}
 
 
 # Every kind, once: the union the model validates against, the registry and the schema follow from it.
