@@ -33,8 +33,9 @@ from harness.images import Images  # noqa: E402
 from harness.shape import agent_names  # noqa: E402
 from harness.topology.docker import free_port  # noqa: E402
 from harness.topology.identity import peer_id_for_seed  # noqa: E402
+from harness.topology.plan import HTTP_PORT, SystemConfig  # noqa: E402
 from harness.topology.services import NATS, SURREALDB, TOXIPROXY  # noqa: E402
-from harness.topology.system import HTTP_PORT, System, SystemConfig  # noqa: E402
+from harness.topology.system import System  # noqa: E402
 from harness.waiting import wait_until  # noqa: E402
 
 

@@ -28,7 +28,8 @@ from harness.images import Images  # noqa: E402
 from harness.load import Answered  # noqa: E402
 from harness.nemesis import Nemesis  # noqa: E402
 from harness.scenario import FAULTS, BaseFault  # noqa: E402
-from harness.topology.system import System, SystemConfig  # noqa: E402
+from harness.topology.plan import SystemConfig  # noqa: E402
+from harness.topology.system import System  # noqa: E402
 
 CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("partition refuse", "partition", {"groups": [["agent-1"], ["agent-2", "agent-3"]]}),

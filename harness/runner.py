@@ -23,7 +23,8 @@ from harness.observe.selftrace import SelfTrace
 from harness.report import write_index, write_report
 from harness.scenario import SOAK, Scenario
 from harness.schedule import drive, plan
-from harness.topology.system import System, SystemConfig
+from harness.topology.plan import SystemConfig
+from harness.topology.system import System
 
 
 def system_config(s: Scenario, sut_image: str | None = None, buggify: tuple[str, ...] = ()) -> SystemConfig:

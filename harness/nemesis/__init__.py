@@ -15,7 +15,8 @@ from harness.nemesis import clients, containers, disks, links, outage
 from harness.nemesis.containers import ContainerControl
 from harness.nemesis.links import ProxyControl
 from harness.scenario import FAULTS, BaseFault
-from harness.topology.system import Link, System
+from harness.topology.plan import Link
+from harness.topology.system import System
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import httpx
 import nats
@@ -26,6 +25,7 @@ from harness.images import Images
 from harness.topology.disks import RunDisks
 from harness.topology.docker import DockerRun
 from harness.topology.identity import peer_id_for_seed
+from harness.topology.plan import HTTP_PORT, JOURNAL_DIR, P2P_PORT, SystemConfig, plan_links
 from harness.topology.services import (
     NATS_CLIENT_PORT,
     NATS_MONITOR_PORT,
@@ -39,75 +39,6 @@ from harness.topology.services import (
 )
 from harness.toxiproxy import Toxiproxy
 from harness.waiting import Hopeless, wait_until
-
-P2P_PORT = 4001
-HTTP_PORT = 8080
-JOURNAL_DIR = "/var/lib/netsync"  # an agent's NETSYNC_JOURNAL_DIR (its faultfs volume goes there)
-
-
-@dataclass(frozen=True)
-class SystemConfig:
-    agents: int = 3
-    quorum: int | None = None
-    buffer_cap: int = 256
-    intent_timeout_ms: int = 80
-    commit_timeout_ms: int = 400
-    replay_interval_ms: int = 200
-    duplicate_window_s: float = 120
-    stream_max_msgs: int = -1
-    stream_max_bytes: int = -1
-    stream_max_age_s: float = 0
-    telemetry_interval_ms: int = 1000
-    sut_image: str | None = None  # another implementation of docs/contract.md
-    buggify: tuple[str, ...] = ()  # netsync's planted bugs (NETSYNC_BUGGIFY, docs/contract.md)
-    faultfs: tuple[str, ...] = ()  # nodes whose data directory sits on faultfs (topology.disk)
-    nats_sync_interval: str | None = None  # JetStream's sync_interval in NATS's config; None: its default
-
-    def agent_names(self) -> list[str]:
-        return shape.agent_names(self.agents)
-
-
-@dataclass(frozen=True)
-class Link:
-    """A directed data-plane link `source>target`: the connections source dials to target."""
-
-    source: str
-    target: str
-    port: int  # Toxiproxy's listen port for it
-    upstream: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.source}>{self.target}"
-
-
-_SERVICE_LINK_PORTS = {
-    ("orchestrator", "nats"): 23001,
-    ("projector", "nats"): 23002,
-    ("projector", "surrealdb"): 23003,
-}
-_UPSTREAM_PORTS = {"nats": NATS_CLIENT_PORT, "surrealdb": SURREAL_PORT}  # else libp2p's
-
-
-def _agent_index(name: str) -> int:
-    return int(name.removeprefix("agent-"))
-
-
-def _listen_port(source: str, target: str) -> int:
-    if target.startswith("agent-"):
-        return 21000 + 10 * _agent_index(source) + _agent_index(target)
-    if target == "orchestrator":
-        return 22000 + _agent_index(source)
-    return _SERVICE_LINK_PORTS[(source, target)]
-
-
-def plan_links(cfg: SystemConfig) -> dict[str, Link]:
-    """A proxy for every data-plane link of the shape (harness.shape.data_plane_links)."""
-    links = [
-        Link(a, b, _listen_port(a, b), f"{b}:{_UPSTREAM_PORTS.get(b, P2P_PORT)}")
-        for a, b in shape.data_plane_links(cfg.agents)
-    ]
-    return {link.name: link for link in links}
 
 
 class System:

@@ -13,7 +13,8 @@ import pytest
 from harness import engine
 from harness.nemesis import Nemesis, NemesisError
 from harness.scenario import FAULTS, BaseFault
-from harness.topology.system import System, SystemConfig
+from harness.topology.plan import SystemConfig
+from harness.topology.system import System
 from harness.toxiproxy import Toxic, Toxiproxy
 from harness.waiting import await_until
 

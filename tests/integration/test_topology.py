@@ -13,7 +13,8 @@ import pytest
 from surrealdb import AsyncSurreal
 
 from harness import engine
-from harness.topology.system import System, SystemConfig
+from harness.topology.plan import SystemConfig
+from harness.topology.system import System
 from harness.toxiproxy import Toxic, Toxiproxy
 from harness.waiting import wait_until
 
