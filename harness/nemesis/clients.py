@@ -32,43 +32,67 @@ def _same(first: str, again: str) -> bool:
 
 @dataclass
 class Repeat:
+    """The reposts start at the fault's start, which returns once the first is answered (the fault has
+    taken effect at the agent: its `t`); the rest go on, CONCURRENCY at a time, and the stop waits for
+    them all. The start line's evidence says how many were due, the stop line's what they were answered."""
+
     url: str
     answered: list[Answered]
     target: dict[str, Any]
     evidence: dict[str, Any] | None = None
+    stop_evidence: dict[str, Any] | None = None
+    _task: asyncio.Task[None] | None = None
     _changed: list[dict[str, str]] = field(default_factory=list)
+    _same: int = 0
+    _failed: int = 0
 
     async def start(self) -> None:
+        first = asyncio.Event()
+        self._task = asyncio.create_task(self._repost_all(first))
+        self.evidence = {"reposting": len(self.answered)}
+        # The task sets `first` at its first answer, or ends (nothing to repost, or it failed).
+        waiter = asyncio.create_task(first.wait())
+        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self._task.done():
+            self._task.result()  # a failure of the reposting itself fails the start
+
+    async def _repost_all(self, first: asyncio.Event) -> None:
         gate = asyncio.Semaphore(CONCURRENCY)
-        same = failed = 0
 
         async def repost(http: httpx.AsyncClient, a: Answered) -> None:
-            nonlocal same, failed
             async with gate:
                 try:
                     r = await http.post(self.url, json={"key": a.key, "value": a.value, "cid": a.cid})
                 except httpx.HTTPError:
-                    failed += 1
+                    self._failed += 1
                     return
+                finally:
+                    first.set()
             again = _outcome(r)
             if _same(a.outcome, again):
-                same += 1
+                self._same += 1
             else:
                 self._changed.append({"cid": a.cid, "first": a.outcome, "again": again})
 
         # Plain HTTP: verify=False skips loading the CA bundle, ~35 ms of blocked event loop.
         async with httpx.AsyncClient(timeout=TIMEOUT_S, verify=False) as http:
             await asyncio.gather(*(repost(http, a) for a in self.answered))
-        self.evidence = {
-            "reposted": len(self.answered),
-            "same_answer": same,
-            "no_answer": failed,
-            "changed_answer": len(self._changed),
-            "changed": sorted(self._changed, key=lambda c: c["cid"])[:EXAMPLES],
-        }
 
     async def stop(self) -> None:
-        return None  # what was posted stays posted
+        task, self._task = self._task, None
+        if task is None:
+            return  # what was posted stays posted; a second stop has nothing to wait for
+        try:
+            await task
+        finally:
+            self.stop_evidence = {
+                "reposted": self._same + len(self._changed) + self._failed,
+                "same_answer": self._same,
+                "no_answer": self._failed,
+                "changed_answer": len(self._changed),
+                "changed": sorted(self._changed, key=lambda c: c["cid"])[:EXAMPLES],
+            }
 
 
 def repeat(ctl: Controls, fault: RepeatFault, fault_id: str) -> ActiveFault:
