@@ -251,6 +251,7 @@ async def _drive(
     try:
         await load.prepare()  # Locust's processes up, their users spawned, before t = 0
         await nemesis.prepare()  # and the nemesis's connections, so a fault at t = 0 is on time
+        await sampler.prepare()  # and the sampler's, which would otherwise compete with it for the loop
         history.t0 = time.monotonic()  # t = 0 is the start of the load: fault times count from it
         timings["t0_unix"] = time.time()  # the same instant on the containers' clock (their log lines' t)
         async with asyncio.TaskGroup() as tg:
