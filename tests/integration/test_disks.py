@@ -54,6 +54,54 @@ def test_a_power_loss_of_nats_loses_acknowledged_intents_unless_it_syncs_always(
         assert verdict["valid"] is True, verdict["anomalies"][:5]
 
 
+WINDOWS = {
+    # NATS refused for most of the load, so agents journal every decision (an fsynced append each).
+    "fixed": """\
+name: agent-disk-windows
+topology: {agents: 3, disk: {agent-1: faultfs}}
+load: {rate: 20, duration: 16s}
+faults:
+  - {at: 1s, for: 13s, fault: outage, target: nats, mode: refuse}
+  - {at: 3s, for: 3s, fault: disk-slow, target: agent-1, delay: 200ms}
+  - {at: 8s, for: 3s, fault: disk-full, target: agent-1}
+expect: {recovery: {drained_within: 30s}}
+""",
+    # The random nemesis drawing disk kinds on the node that is on faultfs, NATS down behind them.
+    "random": """\
+name: agent-disk-random
+seed: 18
+topology: {agents: 3, disk: {agent-1: faultfs}}
+load: {rate: 20, duration: 16s}
+faults:
+  - {at: 1s, for: 13s, fault: outage, target: nats, mode: refuse}
+random: {at: 2s, for: 10s, interval: 4s, duration: 3s, faults: [disk-slow, disk-full], targets: [agent-1]}
+expect: {recovery: {drained_within: 30s}}
+""",
+}
+
+
+@pytest.mark.parametrize("plan", WINDOWS)
+def test_disk_full_and_disk_slow_bite_and_nothing_accepted_is_lost(
+    images: Images, tmp_path: Path, plan: str
+) -> None:
+    """agent-1's journal on faultfs: a slow fsync delays its 202s, a full disk fails its appends (it answers
+    500, an unknown outcome, never a 202 it could not journal). Each window shows its disk sign (faultfs
+    counted the calls it slowed or failed), and nothing the agents accepted is lost."""
+    text = WINDOWS[plan]
+    path = tmp_path / f"{text.split()[1]}.yaml"  # the file is named as the scenario
+    path.write_text(text)
+    ((_, scenario),) = load_scenarios(path)
+    result = asyncio.run(run_scenario(scenario, images=images, reports=tmp_path / "reports", source=path))
+    verdict = result.verdict
+    kinds = {a["kind"] for a in verdict["anomalies"]}
+    assert not kinds & {"lost", "no-effect", "duplicate", "unprojected"}, verdict["anomalies"][:5]
+    faults = verdict["checks"]["effects"]["faults"]
+    disk = {fid: f for fid, f in faults.items() if f["fault"] in ("disk-slow", "disk-full")}
+    assert {f["fault"] for f in disk.values()} == {"disk-slow", "disk-full"}, faults
+    for fid, f in disk.items():
+        assert "disk" in f["effects"], (fid, f)
+
+
 KILLED = """\
 name: killed-on-faultfs
 topology: {agents: 3, disk: faultfs}
