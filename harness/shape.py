@@ -7,46 +7,65 @@ from __future__ import annotations
 # Nodes
 
 MAX_AGENTS = 7
+NATS_NODES = (1, 3, 5)  # a single NATS server, or a cluster of 3 or 5 (topology.nats.nodes)
 SERVICES = ("orchestrator", "projector", "nats", "surrealdb")
 GROUPS = ("agents", "*")  # in a link selector: every agent; every node
+# In a link selector, `nats` is the single server, or in a cluster every NATS node (`*>nats`).
 
 
 def agent_names(agents: int) -> list[str]:
     return [f"agent-{i}" for i in range(1, agents + 1)]
 
 
-def node_names(agents: int) -> list[str]:
-    """Every container of a topology with `agents` agents that a fault can name."""
-    return [*agent_names(agents), *SERVICES]
+def nats_names(nats: int = 1) -> list[str]:
+    """The NATS nodes: `nats` alone, or `nats-1`..`nats-N` in a cluster of N."""
+    return ["nats"] if nats == 1 else [f"nats-{i}" for i in range(1, nats + 1)]
+
+
+def is_nats(node: str) -> bool:
+    return node == "nats" or node.startswith("nats-")
+
+
+def node_names(agents: int, nats: int = 1) -> list[str]:
+    """Every container of a topology with `agents` agents and `nats` NATS nodes that a fault can name."""
+    return [*agent_names(agents), "orchestrator", "projector", *nats_names(nats), "surrealdb"]
 
 
 # Data-plane links (each one a Toxiproxy proxy)
 
 
-def data_plane_links(agents: int) -> list[tuple[str, str]]:
-    """Every proxied link of the topology as (from, to): the links a fault can act on."""
-    names = agent_names(agents)
+def data_plane_links(agents: int, nats: int = 1) -> list[tuple[str, str]]:
+    """Every proxied link of the topology as (from, to): the links a fault can act on. In a NATS cluster
+    the orchestrator and the projector have a link to every NATS node, and every NATS node one to each
+    other (its cluster route)."""
+    names, servers = agent_names(agents), nats_names(nats)
     return [
         *((a, b) for a in names for b in names if a != b),
         *((a, "orchestrator") for a in names),
-        ("orchestrator", "nats"),
-        ("projector", "nats"),
+        *(("orchestrator", n) for n in servers),
+        *(("projector", n) for n in servers),
         ("projector", "surrealdb"),
+        *((a, b) for a in servers for b in servers if a != b),
     ]
 
 
-def select_links(selector: str, agents: int) -> list[tuple[str, str]]:
-    """The links of a topology with `agents` agents that the selector `FROM>TO` names; each end a node or
-    a group (`agents`, `*`). The scenario model checks selectors; here a malformed one is a ValueError."""
+def select_links(selector: str, agents: int, nats: int = 1) -> list[tuple[str, str]]:
+    """The links of a topology with `agents` agents and `nats` NATS nodes that the selector `FROM>TO`
+    names; each end a node or a group (`agents`, `*`, and `nats` in a cluster). The scenario model checks
+    selectors; here a malformed one is a ValueError."""
     src, sep, dst = selector.partition(">")
     if not sep or ">" in dst:
         raise ValueError(f"not a link selector: {selector!r} (FROM>TO)")
     src, dst = src.strip(), dst.strip()
-    return [(a, b) for a, b in data_plane_links(agents) if _names(src, a) and _names(dst, b)]
+    return [(a, b) for a, b in data_plane_links(agents, nats) if _names(src, a) and _names(dst, b)]
 
 
 def _names(endpoint: str, node: str) -> bool:
-    return endpoint in (node, "*") or (endpoint == "agents" and node.startswith("agent-"))
+    return (
+        endpoint in (node, "*")
+        or (endpoint == "agents" and node.startswith("agent-"))
+        or (endpoint == "nats" and is_nats(node))
+    )
 
 
 # JetStream: the stream the orchestrator publishes intents to, and the projector's consumer

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from harness.scenario.dotted import _get_path
-from harness.scenario.faults import DISK_FAULTS, FAULTS, Fault, FaultKind
+from harness.scenario.faults import DISK_FAULTS, FAULTS, Fault, FaultKind, OutageFault
 from harness.scenario.topology import Topology
 from harness.scenario.types import (
     INT64_MAX,
@@ -241,14 +241,26 @@ class Scenario(_Strict):
         return self
 
     def _misfits(self) -> Iterator[tuple[Loc, str, str]]:
-        agents, end = self.topology.agents, self.load.duration
+        agents, nats, end = self.topology.agents, self.topology.nats.nodes, self.load.duration
         for i, fault in enumerate(self.faults):
             here = ("faults", i, fault.fault)
             if fault.at >= end:
                 yield (*here, "at"), f"{fault.at:g}s is not before the load ends", f"0s..{end:g}s (excluded)"
             for path, name, kind in fault.references():
-                if problem := _reference_error(name, kind, agents):
+                if problem := _reference_error(name, kind, agents, nats):
                     yield (*here, *path), *problem
+            if (
+                nats != 1
+                and isinstance(fault, OutageFault)
+                and fault.target == "nats"
+                and fault.mode in ("kill", "pause")
+            ):
+                yield (
+                    (*here, "mode"),
+                    f"an outage in mode {fault.mode} acts on one container; NATS is a cluster of {nats}",
+                    f"mode refuse or blackhole (every client's link to every NATS node cut), or a crash or "
+                    f"pause of one node: nats-1..nats-{nats}",
+                )
             if fault.fault in DISK_FAULTS:
                 on = self.topology.faultfs_nodes
                 for path, name, _ in fault.references():
@@ -258,6 +270,12 @@ class Scenario(_Strict):
                             f"{name}'s data is not on faultfs: a {fault.fault} cannot act on it",
                             f"a node on faultfs ({', '.join(on) or 'none: set topology.disk'})",
                         )
+        if self.random is not None and nats != 1:
+            yield (
+                ("random",),
+                f"the random nemesis does not draw over a NATS cluster yet (topology.nats.nodes: {nats})",
+                "topology.nats.nodes: 1, or faults listed one by one",
+            )
         if self.random is not None:
             disk_kinds = [k for k in self.random.faults if k in DISK_FAULTS]
             on = self.topology.faultfs_nodes
@@ -270,7 +288,7 @@ class Scenario(_Strict):
             if self.random.at >= end:
                 yield ("random", "at"), f"{self.random.at:g}s is not before the load ends", f"0s..{end:g}s"
             for i, name in enumerate(self.random.targets or ()):
-                if problem := _node_error(name, agents):
+                if problem := _node_error(name, agents, nats):
                     yield ("random", "targets", i), *problem
         if self.expect.min_committed > (intents := self.load.intents):
             yield (

@@ -1,6 +1,7 @@
 """The system a scenario brings up (`topology`): agents, quorum, the agents' settings, where the nodes keep
 their data (`topology.disk`: the container's own file system, or faultfs, which can lose unsynced writes
-and fail calls; docs/faultfs.md) and how NATS syncs it (`topology.nats`)."""
+and fail calls; docs/faultfs.md) and NATS (`topology.nats`: one server or a cluster, the stream's
+replicas, how JetStream syncs its files)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from harness.scenario.types import (
     _Strict,
     shorten,
 )
-from harness.shape import MAX_AGENTS, agent_names
+from harness.shape import MAX_AGENTS, NATS_NODES, agent_names, is_nats, nats_names
 
 DiskKind = Literal["container", "faultfs"]
 # The nodes that keep data: NATS's store_dir, SurrealDB's SurrealKV files, each agent's journal.
@@ -75,11 +76,12 @@ Disks = Annotated[
 ]
 
 
-def on_faultfs(disk: dict[str, str], agents: int) -> tuple[str, ...]:
-    """The nodes whose data directory sits on faultfs: a node's own entry wins over its group's."""
+def on_faultfs(disk: dict[str, str], agents: int, nats: int = 1) -> tuple[str, ...]:
+    """The nodes whose data directory sits on faultfs: a node's own entry wins over its group's; `nats`
+    is every NATS node of a cluster."""
     nodes = []
-    for node in ("nats", "surrealdb", *agent_names(agents)):
-        group = "agents" if node.startswith("agent-") else node
+    for node in (*nats_names(nats), "surrealdb", *agent_names(agents)):
+        group = "agents" if node.startswith("agent-") else "nats" if is_nats(node) else node
         if disk.get(node, disk.get(group, "container")) == "faultfs":
             nodes.append(node)
     return tuple(nodes)
@@ -106,12 +108,50 @@ SyncInterval = Annotated[
 ]
 
 
+NODES_FORMS = "1 (a single server), 3 or 5 (a cluster: nats-1..nats-N)"
+
+
+def _nats_nodes(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in NATS_NODES:
+        raise _problem(f"got {shorten(repr(value))}", NODES_FORMS)
+    return value
+
+
+NatsNodes = Annotated[
+    int, BeforeValidator(_nats_nodes), WithJsonSchema({"enum": list(NATS_NODES), "description": NODES_FORMS})
+]
+
+
 class NatsSettings(_Strict):
+    nodes: NatsNodes = Field(1, description="NATS servers: " + NODES_FORMS)
+    replicas: int | None = Field(
+        None,
+        ge=1,
+        le=max(NATS_NODES),
+        description="the stream's replicas, 1..nodes; absent: 1 for a single server, 3 for a cluster",
+    )
     sync_interval: SyncInterval = Field(
         "default",
         description="how often JetStream fsyncs its files: " + SYNC_FORMS + "; written into nats-server's "
         "config file (no flag sets it)",
     )
+
+    @model_validator(mode="after")
+    def _replicas_within_nodes(self) -> NatsSettings:
+        if self.replicas is None:  # resolved here, so scenario.json says what ran
+            self.replicas = 1 if self.nodes == 1 else 3
+        elif self.replicas > self.nodes:
+            raise _problem(
+                f"replicas {self.replicas} is more than the {self.nodes} NATS nodes",
+                f"1..{self.nodes}",
+                at=("replicas",),
+            )
+        return self
+
+    @property
+    def stream_replicas(self) -> int:
+        """The stream's replicas: as set, else 1 for a single server and 3 for a cluster."""
+        return self.replicas or 1
 
     def config_value(self) -> str | None:
         """The `sync_interval` value of nats-server's config file; None: leave NATS's default."""
@@ -153,7 +193,7 @@ class Topology(_Strict):
     @property
     def faultfs_nodes(self) -> tuple[str, ...]:
         """The nodes whose data directory sits on faultfs."""
-        return on_faultfs(self.disk, self.agents)
+        return on_faultfs(self.disk, self.agents, self.nats.nodes)
 
     @property
     def effective_quorum(self) -> int:

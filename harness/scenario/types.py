@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from harness.errors import HarnessError
-from harness.shape import GROUPS, MAX_AGENTS, SERVICES, node_names, select_links
+from harness.shape import GROUPS, MAX_AGENTS, NATS_NODES, SERVICES, node_names, select_links
 
 Loc = tuple[str | int, ...]
 
@@ -145,32 +145,46 @@ PositiveDuration = Annotated[
 # Nodes and links
 
 
-def _nodes_allowed(agents: int) -> str:
+def _nodes_allowed(agents: int, nats: int = 1) -> str:
     agents_text = "agent-1" if agents == 1 else f"agent-1..agent-{agents}"
-    return ", ".join([agents_text, *SERVICES])
+    nats_text = "nats" if nats == 1 else f"nats-1..nats-{nats}"
+    return ", ".join([agents_text, "orchestrator", "projector", nats_text, "surrealdb"])
 
 
 LINK_FORMS = (
-    "FROM>TO, each a node or a group (agents: every agent, *: every node), "
-    "e.g. agent-1>agent-2, agents>orchestrator, *>nats, projector>surrealdb"
+    "FROM>TO, each a node or a group (agents: every agent, *: every node, nats: every NATS node), "
+    "e.g. agent-1>agent-2, agents>orchestrator, *>nats, projector>surrealdb, nats-1>nats-2"
 )
 LINKS_ALLOWED = (
-    "agent-i>agent-j, agent-i>orchestrator, orchestrator>nats, projector>nats, projector>surrealdb"
+    "agent-i>agent-j, agent-i>orchestrator, orchestrator>nats, projector>nats, projector>surrealdb; "
+    "in a NATS cluster orchestrator>nats-i, projector>nats-i, nats-i>nats-j"
 )
+# Every node name some topology has: the largest, and both spellings of NATS (alone, or in a cluster).
+_ANY_NODE = frozenset(node_names(MAX_AGENTS)) | frozenset(node_names(MAX_AGENTS, max(NATS_NODES)))
 
 
-def _node_error(name: str, agents: int) -> tuple[str, str] | None:
-    """What is wrong with `name` as a node of a topology with `agents` agents (what, allowed), or None."""
-    if name in node_names(agents):
+def _node_error(name: str, agents: int, nats: int = 1) -> tuple[str, str] | None:
+    """What is wrong with `name` as a node of a topology with `agents` agents and `nats` NATS nodes
+    (what, allowed), or None."""
+    if name in node_names(agents, nats):
         return None
-    if name in node_names(MAX_AGENTS):
-        return f"{name!r} is not in the topology (agents: {agents})", _nodes_allowed(agents)
-    return f"unknown node {name!r}", _nodes_allowed(agents)
+    if name in _ANY_NODE:
+        shape = f"agents: {agents}" + (f", nats nodes: {nats}" if nats != 1 else "")
+        if name.startswith("nats-") and nats == 1:
+            cluster = "NATS is one server, nats: topology.nats.nodes 3 or 5 makes a cluster"
+            return f"{name!r} is not in the topology ({cluster})", _nodes_allowed(agents, nats)
+        if name == "nats" and nats != 1:
+            return f"'nats' is a cluster of {nats} nodes ({shape}): name one", _nodes_allowed(agents, nats)
+        return f"{name!r} is not in the topology ({shape})", _nodes_allowed(agents, nats)
+    return f"unknown node {name!r}", _nodes_allowed(agents, nats)
 
 
 def _known_node(name: str) -> str:
-    if problem := _node_error(name, MAX_AGENTS):
-        raise _problem(*problem)
+    if name not in _ANY_NODE:
+        allowed = _nodes_allowed(MAX_AGENTS).replace(
+            "nats", f"nats (nats-1..nats-{max(NATS_NODES)} in a cluster)"
+        )
+        raise _problem(f"unknown node {name!r}", allowed)
     return name
 
 
@@ -179,7 +193,7 @@ def _split_link(selector: str) -> tuple[str, str]:
     if len(ends) != 2:
         raise _problem(f"not a link selector: {selector!r}", LINK_FORMS)
     for end in ends:
-        if end not in GROUPS and _node_error(end, MAX_AGENTS):
+        if end not in GROUPS and end not in _ANY_NODE:
             raise _problem(f"not a link selector: {selector!r} ({end!r} is no node or group)", LINK_FORMS)
     return ends[0], ends[1]
 
@@ -189,19 +203,21 @@ def _link_selector(selector: str) -> str:
     return f"{src}>{dst}"
 
 
-def _reference_error(name: str, kind: str, agents: int) -> tuple[str, str] | None:
+def _reference_error(name: str, kind: str, agents: int, nats: int = 1) -> tuple[str, str] | None:
     if kind == "node":
-        return _node_error(name, agents)
+        return _node_error(name, agents, nats)
     src, dst = _split_link(name)
     for end in (src, dst):
-        if end not in GROUPS and (problem := _node_error(end, agents)):
+        if end in GROUPS or (end == "nats" and nats != 1):  # a cluster's nodes, as a group
+            continue
+        if problem := _node_error(end, agents, nats):
             return problem
-    if not select_links(name, agents):
+    if not select_links(name, agents, nats):
         return f"{name} matches no link of the topology", LINKS_ALLOWED
     return None
 
 
-_NODE_PATTERN = rf"^(agent-[1-{MAX_AGENTS}]|{'|'.join(SERVICES)})$"
+_NODE_PATTERN = rf"^(agent-[1-{MAX_AGENTS}]|nats-[1-{max(NATS_NODES)}]|{'|'.join(SERVICES)})$"
 NodeName = Annotated[
     str, AfterValidator(_known_node), WithJsonSchema({"type": "string", "pattern": _NODE_PATTERN})
 ]

@@ -113,7 +113,7 @@ def test_an_expected_failure_matches_its_parameter_set_only(tmp_path: Path) -> N
     assert default.expected_failure is not None and default.expected_failure.anomalies == ["lost"]
     assert default.resolved()["expected_failure"] == {"anomalies": ["lost"], "reason": "the bug"}
     assert always.expected_failure is None and "expected_failure" not in always.resolved()
-    assert always.resolved()["topology"]["nats"] == {"sync_interval": "always"}
+    assert always.resolved()["topology"]["nats"] == {"nodes": 1, "replicas": 1, "sync_interval": "always"}
 
 
 def test_an_expected_failure_value_outside_the_matrix_is_refused(tmp_path: Path) -> None:
