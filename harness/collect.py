@@ -50,14 +50,15 @@ async def collect(sut: System, out: Path, say: Progress) -> dict[str, Any]:
     they looked like a second writer's (`unsourced-write`): the 30-min soak with buffer-unbounded
     showed 10 such rows."""
     rows = await write_store(sut.surreal_url, out / store.STORE)
-    messages = await write_stream(sut.nats_url, out / store.STREAM)
+    messages = await write_stream(sut.nats_servers, out / store.STREAM)
     say(f"collected {messages} stream messages, {rows} store rows")
     return {"stream_msgs": messages, "store_rows": rows}
 
 
-async def write_stream(url: str, path: Path) -> int:
-    """Every message of the stream, in order, a line each: seq, subject, msg_id, and the body's fields."""
-    nc = await nats.connect(url, connect_timeout=2)
+async def write_stream(servers: str | list[str], path: Path) -> int:
+    """Every message of the stream, in order, a line each: seq, subject, msg_id, and the body's fields.
+    `servers`: every NATS node (any that answers will do: the cluster serves the stream from its leader)."""
+    nc = await nats.connect(servers, connect_timeout=2)
     n = 0
     try:
         js = nc.jetstream(timeout=5)

@@ -44,6 +44,8 @@ def system_config(s: Scenario, sut_image: str | None = None, buggify: tuple[str,
         buggify=tuple(buggify),
         faultfs=s.topology.faultfs_nodes,
         nats_sync_interval=s.topology.nats.config_value(),
+        nats_nodes=s.topology.nats.nodes,
+        stream_replicas=s.topology.nats.stream_replicas,
     )
 
 

@@ -51,13 +51,13 @@ class Committer:
 
     def __init__(
         self,
-        url: str,
+        servers: str | list[str] | tuple[str, ...],
         stream: StreamSettings,
         publish_timeout: float,
         log: Log,
         bugs: frozenset[str] = frozenset(),
     ) -> None:
-        self.url = url
+        self.servers = [servers] if isinstance(servers, str) else list(servers)
         self.bugs = bugs  # netsync.buggify
         self.stream = stream
         self.publish_timeout = publish_timeout
@@ -78,7 +78,7 @@ class Committer:
             self.log.warning("nats error", error=str(e))
 
         self.nc = await nats.connect(
-            self.url,
+            self.servers,
             allow_reconnect=True,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
@@ -103,6 +103,7 @@ class Committer:
             max_age=s.max_age_s,
             duplicate_window=s.duplicate_window_s,
             discard=DiscardPolicy.OLD,
+            num_replicas=s.replicas,
         )
         try:
             info = await js.stream_info(s.name)
@@ -223,7 +224,7 @@ class Orchestrator:
         self.node = Node(settings.identity_seed, settings.listen)
         self.bridge = AsyncioBridge()
         self.committer = Committer(
-            settings.nats_url, settings.stream, settings.publish_timeout, self.log, settings.bugs
+            settings.nats_servers, settings.stream, settings.publish_timeout, self.log, settings.bugs
         )
         buggify.announce(settings.bugs, "orchestrator", self.log)
         r = self.registry = CollectorRegistry()
@@ -305,7 +306,9 @@ class Orchestrator:
                 nursery.start_soon(self._connect_nats)
                 nursery.start_soon(self.scout.collect, ps)
                 nursery.start_soon(self.scout.summarise, self._emit_summary)
-                self.log.info("orchestrator up", peer_id=self.node.peer_id, nats=self.s.nats_url)
+                self.log.info(
+                    "orchestrator up", peer_id=self.node.peer_id, nats=",".join(self.s.nats_servers)
+                )
                 await serve_trio(self.app, self.s.http_port, self.log, stop.wait)
                 nursery.cancel_scope.cancel()
         finally:

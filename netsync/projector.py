@@ -122,7 +122,7 @@ class Projector:
         while not self.stopping.is_set():
             try:
                 self.nc = await nats.connect(
-                    self.s.nats_url,
+                    list(self.s.nats_servers),
                     name=self.s.name,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
@@ -134,7 +134,10 @@ class Projector:
                 )
                 self.js = self.nc.jetstream(timeout=5)
                 self.metrics.nats_connected.set(1)
-                self.log.info("nats connected", url=self.s.nats_url)
+                self.log.info(
+                    "nats connected",
+                    url=str(self.nc.connected_url.geturl()) if self.nc.connected_url else None,
+                )
                 return
             except Exception as e:
                 self.log.warning("nats connect failed, retrying", error=repr(e), retry_in=delay)

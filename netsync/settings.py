@@ -48,6 +48,15 @@ def env_bugs() -> frozenset[str]:
         raise ConfigError(str(e)) from None
 
 
+def nats_servers(name: str = "NETSYNC_NATS_URL") -> tuple[str, ...]:
+    """`nats://tp:23011,nats://tp:23012`: every server of a NATS cluster (one is enough for a single
+    server); the client connects to any and fails over to the others."""
+    servers = tuple(filter(None, (u.strip() for u in env_str(name).split(","))))
+    if not servers:
+        raise ConfigError(f"{name} names no server")
+    return servers
+
+
 def parse_peers(raw: str) -> dict[str, str]:
     """`agent-2=/dns4/tp/tcp/21002/p2p/12D3..,agent-3=...` -> {name: multiaddr}."""
     peers: dict[str, str] = {}
@@ -124,6 +133,7 @@ class StreamSettings:
     max_bytes: int = -1
     max_age_s: float = 0
     duplicate_window_s: float = 120
+    replicas: int = 1  # a NATS cluster keeps this many copies of the stream
 
     @classmethod
     def from_env(cls) -> StreamSettings:
@@ -133,6 +143,7 @@ class StreamSettings:
             max_bytes=env_int("NETSYNC_STREAM_MAX_BYTES", -1),
             max_age_s=env_float("NETSYNC_STREAM_MAX_AGE_S", 0),
             duplicate_window_s=env_float("NETSYNC_DUPLICATE_WINDOW_S", 120),
+            replicas=env_int("NETSYNC_STREAM_REPLICAS", 1),
         )
 
 
@@ -141,7 +152,7 @@ class OrchestratorSettings:
     name: str
     identity_seed: str
     listen: str
-    nats_url: str
+    nats_servers: tuple[str, ...]
     stream: StreamSettings
     publish_timeout: float
     http_port: int
@@ -155,7 +166,7 @@ class OrchestratorSettings:
             name=name,
             identity_seed=os.environ.get("NETSYNC_IDENTITY_SEED") or name,
             listen=os.environ.get("NETSYNC_LISTEN") or "/ip4/0.0.0.0/tcp/4001",
-            nats_url=env_str("NETSYNC_NATS_URL"),
+            nats_servers=nats_servers(),
             stream=StreamSettings.from_env(),
             publish_timeout=env_int("NETSYNC_PUBLISH_TIMEOUT_MS", 300) / 1000,
             http_port=env_int("NETSYNC_HTTP_PORT", 8080),
@@ -167,7 +178,7 @@ class OrchestratorSettings:
 @dataclass(frozen=True)
 class ProjectorSettings:
     name: str
-    nats_url: str
+    nats_servers: tuple[str, ...]
     stream: str
     consumer: str
     surreal_url: str
@@ -183,7 +194,7 @@ class ProjectorSettings:
     def from_env(cls) -> ProjectorSettings:
         return cls(
             name=env_str("NETSYNC_NAME", "projector"),
-            nats_url=env_str("NETSYNC_NATS_URL"),
+            nats_servers=nats_servers(),
             stream=os.environ.get("NETSYNC_STREAM") or "SENTIMENT",
             consumer=os.environ.get("NETSYNC_CONSUMER") or "projector",
             surreal_url=env_str("NETSYNC_SURREAL_URL"),

@@ -14,6 +14,7 @@ import numpy as np
 
 from harness.checkers.base import Anomaly, Checker, Result
 from harness.checkers.run import Run, Sample
+from harness.shape import is_nats
 
 WARMUP_S = 60.0  # the first minute, or WARMUP_SHARE of the run if longer, is not judged
 WARMUP_SHARE = 0.2
@@ -28,8 +29,12 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
 }
 # Sources that hold the run's data: their memory grows with what they store, by design (SurrealDB keeps
 # every row the projector wrote, and SurrealKV every key in memory; NATS caches its stream up to its
-# limits). Their RSS growth is reported beside the verdict, not judged; their open fds are judged.
-HOLDS_DATA = frozenset({"nats", "surrealdb"})
+# limits; every node of a NATS cluster). Their RSS growth is reported beside the verdict, not judged; their
+# open fds are judged.
+
+
+def holds_data(source: str) -> bool:
+    return source == "surrealdb" or is_nats(source)
 
 
 def trend(points: list[tuple[float, float]]) -> tuple[float, float, float, float] | None:
@@ -86,7 +91,7 @@ def check(run: Run) -> Result:
             if not fits:
                 continue
             worst = round(max(growth for _, (growth, _, _) in fits), 1)  # the worst incarnation's
-            if source in HOLDS_DATA and metric == "rss_bytes":
+            if holds_data(source) and metric == "rss_bytes":
                 reported[f"{source}.{metric}"] = worst
                 continue
             judged[f"{source}.{metric}"] = worst

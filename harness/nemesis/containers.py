@@ -16,6 +16,7 @@ import requests
 
 from harness.errors import TopologyError
 from harness.scenario import CrashFault, PauseFault
+from harness.shape import is_nats
 from harness.topology.docker import in_container
 from harness.topology.services import NATS, SURREALDB, Service
 from harness.topology.system import System
@@ -23,8 +24,13 @@ from harness.topology.system import System
 if TYPE_CHECKING:
     from harness.nemesis import ActiveFault, Controls
 
-# Nodes whose readiness is their service's health endpoint; every other node answers /healthz over HTTP.
-SERVICES: dict[str, Service] = {"nats": NATS, "surrealdb": SURREALDB}
+
+def service_of(node: str) -> Service | None:
+    """The service whose health endpoint says the node is ready (every NATS node: NATS's); None for
+    netsync's nodes, which answer /healthz over HTTP."""
+    return NATS if is_nats(node) else SURREALDB if node == "surrealdb" else None
+
+
 DOWN = ("exited", "dead", "created")
 log = logging.getLogger(__name__)
 # Who saw the container's state for the evidence: the engine read back, or the kernel (its main process
@@ -68,9 +74,9 @@ class ContainerControl:
         self._pending: dict[str, asyncio.Future[str]] = {}  # kills the engine is still answering
 
     async def wait_ready(self, node: str) -> None:
-        service = SERVICES.get(node)
+        service = service_of(node)
         if service is not None:
-            await asyncio.to_thread(service.wait_ready, self.sut.run, None, self.ready_timeout)
+            await asyncio.to_thread(service.wait_ready, self.sut.run, node, self.ready_timeout)
         else:
             await asyncio.to_thread(self.sut.wait_http, node, self.ready_timeout)
 

@@ -203,7 +203,9 @@ def _known(ctl: Controls, pairs: list[tuple[str, str]]) -> list[str]:
 
 
 def _selected(ctl: Controls, selectors: list[str]) -> list[str]:
-    return _known(ctl, [pair for s in selectors for pair in select_links(s, ctl.agents)])
+    return _known(
+        ctl, [pair for s in selectors for pair in select_links(s, ctl.agents, ctl.sut.cfg.nats_nodes)]
+    )
 
 
 def partition(ctl: Controls, fault: PartitionFault, fault_id: str) -> ActiveFault:

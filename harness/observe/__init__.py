@@ -23,7 +23,7 @@ from harness.topology.system import System
 __all__ = ["METRICS", "EngineLost", "Sampler", "interval_for", "jetstream_sample", "parse_metrics"]
 
 SERVICES = ("orchestrator", "projector")  # netsync's nodes besides the agents
-OUTSIDE = ("nats", "surrealdb", "toxiproxy")  # seen from /proc or the engine's stats
+OUTSIDE = ("surrealdb", "toxiproxy")  # seen from /proc or the engine's stats (and every NATS node)
 MAX_SAMPLES = 1800  # per source over a run: longer runs sample less often
 
 
@@ -63,8 +63,8 @@ class Sampler:
         probes: dict[str, Any] = {n: service_sample(http, self.sut, n) for n in self.sut.cfg.agent_names()}
         probes |= {n: service_sample(http, self.sut, n) for n in SERVICES}
         probes["jetstream"] = jetstream_sample(http, self.sut)
-        probes["nats"] = self._nats(http)
-        probes |= {n: asyncio.to_thread(self.processes.sample, n) for n in OUTSIDE if n != "nats"}
+        probes |= {n: self._nats(http, n) for n in self.sut.cfg.nats_names()}
+        probes |= {n: asyncio.to_thread(self.processes.sample, n) for n in OUTSIDE}
         got = await asyncio.gather(*probes.values())
         records = [*zip(probes, got, strict=True), ("harness", harness_sample())]
         records += [(name, proc_sample(pid)) for name, pid in self.load_pids().items()]
@@ -75,10 +75,10 @@ class Sampler:
                 f.write(json.dumps({"t": t, "source": source, **sample}) + "\n")
         f.flush()
 
-    async def _nats(self, http: httpx.AsyncClient) -> dict[str, Any] | None:
-        """varz's memory and connections over /proc's memory and fds."""
+    async def _nats(self, http: httpx.AsyncClient, node: str) -> dict[str, Any] | None:
+        """The NATS node's varz memory and connections over /proc's memory and fds."""
         seen, varz = await asyncio.gather(
-            asyncio.to_thread(self.processes.sample, "nats"), server_sample(http, self.sut)
+            asyncio.to_thread(self.processes.sample, node), server_sample(http, self.sut, node)
         )
         return {**(seen or {}), **(varz or {})} or None
 

@@ -1,40 +1,53 @@
-"""NATS's monitoring endpoint: the stream's and the consumer's state (/jsz) and the server's own memory
-and connections (/varz)."""
+"""NATS's monitoring endpoints: the stream's and the consumer's state (/jsz) and each server's own memory
+and connections (/varz). In a cluster every node is asked and the stream's leader's word is taken (a
+follower's copy may lag); a node that does not answer is skipped, so a crash of one does not blind it."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 
 from harness import shape
+from harness.topology.nats_cluster import JSZ_QUERY, StreamView, stream_view
 from harness.topology.system import System
 
 
-async def jetstream_sample(http: httpx.AsyncClient, sut: System, stream: str = shape.STREAM) -> dict | None:
+async def _jsz(http: httpx.AsyncClient, node: str, url: str, stream: str) -> tuple[str, StreamView | None]:
     try:
-        r = await http.get(f"{sut.nats_monitor_url}/jsz?streams=true&consumers=true", timeout=1.0)
-        data = r.json()
+        return node, stream_view((await http.get(f"{url}{JSZ_QUERY}", timeout=1.0)).json(), stream)
     except (httpx.HTTPError, ValueError):
+        return node, None
+
+
+def _pick(views: list[tuple[str, StreamView | None]]) -> StreamView | None:
+    """The stream leader's view when it answered, else the first answer (a single server has no leader)."""
+    answered = [(node, view) for node, view in views if view is not None]
+    for node, view in answered:
+        if view.leader == node:
+            return view
+    return answered[0][1] if answered else None
+
+
+async def jetstream_sample(http: httpx.AsyncClient, sut: System, stream: str = shape.STREAM) -> dict | None:
+    urls = sut.nats_monitor_urls
+    view = _pick(list(await asyncio.gather(*(_jsz(http, n, u, stream) for n, u in urls.items()))))
+    if view is None:
         return None
-    for account in data.get("account_details", []):
-        for s in account.get("stream_detail", []):
-            if s.get("name") != stream:
-                continue
-            state = s.get("state", {})
-            out = {"stream_msgs": state.get("messages", 0), "stream_bytes": state.get("bytes", 0)}
-            for c in s.get("consumer_detail") or []:
-                if c.get("name") == shape.CONSUMER:
-                    out["consumer_num_pending"] = c.get("num_pending", 0)
-                    out["consumer_num_ack_pending"] = c.get("num_ack_pending", 0)
-            return out
-    return None
+    state = view.detail.get("state", {})
+    out = {"stream_msgs": state.get("messages", 0), "stream_bytes": state.get("bytes", 0)}
+    for c in view.detail.get("consumer_detail") or []:
+        if c.get("name") == shape.CONSUMER:
+            out["consumer_num_pending"] = c.get("num_pending", 0)
+            out["consumer_num_ack_pending"] = c.get("num_ack_pending", 0)
+    return out
 
 
-async def server_sample(http: httpx.AsyncClient, sut: System) -> dict[str, Any] | None:
-    """nats-server's resident memory (varz `mem`) and client connections."""
+async def server_sample(http: httpx.AsyncClient, sut: System, node: str = "nats") -> dict[str, Any] | None:
+    """The NATS node's resident memory (varz `mem`) and client connections."""
     try:
-        varz = (await http.get(f"{sut.nats_monitor_url}/varz", timeout=1.0)).json()
+        varz = (await http.get(f"{sut.nats_monitor_urls[node]}/varz", timeout=1.0)).json()
     except (httpx.HTTPError, ValueError):
         return None
     out = {}

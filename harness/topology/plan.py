@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness import shape
-from harness.topology.services import NATS_CLIENT_PORT, SURREAL_PORT
+from harness.topology.services import NATS_CLIENT_PORT, NATS_ROUTE_PORT, SURREAL_PORT
 
 P2P_PORT = 4001
 HTTP_PORT = 8080
@@ -31,9 +31,14 @@ class SystemConfig:
     buggify: tuple[str, ...] = ()  # netsync's planted bugs (NETSYNC_BUGGIFY, docs/contract.md)
     faultfs: tuple[str, ...] = ()  # nodes whose data directory sits on faultfs (topology.disk)
     nats_sync_interval: str | None = None  # JetStream's sync_interval in NATS's config; None: its default
+    nats_nodes: int = 1  # one server (`nats`) or a cluster (`nats-1`..`nats-N`)
+    stream_replicas: int = 1
 
     def agent_names(self) -> list[str]:
         return shape.agent_names(self.agents)
+
+    def nats_names(self) -> list[str]:
+        return shape.nats_names(self.nats_nodes)
 
 
 @dataclass(frozen=True)
@@ -55,25 +60,44 @@ _SERVICE_LINK_PORTS = {
     ("projector", "nats"): 23002,
     ("projector", "surrealdb"): 23003,
 }
-_UPSTREAM_PORTS = {"nats": NATS_CLIENT_PORT, "surrealdb": SURREAL_PORT}  # else libp2p's
+# In a cluster: the clients' links to node i, and node i's route to node j.
+_CLUSTER_CLIENT_PORTS = {"orchestrator": 23010, "projector": 23020}
+_ROUTE_PORTS = 23100
 
 
-def _agent_index(name: str) -> int:
-    return int(name.removeprefix("agent-"))
+def _index(name: str) -> int:
+    """N of `agent-N` or `nats-N`."""
+    return int(name.rpartition("-")[2])
 
 
 def _listen_port(source: str, target: str) -> int:
     if target.startswith("agent-"):
-        return 21000 + 10 * _agent_index(source) + _agent_index(target)
+        return 21000 + 10 * _index(source) + _index(target)
     if target == "orchestrator":
-        return 22000 + _agent_index(source)
+        return 22000 + _index(source)
+    if target.startswith("nats-"):
+        if source.startswith("nats-"):
+            return _ROUTE_PORTS + 10 * _index(source) + _index(target)
+        return _CLUSTER_CLIENT_PORTS[source] + _index(target)
     return _SERVICE_LINK_PORTS[(source, target)]
 
 
+def _upstream(source: str, target: str) -> str:
+    if shape.is_nats(target):
+        return f"{target}:{NATS_ROUTE_PORT if shape.is_nats(source) else NATS_CLIENT_PORT}"
+    return f"{target}:{SURREAL_PORT if target == 'surrealdb' else P2P_PORT}"
+
+
 def plan_links(cfg: SystemConfig) -> dict[str, Link]:
-    """A proxy for every data-plane link of the shape (harness.shape.data_plane_links)."""
+    """A proxy for every data-plane link of the shape (harness.shape.data_plane_links), NATS's cluster
+    routes among them."""
     links = [
-        Link(a, b, _listen_port(a, b), f"{b}:{_UPSTREAM_PORTS.get(b, P2P_PORT)}")
-        for a, b in shape.data_plane_links(cfg.agents)
+        Link(a, b, _listen_port(a, b), _upstream(a, b))
+        for a, b in shape.data_plane_links(cfg.agents, cfg.nats_nodes)
     ]
     return {link.name: link for link in links}
+
+
+def links_from(links: dict[str, Link], source: str, targets: list[str]) -> list[Link]:
+    """The source's links to each of `targets`, in their order: e.g. the orchestrator's to every NATS node."""
+    return [links[f"{source}>{t}"] for t in targets]

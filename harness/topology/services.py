@@ -16,6 +16,8 @@ from harness.waiting import wait_until
 
 NATS_CLIENT_PORT = 4222
 NATS_MONITOR_PORT = 8222
+NATS_ROUTE_PORT = 6222  # a cluster's routes between NATS nodes
+NATS_CLUSTER = "solar-chaos"
 SURREAL_PORT = 8000
 TOXIPROXY_API_PORT = 8474
 SURREAL_USER = "root"
@@ -96,12 +98,30 @@ SURREALDB = Service(
 NATS_CONFIG = "/etc/nats/solar-chaos.conf"  # where the run's config file is bind-mounted (read-only)
 
 
-def nats_config(sync_interval: str) -> str:
-    """nats-server's config file for what no flag sets (JetStream's sync_interval); the flags add the rest."""
-    return f"# written by solar-chaos for one run\njetstream {{\n  sync_interval: {sync_interval}\n}}\n"
-
-
-STORES = (NATS, SURREALDB)
+def nats_config(
+    sync_interval: str | None, server_name: str | None = None, routes: list[str] | None = None
+) -> str:
+    """nats-server's config file for what no flag sets: JetStream's sync_interval, and in a cluster the
+    node's name and its routes (each a Toxiproxy proxy, `nats-route://toxiproxy:PORT`); the flags add the
+    rest. `no_advertise`: clients learn no server's own address, so they reach the cluster only through the
+    proxies they were given."""
+    lines = ["# written by solar-chaos for one run"]
+    if server_name is not None:
+        lines.append(f"server_name: {server_name}")
+    if sync_interval is not None:
+        lines += ["jetstream {", f"  sync_interval: {sync_interval}", "}"]
+    if routes is not None:
+        lines += [
+            "cluster {",
+            f"  name: {NATS_CLUSTER}",
+            f"  listen: 0.0.0.0:{NATS_ROUTE_PORT}",
+            "  no_advertise: true",
+            "  routes: [",
+            *(f"    {route}" for route in routes),
+            "  ]",
+            "}",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def define_stores(
@@ -110,16 +130,21 @@ def define_stores(
     disks: RunDisks,
     faultfs: tuple[str, ...],
     sync_interval: str | None,
+    routes: dict[str, list[str]] | None = None,
 ) -> None:
-    """NATS and SurrealDB, each with its data on faultfs when it is in `faultfs`, NATS with a config file
-    when `sync_interval` is set (no flag sets it, and the official image has no shell: a file on the host,
-    bound read-only)."""
-    nats_args: tuple[str, ...] = ()
-    nats_mounts = disks.data_mount("nats", NATS.data_dir, faultfs)
-    if sync_interval is not None:
-        nats_mounts[NATS_CONFIG] = (disks.file("nats.conf", nats_config(sync_interval)), "ro")
-        nats_args = ("-c", NATS_CONFIG)
-    NATS.define(run, nets["nats"], args=nats_args, mounts=nats_mounts)
+    """NATS and SurrealDB, each with its data on faultfs when it is in `faultfs`. A single NATS node (no
+    `routes`) gets a config file only when `sync_interval` is set; each node of a cluster (`routes`: node
+    -> its route URLs) gets its own. No flag sets these, and the official image has no shell: a file on the
+    host, bound read-only."""
+    for node, node_routes in (routes or {"nats": None}).items():
+        args: tuple[str, ...] = ()
+        mounts = disks.data_mount(node, NATS.data_dir, faultfs)
+        if sync_interval is not None or node_routes is not None:
+            name = None if node_routes is None else node
+            text = nats_config(sync_interval, name, node_routes)
+            mounts[NATS_CONFIG] = (disks.file(f"{node}.conf", text), "ro")
+            args = ("-c", NATS_CONFIG)
+        NATS.define(run, nets[node], node, args=args, mounts=mounts)
     surreal_mounts = disks.data_mount("surrealdb", SURREALDB.data_dir, faultfs)
     SURREALDB.define(run, nets["surrealdb"], mounts=surreal_mounts)
 

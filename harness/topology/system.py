@@ -25,14 +25,16 @@ from harness.images import Images
 from harness.topology.disks import RunDisks
 from harness.topology.docker import DockerRun
 from harness.topology.identity import peer_id_for_seed
-from harness.topology.plan import HTTP_PORT, JOURNAL_DIR, P2P_PORT, SystemConfig, plan_links
+from harness.topology.nats_cluster import wait_cluster_ready
+from harness.topology.plan import HTTP_PORT, JOURNAL_DIR, P2P_PORT, SystemConfig, links_from, plan_links
 from harness.topology.services import (
+    NATS,
     NATS_CLIENT_PORT,
     NATS_MONITOR_PORT,
-    STORES,
     SURREAL_PASS,
     SURREAL_PORT,
     SURREAL_USER,
+    SURREALDB,
     TOXIPROXY,
     TOXIPROXY_API_PORT,
     define_stores,
@@ -59,7 +61,7 @@ class System:
 
     @property
     def nodes(self) -> list[str]:
-        return shape.node_names(self.cfg.agents)
+        return shape.node_names(self.cfg.agents, self.cfg.nats_nodes)
 
     def __enter__(self) -> System:
         self.images.ensure()  # a no-op when every image is present
@@ -89,7 +91,9 @@ class System:
         with ThreadPoolExecutor(max_workers=8) as pool:
             nets = dict(zip(self.nodes, pool.map(self.run.network, self.nodes), strict=True))
             control = self.run.network("control")
-        define_stores(self.run, nets, self.disks, self.cfg.faultfs, self.cfg.nats_sync_interval)
+        define_stores(
+            self.run, nets, self.disks, self.cfg.faultfs, self.cfg.nats_sync_interval, self._nats_routes()
+        )
         TOXIPROXY.define(self.run, control)
         self._define_sut(nets)
         self.run.start()
@@ -98,11 +102,14 @@ class System:
             list(pool.map(lambda net: net.connect(tp.id, network_aliases=["toxiproxy"]), nets.values()))
         TOXIPROXY.wait_ready(self.run)
         asyncio.run(self._populate_proxies())
-        for svc in STORES:
-            svc.wait_ready(self.run)
+        for node in self.cfg.nats_names():
+            NATS.wait_ready(self.run, node)
+        SURREALDB.wait_ready(self.run)
         for node in ("orchestrator", "projector", *self.cfg.agent_names()):
             self.wait_http(node)
         self.wait_field("orchestrator", "nats", True)
+        if self.cfg.nats_nodes > 1:
+            self.wait_cluster()  # the orchestrator creates the stream once a meta leader is elected
         for agent in self.cfg.agent_names():
             self.wait_connected(agent)
 
@@ -139,6 +146,29 @@ class System:
 
         wait_until(probe, f"{agent} to connect to its {want} peers and the orchestrator", timeout=timeout)
 
+    def _nats_routes(self) -> dict[str, list[str]] | None:
+        """Each NATS node's routes to the others, through its own proxies; None for a single server."""
+        if self.cfg.nats_nodes == 1:
+            return None
+        servers = self.cfg.nats_names()
+        return {
+            n: [
+                f"nats-route://toxiproxy:{ln.port}"
+                for ln in links_from(self.links, n, servers)
+                if ln.target != n
+            ]
+            for n in servers
+        }
+
+    def _nats_clients_url(self, client: str) -> str:
+        """NETSYNC_NATS_URL of the orchestrator or projector: its proxies to every NATS node."""
+        links = links_from(self.links, client, self.cfg.nats_names())
+        return ",".join(f"nats://toxiproxy:{ln.port}" for ln in links)
+
+    def wait_cluster(self, timeout: float = 60.0) -> None:
+        """Until the stream's leader reports a meta leader and the stream's replicas all current."""
+        wait_cluster_ready(self.nats_monitor_urls, self.cfg.stream_replicas, timeout)
+
     async def _populate_proxies(self) -> None:
         async with Toxiproxy(self.toxiproxy_url) as tp:
             await tp.populate([(ln.name, f"0.0.0.0:{ln.port}", ln.upstream) for ln in self.links.values()])
@@ -156,7 +186,8 @@ class System:
             "orchestrator",
             nets,
             {
-                "NETSYNC_NATS_URL": f"nats://toxiproxy:{self.links['orchestrator>nats'].port}",
+                "NETSYNC_NATS_URL": self._nats_clients_url("orchestrator"),
+                "NETSYNC_STREAM_REPLICAS": str(self.cfg.stream_replicas),
                 "NETSYNC_TELEMETRY_INTERVAL_MS": str(self.cfg.telemetry_interval_ms),
                 **stream_env,
             },
@@ -165,7 +196,7 @@ class System:
             "projector",
             nets,
             {
-                "NETSYNC_NATS_URL": f"nats://toxiproxy:{self.links['projector>nats'].port}",
+                "NETSYNC_NATS_URL": self._nats_clients_url("projector"),
                 "NETSYNC_SURREAL_URL": f"ws://toxiproxy:{self.links['projector>surrealdb'].port}/rpc",
             },
         )
@@ -227,8 +258,12 @@ class System:
 
     def resettable(self) -> bool:
         """Whether reset() can make this system as new: every node answers and no agent
-        holds buffered intents (those would be replayed into the next scenario)."""
+        holds buffered intents (those would be replayed into the next scenario); in a NATS cluster,
+        every NATS node answers too (a stream recreated on a partial cluster would start under-replicated)."""
         try:
+            for url in self.nats_monitor_urls.values():
+                if httpx.get(f"{url}/healthz", timeout=1.0).status_code != 200:
+                    return False
             for node in (*self.cfg.agent_names(), "orchestrator", "projector"):
                 h = httpx.get(f"{self.http_url(node)}/healthz", timeout=1.0).json()
                 if h.get("buffer_depth", 0):
@@ -243,6 +278,8 @@ class System:
         agents' buffers empty and their peers connected. Returns the seconds it took."""
         t0 = time.monotonic()
         asyncio.run(self._reset())
+        if self.cfg.nats_nodes > 1:
+            self.wait_cluster()
         for agent in self.cfg.agent_names():
             self.wait_connected(agent)
         return time.monotonic() - t0
@@ -255,7 +292,7 @@ class System:
                 depth = (await http.get(f"{self.http_url(agent)}/healthz")).json().get("buffer_depth", 0)
                 if depth:
                     raise TopologyError(f"{agent} still buffers {depth} intents: cannot reset, bring up anew")
-        nc = await nats.connect(self.nats_url, connect_timeout=2)
+        nc = await nats.connect(self.nats_servers, connect_timeout=2)
         try:
             js = nc.jetstream(timeout=5)
             try:
@@ -287,6 +324,7 @@ class System:
             max_age=c.stream_max_age_s,
             duplicate_window=c.duplicate_window_s,
             discard=DiscardPolicy.OLD,
+            num_replicas=c.stream_replicas,
         )
 
     # -- the observation plane (direct, never proxied) ----------------------------
@@ -299,12 +337,21 @@ class System:
         return f"http://127.0.0.1:{self.run.host_port('toxiproxy', TOXIPROXY_API_PORT)}"
 
     @property
-    def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.run.host_port('nats', NATS_CLIENT_PORT)}"
+    def nats_servers(self) -> list[str]:
+        """Every NATS node's client port, directly: a client given them all fails over between them."""
+        return [f"nats://127.0.0.1:{self.run.host_port(n, NATS_CLIENT_PORT)}" for n in self.cfg.nats_names()]
 
     @property
-    def nats_monitor_url(self) -> str:
-        return f"http://127.0.0.1:{self.run.host_port('nats', NATS_MONITOR_PORT)}"
+    def nats_url(self) -> str:
+        """The first NATS node's client port (the only one of a single server)."""
+        return self.nats_servers[0]
+
+    @property
+    def nats_monitor_urls(self) -> dict[str, str]:
+        """Each NATS node's monitoring endpoint, by node name."""
+        return {
+            n: f"http://127.0.0.1:{self.run.host_port(n, NATS_MONITOR_PORT)}" for n in self.cfg.nats_names()
+        }
 
     @property
     def surreal_url(self) -> str:
