@@ -101,3 +101,17 @@ def plan_links(cfg: SystemConfig) -> dict[str, Link]:
 def links_from(links: dict[str, Link], source: str, targets: list[str]) -> list[Link]:
     """The source's links to each of `targets`, in their order: e.g. the orchestrator's to every NATS node."""
     return [links[f"{source}>{t}"] for t in targets]
+
+
+def nats_routes(cfg: SystemConfig, links: dict[str, Link]) -> dict[str, list[str]] | None:
+    """Each NATS node's routes to the others, each through its own proxy (`nats-route://toxiproxy:PORT`);
+    None for a single server."""
+    if cfg.nats_nodes == 1:
+        return None
+    servers = cfg.nats_names()
+    return {
+        n: [
+            f"nats-route://toxiproxy:{ln.port}" for ln in links_from(links, n, [t for t in servers if t != n])
+        ]
+        for n in servers
+    }

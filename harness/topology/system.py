@@ -26,7 +26,15 @@ from harness.topology.disks import RunDisks
 from harness.topology.docker import DockerRun
 from harness.topology.identity import peer_id_for_seed
 from harness.topology.nats_cluster import wait_cluster_ready
-from harness.topology.plan import HTTP_PORT, JOURNAL_DIR, P2P_PORT, SystemConfig, links_from, plan_links
+from harness.topology.plan import (
+    HTTP_PORT,
+    JOURNAL_DIR,
+    P2P_PORT,
+    SystemConfig,
+    links_from,
+    nats_routes,
+    plan_links,
+)
 from harness.topology.services import (
     NATS,
     NATS_CLIENT_PORT,
@@ -92,7 +100,12 @@ class System:
             nets = dict(zip(self.nodes, pool.map(self.run.network, self.nodes), strict=True))
             control = self.run.network("control")
         define_stores(
-            self.run, nets, self.disks, self.cfg.faultfs, self.cfg.nats_sync_interval, self._nats_routes()
+            self.run,
+            nets,
+            self.disks,
+            self.cfg.faultfs,
+            self.cfg.nats_sync_interval,
+            nats_routes(self.cfg, self.links),
         )
         TOXIPROXY.define(self.run, control)
         self._define_sut(nets)
@@ -145,20 +158,6 @@ class System:
             return h if ok else None
 
         wait_until(probe, f"{agent} to connect to its {want} peers and the orchestrator", timeout=timeout)
-
-    def _nats_routes(self) -> dict[str, list[str]] | None:
-        """Each NATS node's routes to the others, through its own proxies; None for a single server."""
-        if self.cfg.nats_nodes == 1:
-            return None
-        servers = self.cfg.nats_names()
-        return {
-            n: [
-                f"nats-route://toxiproxy:{ln.port}"
-                for ln in links_from(self.links, n, servers)
-                if ln.target != n
-            ]
-            for n in servers
-        }
 
     def _nats_clients_url(self, client: str) -> str:
         """NETSYNC_NATS_URL of the orchestrator or projector: its proxies to every NATS node."""

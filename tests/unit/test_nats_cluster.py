@@ -12,7 +12,7 @@ from harness.runner import system_config
 from harness.scenario import Scenario
 from harness.shape import data_plane_links, node_names, select_links
 from harness.topology.nats_cluster import cluster_problem, meta_leader, stream_view
-from harness.topology.plan import SystemConfig, plan_links
+from harness.topology.plan import SystemConfig, nats_routes, plan_links
 from harness.topology.services import nats_config
 
 
@@ -145,6 +145,16 @@ def test_clients_reach_a_node_on_its_client_port_and_routes_on_its_route_port() 
     assert links["nats-1>nats-2"].upstream == "nats-2:6222"
     assert links["nats-3>nats-1"].upstream == "nats-1:6222"
     assert "orchestrator>nats" not in links
+
+
+def test_each_node_routes_to_every_other_through_its_own_proxies() -> None:
+    cfg = SystemConfig(agents=3, nats_nodes=3)
+    assert nats_routes(cfg, plan_links(cfg)) == {
+        "nats-1": ["nats-route://toxiproxy:23112", "nats-route://toxiproxy:23113"],
+        "nats-2": ["nats-route://toxiproxy:23121", "nats-route://toxiproxy:23123"],
+        "nats-3": ["nats-route://toxiproxy:23131", "nats-route://toxiproxy:23132"],
+    }
+    assert nats_routes(SystemConfig(), plan_links(SystemConfig())) is None
 
 
 # Each node's config file

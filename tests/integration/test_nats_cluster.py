@@ -1,0 +1,155 @@
+"""A 3-node NATS cluster with the stream at R3: it forms through Toxiproxy (each route its own proxy), an
+intent sent through an agent is committed, one node crashed leaves the cluster taking intents, and a reset
+recreates the stream with its replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import nats
+import pytest
+
+from harness import engine
+from harness.nemesis import Nemesis
+from harness.scenario import FAULTS
+from harness.topology.plan import SystemConfig
+from harness.topology.system import System
+from harness.waiting import await_until, wait_until
+
+pytestmark = pytest.mark.docker
+
+NODES = ["nats-1", "nats-2", "nats-3"]
+# Generous deadlines: this checks the cluster's plumbing and failover, not latency, on 2 busy cores.
+CONFIG = SystemConfig(
+    agents=3, intent_timeout_ms=1000, commit_timeout_ms=2000, nats_nodes=3, stream_replicas=3
+)
+
+
+@pytest.fixture(scope="module")
+def sut(images):
+    with System(images, CONFIG) as s:
+        yield s
+    assert not engine.list_runs(s.run_id), "the system's containers or networks were left behind"
+
+
+def monitor(sut: System, node: str, path: str) -> dict[str, Any]:
+    return httpx.get(f"{sut.nats_monitor_urls[node]}{path}", timeout=2).json()
+
+
+def ip_on(sut: System, node: str, network_of: str) -> str:
+    """`node`'s address on the network of `network_of` (Toxiproxy is on every node's network)."""
+    nets = sut.run.raw(node).attrs["NetworkSettings"]["Networks"]
+    own = next(iter(sut.run.raw(network_of).attrs["NetworkSettings"]["Networks"]))
+    return nets[own]["IPAddress"]
+
+
+def test_each_node_routes_to_the_others_only_through_toxiproxy(sut: System) -> None:
+    for node in NODES:
+        routez = monitor(sut, node, "/routez")
+        peers = {r["remote_name"] for r in routez["routes"]}
+        assert peers == set(NODES) - {node}, routez
+        # Every route connection, dialed or accepted, has Toxiproxy at its other end: no direct path.
+        toxiproxy = ip_on(sut, "toxiproxy", node)
+        assert {r["ip"] for r in routez["routes"]} == {toxiproxy}, (node, routez["routes"])
+    leaders = {monitor(sut, node, "/jsz")["meta_cluster"].get("leader") for node in NODES}
+    assert len(leaders) == 1 and leaders <= set(NODES)
+
+
+def test_clients_reach_the_cluster_only_through_the_proxies(sut: System) -> None:
+    names = []
+    for node in NODES:
+        toxiproxy = ip_on(sut, "toxiproxy", node)
+        for conn in monitor(sut, node, "/connz")["connections"]:
+            assert conn["ip"] == toxiproxy, (node, conn)
+            names.append(conn.get("name", ""))
+    assert "projector" in names  # the orchestrator's connection carries no name
+    assert len(names) == 2, names  # the orchestrator and the projector, each on one node
+    for node in NODES:  # no_advertise: a client learns no server's own address to go around the proxies
+        assert not monitor(sut, node, "/varz").get("connect_urls"), node
+
+
+async def post(sut: System, agent: str, value: int) -> dict[str, Any]:
+    url = await asyncio.to_thread(sut.http_url, agent)
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(f"{url}/intents", json={"key": f"k{value}", "value": value})
+    assert r.status_code in (200, 202), r.text
+    return r.json()
+
+
+async def wait_committed(sut: System, answers: list[tuple[str, str]], timeout: float = 45) -> None:
+    """Until every (agent, cid) reads committed at its agent."""
+
+    async def all_committed() -> bool | list[str]:
+        async with httpx.AsyncClient(timeout=2) as http:
+            states = []
+            for agent, cid in answers:
+                url = await asyncio.to_thread(sut.http_url, agent)
+                states.append((await http.get(f"{url}/intents/{cid}")).json().get("state"))
+        return all(s == "committed" for s in states) or states
+
+    await await_until(all_committed, f"{len(answers)} intents to commit", timeout=timeout, interval=0.3)
+
+
+async def stream_state(sut: System) -> tuple[int, int]:
+    """(messages, replicas) of the stream, read from whichever node answers."""
+    nc = await nats.connect(sut.nats_servers, connect_timeout=2)
+    try:
+        info = await nc.jetstream(timeout=5).stream_info("SENTIMENT")
+        return info.state.messages, info.config.num_replicas or 1
+    finally:
+        await nc.close()
+
+
+async def send(sut: System, first: int, count: int) -> list[tuple[str, str]]:
+    answers = []
+    for i in range(first, first + count):
+        agent = f"agent-{i % 3 + 1}"
+        got = await post(sut, agent, i)
+        assert got["outcome"] in ("committed", "pending-commit"), got
+        answers.append((agent, got["cid"]))
+    return answers
+
+
+async def test_intents_commit_and_keep_committing_with_one_node_crashed(sut: System) -> None:
+    events: list[dict[str, Any]] = []
+    nemesis = Nemesis(sut, events.append)
+    try:
+        before = await send(sut, 0, 6)
+        await wait_committed(sut, before)
+        assert await stream_state(sut) == (6, 3)
+
+        await nemesis.start(
+            FAULTS["crash"].model_validate({"fault": "crash", "at": 0, "target": "nats-2"}), "c1"
+        )
+        assert sut.run.raw("nats-2").status != "running"
+        during = await send(sut, 6, 9)
+        await wait_committed(sut, during)
+        assert (await stream_state(sut))[0] == 15
+
+        await nemesis.stop("c1")
+        await asyncio.to_thread(sut.wait_cluster)  # the restarted node catches up: replicas current
+        after = await send(sut, 15, 3)
+        await wait_committed(sut, after)
+        assert await stream_state(sut) == (18, 3)
+    finally:
+        await nemesis.heal_all()
+    mine = [(e["f"], e["fault"]) for e in events if e["fault_id"] == "c1"]
+    assert mine == [("start", "crash"), ("stop", "crash")], events
+
+
+def test_a_reset_recreates_the_stream_replicated_and_empty(sut: System) -> None:
+    assert sut.resettable()
+    sut.reset()
+    assert asyncio.run(stream_state(sut)) == (0, 3)
+    answer = asyncio.run(post(sut, "agent-1", 100))
+    wait_until(
+        lambda: (
+            httpx.get(f"{sut.http_url('agent-1')}/intents/{answer['cid']}", timeout=2).json()["state"]
+            == "committed"
+        ),
+        "an intent after the reset to commit",
+        timeout=30,
+    )
+    assert asyncio.run(stream_state(sut)) == (1, 3)
