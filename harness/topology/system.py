@@ -48,7 +48,7 @@ from harness.topology.services import (
     define_stores,
 )
 from harness.toxiproxy import Toxiproxy
-from harness.waiting import Hopeless, wait_until
+from harness.waiting import Hopeless, await_until, wait_until
 
 
 class System:
@@ -260,8 +260,8 @@ class System:
         holds buffered intents (those would be replayed into the next scenario); in a NATS cluster,
         every NATS node answers too (a stream recreated on a partial cluster would start under-replicated)."""
         try:
-            for url in self.nats_monitor_urls.values():
-                if httpx.get(f"{url}/healthz", timeout=1.0).status_code != 200:
+            for node in self.cfg.nats_names():  # answering; reset waits for the replicas to be current
+                if httpx.get(NATS.health_url(self.run, node), timeout=1.0).status_code != 200:
                     return False
             for node in (*self.cfg.agent_names(), "orchestrator", "projector"):
                 h = httpx.get(f"{self.http_url(node)}/healthz", timeout=1.0).json()
@@ -291,6 +291,19 @@ class System:
                 depth = (await http.get(f"{self.http_url(agent)}/healthz")).json().get("buffer_depth", 0)
                 if depth:
                     raise TopologyError(f"{agent} still buffers {depth} intents: cannot reset, bring up anew")
+        # A cluster's JetStream API may time out while it elects a leader (after a node's restart, say):
+        # tried again until the deadline, and the error says what was last seen.
+        await await_until(self._recreate_stream, f"stream {shape.STREAM} recreated", timeout=30, interval=0.5)
+        db = AsyncSurreal(self.surreal_url)
+        await db.connect()
+        try:
+            await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
+            await db.use(shape.SURREAL_NS, shape.SURREAL_DB)
+            await db.query(f"REMOVE TABLE IF EXISTS {shape.STORE_TABLE}")
+        finally:
+            await db.close()
+
+    async def _recreate_stream(self) -> bool:
         nc = await nats.connect(self.nats_servers, connect_timeout=2)
         try:
             js = nc.jetstream(timeout=5)
@@ -301,16 +314,9 @@ class System:
             # The orchestrator would create it the same way (docs/contract.md); creating it
             # here means the first intent after a reset finds it, and so does the projector.
             await js.add_stream(self.stream_config())
+            return True
         finally:
             await nc.close()
-        db = AsyncSurreal(self.surreal_url)
-        await db.connect()
-        try:
-            await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
-            await db.use(shape.SURREAL_NS, shape.SURREAL_DB)
-            await db.query(f"REMOVE TABLE IF EXISTS {shape.STORE_TABLE}")
-        finally:
-            await db.close()
 
     def stream_config(self) -> StreamConfig:
         c = self.cfg

@@ -1,6 +1,7 @@
 """A 3-node NATS cluster with the stream at R3: it forms through Toxiproxy (each route its own proxy), an
-intent sent through an agent is committed, one node crashed leaves the cluster taking intents, and a reset
-recreates the stream with its replicas."""
+intent sent through an agent is committed, one node crashed leaves the cluster taking intents (also the
+node the orchestrator is connected to: it fails over), and a reset recreates the stream with its
+replicas."""
 
 from __future__ import annotations
 
@@ -123,7 +124,12 @@ async def test_intents_commit_and_keep_committing_with_one_node_crashed(sut: Sys
         await nemesis.start(
             FAULTS["crash"].model_validate({"fault": "crash", "at": 0, "target": "nats-2"}), "c1"
         )
-        assert sut.run.raw("nats-2").status != "running"
+        # (the kill takes effect when the process is gone; the engine says so a little later)
+        await await_until(
+            lambda: asyncio.to_thread(lambda: sut.run.raw("nats-2").status != "running"),
+            "the engine to report nats-2 down",
+            timeout=10,
+        )
         during = await send(sut, 6, 9)
         await wait_committed(sut, during)
         assert (await stream_state(sut))[0] == 15
@@ -139,10 +145,47 @@ async def test_intents_commit_and_keep_committing_with_one_node_crashed(sut: Sys
     assert mine == [("start", "crash"), ("stop", "crash")], events
 
 
-def test_a_reset_recreates_the_stream_replicated_and_empty(sut: System) -> None:
+def client_nodes(sut: System) -> dict[str, str]:
+    """Which NATS node each client is connected to: {"orchestrator": node, "projector": node}."""
+    on = {}
+    for node in NODES:
+        try:
+            connz = monitor(sut, node, "/connz")
+        except httpx.HTTPError:  # a node down
+            continue
+        for conn in connz["connections"]:
+            on["projector" if conn.get("name") == "projector" else "orchestrator"] = node
+    return on
+
+
+async def test_the_orchestrator_fails_over_when_its_node_crashes(sut: System) -> None:
+    node = (await asyncio.to_thread(client_nodes, sut))["orchestrator"]
+    crash = FAULTS["crash"].model_validate({"fault": "crash", "at": 0, "target": node})
+    nemesis = Nemesis(sut, lambda _: None)
+    try:
+        await nemesis.start(crash, "c2")
+        answers = await send(sut, 100, 6)
+        await wait_committed(sut, answers)
+        moved = await asyncio.to_thread(client_nodes, sut)
+        assert moved["orchestrator"] not in (node, None), moved
+        await nemesis.stop("c2")
+        await asyncio.to_thread(sut.wait_cluster)
+    finally:
+        await nemesis.heal_all()
+
+
+def test_a_reset_right_after_a_node_restarts_recreates_the_stream_replicated_and_empty(sut: System) -> None:
+    async def crash_and_restart() -> None:
+        nemesis = Nemesis(sut, lambda _: None)
+        await nemesis.start(
+            FAULTS["crash"].model_validate({"fault": "crash", "at": 0, "target": "nats-3"}), "c3"
+        )
+        await nemesis.stop("c3")  # back when its health endpoint answers; its replicas may still lag
+
+    asyncio.run(crash_and_restart())
     assert sut.resettable()
     sut.reset()
-    assert asyncio.run(stream_state(sut)) == (0, 3)
+    assert asyncio.run(stream_state(sut)) == (0, 3)  # (the tests before left 24 intents in it)
     answer = asyncio.run(post(sut, "agent-1", 100))
     wait_until(
         lambda: (
