@@ -1,11 +1,12 @@
 """A 3-node NATS cluster with the stream at R3: it forms through Toxiproxy (each route its own proxy), an
 intent sent through an agent is committed, one node crashed leaves the cluster taking intents (also the
 node the orchestrator is connected to: it fails over), and a reset recreates the stream with its
-replicas."""
+replicas; each node's data on its own faultfs volume, and R3 outliving one node's power loss."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,8 +14,10 @@ import nats
 import pytest
 
 from harness import engine
+from harness.images import Images
 from harness.nemesis import Nemesis
-from harness.scenario import FAULTS
+from harness.runner import run_scenario
+from harness.scenario import FAULTS, load_scenarios
 from harness.topology.plan import SystemConfig
 from harness.topology.system import System
 from harness.waiting import await_until, wait_until
@@ -196,3 +199,28 @@ def test_a_reset_right_after_a_node_restarts_recreates_the_stream_replicated_and
         timeout=30,
     )
     assert asyncio.run(stream_state(sut)) == (1, 3)
+
+
+POWER_LOSS = """\
+name: cluster-power-loss
+topology: {agents: 3, nats: {nodes: 3, replicas: 3}, disk: {nats: faultfs}}
+load: {rate: 20, duration: 20s}
+faults: [{at: 8s, for: 2s, fault: power-loss, targets: nats-2}]
+expect: {recovery: {drained_within: 20s}}
+"""
+
+
+def test_each_node_keeps_its_data_on_its_own_faultfs_and_r3_outlives_one_power_loss(
+    images: Images, tmp_path: Path
+) -> None:
+    """JetStream's default sync loses what one node had not fsynced (faultfs drops it); the two other
+    replicas hold every acknowledged intent, so nothing is lost."""
+    path = tmp_path / "cluster-power-loss.yaml"
+    path.write_text(POWER_LOSS)
+    [(_, scenario)] = load_scenarios(path)
+    result = asyncio.run(run_scenario(scenario, images=images, reports=tmp_path / "reports", source=path))
+    verdict = result.verdict
+    effects = next(iter(verdict["checks"]["effects"]["faults"].values()))["effects"]
+    assert effects.get("container") == "the nemesis saw nats-2 exited", effects
+    assert "disk" in effects, effects  # faultfs dropped nats-2's unsynced bytes
+    assert verdict["valid"] is True, verdict["anomalies"][:5]
