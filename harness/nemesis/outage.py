@@ -10,21 +10,25 @@ from harness.nemesis.containers import killed, paused
 from harness.nemesis.links import cut
 from harness.scenario import OutageFault
 from harness.shape import is_nats
+from harness.topology.plan import Link
 
 if TYPE_CHECKING:
     from harness.nemesis import ActiveFault, Controls
 
 
-def _through_links(ctl: Controls, fault: OutageFault, fault_id: str) -> ActiveFault:
-    # Every client of the service reaches it through a proxy, so cutting them all is the outage; in a NATS
-    # cluster, every client's link to every node (the routes between nodes stay: the cluster holds).
-    links = [
+def outage_links(links: dict[str, Link], target: str) -> list[str]:
+    """The links an outage of `target` cuts. Every client of the service reaches it through a proxy, so
+    cutting them all is the outage; in a NATS cluster, every client's link to every node (the routes
+    between nodes stay: the cluster holds)."""
+    return [
         name
-        for name, ln in ctl.links.items()
-        if ln.target == fault.target
-        or (fault.target == "nats" and is_nats(ln.target) and not is_nats(ln.source))
+        for name, ln in links.items()
+        if ln.target == target or (target == "nats" and is_nats(ln.target) and not is_nats(ln.source))
     ]
-    return cut(ctl, links, fault.mode, fault_id, {"node": fault.target})
+
+
+def _through_links(ctl: Controls, fault: OutageFault, fault_id: str) -> ActiveFault:
+    return cut(ctl, outage_links(ctl.links, fault.target), fault.mode, fault_id, {"node": fault.target})
 
 
 def _killed(ctl: Controls, fault: OutageFault, fault_id: str) -> ActiveFault:

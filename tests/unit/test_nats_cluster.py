@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from harness.nemesis.outage import outage_links
 from harness.runner import system_config
 from harness.scenario import Scenario
 from harness.shape import data_plane_links, node_names, select_links
@@ -155,6 +156,17 @@ def test_each_node_routes_to_every_other_through_its_own_proxies() -> None:
         "nats-3": ["nats-route://toxiproxy:23131", "nats-route://toxiproxy:23132"],
     }
     assert nats_routes(SystemConfig(), plan_links(SystemConfig())) is None
+
+
+def test_an_outage_of_a_cluster_cuts_every_clients_link_to_every_node_and_keeps_the_routes() -> None:
+    links = plan_links(SystemConfig(agents=2, nats_nodes=3))
+    assert outage_links(links, "nats") == [
+        *(f"orchestrator>nats-{i}" for i in (1, 2, 3)),
+        *(f"projector>nats-{i}" for i in (1, 2, 3)),
+    ]
+    single = plan_links(SystemConfig(agents=2))
+    assert outage_links(single, "nats") == ["orchestrator>nats", "projector>nats"]
+    assert outage_links(single, "surrealdb") == ["projector>surrealdb"]
 
 
 # Each node's config file
