@@ -138,11 +138,13 @@ class ContainerControl:
         # engine then sees its container exit (code 137), as after its own kill; its `not-running` is
         # waited for before the node is touched again.
         ctr = self._container(node)
-        fd = _pidfd(self._pids.get(node), ctr.id)
-        if fd is None:
-            fd = _pidfd(await self._read_pid(node), ctr.id)
+        fd = None
+        if not self._paused[node]:  # a frozen process dies of SIGKILL only once thawed under cgroup v1
+            fd = _pidfd(self._pids.get(node), ctr.id)
+            if fd is None:
+                fd = _pidfd(await self._read_pid(node), ctr.id)
         self._pids.pop(node, None)  # whatever runs there next is another process
-        if fd is None:  # a remote engine: its kill, and its word for when it took effect
+        if fd is None:  # a remote engine, or a paused container: the engine kills, and says when
             return {
                 "state": await asyncio.to_thread(self._engine, node, lambda c: c.kill(), True),
                 "seen": ENGINE,
