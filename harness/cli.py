@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from typing import Any
 
 from harness import __version__, engine, store
-from harness.cli_run import cmd_run
+from harness.cli_run import Terminated, cmd_run
 from harness.errors import HarnessError
 
 FIX_IMAGES = "solar-chaos images"
@@ -309,30 +308,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _terminate_as_interrupt(terminated: list[int]) -> None:
-    """SIGTERM (a cancelled CI job, `kill`) stops the harness as Ctrl-C does, not at once: a run is
-    cancelled, its faults healed and its containers and mounts removed before the exit, its history
-    kept; not left to the reaper and the faultfs daemons. A second signal stops it at once."""
-
-    def handler(signum: int, frame: object) -> None:
-        terminated.append(signum)
-        os.kill(os.getpid(), signal.SIGINT)  # asyncio.run cancels its main task on the first SIGINT
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    terminated: list[int] = []
-    _terminate_as_interrupt(terminated)
     try:
         return args.func(args)
     except HarnessError as e:
         print(f"solar-chaos: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(
+            "solar-chaos: stopped by SIGTERM; the run's faults healed, its containers removed",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print(f"solar-chaos: stopped by {'SIGTERM' if terminated else 'SIGINT'}", file=sys.stderr)
-        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+        print("solar-chaos: stopped by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -4,13 +4,49 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from harness.errors import HarnessError
 
+T = TypeVar("T")
+
+
+class Terminated(Exception):
+    """The run was stopped by SIGTERM, after its faults were healed and its containers removed."""
+
+
+async def stoppable(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro`; a SIGTERM (a cancelled CI job, `kill`) cancels it as Ctrl-C does, so that its faults are
+    healed and its containers and mounts removed by the harness itself before it exits, its history
+    kept, not left to the reaper and the faultfs daemons; then Terminated. A second SIGTERM kills at once.
+    Through the event loop's own handler: a harness started in the background has SIGINT ignored."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    got: list[bool] = []
+
+    def on_term() -> None:
+        got.append(True)
+        loop.remove_signal_handler(signal.SIGTERM)  # the next one takes its default action
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        if got:
+            raise Terminated from None
+        raise
+    finally:
+        if not got:
+            loop.remove_signal_handler(signal.SIGTERM)
+
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import asyncio
     from pathlib import Path
 
     from harness.checkers import exit_code
@@ -51,20 +87,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         label = f"{scenario.name}[{param_id}]" if param_id else scenario.name
         print(f"== {label}", file=sys.stderr)
         result = asyncio.run(
-            run_scenario(
-                scenario,
-                images=images,
-                reports=Path(args.reports) if args.reports else reports_dir(),
-                seed=args.seed,
-                param_id=param_id,
-                sut_image=args.sut_image,
-                buggify=tuple(args.buggify),
-                source=args.file,
-                agents=args.agents,
-                progress=progress,
-                keep_running=args.keep_running,
-                soak_duration=args.soak_duration,
-                load_workers=args.load_workers,
+            stoppable(
+                run_scenario(
+                    scenario,
+                    images=images,
+                    reports=Path(args.reports) if args.reports else reports_dir(),
+                    seed=args.seed,
+                    param_id=param_id,
+                    sut_image=args.sut_image,
+                    buggify=tuple(args.buggify),
+                    source=args.file,
+                    agents=args.agents,
+                    progress=progress,
+                    keep_running=args.keep_running,
+                    soak_duration=args.soak_duration,
+                    load_workers=args.load_workers,
+                )
             )
         )
         validities.append(result.verdict["valid"])
