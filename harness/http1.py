@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 NO_BODY = (204, 304)  # and 1xx: answers that never carry a body
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+# What a request that got no usable answer raises: refused or reset, the timeout, a garbled answer, a
+# connection closed mid-answer.
+ERRORS = (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError)
 
 
 async def exchange(

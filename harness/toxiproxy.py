@@ -6,11 +6,11 @@ reset_peer; the API is a handful of JSON endpoints, so the harness speaks it dir
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from harness import http1
 from harness.errors import HarnessError
 from harness.http1 import Pool
 
@@ -89,7 +89,7 @@ class Toxiproxy:
         data = None if body is None else json.dumps(body).encode()
         try:
             status, answer = await self._http.request(method, path, data)
-        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as e:
+        except http1.ERRORS as e:
             why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             raise ToxiproxyError(f"Toxiproxy at {self.base_url} did not answer {method} {path}: {why}") from e
         if status >= 400:

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.http1 import Pool
+from harness.http1 import ERRORS, Pool
 from harness.load import ACCEPTED, REFUSED, Answered
 from harness.scenario import RepeatFault
 
@@ -58,18 +58,15 @@ class Repeat:
             self._task.result()  # a failure of the reposting itself fails the start
 
     async def _repost_all(self, first: asyncio.Event) -> None:
-        gate = asyncio.Semaphore(CONCURRENCY)
-
         async def repost(http: Pool, a: Answered) -> None:
-            async with gate:
-                try:
-                    body = json.dumps({"key": a.key, "value": a.value, "cid": a.cid}).encode()
-                    status, _ = await http.request("POST", "/intents", body)
-                except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
-                    self._failed += 1
-                    return
-                finally:
-                    first.set()
+            try:  # the pool sends CONCURRENCY at a time
+                body = json.dumps({"key": a.key, "value": a.value, "cid": a.cid}).encode()
+                status, _ = await http.request("POST", "/intents", body)
+            except ERRORS:
+                self._failed += 1
+                return
+            finally:
+                first.set()
             again = _outcome(status)
             if _same(a.outcome, again):
                 self._same += 1
