@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Any
 
 from harness import __version__, engine, store
+from harness.cli_run import Terminated, cmd_run
 from harness.errors import HarnessError
 
 FIX_IMAGES = "solar-chaos images"
@@ -200,83 +202,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    import asyncio
-    from pathlib import Path
-
-    from harness.checkers import exit_code
-    from harness.checkers.base import merge
-    from harness.checkers.verdict import details, headline, word
-    from harness.images import Images
-    from harness.paths import reports_dir
-    from harness.runner import run_scenario
-    from harness.scenario import load_scenarios
-
-    overrides = {"topology.agents": args.agents} if args.agents else None
-    sets = load_scenarios(Path(args.file), overrides, soak_duration=args.soak_duration)
-    if args.param is not None:
-        chosen = [(param_id, sc) for param_id, sc in sets if param_id == args.param]
-        if not chosen:
-            ids = ", ".join(param_id or '""' for param_id, _ in sets)
-            raise HarnessError(f"{args.file}: no parameter set {args.param!r}; allowed: {ids}")
-        sets = chosen
-    from harness.topology.disks import faultfs_missing
-
-    for _param_id, scenario in sets:  # refused, not skipped: the user asked for this scenario by name
-        if (why := faultfs_missing(scenario.topology.faultfs_nodes)) is not None:
-            print(f"{args.file}: cannot run here: {why}", file=sys.stderr)
-            return 2
-    images = Images(args.images)
-    images.ensure()
-    live = sys.stderr.isatty()
-
-    def progress(line: str) -> None:
-        # On a terminal the periodic "t=..." line rewrites itself; elsewhere every line is kept.
-        if live and line.startswith("t="):
-            print(f"\r{line[:150]:<150}", end="", file=sys.stderr, flush=True)
-        else:
-            print(("\n" if live else "") + line, file=sys.stderr, flush=True)
-
-    validities = []
-    for param_id, scenario in sets:
-        label = f"{scenario.name}[{param_id}]" if param_id else scenario.name
-        print(f"== {label}", file=sys.stderr)
-        result = asyncio.run(
-            run_scenario(
-                scenario,
-                images=images,
-                reports=Path(args.reports) if args.reports else reports_dir(),
-                seed=args.seed,
-                param_id=param_id,
-                sut_image=args.sut_image,
-                buggify=tuple(args.buggify),
-                source=args.file,
-                agents=args.agents,
-                progress=progress,
-                keep_running=args.keep_running,
-                soak_duration=args.soak_duration,
-                load_workers=args.load_workers,
-            )
-        )
-        validities.append(result.verdict["valid"])
-        for name, check in result.verdict.get("checks", {}).items():
-            print(f"  {name:<16} {word(check.get('valid'))}", file=sys.stderr)
-        report = f"; report: {result.report}" if result.report else ""
-        if result.passed:
-            print(f"PASS {label} (seed {result.seed}): {result.dir}{report}")
-            continue
-        print(f"FAIL {label} (seed {result.seed}): {headline(result.verdict)}; {result.dir}{report}")
-        if (known := scenario.expected_failure) is not None:  # still exit 1: the system has the bug
-            found = {a["kind"] for a in result.verdict.get("anomalies", [])}
-            as_known = "as expected" if set(known.anomalies) <= found else "NOT as expected"
-            why = " ".join(known.reason.split())
-            print(f"  {as_known}: expected_failures names {', '.join(known.anomalies)}: {why}")
-        for line in details(result.verdict):
-            print(f"  {line}")
-        print(f"re-run: {result.rerun}")
-    return exit_code(merge(validities))
-
-
 def _on_run_dirs(sub: Any, name: str, func: Any, help: str, description: str) -> argparse.ArgumentParser:
     """A command over run directories: `solar-chaos NAME DIR...`."""
     p = sub.add_parser(name, help=help, description=description)
@@ -340,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="load duration of a scenario marked soak, e.g. 10m or 8h (others run as written)",
     )
-    r.set_defaults(func=cmd_run)
+    r.set_defaults(func=cmd_run)  # harness/cli_run.py
 
     ch = _on_run_dirs(
         sub,
@@ -390,8 +315,15 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as e:
         print(f"solar-chaos: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(
+            "solar-chaos: stopped by SIGTERM; the run's faults healed, its containers removed",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        return 130
+        print("solar-chaos: stopped by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

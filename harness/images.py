@@ -10,13 +10,10 @@ uses the upstream images named in docker/images.toml.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tomllib
 from collections.abc import Callable
@@ -27,6 +24,7 @@ from pathlib import Path
 import docker.errors
 
 from harness import engine
+from harness.build_cache import BuildCache, digest
 from harness.errors import ImageError
 from harness.paths import ROOT, cache_dir
 
@@ -35,7 +33,6 @@ ROLES = ("base", "nats", "toxiproxy", "surrealdb", "reaper", "netsync")
 # Roles the topology runs; "base" is only a parent image.
 RUNTIME_ROLES = ROLES[1:]
 IMAGE_LABEL = "solar-chaos.image"
-IMAGE_PYTHON = (3, 11)  # Debian bookworm's and python:3.11-slim's: wheels must match.
 
 
 class Mode(StrEnum):
@@ -60,10 +57,6 @@ def load_spec() -> dict:
         return tomllib.load(f)
 
 
-def _digest(parts: dict) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
 def _file_digest(paths: list[Path], root: Path) -> dict[str, str]:
     out = {}
     for p in sorted(paths):
@@ -75,14 +68,6 @@ def _tree(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return [
         p for p in folder.rglob("*") if p.is_file() and p.suffix in suffixes and "__pycache__" not in p.parts
     ]
-
-
-def _keep(built: Path, out: Path) -> None:
-    """Copy a finished build product into the cache under its final name in one rename,
-    so an interrupted build never leaves a folder that looks complete."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(built, out.with_suffix(".part"))
-    out.with_suffix(".part").rename(out)
 
 
 @dataclass(frozen=True)
@@ -109,6 +94,7 @@ class Images:
         self.log = log
         self.cache = cache_dir()
         self.cache.mkdir(parents=True, exist_ok=True)
+        self.builds = BuildCache(self.cache, self.spec, log)  # the slow products, kept between builds
         mode = Mode(mode)
         if mode is Mode.AUTO:
             mode = mode_from_env()
@@ -166,7 +152,7 @@ class Images:
                 [DOCKER_DIR / "netsync" / "Dockerfile", *_tree(src, (".py", ".txt"))], ROOT
             )
             parts["base"] = self._base_ref()
-        return _digest(parts)
+        return digest(parts)
 
     # -- status ---------------------------------------------------------------
 
@@ -216,7 +202,7 @@ class Images:
             if not self.present(role):
                 t0 = time.monotonic()
                 self._make(role)
-                self._record_time(f"image:{role}", time.monotonic() - t0)
+                self.builds.record_time(f"image:{role}", time.monotonic() - t0)
         return {role: self.ref(role) for role in roles}
 
     def _make(self, role: str) -> None:
@@ -236,7 +222,7 @@ class Images:
         builder(ref)
 
     def _build_base(self, ref: str) -> None:
-        rootfs = self._rootfs()
+        rootfs = self.builds.rootfs(self.key("base"))
         repo, tag = ref.rsplit(":", 1)
         self.log(f"images: importing {rootfs.name}")
         engine.client().api.import_image_from_file(
@@ -245,64 +231,6 @@ class Images:
             tag=tag,
             changes=["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
         )
-
-    def _rootfs(self) -> Path:
-        """A Debian minbase root filesystem with Python, as a tar in the cache."""
-        s = self.spec["base"]
-        out = self.cache / "rootfs" / f"base-{self.key('base')[:12]}.tar"
-        if out.exists():
-            return out
-        if not shutil.which("debootstrap"):
-            raise ImageError(
-                "debootstrap is missing, needed to build the offline base image; "
-                "fix: sudo apt-get install debootstrap"
-            )
-        if os.geteuid() != 0:
-            raise ImageError("debootstrap needs root: run `sudo solar-chaos images` once")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            root = Path(tmp) / "root"
-            t0 = time.monotonic()
-            cmd = [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(s['include'])}",
-                s["suite"],
-                str(root),
-                s["mirror"],
-            ]
-            self._run(cmd, "debootstrap", log_name="debootstrap.log")
-            for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-                for p in (root / junk).glob("*"):
-                    if p.is_file():
-                        p.unlink()
-            part = out.with_suffix(".part")
-            self._run(["tar", "-C", str(root), "-cf", str(part), "."], "tar rootfs")
-            part.rename(out)
-            self._record_time("debootstrap", time.monotonic() - t0)
-        return out
-
-    def _go_binaries(self, role: str) -> Path:
-        s = self.spec[role]
-        out = self.cache / "bin" / f"{role}-{s['version']}-{self.key(role)[:12]}"
-        if out.exists():
-            return out
-        if not shutil.which("go"):
-            raise ImageError(f"Go is missing, needed to build {role} offline; install Go >= 1.24")
-        with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
-            env = {
-                **os.environ,
-                "CGO_ENABLED": "0",
-                "GOTOOLCHAIN": "local",
-                "GOBIN": tmp,
-                "GOFLAGS": "-trimpath",
-            }
-            pkgs = [f"{p}@{s['version']}" for p in s["packages"]]
-            t0 = time.monotonic()
-            self._run(["go", "install", "-ldflags=-s -w", *pkgs], f"go install {role}", env=env)
-            self._record_time(f"go:{role}", time.monotonic() - t0)
-            _keep(Path(tmp), out)
-        return out
 
     def binary(self, name: str) -> Path:
         """A compiled server binary from the cache (built if missing), for running
@@ -313,75 +241,33 @@ class Images:
         role, file = {"nats-server": ("nats", "nats-server"), "toxiproxy-server": ("toxiproxy", "server")}[
             name
         ]
-        return self._go_binaries(role) / file
+        return self.builds.go_binaries(role, self.key(role)) / file
 
     def _build_nats(self, ref: str) -> None:
-        self._docker_build(ref, DOCKER_DIR / "offline/nats/Dockerfile", {"": self._go_binaries("nats")})
+        self._docker_build(
+            ref,
+            DOCKER_DIR / "offline/nats/Dockerfile",
+            {"": self.builds.go_binaries("nats", self.key("nats"))},
+        )
 
     def _build_toxiproxy(self, ref: str) -> None:
         self._docker_build(
-            ref, DOCKER_DIR / "offline/toxiproxy/Dockerfile", {"": self._go_binaries("toxiproxy")}
+            ref,
+            DOCKER_DIR / "offline/toxiproxy/Dockerfile",
+            {"": self.builds.go_binaries("toxiproxy", self.key("toxiproxy"))},
         )
 
     def surreal_binary(self) -> Path:
         """The compiled `surreal` binary, from the cache or compiled now (about 14 min cold, 2 cores)."""
-        s = self.spec["surrealdb"]
-        crate = ROOT / s["crate"]
-        out = self.cache / "bin" / f"surreal-{s['version']}-{self.key('surrealdb')[:12]}" / "surreal"
-        if out.exists():
-            return out
-        if not shutil.which("cargo"):
-            raise ImageError("cargo is missing, needed to compile SurrealDB offline; install Rust >= 1.89")
-        target = self.cache / "build" / "surreal-target"
-        env = {**os.environ, "CARGO_TARGET_DIR": str(target)}
-        self.log(
-            "images: compiling the SurrealDB server from crates.io "
-            "(about 14 min cold on 2 cores with nothing else running, once; cached after)"
-        )
-        t0 = time.monotonic()
-        self._run(
-            ["cargo", "build", "--release", "--locked", "--manifest-path", str(crate / "Cargo.toml")],
-            "cargo build surreal",
-            env=env,
-            log_name="surreal-build.log",
-            heartbeat=60,
-        )
-        self._record_time("cargo:surreal", time.monotonic() - t0)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(target / "release" / "surreal", out.with_suffix(".part"))
-        out.with_suffix(".part").rename(out)
-        return out
+        return self.builds.surreal_binary(self.key("surrealdb"))
 
     def _build_surrealdb(self, ref: str) -> None:
         folder = DOCKER_DIR / "offline/surrealdb"
         self._docker_build(ref, folder / "Dockerfile", {"surreal": self.surreal_binary()}, base=True)
 
-    def _wheels(self, name: str, requirements: list[str]) -> Path:
-        """Wheels for the image's Python, built on the host (images build with no network)."""
-        if sys.version_info[:2] != IMAGE_PYTHON:
-            raise ImageError(
-                f"wheels for the images must be built by Python {IMAGE_PYTHON[0]}.{IMAGE_PYTHON[1]} "
-                f"(this is {sys.version_info[0]}.{sys.version_info[1]}); run through `make`"
-            )
-        key = _digest({"req": requirements, "py": list(IMAGE_PYTHON), "plat": sys.platform})[:12]
-        out = self.cache / "wheels" / f"{name}-{key}"
-        if out.exists():
-            return out
-        with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
-            req = Path(tmp) / "requirements.txt"
-            req.write_text("\n".join(requirements) + "\n")
-            t0 = time.monotonic()
-            self._run(
-                [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", tmp, "-r", str(req)],
-                f"pip wheel {name}",
-            )
-            self._record_time(f"wheels:{name}", time.monotonic() - t0)
-            _keep(Path(tmp), out)
-        return out
-
     def _build_reaper(self, ref: str) -> None:
         folder = DOCKER_DIR / "offline/reaper"
-        wheels = self._wheels("reaper", self.spec["reaper"]["requirements"])
+        wheels = self.builds.wheels("reaper", self.spec["reaper"]["requirements"])
         self._docker_build(
             ref, folder / "Dockerfile", {"wheels": wheels, "reaper.py": folder / "reaper.py"}, base=True
         )
@@ -389,7 +275,7 @@ class Images:
     def _build_netsync(self, ref: str) -> None:
         req = ROOT / "netsync" / "requirements.txt"
         lines = [ln.strip() for ln in req.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-        wheels = self._wheels("netsync", lines)
+        wheels = self.builds.wheels("netsync", lines)
         self._docker_build(
             ref,
             DOCKER_DIR / "netsync" / "Dockerfile",
@@ -441,50 +327,4 @@ class Images:
             except docker.errors.BuildError as e:
                 tail = "".join(str(x.get("stream", x.get("error", ""))) for x in list(e.build_log)[-15:])
                 raise ImageError(f"docker build of {ref} failed: {e.msg}\n{tail}") from e
-            self._record_time(f"docker-build:{ref.split(':')[0]}", time.monotonic() - t0)
-
-    # -- helpers --------------------------------------------------------------
-
-    def _run(
-        self,
-        cmd: list[str],
-        what: str,
-        env: dict | None = None,
-        log_name: str | None = None,
-        heartbeat: float | None = None,
-    ) -> None:
-        logs = self.cache / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        log_path = logs / (log_name or f"{what.replace(' ', '-').replace(':', '')}.log")
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-            stop = threading.Event()
-            if heartbeat:
-                t0 = time.monotonic()
-
-                def beat() -> None:
-                    while not stop.wait(heartbeat):
-                        self.log(f"images: {what}: {int(time.monotonic() - t0)} s so far (log: {log_path})")
-
-                threading.Thread(target=beat, daemon=True).start()
-            try:
-                rc = proc.wait()
-            finally:
-                stop.set()
-        if rc != 0:
-            tail = log_path.read_text(errors="replace").splitlines()[-20:]
-            raise ImageError(f"{what} failed (exit {rc}); last lines of {log_path}:\n" + "\n".join(tail))
-
-    def _record_time(self, what: str, seconds: float) -> None:
-        """Keep the measured build times, so cold-build figures are on record."""
-        path = self.cache / "build-times.json"
-        try:
-            times = json.loads(path.read_text())
-        except (OSError, ValueError):
-            times = {}
-        entry = {"seconds": round(seconds, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        # The first measurement in a cache is the cold one; keep it beside the last.
-        times[what] = {"first": times.get(what, {}).get("first", entry), "last": entry}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
-        self.log(f"images: {what} took {seconds:.1f} s")
+            self.builds.record_time(f"docker-build:{ref.split(':')[0]}", time.monotonic() - t0)

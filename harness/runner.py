@@ -17,6 +17,7 @@ from harness.collect import Progress, collect, save_logs, wait_drained
 from harness.images import Images
 from harness.load import open_load
 from harness.nemesis import Nemesis
+from harness.nemesis.own_loop import OwnLoop
 from harness.observe import EngineLost, Sampler, interval_for
 from harness.observe.events import await_engine
 from harness.observe.selftrace import SelfTrace
@@ -224,6 +225,7 @@ async def _drive(
     history, load = open_load(scenario, sut, out, seed, cid_prefix, workers, say)
     steps = plan(scenario, seed)
     nemesis = Nemesis(sut, history.record, load.answered)
+    own = OwnLoop()  # the nemesis and its schedule on a loop of their own, so that faults start on time
     sampler = Sampler(sut, out / store.SAMPLES, history.now, interval_for(scenario.load.duration), load.pids)
     stop_sampling = asyncio.Event()
     active: dict[str, str] = {}
@@ -232,7 +234,7 @@ async def _drive(
 
     async def faults() -> None:
         # Each step at its own time: a slow one (a crash's stop waits for readiness) delays no other.
-        await drive(steps, nemesis, history.now, active)
+        await own.run(drive(steps, nemesis, history.now, active))
 
     async def report() -> None:
         while not stop_sampling.is_set():
@@ -240,7 +242,7 @@ async def _drive(
             ok = c.get("ok:committed", 0) + c.get("ok:pending-commit", 0)
             fail = sum(v for k, v in c.items() if k.startswith("fail:"))
             info = sum(v for k, v in c.items() if k.startswith("info:"))
-            faults_now = ", ".join(f"{k}({v})" for k, v in active.items()) or "none"
+            faults_now = ", ".join(f"{k}({v})" for k, v in list(active.items())) or "none"  # another thread's
             say(
                 f"t={history.now():6.1f}s  intents {load.done}/{load.plan.total}  ok {ok}  fail {fail}  "
                 f"info {info}  faults: {faults_now}"
@@ -252,7 +254,7 @@ async def _drive(
 
     try:
         await load.prepare()  # Locust's processes up, their users spawned, before t = 0
-        await nemesis.prepare()  # and the nemesis's connections, so a fault at t = 0 is on time
+        await own.run(nemesis.prepare())  # and the nemesis's connections, so a fault at t = 0 is on time
         await sampler.prepare()  # and the sampler's, which would otherwise compete with it for the loop
         history.t0 = time.monotonic()  # t = 0 is the start of the load: fault times count from it
         timings["t0_unix"] = time.time()  # the same instant on the containers' clock (their log lines' t)
@@ -267,7 +269,7 @@ async def _drive(
             fault_task.cancel()  # faults still scheduled past the load's end are not started
             # Let a fault being applied right now finish first, or it could land after the heal.
             await asyncio.gather(fault_task, return_exceptions=True)
-            await asyncio.shield(nemesis.heal_all())
+            await asyncio.shield(own.run(nemesis.heal_all()))
             say(f"load done at t={history.now():.1f}s; every fault healed")
             drained = scenario.expect.recovery.drained_within
             await wait_drained(sut, drained, say)
@@ -276,7 +278,10 @@ async def _drive(
         raise lost.exceptions[0] from None
     finally:
         stop_sampling.set()
-        if sampler.events.lost is None:  # with the engine gone there is nothing to heal, nor to revive
-            await asyncio.shield(nemesis.heal_all())
+        try:
+            if sampler.events.lost is None:  # with the engine gone there is nothing to heal, nor to revive
+                await asyncio.shield(own.run(nemesis.heal_all()))
+        finally:
+            await asyncio.to_thread(own.close)
         history.close()
         await asyncio.to_thread(load.finish, say)  # Locust: its shards and the harness's into history.jsonl

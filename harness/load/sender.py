@@ -1,7 +1,8 @@
 """The asyncio load client: POST /intents to one agent over a fixed set of keep-alive HTTP/1.1
-connections, each driven by one worker taking requests from a queue, so a request costs O(1) however
-many wait. httpx's pool rescans every connection it holds for each request; after a stall had made it
-open hundreds, the client itself sent up to 1 s late (bench/README.md, "netsync throughput")."""
+connections (`harness.http1.exchange`), each driven by one worker taking requests from a queue, so a
+request costs O(1) however many wait. httpx's pool rescans every connection it holds for each
+request; after a stall had made it open hundreds, the client itself sent up to 1 s late
+(bench/README.md, "netsync throughput")."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from harness.http1 import exchange
 
 IDLE_S = 4.0  # a connection idle longer is dialled afresh: servers close idle keep-alives (hypercorn: 5 s)
 
@@ -36,6 +39,7 @@ class IntentSender:
         address = url.split("://", 1)[1].rstrip("/")
         self.host, port = address.rsplit(":", 1)
         self.port = int(port)
+        self._host = self.host.encode()
         self.processes = list(processes)
         self.timeout = timeout
         self.queue: asyncio.Queue[tuple[bytes, OnSend, OnReply]] = asyncio.Queue()
@@ -72,7 +76,9 @@ class IntentSender:
                         async with asyncio.timeout(self.timeout):
                             if conn is None:
                                 conn = await asyncio.open_connection(self.host, self.port)
-                            status, payload, keep = await self._exchange(*conn, body)
+                            status, payload, keep = await exchange(
+                                conn, b"POST", b"/intents", self._host, body
+                            )
                         reply = Reply(status, payload, None, loop.time())
                         if not keep:
                             conn[1].close()
@@ -95,35 +101,3 @@ class IntentSender:
                 conn[1].close()
                 with contextlib.suppress(Exception):
                     await conn[1].wait_closed()
-
-    async def _exchange(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes
-    ) -> tuple[int, bytes, bool]:
-        """One request and its answer: status, body, and whether the connection may be used again."""
-        writer.write(
-            b"POST /intents HTTP/1.1\r\nhost: %b\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\n\r\n%b" % (self.host.encode(), len(body), body)
-        )
-        await writer.drain()
-        status = int((await reader.readuntil(b"\r\n")).split(b" ", 2)[1])
-        length, chunked, keep = None, False, True
-        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-            name, _, value = line.partition(b":")
-            name, value = name.strip().lower(), value.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value
-            elif name == b"connection":
-                keep = value != b"close"
-        if chunked:
-            parts = []
-            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                parts.append(await reader.readexactly(size))
-                await reader.readexactly(2)
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                pass
-            return status, b"".join(parts), keep
-        if length is None:
-            raise ValueError("an answer with neither content-length nor chunked encoding")
-        return status, await reader.readexactly(length), keep

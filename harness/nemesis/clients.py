@@ -5,11 +5,11 @@ second intent). The reposts go straight to the agent's HTTP API, beside the load
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from harness.http1 import ERRORS, Pool
 from harness.load import ACCEPTED, REFUSED, Answered
 from harness.scenario import RepeatFault
 
@@ -21,8 +21,8 @@ EXAMPLES = 5  # changed answers named in the evidence
 TIMEOUT_S = 5.0
 
 
-def _outcome(r: httpx.Response) -> str:
-    return ACCEPTED.get(r.status_code) or REFUSED.get(r.status_code) or f"HTTP {r.status_code}"
+def _outcome(status: int) -> str:
+    return ACCEPTED.get(status) or REFUSED.get(status) or f"HTTP {status}"
 
 
 def _same(first: str, again: str) -> bool:
@@ -36,7 +36,7 @@ class Repeat:
     taken effect at the agent: its `t`); the rest go on, CONCURRENCY at a time, and the stop waits for
     them all. The start line's evidence says how many were due, the stop line's what they were answered."""
 
-    url: str
+    url: str  # the agent's base URL
     answered: list[Answered]
     target: dict[str, Any]
     evidence: dict[str, Any] | None = None
@@ -58,26 +58,26 @@ class Repeat:
             self._task.result()  # a failure of the reposting itself fails the start
 
     async def _repost_all(self, first: asyncio.Event) -> None:
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def repost(http: httpx.AsyncClient, a: Answered) -> None:
-            async with gate:
-                try:
-                    r = await http.post(self.url, json={"key": a.key, "value": a.value, "cid": a.cid})
-                except httpx.HTTPError:
-                    self._failed += 1
-                    return
-                finally:
-                    first.set()
-            again = _outcome(r)
+        async def repost(http: Pool, a: Answered) -> None:
+            try:  # the pool sends CONCURRENCY at a time
+                body = json.dumps({"key": a.key, "value": a.value, "cid": a.cid}).encode()
+                status, _ = await http.request("POST", "/intents", body)
+            except ERRORS:
+                self._failed += 1
+                return
+            finally:
+                first.set()
+            again = _outcome(status)
             if _same(a.outcome, again):
                 self._same += 1
             else:
                 self._changed.append({"cid": a.cid, "first": a.outcome, "again": again})
 
-        # Plain HTTP: verify=False skips loading the CA bundle, ~35 ms of blocked event loop.
-        async with httpx.AsyncClient(timeout=TIMEOUT_S, verify=False) as http:
+        http = Pool(self.url, size=CONCURRENCY, timeout=TIMEOUT_S)  # harness.http1: cheap on the loop
+        try:
             await asyncio.gather(*(repost(http, a) for a in self.answered))
+        finally:
+            await http.aclose()
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -97,7 +97,7 @@ class Repeat:
 
 def repeat(ctl: Controls, fault: RepeatFault, fault_id: str) -> ActiveFault:
     answered = ctl.answered(fault.target)
-    return Repeat(f"{ctl.sut.http_url(fault.target)}/intents", answered, {"node": fault.target})
+    return Repeat(ctl.sut.http_url(fault.target), answered, {"node": fault.target})
 
 
 NEMESES = {"repeat": repeat}

@@ -1,11 +1,13 @@
-"""Container faults through the Docker engine: crash (kill, later start and wait until ready) and pause
-(every process frozen, later resumed)."""
+"""Container faults: crash (SIGKILL, later start and wait until ready) and pause (every process frozen,
+later resumed), through the Docker engine; a kill by a local engine is sent to the container's main
+process by the nemesis itself (see `ContainerControl._kill`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import signal
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import requests
 from harness.errors import TopologyError
 from harness.scenario import CrashFault, PauseFault
 from harness.shape import is_nats
-from harness.topology.docker import in_container
+from harness.topology.docker import is_main_process
 from harness.topology.services import NATS, SURREALDB, Service
 from harness.topology.system import System
 
@@ -32,6 +34,7 @@ def service_of(node: str) -> Service | None:
 
 
 DOWN = ("exited", "dead", "created")
+KILL_TIMEOUT_S = 30.0
 log = logging.getLogger(__name__)
 # Who saw the container's state for the evidence: the engine read back, or the kernel (its main process
 # exited).
@@ -44,17 +47,17 @@ def _main_pid(ctr: Any) -> int:
     return ctr.attrs["State"].get("Pid", 0) if ctr.status in ("running", "paused") else 0
 
 
-def _pidfd(pid: int, container_id: str) -> int | None:
+def _pidfd(pid: int | None, container_id: str) -> int | None:
     """A pidfd of the container's main process, when it is a process of this machine (a local engine, the
-    same pid namespace; its cgroup names the container); else None, and the engine is asked instead."""
-    if pid <= 0 or not hasattr(os, "pidfd_open"):
+    same pid namespace) and `pid` still is that process; else None."""
+    if not pid or pid <= 0 or not hasattr(os, "pidfd_open"):
         return None
     try:
         fd = os.pidfd_open(pid)
     except OSError:
         return None
     # Asked after the open: the pidfd holds this very process, not one that reused the pid.
-    if not in_container(pid, container_id):
+    if not is_main_process(pid, container_id):
         os.close(fd)
         return None
     return fd
@@ -72,6 +75,9 @@ class ContainerControl:
         # Per node, so that a count and the container's state change together; other nodes go on meanwhile.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._pending: dict[str, asyncio.Future[str]] = {}  # kills the engine is still answering
+        # Each node's main pid as last read from the engine: a kill checks it against /proc (the same
+        # process still?) instead of asking the engine first; a stale one is asked for again.
+        self._pids: dict[str, int] = {}
 
     async def wait_ready(self, node: str) -> None:
         service = service_of(node)
@@ -81,8 +87,14 @@ class ContainerControl:
             await asyncio.to_thread(self.sut.wait_http, node, self.ready_timeout)
 
     async def prepare(self) -> None:
-        """The engine's connection and the worker threads the faults use, up before the first fault."""
-        await asyncio.gather(*(asyncio.to_thread(_main_pid, self._container(n)) for n in self.sut.nodes))
+        """The engine's connection and the worker threads the faults use, up before the first fault, and
+        every node's main pid."""
+        await asyncio.gather(*(self._read_pid(n) for n in self.sut.nodes))
+
+    async def _read_pid(self, node: str) -> int:
+        pid = await asyncio.to_thread(_main_pid, self._container(node))
+        self._pids[node] = pid
+        return pid
 
     def _container(self, node: str) -> Any:
         """The engine's handle on the node's container, as the topology made it: no inspection, so every
@@ -124,27 +136,44 @@ class ContainerControl:
     async def _kill(self, node: str) -> dict[str, str]:
         # The engine answers a kill once it has reaped the processes and torn down the container's
         # networks: 40 ms for a bare container, ~150 ms for an agent on several networks here, long after
-        # the processes died and their connections dropped. When the engine runs on this machine the
-        # kernel says when the container's main process is gone (a pidfd turns readable), and the kill
-        # has taken effect then; the engine's own answer is waited for before the node is touched again.
+        # the processes died and their connections dropped; and the request itself goes through dockerd,
+        # containerd and the shim, each waiting its turn on a busy machine. When the engine runs on this
+        # machine the nemesis holds a pidfd of the container's main process, sends it SIGKILL itself (what
+        # the engine's kill sends; pid 1 of the container's pid namespace, so every process of the
+        # container dies with it) and the kill has taken effect when the pidfd turns readable. The
+        # engine then sees its container exit (code 137), as after its own kill; its `not-running` is
+        # waited for before the node is touched again.
         ctr = self._container(node)
-        fd = _pidfd(await asyncio.to_thread(_main_pid, ctr), ctr.id)
-        sent = asyncio.ensure_future(asyncio.to_thread(self._engine, node, lambda c: c.kill(), True))
-        if fd is None:
-            return {"state": await sent, "seen": ENGINE}
+        fd = None
+        if not self._paused[node]:  # a frozen process dies of SIGKILL only once thawed under cgroup v1
+            fd = _pidfd(self._pids.get(node), ctr.id)
+            if fd is None:
+                fd = _pidfd(await self._read_pid(node), ctr.id)
+        self._pids.pop(node, None)  # whatever runs there next is another process
+        if fd is None:  # a remote engine, or a paused container: the engine kills, and says when
+            return {
+                "state": await asyncio.to_thread(self._engine, node, lambda c: c.kill(), True),
+                "seen": ENGINE,
+            }
         loop = asyncio.get_running_loop()
         gone: asyncio.Future[None] = loop.create_future()
         loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
         try:
-            await asyncio.wait({sent, gone}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # exited already: the pidfd is readable
+            async with asyncio.timeout(KILL_TIMEOUT_S):
+                await gone
+        except TimeoutError:
+            raise TopologyError(
+                f"{node}'s main process still ran {KILL_TIMEOUT_S:g} s after SIGKILL"
+            ) from None
         finally:
             loop.remove_reader(fd)
             os.close(fd)
-            if not sent.done():
-                self._pending[node] = sent
-        if gone.done():
-            return {"state": "exited", "seen": KERNEL}
-        return {"state": sent.result(), "seen": ENGINE}
+        self._pending[node] = asyncio.ensure_future(asyncio.to_thread(self._engine, node, None, True))
+        return {"state": "exited", "seen": KERNEL}
 
     async def _settle(self, node: str) -> None:
         """Wait for the engine to finish a kill it was still answering (see `_kill`)."""
@@ -159,6 +188,7 @@ class ContainerControl:
                 if ctr.status in DOWN:
                     await asyncio.to_thread(ctr.start)
                 await self.wait_ready(node)
+                await self._read_pid(node)  # for the next kill
             self._killed[node] = max(0, self._killed[node] - 1)
 
     async def restart_if_down(self, node: str) -> bool:
@@ -173,6 +203,7 @@ class ContainerControl:
                 return False
             await asyncio.to_thread(ctr.start)
             await self.wait_ready(node)
+            await self._read_pid(node)
             return True
 
     async def pause(self, node: str) -> dict[str, str]:

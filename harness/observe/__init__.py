@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = ["METRICS", "EngineLost", "Sampler", "interval_for", "jetstream_sample
 SERVICES = ("orchestrator", "projector")  # netsync's nodes besides the agents
 OUTSIDE = ("surrealdb", "toxiproxy")  # seen from /proc or the engine's stats (and every NATS node)
 MAX_SAMPLES = 1800  # per source over a run: longer runs sample less often
+PHASE_S = 0.5  # a round's offset from t = 0 and from each multiple of the interval
 
 
 def interval_for(duration: float) -> float:
@@ -90,13 +92,20 @@ class Sampler:
         try:
             async with self._http as http:
                 with open(self.path, "a") as f:
+                    # A round makes every netsync node render its metrics at once, a burst of the machine's
+                    # CPU: rounds fall at PHASE_S past the grid, between the whole seconds that faults are
+                    # scheduled at (the load's start, `at: 8s`, a random block's intervals).
+                    due = PHASE_S
                     while not stop.is_set():
-                        await self.sample_once(http, f)
-                        self._check_engine()
                         try:
-                            await asyncio.wait_for(stop.wait(), self.interval)
+                            await asyncio.wait_for(stop.wait(), max(0.0, due - self.now()))
+                            break
                         except TimeoutError:
                             pass
+                        await self.sample_once(http, f)
+                        self._check_engine()
+                        # The next round on the grid; a round that overran skips the slots it missed.
+                        due += self.interval * max(1, math.ceil((self.now() - due) / self.interval))
                     # The engine's last events first, so that the last word below holds all of them.
                     await asyncio.to_thread(self.events.stop)
                     await self.sample_once(http, f)  # the last word on every buffer

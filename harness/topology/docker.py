@@ -95,6 +95,19 @@ def in_container(pid: int, container_id: str) -> bool:
         return False
 
 
+def is_main_process(pid: int, container_id: str) -> bool:
+    """Whether `pid` is that container's main process: in its cgroup and pid 1 of its pid namespace (whose
+    death the kernel makes the death of every process of the container)."""
+    if not in_container(pid, container_id):
+        return False
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+    return nspid[-1:] == ["1"]
+
+
 class DockerRun:
     """`with DockerRun(images) as run:` then `run.network(...)`, `run.container(...)`."""
 

@@ -150,3 +150,24 @@ def test_an_engine_restart_fails_the_run_clearly_keeps_its_history_and_leaves_no
     assert sum(op.get("type") == "invoke" for op in ops) >= 100, "the history before the restart is kept"
     assert not (run_dir / store.VERDICT).exists()  # nothing to judge: no stream, no store
     assert not engine.list_runs(run_id), "the run left containers or networks behind"
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_healed_and_removed_history_kept(images, tmp_path: Path) -> None:
+    """A cancelled CI job sends SIGTERM: the harness heals, removes its run and exits 143 itself, before
+    the reaper would (10 s after its connection drops), keeping the history it recorded."""
+    proc, reports = _start(tmp_path, "terminated", 40, images)
+    try:
+        run_dir = _until_load_passes(reports, "terminated", 8.0, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run_id = run_dir.parent.name
+    assert proc.returncode == 128 + signal.SIGTERM, out + err
+    assert "solar-chaos: stopped by SIGTERM" in err, err
+    assert not engine.list_runs(run_id), "the harness exited leaving containers or networks to the reaper"
+    ops = _history(run_dir)
+    assert any(op.get("f") == "intent" and op["t"] >= 8.0 for op in ops), "the history was not kept"
+    # The crash of agent-1 (2 to 5 s) was healed by its own stop; nothing was left applied.
+    assert [op["f"] for op in ops if op.get("process") == "nemesis"] == ["start", "stop"]

@@ -44,6 +44,8 @@ def test_ctrl_c_heals_the_active_fault_and_removes_the_run(images, tmp_path: Pat
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # As at a terminal: a harness started in the background (make test under nohup) has SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
 
@@ -61,6 +63,7 @@ def test_ctrl_c_heals_the_active_fault_and_removes_the_run(images, tmp_path: Pat
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert proc.returncode == 128 + signal.SIGINT, out[-2000:]  # stopped, not run to its end
     nemesis = [op for op in history() if op.get("process") == "nemesis"]
     assert [op["f"] for op in nemesis] == ["start", "stop"], out[-2000:]
     assert nemesis[1]["fault_id"] == nemesis[0]["fault_id"]

@@ -212,6 +212,21 @@ async def test_a_paused_projector_is_frozen_during_and_resumed_after(
     assert_paired(events, "f6", "pause", node="projector")
 
 
+async def test_a_paused_agent_can_be_crashed_and_both_heal(
+    sut: System, nemesis: Nemesis, events: list
+) -> None:
+    """A crash of a frozen container goes through the engine (a SIGKILL of our own would wait for the thaw
+    under cgroup v1); the crash's stop starts it, the pause's stop finds nothing left to resume."""
+    await nemesis.start(fault("pause", target="agent-3"), "p1")
+    await nemesis.start(fault("crash", target="agent-3"), "c1")
+    crash = next(e for e in events if e["fault_id"] == "c1" and e["f"] == "start")
+    assert crash["evidence"] == {"container": "agent-3", "state": "exited", "seen": "engine"}, crash
+    await nemesis.stop("c1")
+    await nemesis.stop("p1")
+    assert await status(sut, "agent-3") == "running"
+    assert await healthz(sut, "agent-3") == 200
+
+
 async def proxies_state(sut: System) -> dict[str, tuple[bool, list[str]]]:
     async with Toxiproxy(await asyncio.to_thread(lambda: sut.toxiproxy_url)) as tp:
         return {

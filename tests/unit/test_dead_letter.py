@@ -9,8 +9,8 @@ from pathlib import Path
 
 from harness import store
 from harness.checkers import judge
+from tests.unit.judging import assert_only, check, details, healthy
 from tests.unit.rundirs import append_line
-from tests.unit.test_checkers import assert_only, check, details, healthy
 
 
 def dead_letter_line(cid: str | None, seq: int, cause: str = "refused", reason: str = "no") -> str:

@@ -16,8 +16,9 @@ import pytest
 from testcontainers.core.config import TestcontainersConfiguration
 
 from harness import images as images_mod
+from harness.build_cache import IMAGE_PYTHON
 from harness.errors import ImageError
-from harness.images import IMAGE_PYTHON, RUNTIME_ROLES, Images, Mode
+from harness.images import RUNTIME_ROLES, Images, Mode
 from harness.topology.services import NATS, SURREALDB, TOXIPROXY
 
 # What the System starts: the three services, the netsync image for every node, and the
@@ -145,7 +146,7 @@ def test_ensure_pulls_the_pins_and_builds_netsync_from_the_python_base(tmp_path:
     wheels.mkdir()
     (wheels / "trio-0.35.0-py3-none-any.whl").write_bytes(b"")
     imgs = official()
-    monkeypatch.setattr(imgs, "_wheels", lambda name, req: wheels)
+    monkeypatch.setattr(imgs.builds, "wheels", lambda name, req: wheels)
 
     refs = imgs.ensure()
 

@@ -1,0 +1,200 @@
+"""The slow products that the offline images are built from, kept in the cache folder under a name that
+holds the hash of their inputs, so that a second build compiles nothing and deleting an image forces no
+recompile: the Debian root filesystem (debootstrap), the Go binaries (NATS, Toxiproxy), the SurrealDB
+server (cargo) and the wheels (pip). Each is written under a temporary name and renamed when whole; every
+build's time is kept in build-times.json (the first, cold, one beside the last)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.errors import ImageError
+from harness.paths import ROOT
+
+IMAGE_PYTHON = (3, 11)  # Debian bookworm's and python:3.11-slim's: wheels must match.
+Log = Callable[[str], None]
+
+
+def digest(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _keep(built: Path, out: Path) -> None:
+    """Copy a finished build product into the cache under its final name in one rename,
+    so an interrupted build never leaves a folder that looks complete."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(built, out.with_suffix(".part"))
+    out.with_suffix(".part").rename(out)
+
+
+class BuildCache:
+    """`spec` is docker/images.toml; each product's `key` is its role's input hash (Images.key)."""
+
+    def __init__(self, cache: Path, spec: dict, log: Log) -> None:
+        self.cache = cache
+        self.spec = spec
+        self.log = log
+
+    def rootfs(self, key: str) -> Path:
+        """A Debian minbase root filesystem with Python, as a tar in the cache."""
+        s = self.spec["base"]
+        out = self.cache / "rootfs" / f"base-{key[:12]}.tar"
+        if out.exists():
+            return out
+        if not shutil.which("debootstrap"):
+            raise ImageError(
+                "debootstrap is missing, needed to build the offline base image; "
+                "fix: sudo apt-get install debootstrap"
+            )
+        if os.geteuid() != 0:
+            raise ImageError("debootstrap needs root: run `sudo solar-chaos images` once")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            root = Path(tmp) / "root"
+            t0 = time.monotonic()
+            cmd = [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(s['include'])}",
+                s["suite"],
+                str(root),
+                s["mirror"],
+            ]
+            self.run(cmd, "debootstrap", log_name="debootstrap.log")
+            for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+                for p in (root / junk).glob("*"):
+                    if p.is_file():
+                        p.unlink()
+            part = out.with_suffix(".part")
+            self.run(["tar", "-C", str(root), "-cf", str(part), "."], "tar rootfs")
+            part.rename(out)
+            self.record_time("debootstrap", time.monotonic() - t0)
+        return out
+
+    def go_binaries(self, role: str, key: str) -> Path:
+        s = self.spec[role]
+        out = self.cache / "bin" / f"{role}-{s['version']}-{key[:12]}"
+        if out.exists():
+            return out
+        if not shutil.which("go"):
+            raise ImageError(f"Go is missing, needed to build {role} offline; install Go >= 1.24")
+        with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
+            env = {
+                **os.environ,
+                "CGO_ENABLED": "0",
+                "GOTOOLCHAIN": "local",
+                "GOBIN": tmp,
+                "GOFLAGS": "-trimpath",
+            }
+            pkgs = [f"{p}@{s['version']}" for p in s["packages"]]
+            t0 = time.monotonic()
+            self.run(["go", "install", "-ldflags=-s -w", *pkgs], f"go install {role}", env=env)
+            self.record_time(f"go:{role}", time.monotonic() - t0)
+            _keep(Path(tmp), out)
+        return out
+
+    def surreal_binary(self, key: str) -> Path:
+        """The compiled `surreal` binary, from the cache or compiled now (about 14 min cold, 2 cores)."""
+        s = self.spec["surrealdb"]
+        crate = ROOT / s["crate"]
+        out = self.cache / "bin" / f"surreal-{s['version']}-{key[:12]}" / "surreal"
+        if out.exists():
+            return out
+        if not shutil.which("cargo"):
+            raise ImageError("cargo is missing, needed to compile SurrealDB offline; install Rust >= 1.89")
+        target = self.cache / "build" / "surreal-target"
+        env = {**os.environ, "CARGO_TARGET_DIR": str(target)}
+        self.log(
+            "images: compiling the SurrealDB server from crates.io "
+            "(about 14 min cold on 2 cores with nothing else running, once; cached after)"
+        )
+        t0 = time.monotonic()
+        self.run(
+            ["cargo", "build", "--release", "--locked", "--manifest-path", str(crate / "Cargo.toml")],
+            "cargo build surreal",
+            env=env,
+            log_name="surreal-build.log",
+            heartbeat=60,
+        )
+        self.record_time("cargo:surreal", time.monotonic() - t0)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(target / "release" / "surreal", out.with_suffix(".part"))
+        out.with_suffix(".part").rename(out)
+        return out
+
+    def wheels(self, name: str, requirements: list[str]) -> Path:
+        """Wheels for the image's Python, built on the host (images build with no network)."""
+        if sys.version_info[:2] != IMAGE_PYTHON:
+            raise ImageError(
+                f"wheels for the images must be built by Python {IMAGE_PYTHON[0]}.{IMAGE_PYTHON[1]} "
+                f"(this is {sys.version_info[0]}.{sys.version_info[1]}); run through `make`"
+            )
+        key = digest({"req": requirements, "py": list(IMAGE_PYTHON), "plat": sys.platform})[:12]
+        out = self.cache / "wheels" / f"{name}-{key}"
+        if out.exists():
+            return out
+        with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
+            req = Path(tmp) / "requirements.txt"
+            req.write_text("\n".join(requirements) + "\n")
+            t0 = time.monotonic()
+            self.run(
+                [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", tmp, "-r", str(req)],
+                f"pip wheel {name}",
+            )
+            self.record_time(f"wheels:{name}", time.monotonic() - t0)
+            _keep(Path(tmp), out)
+        return out
+
+    def run(
+        self,
+        cmd: list[str],
+        what: str,
+        env: dict | None = None,
+        log_name: str | None = None,
+        heartbeat: float | None = None,
+    ) -> None:
+        logs = self.cache / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / (log_name or f"{what.replace(' ', '-').replace(':', '')}.log")
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            stop = threading.Event()
+            if heartbeat:
+                t0 = time.monotonic()
+
+                def beat() -> None:
+                    while not stop.wait(heartbeat):
+                        self.log(f"images: {what}: {int(time.monotonic() - t0)} s so far (log: {log_path})")
+
+                threading.Thread(target=beat, daemon=True).start()
+            try:
+                rc = proc.wait()
+            finally:
+                stop.set()
+        if rc != 0:
+            tail = log_path.read_text(errors="replace").splitlines()[-20:]
+            raise ImageError(f"{what} failed (exit {rc}); last lines of {log_path}:\n" + "\n".join(tail))
+
+    def record_time(self, what: str, seconds: float) -> None:
+        """Keep the measured build times, so cold-build figures are on record."""
+        path = self.cache / "build-times.json"
+        try:
+            times = json.loads(path.read_text())
+        except (OSError, ValueError):
+            times = {}
+        entry = {"seconds": round(seconds, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        # The first measurement in a cache is the cold one; keep it beside the last.
+        times[what] = {"first": times.get(what, {}).get("first", entry), "last": entry}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
+        self.log(f"images: {what} took {seconds:.1f} s")

@@ -1,0 +1,124 @@
+"""`solar-chaos run FILE`: each parameter set of a scenario file run, judged and reported on the terminal
+(a line per check, PASS or FAIL with the headline, the anomalies, the command that re-runs it)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from harness.errors import HarnessError
+
+T = TypeVar("T")
+
+
+class Terminated(Exception):
+    """The run was stopped by SIGTERM, after its faults were healed and its containers removed."""
+
+
+async def stoppable(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro`; a SIGTERM (a cancelled CI job, `kill`) cancels it as Ctrl-C does, so that its faults are
+    healed and its containers and mounts removed by the harness itself before it exits, its history
+    kept, not left to the reaper and the faultfs daemons; then Terminated. A second SIGTERM kills at once.
+    Through the event loop's own handler: a harness started in the background has SIGINT ignored."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    got: list[bool] = []
+
+    def on_term() -> None:
+        got.append(True)
+        loop.remove_signal_handler(signal.SIGTERM)  # the next one takes its default action
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        if got:
+            raise Terminated from None
+        raise
+    finally:
+        if not got:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.checkers import exit_code
+    from harness.checkers.base import merge
+    from harness.checkers.verdict import details, headline, word
+    from harness.images import Images
+    from harness.paths import reports_dir
+    from harness.runner import run_scenario
+    from harness.scenario import load_scenarios
+
+    overrides = {"topology.agents": args.agents} if args.agents else None
+    sets = load_scenarios(Path(args.file), overrides, soak_duration=args.soak_duration)
+    if args.param is not None:
+        chosen = [(param_id, sc) for param_id, sc in sets if param_id == args.param]
+        if not chosen:
+            ids = ", ".join(param_id or '""' for param_id, _ in sets)
+            raise HarnessError(f"{args.file}: no parameter set {args.param!r}; allowed: {ids}")
+        sets = chosen
+    from harness.topology.disks import faultfs_missing
+
+    for _param_id, scenario in sets:  # refused, not skipped: the user asked for this scenario by name
+        if (why := faultfs_missing(scenario.topology.faultfs_nodes)) is not None:
+            print(f"{args.file}: cannot run here: {why}", file=sys.stderr)
+            return 2
+    images = Images(args.images)
+    images.ensure()
+    live = sys.stderr.isatty()
+
+    def progress(line: str) -> None:
+        # On a terminal the periodic "t=..." line rewrites itself; elsewhere every line is kept.
+        if live and line.startswith("t="):
+            print(f"\r{line[:150]:<150}", end="", file=sys.stderr, flush=True)
+        else:
+            print(("\n" if live else "") + line, file=sys.stderr, flush=True)
+
+    validities = []
+    for param_id, scenario in sets:
+        label = f"{scenario.name}[{param_id}]" if param_id else scenario.name
+        print(f"== {label}", file=sys.stderr)
+        result = asyncio.run(
+            stoppable(
+                run_scenario(
+                    scenario,
+                    images=images,
+                    reports=Path(args.reports) if args.reports else reports_dir(),
+                    seed=args.seed,
+                    param_id=param_id,
+                    sut_image=args.sut_image,
+                    buggify=tuple(args.buggify),
+                    source=args.file,
+                    agents=args.agents,
+                    progress=progress,
+                    keep_running=args.keep_running,
+                    soak_duration=args.soak_duration,
+                    load_workers=args.load_workers,
+                )
+            )
+        )
+        validities.append(result.verdict["valid"])
+        for name, check in result.verdict.get("checks", {}).items():
+            print(f"  {name:<16} {word(check.get('valid'))}", file=sys.stderr)
+        report = f"; report: {result.report}" if result.report else ""
+        if result.passed:
+            print(f"PASS {label} (seed {result.seed}): {result.dir}{report}")
+            continue
+        print(f"FAIL {label} (seed {result.seed}): {headline(result.verdict)}; {result.dir}{report}")
+        if (known := scenario.expected_failure) is not None:  # still exit 1: the system has the bug
+            found = {a["kind"] for a in result.verdict.get("anomalies", [])}
+            as_known = "as expected" if set(known.anomalies) <= found else "NOT as expected"
+            why = " ".join(known.reason.split())
+            print(f"  {as_known}: expected_failures names {', '.join(known.anomalies)}: {why}")
+        for line in details(result.verdict):
+            print(f"  {line}")
+        print(f"re-run: {result.rerun}")
+    return exit_code(merge(validities))
