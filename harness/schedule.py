@@ -42,7 +42,9 @@ def plan(scenario: Scenario, seed: int) -> list[Step]:
     faults = [(f"f{i}", fault) for i, fault in enumerate(scenario.faults, 1)]
     if scenario.random is not None:
         block_seed = scenario.random.seed if scenario.random.seed is not None else seed
-        made = expand_random(scenario.random, scenario.topology.agents, end, block_seed)
+        made = expand_random(
+            scenario.random, scenario.topology.agents, end, block_seed, scenario.topology.nats.nodes
+        )
         faults += [(f"r{i}", fault) for i, fault in enumerate(made, 1)]
     steps: list[Step] = []
     for fault_id, fault in faults:
@@ -58,16 +60,17 @@ def problems(scenario: Scenario) -> Iterator[tuple[Loc, str, str]]:
     """What would make `plan` fail or run without bound for this scenario, whatever the seed, as (path in
     the file, what, allowed): `validate` asks before it plans, so a file it passes plans at run time."""
     block, agents, end = scenario.random, scenario.topology.agents, scenario.load.duration
+    nats = scenario.topology.nats.nodes
     if len(scenario.faults) > MAX_PLANNED_FAULTS:
         yield ("faults",), f"{len(scenario.faults):,} faults", f"at most {MAX_PLANNED_FAULTS:,} faults"
         return
     if block is None:
         return
-    if not block.kinds(agents):
+    if not block.kinds(agents, nats):
         yield (
             ("random", "faults"),
             f"none of the fault kinds {', '.join(block.faults)} can act on the targets "
-            f"{', '.join(block.chosen_targets(agents))}",
+            f"{', '.join(block.chosen_targets(agents, nats))}",
             _KINDS_NEED,
         )
         return
@@ -98,12 +101,12 @@ _KINDS_NEED = (
 )
 
 
-def expand_random(block: RandomFaults, agents: int, end: float, seed: int) -> list[BaseFault]:
+def expand_random(block: RandomFaults, agents: int, end: float, seed: int, nats: int = 1) -> list[BaseFault]:
     """The random block as concrete faults: every `interval` (never before the previous one stopped) a
     fault of an allowed kind on allowed targets, for `duration`, all inside the block's window and the
     load."""
-    targets = block.chosen_targets(agents)
-    kinds = block.kinds(agents)
+    targets = block.chosen_targets(agents, nats)
+    kinds = block.kinds(agents, nats)
     if not kinds:
         raise ScenarioError(
             f"random: none of the fault kinds {', '.join(block.faults)} can act on the targets "
@@ -114,7 +117,8 @@ def expand_random(block: RandomFaults, agents: int, end: float, seed: int) -> li
     for at, length in block.windows(end):
         kind = rng.choice(kinds)
         cls = FAULTS[kind]
-        fields = {"fault": kind, "at": at, "for": length, **cls.random_fields(rng, targets, agents)}
+        drawn = cls.random_fields(rng, block.targets_for(kind, agents, nats), agents, nats)
+        fields = {"fault": kind, "at": at, "for": length, **drawn}
         faults.append(cls.model_validate(fields))
     return faults
 

@@ -26,6 +26,29 @@ def is_nats(node: str) -> bool:
     return node == "nats" or node.startswith("nats-")
 
 
+# Names a fault may give in a NATS cluster for nodes resolved when it starts, from NATS's monitoring: the
+# stream's leader; a minority (1 of 3, 2 of 5) of its followers, never the leader; a majority (the others:
+# the leader and the rest of the followers). See `cluster_members`.
+CLUSTER_TARGETS = ("nats-leader", "nats-minority", "nats-majority")
+
+
+def cluster_members(name: str, leader: str, nodes: list[str]) -> list[str]:
+    """The nodes `name` (one of CLUSTER_TARGETS) stands for in a cluster of `nodes` led by `leader`. The
+    minority is the first followers by name, so a run repeats with the same leader; the majority is
+    everything else, so the two split the cluster."""
+    if leader not in nodes:
+        raise ValueError(f"leader {leader!r} is not one of {nodes}")
+    followers = sorted((n for n in nodes if n != leader), key=lambda n: (len(n), n))
+    minority = followers[: (len(nodes) - 1) // 2]
+    if name == "nats-leader":
+        return [leader]
+    if name == "nats-minority":
+        return minority
+    if name == "nats-majority":
+        return [n for n in nodes if n not in minority]
+    raise ValueError(f"not a cluster target: {name!r} ({', '.join(CLUSTER_TARGETS)})")
+
+
 def node_names(agents: int, nats: int = 1) -> list[str]:
     """Every container of a topology with `agents` agents and `nats` NATS nodes that a fault can name."""
     return [*agent_names(agents), "orchestrator", "projector", *nats_names(nats), "surrealdb"]

@@ -194,7 +194,7 @@ def cut(
     return Toxics(ctl.proxies, links, fault_id, "timeout", {"timeout": 0}, target, DIRECTIONS[direction])
 
 
-def _known(ctl: Controls, pairs: list[tuple[str, str]]) -> list[str]:
+def known(ctl: Controls, pairs: list[tuple[str, str]]) -> list[str]:
     names = list(dict.fromkeys(f"{a}>{b}" for a, b in pairs))
     if missing := [name for name in names if name not in ctl.links]:
         # The scenario was checked against its topology; this system must have been built from another.
@@ -203,7 +203,7 @@ def _known(ctl: Controls, pairs: list[tuple[str, str]]) -> list[str]:
 
 
 def _selected(ctl: Controls, selectors: list[str]) -> list[str]:
-    return _known(
+    return known(
         ctl, [pair for s in selectors for pair in select_links(s, ctl.agents, ctl.sut.cfg.nats_nodes)]
     )
 
@@ -218,12 +218,12 @@ def partition(ctl: Controls, fault: PartitionFault, fault_id: str) -> ActiveFaul
         for ln in ctl.links.values()
         if ln.source in group_of and ln.target in group_of and group_of[ln.source] != group_of[ln.target]
     ]
-    return cut(ctl, _known(ctl, pairs), fault.mode, fault_id, {"groups": fault.groups}, fault.direction)
+    return cut(ctl, known(ctl, pairs), fault.mode, fault_id, {"groups": fault.groups}, fault.direction)
 
 
 def isolate(ctl: Controls, fault: IsolateFault, fault_id: str) -> ActiveFault:
     pairs = [(ln.source, ln.target) for ln in ctl.links.values() if fault.target in (ln.source, ln.target)]
-    return cut(ctl, _known(ctl, pairs), fault.mode, fault_id, {"node": fault.target})
+    return cut(ctl, known(ctl, pairs), fault.mode, fault_id, {"node": fault.target})
 
 
 def _ms(seconds: float) -> int:

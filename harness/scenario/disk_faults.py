@@ -33,7 +33,9 @@ class DiskErrorFault(_DiskFault):
     op: DiskOp = "fsync"
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
         return {"target": rng.choice(targets), "op": rng.choice(["write", "fsync", "all"])}
 
 
@@ -50,7 +52,9 @@ class DiskSlowFault(_DiskFault):
     delay: PositiveDuration = Field(description="added to each fsync")
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
         return {"target": rng.choice(targets), "delay": rng.randint(20, 500) / 1000}
 
 
@@ -80,5 +84,7 @@ class PowerLossFault(BaseFault):
             yield ("targets", i), node, "node"
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
         return {"targets": [rng.choice(targets)]}

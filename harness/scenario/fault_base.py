@@ -42,7 +42,9 @@ class BaseFault(_Strict):
         return bool(targets)
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
         """The fields (beyond fault, at and for) of a random fault of this kind on one of `targets`."""
         raise NotImplementedError(f"{cls.__name__} has no random maker")
 
@@ -54,7 +56,9 @@ class _NodeFault(BaseFault):
         yield ("target",), self.target, "node"
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
         return {"target": rng.choice(targets)}
 
 

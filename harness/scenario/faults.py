@@ -27,10 +27,10 @@ from harness.scenario.types import (
 from harness.shape import data_plane_links
 
 
-def _links_of(rng: random.Random, targets: list[str], agents: int) -> list[str]:
+def _links_of(rng: random.Random, targets: list[str], agents: int, nats: int = 1) -> list[str]:
     """Every link to or from one target: the node seen as slow, lossy or flaky by everyone it talks to."""
     node = rng.choice(targets)
-    return [f"{a}>{b}" for a, b in data_plane_links(agents) if node in (a, b)]
+    return [f"{a}>{b}" for a, b in data_plane_links(agents, nats) if node in (a, b)]
 
 
 PartitionMode = Literal["refuse", "blackhole"]
@@ -97,7 +97,9 @@ class PartitionFault(BaseFault):
         return len(cls._random_pool(targets)) >= 2
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
         pool = cls._random_pool(targets)
         shuffled = rng.sample(pool, len(pool))
         minority = rng.randint(1, max(1, (len(pool) - 1) // 2))
@@ -112,7 +114,9 @@ class IsolateFault(_NodeFault):
     mode: PartitionMode = "refuse"
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
         return {"target": rng.choice(targets), "mode": rng.choice(["refuse", "blackhole"])}
 
 
@@ -132,7 +136,9 @@ class OutageFault(BaseFault):
         return bool(cls._random_services(targets))
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
         return {
             "target": rng.choice(cls._random_services(targets)),
             "mode": rng.choice(["refuse", "blackhole", "kill", "pause"]),
@@ -145,11 +151,13 @@ class LatencyFault(_LinkFault):
     jitter: Duration = 0.0
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
         latency_ms = rng.randint(50, 300)
         jitter_ms = rng.randint(0, latency_ms // 4)
         return {
-            "links": _links_of(rng, targets, agents),
+            "links": _links_of(rng, targets, agents, nats),
             "latency": latency_ms / 1000,
             "jitter": jitter_ms / 1000,
         }
@@ -160,8 +168,10 @@ class BandwidthFault(_LinkFault):
     rate_kbps: int = Field(gt=0, le=INT64_MAX, description="KB/s, as Toxiproxy's bandwidth toxic counts")
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
-        return {"links": _links_of(rng, targets, agents), "rate_kbps": rng.randint(16, 256)}
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
+        return {"links": _links_of(rng, targets, agents, nats), "rate_kbps": rng.randint(16, 256)}
 
 
 class SlowCloseFault(_LinkFault):
@@ -169,8 +179,10 @@ class SlowCloseFault(_LinkFault):
     delay: PositiveDuration
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
-        return {"links": _links_of(rng, targets, agents), "delay": rng.randint(100, 2000) / 1000}
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
+        return {"links": _links_of(rng, targets, agents, nats), "delay": rng.randint(100, 2000) / 1000}
 
 
 class ResetPeerFault(_LinkFault):
@@ -178,8 +190,10 @@ class ResetPeerFault(_LinkFault):
     timeout: Duration = 0.0
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
-        return {"links": _links_of(rng, targets, agents), "timeout": rng.randint(0, 1000) / 1000}
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
+        return {"links": _links_of(rng, targets, agents, nats), "timeout": rng.randint(0, 1000) / 1000}
 
 
 class SlicerFault(_LinkFault):
@@ -199,10 +213,12 @@ class SlicerFault(_LinkFault):
         return self
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
         average = rng.randint(16, 256)
         return {
-            "links": _links_of(rng, targets, agents),
+            "links": _links_of(rng, targets, agents, nats),
             "average_size": average,
             "size_variation": rng.randint(0, average // 2),
             "delay": rng.randint(0, 1000) / 1_000_000,  # Toxiproxy's slicer delays in microseconds
@@ -214,8 +230,10 @@ class LimitDataFault(_LinkFault):
     bytes: int = Field(gt=0, le=INT64_MAX, description="the connection is closed after this many bytes")
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
-        return {"links": _links_of(rng, targets, agents), "bytes": rng.randint(1024, 65536)}
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
+        return {"links": _links_of(rng, targets, agents, nats), "bytes": rng.randint(1024, 65536)}
 
 
 class CrashFault(_NodeFault):
@@ -269,7 +287,9 @@ class RepeatFault(_NodeFault):
         return any(t.startswith("agent-") for t in targets)
 
     @classmethod
-    def random_fields(cls, rng: random.Random, targets: list[str], agents: int) -> dict[str, Any]:
+    def random_fields(
+        cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
+    ) -> dict[str, Any]:
         return {"target": rng.choice([t for t in targets if t.startswith("agent-")])}
 
 

@@ -10,8 +10,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
+from harness.scenario import cluster_targets
 from harness.scenario.dotted import _get_path
-from harness.scenario.faults import DISK_FAULTS, FAULTS, Fault, FaultKind, OutageFault
+from harness.scenario.faults import DISK_FAULTS, Fault, OutageFault
+from harness.scenario.random_block import RandomFaults
 from harness.scenario.topology import Topology
 from harness.scenario.types import (
     INT64_MAX,
@@ -24,47 +26,13 @@ from harness.scenario.types import (
     RESERVED_MARKERS,
     Duration,
     Loc,
-    NodeName,
     PositiveDuration,
     _node_error,
     _problem,
     _reference_error,
     _Strict,
 )
-from harness.shape import node_names
-
-
-class RandomFaults(_Strict):
-    """A seeded mix (Jepsen's nemesis package): every `interval` a fault of one of the `faults` kinds
-    starts, on one of the `targets`, for `duration`."""
-
-    seed: int | None = Field(None, ge=0, le=INT64_MAX, description="absent: the scenario's seed")
-    at: Duration = 0.0
-    for_: PositiveDuration | None = Field(None, alias="for", description="absent: until the end of the load")
-    interval: PositiveDuration = Field(description="between the starts of two faults")
-    duration: PositiveDuration = Field(description="how long each fault lasts")
-    faults: list[FaultKind] = Field(min_length=1)
-    targets: list[NodeName] | None = Field(None, description="absent: every node")
-
-    def kinds(self, agents: int) -> list[str]:
-        """The kinds of `faults` that can act on the block's targets in a topology of `agents` agents."""
-        targets = self.chosen_targets(agents)
-        return [kind for kind in self.faults if FAULTS[kind].random_applies(targets)]
-
-    def chosen_targets(self, agents: int) -> list[str]:
-        return list(dict.fromkeys(self.targets or node_names(agents)))
-
-    def windows(self, end: float) -> Iterator[tuple[float, float]]:
-        """(start, length) of each fault the block plans in a load ending at `end`: every `interval`,
-        never before the previous one stopped, inside the block's window and the load."""
-        window_end = end if self.for_ is None else min(self.at + self.for_, end)
-        t = self.at
-        while t < window_end:
-            length = round(min(self.duration, window_end - t), 6)
-            if length <= 0:  # what is left of the window rounds to nothing
-                return
-            yield round(t, 6), length
-            t = round(max(t + self.interval, t + length), 6)
+from harness.shape import nats_names
 
 
 class Load(_Strict):
@@ -261,25 +229,26 @@ class Scenario(_Strict):
                     f"mode refuse or blackhole (every client's link to every NATS node cut), or a crash or "
                     f"pause of one node: nats-1..nats-{nats}",
                 )
+            on = self.topology.faultfs_nodes
+            for path, what, allowed in cluster_targets.misfits(fault, nats, on):
+                yield (*here, *path), what, allowed
             if fault.fault in DISK_FAULTS:
-                on = self.topology.faultfs_nodes
                 for path, name, _ in fault.references():
-                    if name not in on:
+                    if name not in on and not cluster_targets.is_cluster_target(name):
                         yield (
                             (*here, *path),
                             f"{name}'s data is not on faultfs: a {fault.fault} cannot act on it",
                             f"a node on faultfs ({', '.join(on) or 'none: set topology.disk'})",
                         )
-        if self.random is not None and nats != 1:
-            yield (
-                ("random",),
-                f"the random nemesis does not draw over a NATS cluster yet (topology.nats.nodes: {nats})",
-                "topology.nats.nodes: 1, or faults listed one by one",
-            )
         if self.random is not None:
             disk_kinds = [k for k in self.random.faults if k in DISK_FAULTS]
             on = self.topology.faultfs_nodes
-            if disk_kinds and not (self.random.targets and set(self.random.targets) <= set(on)):
+            every_nats = set(nats_names(nats)) <= set(on)  # a cluster target then resolves to nodes on it
+
+            def on_disk(t: str) -> bool:
+                return t in on or (cluster_targets.is_cluster_target(t) and every_nats)
+
+            if disk_kinds and not (self.random.targets and all(map(on_disk, self.random.targets))):
                 yield (
                     ("random", "targets"),
                     f"{disk_kinds[0]} is drawn only for nodes on faultfs",

@@ -12,7 +12,15 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from harness.errors import HarnessError
-from harness.shape import GROUPS, MAX_AGENTS, NATS_NODES, SERVICES, node_names, select_links
+from harness.shape import (
+    CLUSTER_TARGETS,
+    GROUPS,
+    MAX_AGENTS,
+    NATS_NODES,
+    SERVICES,
+    node_names,
+    select_links,
+)
 
 Loc = tuple[str | int, ...]
 
@@ -147,7 +155,7 @@ PositiveDuration = Annotated[
 
 def _nodes_allowed(agents: int, nats: int = 1) -> str:
     agents_text = "agent-1" if agents == 1 else f"agent-1..agent-{agents}"
-    nats_text = "nats" if nats == 1 else f"nats-1..nats-{nats}"
+    nats_text = "nats" if nats == 1 else f"nats-1..nats-{nats}, {', '.join(CLUSTER_TARGETS)}"
     return ", ".join([agents_text, "orchestrator", "projector", nats_text, "surrealdb"])
 
 
@@ -160,14 +168,21 @@ LINKS_ALLOWED = (
     "in a NATS cluster orchestrator>nats-i, projector>nats-i, nats-i>nats-j"
 )
 # Every node name some topology has: the largest, and both spellings of NATS (alone, or in a cluster).
-_ANY_NODE = frozenset(node_names(MAX_AGENTS)) | frozenset(node_names(MAX_AGENTS, max(NATS_NODES)))
+_ANY_NODE = (
+    frozenset(node_names(MAX_AGENTS))
+    | frozenset(node_names(MAX_AGENTS, max(NATS_NODES)))
+    | frozenset(CLUSTER_TARGETS)
+)
 
 
 def _node_error(name: str, agents: int, nats: int = 1) -> tuple[str, str] | None:
     """What is wrong with `name` as a node of a topology with `agents` agents and `nats` NATS nodes
     (what, allowed), or None."""
-    if name in node_names(agents, nats):
+    if name in node_names(agents, nats) or (name in CLUSTER_TARGETS and nats != 1):
         return None
+    if name in CLUSTER_TARGETS:
+        what = f"{name} follows a NATS cluster at run time; NATS is one server here (topology.nats.nodes: 1)"
+        return what, "topology.nats.nodes 3 or 5, or a node: " + _nodes_allowed(agents, nats)
     if name in _ANY_NODE:
         shape = f"agents: {agents}" + (f", nats nodes: {nats}" if nats != 1 else "")
         if name.startswith("nats-") and nats == 1:
@@ -182,7 +197,7 @@ def _node_error(name: str, agents: int, nats: int = 1) -> tuple[str, str] | None
 def _known_node(name: str) -> str:
     if name not in _ANY_NODE:
         allowed = _nodes_allowed(MAX_AGENTS).replace(
-            "nats", f"nats (nats-1..nats-{max(NATS_NODES)} in a cluster)"
+            "nats", f"nats (nats-1..nats-{max(NATS_NODES)}, {', '.join(CLUSTER_TARGETS)} in a cluster)"
         )
         raise _problem(f"unknown node {name!r}", allowed)
     return name
@@ -193,6 +208,12 @@ def _split_link(selector: str) -> tuple[str, str]:
     if len(ends) != 2:
         raise _problem(f"not a link selector: {selector!r}", LINK_FORMS)
     for end in ends:
+        if end in CLUSTER_TARGETS:
+            raise _problem(
+                f"{selector!r}: {end} is resolved when a fault starts, and only for a crash, pause, isolate "
+                "or power-loss; a link selector names nodes",
+                "nats-i>nats-j for a route, or isolate with target " + end,
+            )
         if end not in GROUPS and end not in _ANY_NODE:
             raise _problem(f"not a link selector: {selector!r} ({end!r} is no node or group)", LINK_FORMS)
     return ends[0], ends[1]
@@ -217,7 +238,9 @@ def _reference_error(name: str, kind: str, agents: int, nats: int = 1) -> tuple[
     return None
 
 
-_NODE_PATTERN = rf"^(agent-[1-{MAX_AGENTS}]|nats-[1-{max(NATS_NODES)}]|{'|'.join(SERVICES)})$"
+_NODE_PATTERN = (
+    rf"^(agent-[1-{MAX_AGENTS}]|nats-[1-{max(NATS_NODES)}]|{'|'.join((*SERVICES, *CLUSTER_TARGETS))})$"
+)
 NodeName = Annotated[
     str, AfterValidator(_known_node), WithJsonSchema({"type": "string", "pattern": _NODE_PATTERN})
 ]
