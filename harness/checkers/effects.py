@@ -122,6 +122,22 @@ def _repeats(run: Run, fault: Fault, start: float, end: float) -> str | None:
     return None
 
 
+def _cluster(run: Run, fault: Fault, start: float, end: float) -> str | None:
+    """A NATS cluster's samples: the stream's leader moved, or a replica lagged, inside the window."""
+    samples = sorted(
+        ((s.t, source, s) for source, series in run.samples.items() for s in series), key=lambda x: x[:2]
+    )
+    known = [s.stream_leader for t, _source, s in samples if t < start and s.stream_leader is not None]
+    before = known[-1] if known else None  # the leader as the latest sample before the fault saw it
+    for t, source, s in samples:
+        if start <= t <= end and before is not None and s.stream_leader not in (None, before):
+            return f"{source} saw the stream's leader move from {before} to {s.stream_leader}"
+    for t, source, s in samples:
+        if start <= t <= end and s.replicas_lagging:
+            return f"{source} saw replicas {', '.join(s.replicas_lagging)} lagging"
+    return None
+
+
 SIGNS: dict[str, Sign] = {
     "answers": _answers,
     "latency": _latency,
@@ -130,17 +146,21 @@ SIGNS: dict[str, Sign] = {
     "container": _container,
     "repeats": _repeats,
     "disk": _disk,
+    "cluster": _cluster,
 }
 _TRAFFIC = ("answers", "latency", "buffer", "backlog")
 # Which signs a fault of each kind can produce; a kind not named here is judged by the traffic signs.
 KIND_SIGNS: dict[str, tuple[str, ...]] = {
-    "crash": (*_TRAFFIC, "container"),
-    "pause": (*_TRAFFIC, "container"),
+    # In a NATS cluster a node's fault may show only in the cluster's own samples (its leader, its replicas).
+    "crash": (*_TRAFFIC, "container", "cluster"),
+    "pause": (*_TRAFFIC, "container", "cluster"),
+    "isolate": (*_TRAFFIC, "cluster"),
+    "partition": (*_TRAFFIC, "cluster"),
     "outage": (*_TRAFFIC, "container"),  # kill and pause leave container evidence; refuse, blackhole do not
     "repeat": ("repeats",),
     # A power loss kills its nodes (container) and drops their unsynced writes (disk); the other disk faults
     # count what faultfs did to the calls of their window, beside the traffic.
-    "power-loss": (*_TRAFFIC, "container", "disk"),
+    "power-loss": (*_TRAFFIC, "container", "disk", "cluster"),
     "disk-error": (*_TRAFFIC, "disk"),
     "disk-full": (*_TRAFFIC, "disk"),
     "disk-slow": (*_TRAFFIC, "disk"),

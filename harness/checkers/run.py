@@ -84,6 +84,9 @@ class Sample(msgspec.Struct):
     consumer_num_pending: float | None = None
     consumer_num_ack_pending: float | None = None
     peers_reachable: float | None = None  # read by the report, not by a checker
+    # A NATS cluster's node: the stream's leader and the replicas it lags behind, as that node says.
+    stream_leader: str | None = None
+    replicas_lagging: list[str] | None = None
     started: float | None = None  # the process's start: a new value is a new incarnation (leak)
     # An event line, not a periodic one: the engine saw the source's container die, start, pause...
     container: str | None = None

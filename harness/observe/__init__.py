@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from harness.observe.events import ContainerEvents, EngineLost
-from harness.observe.nats import jetstream_sample, server_sample
+from harness.observe.nats import cluster_sample, jetstream_sample, server_sample
 from harness.observe.processes import ContainerProcesses, harness_sample, proc_sample
 from harness.observe.services import METRICS, parse_metrics, service_sample
 from harness.topology.system import System
@@ -78,11 +78,14 @@ class Sampler:
         f.flush()
 
     async def _nats(self, http: httpx.AsyncClient, node: str) -> dict[str, Any] | None:
-        """The NATS node's varz memory and connections over /proc's memory and fds."""
-        seen, varz = await asyncio.gather(
-            asyncio.to_thread(self.processes.sample, node), server_sample(http, self.sut, node)
+        """The NATS node's varz memory and connections over /proc's memory and fds, and in a cluster what
+        the node says of the stream's leader, its replicas and the meta leader."""
+        seen, varz, cluster = await asyncio.gather(
+            asyncio.to_thread(self.processes.sample, node),
+            server_sample(http, self.sut, node),
+            cluster_sample(http, self.sut, node),
         )
-        return {**(seen or {}), **(varz or {})} or None
+        return {**(seen or {}), **(varz or {}), **(cluster or {})} or None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sample until `stop`; raises EngineLost when the engine goes away meanwhile (every container

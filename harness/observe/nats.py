@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from harness import shape
-from harness.topology.nats_cluster import JSZ_QUERY, StreamView, stream_view
+from harness.topology.nats_cluster import JSZ_QUERY, StreamView, meta_leader, stream_view
 from harness.topology.system import System
 
 
@@ -56,3 +56,32 @@ async def server_sample(http: httpx.AsyncClient, sut: System, node: str = "nats"
     if isinstance(varz.get("connections"), int):
         out["connections"] = varz["connections"]
     return out or None
+
+
+def cluster_fields(jsz: dict[str, Any], node: str, stream: str = shape.STREAM) -> dict[str, Any]:
+    """What `node` of a cluster says of it (docs/run-format.md, samples): the stream's leader and the
+    JetStream meta leader as it knows them, and, from the leader only, its other replicas current and
+    lagging (a follower reports its peers not current all the time: it does not track them); a field
+    the node does not know is left out."""
+    out: dict[str, Any] = {}
+    if (meta := meta_leader(jsz)) is not None:
+        out["meta_leader"] = meta
+    view = stream_view(jsz, stream)
+    if view is not None:
+        if view.leader is not None:
+            out["stream_leader"] = view.leader
+        if view.leader == node:
+            out["replicas_current"] = sorted(n for n, current in view.replicas.items() if current)
+            out["replicas_lagging"] = view.lagging
+    return out
+
+
+async def cluster_sample(http: httpx.AsyncClient, sut: System, node: str) -> dict[str, Any] | None:
+    """The cluster as `node` sees it (its /jsz); None when it does not answer or is a single server."""
+    if sut.cfg.nats_nodes == 1:
+        return None
+    try:
+        jsz = (await http.get(f"{sut.nats_monitor_urls[node]}{JSZ_QUERY}", timeout=1.0)).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return cluster_fields(jsz, node) or None

@@ -36,9 +36,37 @@ def test_no_effect(tmp_path: Path) -> None:
     assert_only(v, ("no-effect", None))
     assert details(v, "no-effect") == [
         "f1 (partition, t=30 to 35, +5s grace): "
-        "none of the signs of its kind: answers, latency, buffer, backlog"
+        "none of the signs of its kind: answers, latency, buffer, backlog, cluster"
     ]
     assert v["checks"]["effects"]["faults"]["f1"]["effects"] == {}
+
+
+def _cluster_samples(run: RunDir, leader_during: str, lagging: list[str]) -> RunDir:
+    run.sample(29.0, "nats-1", stream_leader="nats-2")
+    run.sample(29.0, "nats-2", stream_leader="nats-2", replicas_lagging=[])
+    run.sample(32.0, "nats-1", stream_leader=leader_during)
+    run.sample(32.0, "nats-2", stream_leader="nats-2", replicas_lagging=lagging)
+    return run
+
+
+def test_a_steady_cluster_is_no_sign(tmp_path: Path) -> None:
+    assert_only(check(_cluster_samples(_fault_run(), "nats-2", []), tmp_path), ("no-effect", None))
+
+
+def test_the_stream_leader_moving_makes_a_cluster_fault_bite(tmp_path: Path) -> None:
+    v = check(_cluster_samples(_fault_run(), "nats-1", []), tmp_path)
+    assert_only(v)
+    assert v["checks"]["effects"]["faults"]["f1"]["effects"] == {
+        "cluster": "nats-1 saw the stream's leader move from nats-2 to nats-1"
+    }
+
+
+def test_a_replica_lagging_behind_the_leader_makes_a_cluster_fault_bite(tmp_path: Path) -> None:
+    v = check(_cluster_samples(_fault_run(), "nats-2", ["nats-3"]), tmp_path)
+    assert_only(v)
+    assert v["checks"]["effects"]["faults"]["f1"]["effects"] == {
+        "cluster": "nats-2 saw replicas nats-3 lagging"
+    }
 
 
 def _answer(run: RunDir, how: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from harness.nemesis.cluster import leaders
+from harness.observe.nats import cluster_fields
 from harness.scenario import Scenario
 from harness.schedule import plan
 from harness.shape import cluster_members
@@ -105,3 +106,22 @@ def test_a_random_block_over_a_cluster_defaults_to_its_nodes() -> None:
     )
     targets = {st.fault.target for st in plan(s, 1) if st.action == "start"}
     assert targets and all(t != "nats" for t in targets)
+
+
+def test_a_sample_says_the_leaders_and_only_the_leader_says_which_replicas_lag() -> None:
+    detail = {
+        "name": "SENTIMENT",
+        "cluster": {
+            "leader": "nats-2",
+            "replicas": [{"name": "nats-1", "current": True}, {"name": "nats-3"}],
+        },
+    }
+    jsz = {"meta_cluster": {"leader": "nats-1"}, "account_details": [{"stream_detail": [detail]}]}
+    assert cluster_fields(jsz, "nats-2") == {
+        "meta_leader": "nats-1",
+        "stream_leader": "nats-2",
+        "replicas_current": ["nats-1"],
+        "replicas_lagging": ["nats-3"],
+    }
+    # a follower reports its peers not current all the time: its word on them is left out
+    assert cluster_fields(jsz, "nats-1") == {"meta_leader": "nats-1", "stream_leader": "nats-2"}
