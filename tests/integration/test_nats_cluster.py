@@ -1,11 +1,13 @@
 """A 3-node NATS cluster with the stream at R3: it forms through Toxiproxy (each route its own proxy), an
 intent sent through an agent is committed, one node crashed leaves the cluster taking intents (also the
-node the orchestrator is connected to: it fails over), and a reset recreates the stream with its
-replicas; each node's data on its own faultfs volume, and R3 outliving one node's power loss."""
+node the orchestrator is connected to: it fails over), a crash of the majority (resolved when it starts)
+holds intents pending until it is back, and a reset recreates the stream with its replicas; each node's
+data on its own faultfs volume, and R3 outliving the leader's power loss."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,10 @@ import pytest
 from harness import engine
 from harness.images import Images
 from harness.nemesis import Nemesis
+from harness.nemesis.cluster import leaders
 from harness.runner import run_scenario
 from harness.scenario import FAULTS, load_scenarios
+from harness.topology.nats_cluster import JSZ_QUERY
 from harness.topology.plan import SystemConfig
 from harness.topology.system import System
 from harness.waiting import await_until, wait_until
@@ -177,6 +181,32 @@ async def test_the_orchestrator_fails_over_when_its_node_crashes(sut: System) ->
         await nemesis.heal_all()
 
 
+async def test_a_crash_of_the_majority_holds_intents_pending_until_it_is_back(sut: System) -> None:
+    events: list[dict[str, Any]] = []
+    nemesis = Nemesis(sut, events.append)
+    crash = FAULTS["crash"].model_validate({"fault": "crash", "at": 0, "target": "nats-majority"})
+    try:
+        await asyncio.to_thread(sut.wait_cluster)
+        leader, _meta = leaders({n: monitor(sut, n, JSZ_QUERY) for n in NODES})
+        await nemesis.start(crash, "m1")
+        [start] = [e for e in events if e["f"] == "start"]
+        resolved = start["target"]["resolved"]
+        # the leader and one follower: the one node left has no quorum
+        assert len(resolved) == 2 and leader in resolved, start
+        assert start["target"]["nodes"] == resolved and start["target"]["follows"] == ["nats-majority"]
+        assert start["evidence"]["cluster"]["stream_leader"] == leader
+        assert {n: e["state"] for n, e in start["evidence"]["nodes"].items()} == dict.fromkeys(
+            resolved, "exited"
+        )
+        held = [await post(sut, "agent-1", 200), await post(sut, "agent-2", 201)]
+        assert [h["outcome"] for h in held] == ["pending-commit", "pending-commit"], held
+        await nemesis.stop("m1")
+        await wait_committed(sut, [("agent-1", held[0]["cid"]), ("agent-2", held[1]["cid"])], timeout=60)
+        await asyncio.to_thread(sut.wait_cluster)
+    finally:
+        await nemesis.heal_all()
+
+
 def test_a_reset_right_after_a_node_restarts_recreates_the_stream_replicated_and_empty(sut: System) -> None:
     async def crash_and_restart() -> None:
         nemesis = Nemesis(sut, lambda _: None)
@@ -205,7 +235,7 @@ POWER_LOSS = """\
 name: cluster-power-loss
 topology: {agents: 3, nats: {nodes: 3, replicas: 3}, disk: {nats: faultfs}}
 load: {rate: 20, duration: 20s}
-faults: [{at: 8s, for: 2s, fault: power-loss, targets: nats-2}]
+faults: [{at: 8s, for: 2s, fault: power-loss, targets: nats-leader}]
 expect: {recovery: {drained_within: 20s}}
 """
 
@@ -213,14 +243,22 @@ expect: {recovery: {drained_within: 20s}}
 def test_each_node_keeps_its_data_on_its_own_faultfs_and_r3_outlives_one_power_loss(
     images: Images, tmp_path: Path
 ) -> None:
-    """JetStream's default sync loses what one node had not fsynced (faultfs drops it); the two other
-    replicas hold every acknowledged intent, so nothing is lost."""
+    """JetStream's default sync loses what the stream's leader, resolved when the fault starts, had not
+    fsynced (faultfs drops it); the two other replicas hold every acknowledged intent, so nothing is
+    lost."""
     path = tmp_path / "cluster-power-loss.yaml"
     path.write_text(POWER_LOSS)
     [(_, scenario)] = load_scenarios(path)
     result = asyncio.run(run_scenario(scenario, images=images, reports=tmp_path / "reports", source=path))
     verdict = result.verdict
     effects = next(iter(verdict["checks"]["effects"]["faults"].values()))["effects"]
-    assert effects.get("container") == "the nemesis saw nats-2 exited", effects
+    history = [json.loads(line) for line in (result.dir / "history.jsonl").read_text().splitlines()]
+    [start] = [e for e in history if e.get("process") == "nemesis" and e["f"] == "start"]
+    [node] = start["target"]["resolved"]
+    assert (
+        start["target"]["follows"] == ["nats-leader"]
+        and start["evidence"]["cluster"]["stream_leader"] == node
+    )
+    assert effects.get("container") == f"the nemesis saw {node} exited", effects
     assert "disk" in effects, effects  # faultfs dropped nats-2's unsynced bytes
     assert verdict["valid"] is True, verdict["anomalies"][:5]
