@@ -123,15 +123,16 @@ def _repeats(run: Run, fault: Fault, start: float, end: float) -> str | None:
 
 
 def _cluster(run: Run, fault: Fault, start: float, end: float) -> str | None:
-    """A NATS cluster's samples: the stream's leader moved, or a replica lagged, inside the window."""
+    """A NATS cluster's samples: the stream's leader moved, or a replica lagged, inside the window. Only a
+    node's word on itself counts for the leader (a follower may name a dead leader for seconds)."""
     samples = sorted(
         ((s.t, source, s) for source, series in run.samples.items() for s in series), key=lambda x: x[:2]
     )
-    known = [s.stream_leader for t, _source, s in samples if t < start and s.stream_leader is not None]
-    before = known[-1] if known else None  # the leader as the latest sample before the fault saw it
-    for t, source, s in samples:
-        if start <= t <= end and before is not None and s.stream_leader not in (None, before):
-            return f"{source} saw the stream's leader move from {before} to {s.stream_leader}"
+    claims = [(t, source) for t, source, s in samples if s.stream_leader == source]
+    before = [source for t, source in claims if t < start]
+    for t, source in claims:
+        if start <= t <= end and before and source != before[-1]:
+            return f"{source} took the stream's lead from {before[-1]}"
     for t, source, s in samples:
         if start <= t <= end and s.replicas_lagging:
             return f"{source} saw replicas {', '.join(s.replicas_lagging)} lagging"

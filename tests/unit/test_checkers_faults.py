@@ -57,8 +57,17 @@ def test_the_stream_leader_moving_makes_a_cluster_fault_bite(tmp_path: Path) -> 
     v = check(_cluster_samples(_fault_run(), "nats-1", []), tmp_path)
     assert_only(v)
     assert v["checks"]["effects"]["faults"]["f1"]["effects"] == {
-        "cluster": "nats-1 saw the stream's leader move from nats-2 to nats-1"
+        "cluster": "nats-1 took the stream's lead from nats-2"
     }
+
+
+def test_a_follower_naming_a_stale_leader_is_no_move(tmp_path: Path) -> None:
+    run = _fault_run()
+    run.sample(29.0, "nats-2", stream_leader="nats-2", replicas_lagging=[])
+    run.sample(29.0, "nats-3", stream_leader="nats-1")  # it has not yet heard nats-1 is gone
+    run.sample(32.0, "nats-2", stream_leader="nats-2", replicas_lagging=[])
+    run.sample(32.0, "nats-3", stream_leader="nats-2")
+    assert_only(check(run, tmp_path), ("no-effect", None))
 
 
 def test_a_replica_lagging_behind_the_leader_makes_a_cluster_fault_bite(tmp_path: Path) -> None:
