@@ -1,6 +1,7 @@
 """Container faults: crash (SIGKILL, later start and wait until ready) and pause (every process frozen,
-later resumed), through the Docker engine; a kill by a local engine is sent to the container's main
-process by the nemesis itself (see `ContainerControl._kill`)."""
+later resumed), through the Docker engine; with a local engine the nemesis sends a kill to the container's
+main process itself (see `ContainerControl._kill`) and freezes a paused one's cgroup itself
+(`harness.nemesis.freezer`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import docker.errors
 import requests
 
 from harness.errors import TopologyError
+from harness.nemesis.freezer import Freezer
 from harness.scenario import CrashFault, PauseFault
 from harness.shape import is_nats
 from harness.topology.docker import is_main_process
@@ -36,9 +38,9 @@ def service_of(node: str) -> Service | None:
 DOWN = ("exited", "dead", "created")
 KILL_TIMEOUT_S = 30.0
 log = logging.getLogger(__name__)
-# Who saw the container's state for the evidence: the engine read back, or the kernel (its main process
-# exited).
-ENGINE, KERNEL = "engine", "process exit"
+# Who saw the container's state for the evidence: the engine read back, the kernel (its main process
+# exited), or the cgroup's freezer (every process stopped).
+ENGINE, KERNEL, FREEZER = "engine", "process exit", "cgroup freezer"
 
 
 def _main_pid(ctr: Any) -> int:
@@ -78,6 +80,9 @@ class ContainerControl:
         # Each node's main pid as last read from the engine: a kill checks it against /proc (the same
         # process still?) instead of asking the engine first; a stale one is asked for again.
         self._pids: dict[str, int] = {}
+        # The nodes the nemesis froze through their cgroup itself: the engine still reports them running,
+        # so they are thawed here, never by the engine's unpause.
+        self._frozen: dict[str, Freezer] = {}
 
     async def wait_ready(self, node: str) -> None:
         service = service_of(node)
@@ -145,12 +150,17 @@ class ContainerControl:
         # waited for before the node is touched again.
         ctr = self._container(node)
         fd = None
-        if not self._paused[node]:  # a frozen process dies of SIGKILL only once thawed under cgroup v1
+        frozen = self._frozen.pop(node, None)
+        # A process frozen by the engine dies of SIGKILL only once thawed under cgroup v1: the engine kills
+        # it (and thaws it); one frozen here is thawed here, right after the signal.
+        if frozen is not None or not self._paused[node]:
             fd = _pidfd(self._pids.get(node), ctr.id)
             if fd is None:
                 fd = _pidfd(await self._read_pid(node), ctr.id)
         self._pids.pop(node, None)  # whatever runs there next is another process
         if fd is None:  # a remote engine, or a paused container: the engine kills, and says when
+            if frozen is not None:
+                await asyncio.to_thread(frozen.thaw)
             return {
                 "state": await asyncio.to_thread(self._engine, node, lambda c: c.kill(), True),
                 "seen": ENGINE,
@@ -163,6 +173,8 @@ class ContainerControl:
                 signal.pidfd_send_signal(fd, signal.SIGKILL)
             except ProcessLookupError:
                 pass  # exited already: the pidfd is readable
+            if frozen is not None:
+                await asyncio.to_thread(frozen.thaw)
             async with asyncio.timeout(KILL_TIMEOUT_S):
                 await gone
         except TimeoutError:
@@ -210,15 +222,33 @@ class ContainerControl:
         """Freeze every process of the node's container; its state then, and who saw it."""
         async with self._locks[node]:
             await self._settle(node)
-            pause = (lambda ctr: ctr.pause()) if self._paused[node] == 0 else None
-            state = await asyncio.to_thread(self._engine, node, pause)
+            if node in self._frozen:
+                seen = {"state": "paused", "seen": FREEZER}
+            elif self._paused[node] == 0 and (freezer := await self._freezer(node)) is not None:
+                await asyncio.to_thread(freezer.freeze)
+                self._frozen[node] = freezer
+                seen = {"state": "paused", "seen": FREEZER}
+            else:  # a remote engine, or a container paused by the engine already
+                pause = (lambda ctr: ctr.pause()) if self._paused[node] == 0 else None
+                seen = {"state": await asyncio.to_thread(self._engine, node, pause), "seen": ENGINE}
             self._paused[node] += 1
-            return {"state": state, "seen": ENGINE}
+            return seen
+
+    async def _freezer(self, node: str) -> Freezer | None:
+        """The freezer of the node's running container when the engine runs on this machine; else None."""
+        ctr = self._container(node)
+        pid = self._pids.get(node)
+        if not pid or not is_main_process(pid, ctr.id):
+            pid = await self._read_pid(node)
+        return Freezer.of(pid) if pid and is_main_process(pid, ctr.id) else None
 
     async def resume(self, node: str) -> None:
         async with self._locks[node]:
             await self._settle(node)
-            if self._paused[node] == 1:
+            if self._paused[node] == 1 and (freezer := self._frozen.pop(node, None)) is not None:
+                await asyncio.to_thread(freezer.thaw)
+                await self.wait_ready(node)
+            elif self._paused[node] == 1:
                 ctr = await asyncio.to_thread(self.sut.run.raw, node)
                 if ctr.status == "paused":
                     await asyncio.to_thread(ctr.unpause)
@@ -236,6 +266,10 @@ class ContainerControl:
             except Exception as e:  # what the engine says next is what counts here
                 log.warning("the kill of %s failed after its processes were gone: %s", node, e)
         touched: list[str] = []
+        for node, freezer in list(self._frozen.items()):
+            await asyncio.to_thread(freezer.thaw)
+            del self._frozen[node]
+            touched.append(node)
         for node in self.sut.nodes:
             ctr = await asyncio.to_thread(self.sut.run.raw, node)
             if ctr.status == "paused":
