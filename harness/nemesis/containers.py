@@ -49,6 +49,13 @@ def _main_pid(ctr: Any) -> int:
     return ctr.attrs["State"].get("Pid", 0) if ctr.status in ("running", "paused") else 0
 
 
+def _sigkill(fd: int) -> None:
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # exited already: the pidfd is readable
+
+
 def _pidfd(pid: int | None, container_id: str) -> int | None:
     """A pidfd of the container's main process, when it is a process of this machine (a local engine, the
     same pid namespace) and `pid` still is that process; else None."""
@@ -77,6 +84,7 @@ class ContainerControl:
         # Per node, so that a count and the container's state change together; other nodes go on meanwhile.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._pending: dict[str, asyncio.Future[str]] = {}  # kills the engine is still answering
+        self._gates: dict[str, asyncio.Event] = {}  # halted nodes waiting for `release` to die
         # Each node's main pid as last read from the engine: a kill checks it against /proc (the same
         # process still?) instead of asking the engine first; a stale one is asked for again.
         self._pids: dict[str, int] = {}
@@ -165,14 +173,19 @@ class ContainerControl:
                 "state": await asyncio.to_thread(self._engine, node, lambda c: c.kill(), True),
                 "seen": ENGINE,
             }
+        await self._exit(node, fd, frozen, signal_first=True)
+        self._pending[node] = asyncio.ensure_future(asyncio.to_thread(self._engine, node, None, True))
+        return {"state": "exited", "seen": KERNEL}
+
+    async def _exit(self, node: str, fd: int, frozen: Freezer | None, signal_first: bool) -> None:
+        """SIGKILL through the pidfd (unless sent already), thaw what was frozen here, and wait until the
+        kernel says the process is gone (the pidfd turns readable); the pidfd is closed."""
         loop = asyncio.get_running_loop()
         gone: asyncio.Future[None] = loop.create_future()
         loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
         try:
-            try:
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-            except ProcessLookupError:
-                pass  # exited already: the pidfd is readable
+            if signal_first:
+                _sigkill(fd)
             if frozen is not None:
                 await asyncio.to_thread(frozen.thaw)
             async with asyncio.timeout(KILL_TIMEOUT_S):
@@ -184,11 +197,51 @@ class ContainerControl:
         finally:
             loop.remove_reader(fd)
             os.close(fd)
-        self._pending[node] = asyncio.ensure_future(asyncio.to_thread(self._engine, node, None, True))
-        return {"state": "exited", "seen": KERNEL}
+
+    async def halt(self, node: str) -> dict[str, str]:
+        """A power loss's first step: every process of the node stopped at once by its cgroup's freezer
+        and SIGKILLed while stopped, so none runs another instruction (and, as when the power goes, no
+        connection is closed yet); its state then, and who saw it. The node stays so until `release`, which
+        thaws it to die: its exit and the engine's teardown go on in the background and are waited for
+        before the node is touched again. Where the nemesis cannot freeze (a remote engine), a `kill`."""
+        async with self._locks[node]:
+            await self._settle(node)
+            if self._killed[node]:
+                state = {"state": await asyncio.to_thread(self._engine, node, None), "seen": ENGINE}
+            elif (frozen := self._frozen.get(node)) is None and self._paused[node]:
+                state = await self._kill(node)  # paused by the engine: the engine kills it
+            else:
+                frozen = frozen or await self._freezer(node)
+                fd = None if frozen is None else _pidfd(self._pids.get(node), self._container(node).id)
+                if frozen is None or fd is None:
+                    state = await self._kill(node)
+                else:
+                    if node not in self._frozen:
+                        await asyncio.to_thread(frozen.freeze)
+                    self._frozen.pop(node, None)
+                    self._pids.pop(node, None)
+                    _sigkill(fd)
+                    gate = asyncio.Event()
+                    self._gates[node] = gate
+                    self._pending[node] = asyncio.ensure_future(self._die(node, fd, frozen, gate))
+                    state = {"state": "halted", "seen": FREEZER}
+            self._killed[node] += 1
+            return state
+
+    def release(self, node: str) -> None:
+        """Let a halted node die (see `halt`)."""
+        if (gate := self._gates.pop(node, None)) is not None:
+            gate.set()
+
+    async def _die(self, node: str, fd: int, frozen: Freezer, gate: asyncio.Event) -> str:
+        await gate.wait()
+        await self._exit(node, fd, frozen, signal_first=False)
+        return await asyncio.to_thread(self._engine, node, None, True)
 
     async def _settle(self, node: str) -> None:
-        """Wait for the engine to finish a kill it was still answering (see `_kill`)."""
+        """Wait for the engine to finish a kill it was still answering (see `_kill`), and a halted node to
+        die (see `halt`)."""
+        self.release(node)
         if (sent := self._pending.pop(node, None)) is not None:
             await sent
 

@@ -221,6 +221,6 @@ def test_each_node_keeps_its_data_on_its_own_faultfs_and_r3_outlives_one_power_l
     result = asyncio.run(run_scenario(scenario, images=images, reports=tmp_path / "reports", source=path))
     verdict = result.verdict
     effects = next(iter(verdict["checks"]["effects"]["faults"].values()))["effects"]
-    assert effects.get("container") == "the nemesis saw nats-2 exited", effects
+    assert effects.get("container") == "the nemesis saw nats-2 halted", effects
     assert "disk" in effects, effects  # faultfs dropped nats-2's unsynced bytes
     assert verdict["valid"] is True, verdict["anomalies"][:5]
