@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 NO_BODY = (204, 304)  # and 1xx: answers that never carry a body
@@ -28,15 +29,19 @@ async def exchange(
     host: bytes,
     body: bytes | None = None,
     content_type: bytes = b"application/json",
+    sent: Callable[[], object] | None = None,
 ) -> tuple[int, bytes, bool]:
-    """One request and its answer on `conn`: status, body, and whether the connection may be used again.
-    ValueError for an answer that is not HTTP/1.x; asyncio.IncompleteReadError when the peer closed."""
+    """One request and its answer on `conn`: status, body, and whether the connection may be used again;
+    `sent` is called once the whole request is handed to the kernel. ValueError for an answer that is not
+    HTTP/1.x; asyncio.IncompleteReadError when the peer closed."""
     reader, writer = conn
     head = b"%b %b HTTP/1.1\r\nhost: %b\r\n" % (method, path, host)
     if body is not None:
         head += b"content-type: %b\r\ncontent-length: %d\r\n" % (content_type, len(body))
     writer.write(head + b"\r\n" + (body or b""))
     await writer.drain()
+    if sent is not None:
+        sent()
     status_line = await reader.readuntil(b"\r\n")
     parts = status_line.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
@@ -83,7 +88,10 @@ class Pool:
         self._idle: list[Connection] = []
         self._slots = asyncio.Semaphore(size)
 
-    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, sent: Callable[[], object] | None = None
+    ) -> tuple[int, bytes]:
+        """`sent`: see `exchange`."""
         async with self._slots:
             conn = None
             while self._idle and conn is None:
@@ -97,7 +105,7 @@ class Pool:
                     if conn is None:
                         conn = await asyncio.open_connection(self.host, self.port)
                     status, payload, keep = await exchange(
-                        conn, method.encode(), path.encode(), self._host, body
+                        conn, method.encode(), path.encode(), self._host, body, sent=sent
                     )
             finally:
                 if conn is not None:

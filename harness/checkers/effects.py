@@ -19,7 +19,9 @@ from harness.checkers.windows import MIN_FOR_P99, p99
 SLOW_SHARE = 0.05  # a latency sign: at least this share of the window's answers above the reference
 SLOW_MIN = 2  # ... and at least this many
 BACKLOG_RISE = 5  # a backlog sign: the consumer's backlog this many messages above its level before
-DOWN_STATES = ("exited", "dead", "paused", "restarting", "removing", "created")
+# The engine's states of a container out of service, and `halted`: the nemesis's own word for a power
+# loss's node, every process frozen with SIGKILL pending (docs/run-format.md).
+DOWN_STATES = ("exited", "dead", "paused", "restarting", "removing", "created", "halted")
 
 Sign = Callable[[Run, Fault, float, float], str | None]
 

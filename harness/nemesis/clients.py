@@ -32,9 +32,11 @@ def _same(first: str, again: str) -> bool:
 
 @dataclass
 class Repeat:
-    """The reposts start at the fault's start, which returns once the first is answered (the fault has
-    taken effect at the agent: its `t`); the rest go on, CONCURRENCY at a time, and the stop waits for
-    them all. The start line's evidence says how many were due, the stop line's what they were answered."""
+    """The reposts start at the fault's start, which returns once the first is sent whole to the agent's
+    connection (the fault has taken effect: its `t`; it was stamped at the first answer before, which
+    under a planted bug that makes a repeat a new intent waited for that intent's quorum and commit, 76
+    and 78 ms); the rest go on, CONCURRENCY at a time, and the stop waits for them all. The start line's
+    evidence says how many were due, the stop line's what they were answered."""
 
     url: str  # the agent's base URL
     answered: list[Answered]
@@ -50,7 +52,7 @@ class Repeat:
         first = asyncio.Event()
         self._task = asyncio.create_task(self._repost_all(first))
         self.evidence = {"reposting": len(self.answered)}
-        # The task sets `first` at its first answer, or ends (nothing to repost, or it failed).
+        # The task sets `first` once its first repost is sent, or ends (nothing to repost, or it failed).
         waiter = asyncio.create_task(first.wait())
         await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
@@ -61,7 +63,7 @@ class Repeat:
         async def repost(http: Pool, a: Answered) -> None:
             try:  # the pool sends CONCURRENCY at a time
                 body = json.dumps({"key": a.key, "value": a.value, "cid": a.cid}).encode()
-                status, _ = await http.request("POST", "/intents", body)
+                status, _ = await http.request("POST", "/intents", body, sent=first.set)
             except ERRORS:
                 self._failed += 1
                 return

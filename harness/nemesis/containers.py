@@ -1,6 +1,7 @@
 """Container faults: crash (SIGKILL, later start and wait until ready) and pause (every process frozen,
-later resumed), through the Docker engine; a kill by a local engine is sent to the container's main
-process by the nemesis itself (see `ContainerControl._kill`)."""
+later resumed), through the Docker engine; with a local engine the nemesis sends a kill to the container's
+main process itself (see `ContainerControl._kill`) and freezes a paused one's cgroup itself
+(`harness.nemesis.freezer`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import docker.errors
 import requests
 
 from harness.errors import TopologyError
+from harness.nemesis.freezer import Freezer
 from harness.scenario import CrashFault, PauseFault
 from harness.shape import is_nats
 from harness.topology.docker import is_main_process
@@ -36,15 +38,22 @@ def service_of(node: str) -> Service | None:
 DOWN = ("exited", "dead", "created")
 KILL_TIMEOUT_S = 30.0
 log = logging.getLogger(__name__)
-# Who saw the container's state for the evidence: the engine read back, or the kernel (its main process
-# exited).
-ENGINE, KERNEL = "engine", "process exit"
+# Who saw the container's state for the evidence: the engine read back, the kernel (its main process
+# exited), or the cgroup's freezer (every process stopped).
+ENGINE, KERNEL, FREEZER = "engine", "process exit", "cgroup freezer"
 
 
 def _main_pid(ctr: Any) -> int:
     """The pid of the container's main process as the engine sees it; 0 when it is not running."""
     ctr.reload()
     return ctr.attrs["State"].get("Pid", 0) if ctr.status in ("running", "paused") else 0
+
+
+def _sigkill(fd: int) -> None:
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # exited already: the pidfd is readable
 
 
 def _pidfd(pid: int | None, container_id: str) -> int | None:
@@ -75,9 +84,13 @@ class ContainerControl:
         # Per node, so that a count and the container's state change together; other nodes go on meanwhile.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._pending: dict[str, asyncio.Future[str]] = {}  # kills the engine is still answering
+        self._gates: dict[str, asyncio.Event] = {}  # halted nodes waiting for `release` to die
         # Each node's main pid as last read from the engine: a kill checks it against /proc (the same
         # process still?) instead of asking the engine first; a stale one is asked for again.
         self._pids: dict[str, int] = {}
+        # The nodes the nemesis froze through their cgroup itself: the engine still reports them running,
+        # so they are thawed here, never by the engine's unpause.
+        self._frozen: dict[str, Freezer] = {}
 
     async def wait_ready(self, node: str) -> None:
         service = service_of(node)
@@ -145,24 +158,36 @@ class ContainerControl:
         # waited for before the node is touched again.
         ctr = self._container(node)
         fd = None
-        if not self._paused[node]:  # a frozen process dies of SIGKILL only once thawed under cgroup v1
+        frozen = self._frozen.pop(node, None)
+        # A process frozen by the engine dies of SIGKILL only once thawed under cgroup v1: the engine kills
+        # it (and thaws it); one frozen here is thawed here, right after the signal.
+        if frozen is not None or not self._paused[node]:
             fd = _pidfd(self._pids.get(node), ctr.id)
             if fd is None:
                 fd = _pidfd(await self._read_pid(node), ctr.id)
         self._pids.pop(node, None)  # whatever runs there next is another process
         if fd is None:  # a remote engine, or a paused container: the engine kills, and says when
+            if frozen is not None:
+                await asyncio.to_thread(frozen.thaw)
             return {
                 "state": await asyncio.to_thread(self._engine, node, lambda c: c.kill(), True),
                 "seen": ENGINE,
             }
+        await self._exit(node, fd, frozen, signal_first=True)
+        self._pending[node] = asyncio.ensure_future(asyncio.to_thread(self._engine, node, None, True))
+        return {"state": "exited", "seen": KERNEL}
+
+    async def _exit(self, node: str, fd: int, frozen: Freezer | None, signal_first: bool) -> None:
+        """SIGKILL through the pidfd (unless sent already), thaw what was frozen here, and wait until the
+        kernel says the process is gone (the pidfd turns readable); the pidfd is closed."""
         loop = asyncio.get_running_loop()
         gone: asyncio.Future[None] = loop.create_future()
         loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
         try:
-            try:
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-            except ProcessLookupError:
-                pass  # exited already: the pidfd is readable
+            if signal_first:
+                _sigkill(fd)
+            if frozen is not None:
+                await asyncio.to_thread(frozen.thaw)
             async with asyncio.timeout(KILL_TIMEOUT_S):
                 await gone
         except TimeoutError:
@@ -172,11 +197,51 @@ class ContainerControl:
         finally:
             loop.remove_reader(fd)
             os.close(fd)
-        self._pending[node] = asyncio.ensure_future(asyncio.to_thread(self._engine, node, None, True))
-        return {"state": "exited", "seen": KERNEL}
+
+    async def halt(self, node: str) -> dict[str, str]:
+        """A power loss's first step: every process of the node stopped at once by its cgroup's freezer
+        and SIGKILLed while stopped, so none runs another instruction (and, as when the power goes, no
+        connection is closed yet); its state then, and who saw it. The node stays so until `release`, which
+        thaws it to die: its exit and the engine's teardown go on in the background and are waited for
+        before the node is touched again. Where the nemesis cannot freeze (a remote engine), a `kill`."""
+        async with self._locks[node]:
+            await self._settle(node)
+            if self._killed[node]:
+                state = {"state": await asyncio.to_thread(self._engine, node, None), "seen": ENGINE}
+            elif (frozen := self._frozen.get(node)) is None and self._paused[node]:
+                state = await self._kill(node)  # paused by the engine: the engine kills it
+            else:
+                frozen = frozen or await self._freezer(node)
+                fd = None if frozen is None else _pidfd(self._pids.get(node), self._container(node).id)
+                if frozen is None or fd is None:
+                    state = await self._kill(node)
+                else:
+                    if node not in self._frozen:
+                        await asyncio.to_thread(frozen.freeze)
+                    self._frozen.pop(node, None)
+                    self._pids.pop(node, None)
+                    _sigkill(fd)
+                    gate = asyncio.Event()
+                    self._gates[node] = gate
+                    self._pending[node] = asyncio.ensure_future(self._die(node, fd, frozen, gate))
+                    state = {"state": "halted", "seen": FREEZER}
+            self._killed[node] += 1
+            return state
+
+    def release(self, node: str) -> None:
+        """Let a halted node die (see `halt`)."""
+        if (gate := self._gates.pop(node, None)) is not None:
+            gate.set()
+
+    async def _die(self, node: str, fd: int, frozen: Freezer, gate: asyncio.Event) -> str:
+        await gate.wait()
+        await self._exit(node, fd, frozen, signal_first=False)
+        return await asyncio.to_thread(self._engine, node, None, True)
 
     async def _settle(self, node: str) -> None:
-        """Wait for the engine to finish a kill it was still answering (see `_kill`)."""
+        """Wait for the engine to finish a kill it was still answering (see `_kill`), and a halted node to
+        die (see `halt`)."""
+        self.release(node)
         if (sent := self._pending.pop(node, None)) is not None:
             await sent
 
@@ -210,15 +275,33 @@ class ContainerControl:
         """Freeze every process of the node's container; its state then, and who saw it."""
         async with self._locks[node]:
             await self._settle(node)
-            pause = (lambda ctr: ctr.pause()) if self._paused[node] == 0 else None
-            state = await asyncio.to_thread(self._engine, node, pause)
+            if node in self._frozen:
+                seen = {"state": "paused", "seen": FREEZER}
+            elif self._paused[node] == 0 and (freezer := await self._freezer(node)) is not None:
+                await asyncio.to_thread(freezer.freeze)
+                self._frozen[node] = freezer
+                seen = {"state": "paused", "seen": FREEZER}
+            else:  # a remote engine, or a container paused by the engine already
+                pause = (lambda ctr: ctr.pause()) if self._paused[node] == 0 else None
+                seen = {"state": await asyncio.to_thread(self._engine, node, pause), "seen": ENGINE}
             self._paused[node] += 1
-            return {"state": state, "seen": ENGINE}
+            return seen
+
+    async def _freezer(self, node: str) -> Freezer | None:
+        """The freezer of the node's running container when the engine runs on this machine; else None."""
+        ctr = self._container(node)
+        pid = self._pids.get(node)
+        if not pid or not is_main_process(pid, ctr.id):
+            pid = await self._read_pid(node)
+        return Freezer.of(pid) if pid and is_main_process(pid, ctr.id) else None
 
     async def resume(self, node: str) -> None:
         async with self._locks[node]:
             await self._settle(node)
-            if self._paused[node] == 1:
+            if self._paused[node] == 1 and (freezer := self._frozen.pop(node, None)) is not None:
+                await asyncio.to_thread(freezer.thaw)
+                await self.wait_ready(node)
+            elif self._paused[node] == 1:
                 ctr = await asyncio.to_thread(self.sut.run.raw, node)
                 if ctr.status == "paused":
                     await asyncio.to_thread(ctr.unpause)
@@ -236,6 +319,10 @@ class ContainerControl:
             except Exception as e:  # what the engine says next is what counts here
                 log.warning("the kill of %s failed after its processes were gone: %s", node, e)
         touched: list[str] = []
+        for node, freezer in list(self._frozen.items()):
+            await asyncio.to_thread(freezer.thaw)
+            del self._frozen[node]
+            touched.append(node)
         for node in self.sut.nodes:
             ctr = await asyncio.to_thread(self.sut.run.raw, node)
             if ctr.status == "paused":

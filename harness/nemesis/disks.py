@@ -19,8 +19,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class PowerLoss:
-    """Every target at once: all killed, then all their unsynced writes dropped (no node writes between
-    its kill and the loss), and at the stop all started again and waited for."""
+    """Every target at once: all halted (frozen and SIGKILLed while frozen: the power is off, no process
+    runs another instruction), then all their unsynced writes dropped, then let die; at the stop all
+    started again and waited for. The start line is written once the writes are dropped: the nodes' exits
+    follow it (a Python agent takes 10 to 40 ms to die here, which the start waited for before). Where the
+    nemesis cannot freeze (a remote engine), each is killed and seen exited before the drop."""
 
     ctl: Controls
     nodes: list[str]
@@ -32,13 +35,17 @@ class PowerLoss:
         containers = self.ctl.containers
         states: dict[str, dict[str, str]] = {}
 
-        async def kill(node: str) -> None:
-            states[node] = await containers.kill(node)  # its state once the kill took effect, who saw it
+        async def halt(node: str) -> None:
+            states[node] = await containers.halt(node)  # its state once the halt took effect, who saw it
             self._killed.append(node)
 
-        await asyncio.gather(*(kill(node) for node in self.nodes))
-        volumes = [self.ctl.sut.disks.volume(node) for node in self.nodes]
-        dropped = await asyncio.gather(*(asyncio.to_thread(fs.lose) for fs in volumes))
+        try:
+            await asyncio.gather(*(halt(node) for node in self.nodes))
+            volumes = [self.ctl.sut.disks.volume(node) for node in self.nodes]
+            dropped = await asyncio.gather(*(asyncio.to_thread(fs.lose) for fs in volumes))
+        finally:
+            for node in self._killed:
+                containers.release(node)
         per_node = {
             node: {**states[node], "lost_bytes": lost["dropped_bytes"], "lost_files": lost["files"]}
             for node, lost in zip(self.nodes, dropped, strict=True)

@@ -44,7 +44,7 @@ def test_a_power_loss_of_nats_loses_acknowledged_intents_unless_it_syncs_always(
     verdict = result.verdict
     lost = [a for a in verdict["anomalies"] if a["kind"] == "lost"]
     effects = verdict["checks"]["effects"]["faults"]
-    assert [f["effects"].get("container") for f in effects.values()] == ["the nemesis saw nats exited"]
+    assert [f["effects"].get("container") for f in effects.values()] == ["the nemesis saw nats halted"]
     if sync == "default":
         # JetStream acknowledged them and had not fsynced them: gone with the page cache it never flushed.
         assert lost, f"no intent lost with default sync: {verdict['anomalies'][:5]}"

@@ -259,6 +259,6 @@ def test_each_node_keeps_its_data_on_its_own_faultfs_and_r3_outlives_one_power_l
         start["target"]["follows"] == ["nats-leader"]
         and start["evidence"]["cluster"]["stream_leader"] == node
     )
-    assert effects.get("container") == f"the nemesis saw {node} exited", effects
-    assert "disk" in effects, effects  # faultfs dropped nats-2's unsynced bytes
+    assert effects.get("container") == f"the nemesis saw {node} halted", effects
+    assert "disk" in effects, effects  # faultfs dropped the node's unsynced bytes
     assert verdict["valid"] is True, verdict["anomalies"][:5]

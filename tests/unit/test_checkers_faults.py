@@ -167,6 +167,18 @@ def test_container_evidence_does_not_count_for_other_kinds(tmp_path: Path, kind:
     assert_only(check(run, tmp_path), ("no-effect", None))
 
 
+def test_a_power_loss_that_dropped_nothing_bites_by_its_halted_nodes(tmp_path: Path) -> None:
+    """A power loss's nodes are halted (frozen with SIGKILL pending) when its line is written; with no
+    unsynced byte to drop, that is its sign."""
+    node = {"state": "halted", "seen": "cgroup freezer", "lost_bytes": 0, "lost_files": 0}
+    run = _fault_run("power-loss", evidence={"nodes": {"agent-2": node}, "lost_bytes": 0, "lost_files": 0})
+    v = check(run, tmp_path)
+    assert_only(v)
+    assert v["checks"]["effects"]["faults"]["f1"]["effects"] == {
+        "container": "the nemesis saw agent-2 halted"
+    }
+
+
 def test_a_running_container_is_no_evidence(tmp_path: Path) -> None:
     run = _fault_run("crash", evidence={"container": "solar-agent-1", "state": "running"})
     assert_only(check(run, tmp_path), ("no-effect", None))

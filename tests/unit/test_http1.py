@@ -134,6 +134,16 @@ async def test_a_silent_server_times_out(server) -> None:
         await Pool(url, timeout=0.2).request("GET", "/")
 
 
+async def test_sent_is_called_once_the_request_is_out_before_any_answer(server) -> None:
+    """The repeat fault's `t`: its first repost sent, not answered."""
+    url, seen, _ = await server(lambda request: b"")  # never answers
+    calls: list[int] = []
+    pool = Pool(url, timeout=0.3)
+    with pytest.raises(TimeoutError):
+        await pool.request("POST", "/intents", b'{"key": "k"}', sent=lambda: calls.append(len(seen)))
+    assert calls and len(seen) == 1 and seen[0].endswith(b'{"key": "k"}')
+
+
 def test_only_plain_http_is_spoken() -> None:
     with pytest.raises(ValueError, match="only plain http"):
         Pool("https://127.0.0.1:8474")
