@@ -6,23 +6,27 @@ target records which nodes it was (`resolved`), its evidence the leaders seen (`
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from harness import shape
 from harness.errors import TopologyError
+from harness.http1 import ERRORS, Pool
 from harness.nemesis import containers, disks, links
 from harness.scenario import BaseFault
-from harness.topology.nats_cluster import JSZ_QUERY, meta_leader, stream_view
+from harness.topology.nats_cluster import meta_leader, stream_view
 
 if TYPE_CHECKING:
     from harness.nemesis import ActiveFault, Controls, Handler
 
 RESOLVE_TIMEOUT_S = 10.0  # a leader election after an earlier fault takes a few seconds
 RESOLVE_INTERVAL_S = 0.1
+# What the resolution asks each node: the streams with their cluster (leader, replicas), not the consumers'
+# details the samples want. Over harness.http1: an httpx client made per fault cost 65 to 123 ms of
+# lateness (its CA bundle loaded on the nemesis's loop, then httpx's own per-request cost).
+RESOLVE_QUERY = "/jsz?streams=true"
 
 
 def leaders(answers: dict[str, dict[str, Any] | None]) -> tuple[str | None, str | None]:
@@ -44,16 +48,18 @@ async def resolve(ctl: Controls, name: str) -> tuple[list[str], dict[str, Any]]:
     nodes = ctl.sut.cfg.nats_names()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + RESOLVE_TIMEOUT_S
-    async with httpx.AsyncClient() as http:
+    pools = {n: Pool(urls[n], size=1, timeout=1.0) for n in nodes}
 
-        async def ask(url: str) -> dict[str, Any] | None:
-            try:
-                return (await http.get(f"{url}{JSZ_QUERY}", timeout=1.0)).json()
-            except (httpx.HTTPError, ValueError):
-                return None
+    async def ask(node: str) -> dict[str, Any] | None:
+        try:
+            status, body = await pools[node].request("GET", RESOLVE_QUERY)
+            return json.loads(body) if status == 200 else None
+        except ERRORS:  # json's errors are ValueErrors
+            return None
 
+    try:
         while True:
-            got = await asyncio.gather(*(ask(urls[n]) for n in nodes))
+            got = await asyncio.gather(*(ask(n) for n in nodes))
             stream_leader, meta = leaders(dict(zip(nodes, got, strict=True)))
             if stream_leader is not None:
                 seen = {"stream_leader": stream_leader, "meta_leader": meta}
@@ -65,6 +71,8 @@ async def resolve(ctl: Controls, name: str) -> tuple[list[str], dict[str, Any]]:
                     f"{RESOLVE_TIMEOUT_S:g} s (answered: {', '.join(answered) or 'none'})"
                 )
             await asyncio.sleep(RESOLVE_INTERVAL_S)
+    finally:
+        await asyncio.gather(*(p.aclose() for p in pools.values()))
 
 
 @dataclass
