@@ -1,6 +1,6 @@
 """Bring-up and reset of the whole system, against the floor of plain `docker run`.
 
-  python bench/bringup.py [--runs 3] [--resets 5] [--out reports/bench/bringup.json]
+  python bench/bringup.py [--runs 3] [--resets 5] [--nats-nodes 1] [--out reports/bench/bringup.json]
 
 Measures, with every image cached:
 - system: `System(...)` from nothing to every node answering and every agent connected
@@ -10,6 +10,11 @@ Measures, with every image cached:
   no per-node networks, no libp2p connections (what no harness can beat);
 - reset: `System.reset()` between scenarios (proxies, stream, store, connections).
 Goals (issue 5): bring-up <= 1.5x the floor and < 10 s; reset < 1 s.
+
+With `--nats-nodes 3` (or 5) the system is a NATS cluster (stream at R3) with every route and client link
+behind Toxiproxy, up once the stream's leader reports its replicas current; its floor starts the same
+nodes by `docker run` with plain routes between them (`--cluster`, `--routes`), until each answers
+(issue 19's goal: <= 1.5x).
 """
 
 from __future__ import annotations
@@ -30,24 +35,54 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import engine  # noqa: E402
 from harness.images import Images  # noqa: E402
-from harness.shape import agent_names  # noqa: E402
+from harness.shape import agent_names, nats_names  # noqa: E402
 from harness.topology.docker import free_port  # noqa: E402
 from harness.topology.identity import peer_id_for_seed  # noqa: E402
 from harness.topology.plan import HTTP_PORT, SystemConfig  # noqa: E402
-from harness.topology.services import NATS, SURREALDB, TOXIPROXY  # noqa: E402
+from harness.topology.services import (  # noqa: E402
+    NATS,
+    NATS_CLUSTER,
+    NATS_ROUTE_PORT,
+    SURREALDB,
+    TOXIPROXY,
+)
 from harness.topology.system import System  # noqa: E402
 from harness.waiting import wait_until  # noqa: E402
 
 
-def floor_once(images: Images) -> float:
-    """8 containers by plain parallel `docker run`, on one network, until all answer."""
+def nats_specs(images: Images, nodes: int) -> list[tuple]:
+    """The NATS containers of the floor: one server, or a cluster routed directly (no proxies)."""
+    if nodes == 1:
+        return [
+            (
+                "nats",
+                images.ref("nats"),
+                list(NATS.command),
+                NATS.health_port,
+                free_port(),
+                NATS.health_path,
+                {},
+            )
+        ]
+    names = nats_names(nodes)
+    specs = []
+    for name in names:
+        routes = ",".join(f"nats://{other}:{NATS_ROUTE_PORT}" for other in names if other != name)
+        command = [*NATS.command, "--server_name", name, "--cluster_name", NATS_CLUSTER]
+        command += ["--cluster", f"nats://0.0.0.0:{NATS_ROUTE_PORT}", "--routes", routes]
+        specs.append((name, images.ref("nats"), command, NATS.health_port, free_port(), NATS.health_path, {}))
+    return specs
+
+
+def floor_once(images: Images, nats_nodes: int = 1) -> float:
+    """The system's containers by plain parallel `docker run`, on one network, until all answer."""
     run_id = engine.new_run_id() + "-floor"
     labels = [f"--label={k}={v}" for k, v in engine.run_labels(run_id).items()]
     net = f"sc-{run_id}"
     subprocess.run(["docker", "network", "create", *labels, net], check=True, capture_output=True)
     t0 = time.monotonic()
-    specs = []
-    for svc in (NATS, SURREALDB, TOXIPROXY):
+    specs = nats_specs(images, nats_nodes)
+    for svc in (SURREALDB, TOXIPROXY):
         port = free_port()
         specs.append(
             (svc.role, images.ref(svc.role), list(svc.command), svc.health_port, port, svc.health_path, {})
@@ -55,7 +90,8 @@ def floor_once(images: Images) -> float:
     # The same netsync containers with their real commands, each answering /healthz:
     # only the proxies, the per-node networks and the libp2p connections are left out.
     orch = f"/dns4/orchestrator/tcp/4001/p2p/{peer_id_for_seed('orchestrator')}"
-    common = {"NETSYNC_NATS_URL": "nats://nats:4222", "NETSYNC_SURREAL_URL": "ws://surrealdb:8000/rpc"}
+    nats_url = ",".join(f"nats://{spec[0]}:4222" for spec in specs[:nats_nodes])
+    common = {"NETSYNC_NATS_URL": nats_url, "NETSYNC_SURREAL_URL": "ws://surrealdb:8000/rpc"}
     for name in ("orchestrator", "projector", *agent_names(3)):
         env = {**common, "NETSYNC_NAME": name, "NETSYNC_ORCHESTRATOR": orch}
         specs.append((name, images.ref("netsync"), [name.split("-")[0]], 8080, free_port(), "/healthz", env))
@@ -83,9 +119,10 @@ def floor_once(images: Images) -> float:
     return took
 
 
-def system_once(images: Images, resets: int) -> tuple[float, list[float]]:
+def system_once(images: Images, resets: int, nats_nodes: int = 1) -> tuple[float, list[float]]:
+    cfg = SystemConfig(agents=3, nats_nodes=nats_nodes, stream_replicas=1 if nats_nodes == 1 else 3)
     t0 = time.monotonic()
-    with System(images, SystemConfig(agents=3)) as sut:
+    with System(images, cfg) as sut:
         up = time.monotonic() - t0
         for agent in sut.cfg.agent_names():
             httpx.post(f"{sut.http_url(agent)}/intents", json={"key": "k", "value": 1}, timeout=5)
@@ -98,14 +135,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--resets", type=int, default=5)
-    ap.add_argument("--out", default="reports/bench/bringup.json")
+    ap.add_argument("--nats-nodes", type=int, choices=(1, 3, 5), default=1)
+    ap.add_argument(
+        "--out", default=None, help="default: reports/bench/bringup.json (bringup-nats3.json, ...)"
+    )
     args = ap.parse_args()
+    suffix = "" if args.nats_nodes == 1 else f"-nats{args.nats_nodes}"
+    args.out = args.out or f"reports/bench/bringup{suffix}.json"
     images = Images("auto")
     images.ensure()
     floors, ups, resets = [], [], []
     for i in range(args.runs):
-        floors.append(floor_once(images))
-        up, rs = system_once(images, args.resets)
+        floors.append(floor_once(images, args.nats_nodes))
+        up, rs = system_once(images, args.resets, args.nats_nodes)
         ups.append(up)
         resets += rs
         shown = [round(r, 2) for r in rs]
@@ -113,6 +155,7 @@ def main() -> int:
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "cores": os.cpu_count(),
+        "nats_nodes": args.nats_nodes,
         "loadavg": os.getloadavg(),
         "floor_s": {"median": statistics.median(floors), "all": floors},
         "system_up_s": {"median": statistics.median(ups), "all": ups},
