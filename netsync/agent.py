@@ -332,6 +332,7 @@ class Agent:
                 "buffer_cap": self.s.buffer_cap,
                 "peers_connected": sorted(n for n, p in self.peers.items() if self.node.is_connected(p)),
                 "orchestrator_connected": self.node.is_connected(self.orchestrator),
+                "clock": time.time(),  # the agent's own wall clock: a clock fault's evidence (docs/clock.md)
             }
             await respond_json(send, 200, body)
         elif path == "/metrics" and method == "GET":
