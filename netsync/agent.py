@@ -155,6 +155,9 @@ class Agent:
             "proposer": entry.proposer,
             "decided_at": entry.decided_at,
             "first_attempt_at": first_attempt_at,
+            # How long ago, on this agent's clock alone: the orchestrator places it on its own clock, so
+            # a skewed agent clock cannot hide a replay's age (docs/contract.md, "Exactly once").
+            "first_attempt_age_s": max(0.0, time.time() - first_attempt_at),
             "attempt": entry.attempt,
         }
         t0 = time.monotonic()
