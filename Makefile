@@ -81,6 +81,7 @@ bench: setup
 	$(BIN)/pip install -q py-spy==0.4.3
 	$(BIN)/python bench/netsync_throughput.py --profile
 	$(BIN)/python bench/bringup.py
+	$(BIN)/python bench/clock_overhead.py
 	$(BIN)/python bench/checker_speed.py $(if $(BENCH_BIG),--big)
 	@# The nemesis's lateness over the run directories already in reports/ (none yet: says so, not an error).
 	-$(BIN)/python bench/fault_lateness.py --worst 5

@@ -1,8 +1,9 @@
 """Faults of the agents' wall clocks (docs/clock.md): the offset file libfaketime re-reads in each agent's
 container is rewritten (`docker exec`), and the agent's own clock, read from its /healthz, is waited for
 until it shows the offset: that reading is the start line's evidence (a clock that did not move is a fault
-that did not bite). Skew and strobe put the host's clock back at their stop; a jump stays to the end of
-the load, where the nemesis heals everything."""
+that did not bite). The agent re-reads the file at most once a second, so a fault takes effect up to 1 s
+after it was asked for (the history's `t` is when the agent's clock showed it). Skew and strobe put the
+host's clock back at their stop; a jump stays to the end of the load, where the nemesis heals everything."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from harness.scenario import ClockJumpFault, ClockSkewFault, ClockStrobeFault
+from harness.scenario.clock_faults import MIN_STROBE_PERIOD_S
 from harness.topology.plan import CLOCK_FILE
 from harness.waiting import await_until
 
@@ -90,10 +92,12 @@ class ClockWindow:
             self._strobe = asyncio.create_task(self._alternate())
 
     async def _alternate(self) -> None:
-        i = 0
+        # On a fixed beat from the start: the time each switch waits to be seen does not stretch the period.
+        loop, period = asyncio.get_running_loop(), self.period or MIN_STROBE_PERIOD_S
+        began, i = loop.time(), 0
         while True:
-            await asyncio.sleep(self.period or 0)
             i += 1
+            await asyncio.sleep(max(0.0, began + i * period - loop.time()))
             await move(self.ctl, self.nodes, self.offsets[i % 2])
             self._switches += 1
 
@@ -105,8 +109,9 @@ class ClockWindow:
             self._strobe = None
             self.stop_evidence = {"switches": self._switches}
         if self._moved:
+            # Not `clock`: the checkers merge the stop's evidence over the start's.
             back = await move(self.ctl, self.nodes, 0)
-            self.stop_evidence = {**(self.stop_evidence or {}), "clock": back}
+            self.stop_evidence = {**(self.stop_evidence or {}), "clock_healed": back}
             self._moved = False
 
 
