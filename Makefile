@@ -83,6 +83,7 @@ bench: setup
 	$(BIN)/python bench/bringup.py
 	$(BIN)/python bench/bringup.py --nats-nodes 3
 	$(BIN)/python bench/pause_paths.py
+	$(BIN)/python bench/clock_overhead.py
 	$(BIN)/python bench/checker_speed.py $(if $(BENCH_BIG),--big)
 	@# The nemesis's lateness over the run directories already in reports/ (none yet: says so, not an error).
 	-$(BIN)/python bench/fault_lateness.py --worst 5

@@ -1,7 +1,8 @@
 """The slow products that the offline images are built from, kept in the cache folder under a name that
 holds the hash of their inputs, so that a second build compiles nothing and deleting an image forces no
 recompile: the Debian root filesystem (debootstrap), the Go binaries (NATS, Toxiproxy), the SurrealDB
-server (cargo) and the wheels (pip). Each is written under a temporary name and renamed when whole; every
+server (cargo), the wheels (pip) and Debian packages' files (libfaketime).
+Each is written under a temporary name and renamed when whole; every
 build's time is kept in build-times.json (the first, cold, one beside the last)."""
 
 from __future__ import annotations
@@ -132,6 +133,31 @@ class BuildCache:
         out.with_suffix(".part").rename(out)
         return out
 
+    def debs(self, name: str, packages: list[str]) -> Path:
+        """Debian packages (`name=version`) unpacked into one folder on the host, for an image to copy
+        files from: images build with no network, and the official python base has no apt lists."""
+        key = digest({"debs": packages})[:12]
+        out = self.cache / "debs" / f"{name}-{key}"
+        if out.exists():
+            return out
+        for tool in ("apt-get", "dpkg-deb"):
+            if not shutil.which(tool):
+                raise ImageError(f"{tool} is missing, needed to fetch {', '.join(packages)}; run on Debian")
+        with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
+            got, root = Path(tmp) / "got", Path(tmp) / "root"
+            got.mkdir()
+            t0 = time.monotonic()
+            try:
+                self.run(["apt-get", "download", *packages], f"apt-get download {name}", cwd=got)
+            except ImageError:  # no package lists yet (a fresh machine): fetch them once and try again
+                self.run(["apt-get", "update", "-qq"], "apt-get update")
+                self.run(["apt-get", "download", *packages], f"apt-get download {name}", cwd=got)
+            for deb in sorted(got.glob("*.deb")):
+                self.run(["dpkg-deb", "-x", str(deb), str(root)], f"dpkg-deb {deb.name}")
+            self.record_time(f"debs:{name}", time.monotonic() - t0)
+            _keep(root, out)
+        return out
+
     def wheels(self, name: str, requirements: list[str]) -> Path:
         """Wheels for the image's Python, built on the host (images build with no network)."""
         if sys.version_info[:2] != IMAGE_PYTHON:
@@ -162,12 +188,13 @@ class BuildCache:
         env: dict | None = None,
         log_name: str | None = None,
         heartbeat: float | None = None,
+        cwd: Path | None = None,
     ) -> None:
         logs = self.cache / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / (log_name or f"{what.replace(' ', '-').replace(':', '')}.log")
         with open(log_path, "w") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
             stop = threading.Event()
             if heartbeat:
                 t0 = time.monotonic()

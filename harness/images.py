@@ -276,10 +276,14 @@ class Images:
         req = ROOT / "netsync" / "requirements.txt"
         lines = [ln.strip() for ln in req.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         wheels = self.builds.wheels("netsync", lines)
+        debs = self.builds.debs("netsync", self.spec["netsync"]["debs"])
+        faketime = next(debs.glob("usr/lib/*/faketime/libfaketimeMT.so.1"), None)
+        if faketime is None:
+            raise ImageError(f"no libfaketimeMT.so.1 in {debs}: remove that folder and build again")
         self._docker_build(
             ref,
             DOCKER_DIR / "netsync" / "Dockerfile",
-            {"wheels": wheels, "netsync": ROOT / "netsync"},
+            {"wheels": wheels, "netsync": ROOT / "netsync", "libfaketimeMT.so.1": faketime},
             base=True,
             network="none" if self.mode is Mode.OFFLINE else None,
         )

@@ -155,6 +155,9 @@ class Agent:
             "proposer": entry.proposer,
             "decided_at": entry.decided_at,
             "first_attempt_at": first_attempt_at,
+            # How long ago, on this agent's clock alone: the orchestrator places it on its own clock, so
+            # a skewed agent clock cannot hide a replay's age (docs/contract.md, "Exactly once").
+            "first_attempt_age_s": max(0.0, time.time() - first_attempt_at),
             "attempt": entry.attempt,
         }
         t0 = time.monotonic()
@@ -332,6 +335,7 @@ class Agent:
                 "buffer_cap": self.s.buffer_cap,
                 "peers_connected": sorted(n for n, p in self.peers.items() if self.node.is_connected(p)),
                 "orchestrator_connected": self.node.is_connected(self.orchestrator),
+                "clock": time.time(),  # the agent's own wall clock: a clock fault's evidence (docs/clock.md)
             }
             await respond_json(send, 200, body)
         elif path == "/metrics" and method == "GET":

@@ -32,6 +32,11 @@ FLAGS: dict[str, Flag] = {
         "republishes a replay past the duplicate window without looking it up in the stream",
         "Exactly once, also past the duplicate window",
     ),
+    "trust-agent-clock": Flag(
+        "orchestrator",
+        "dates a replay by the agent's first_attempt_at (the agent's clock) instead of its age",
+        "Exactly once, also past the duplicate window, whatever the agent's clock says",
+    ),
     "ack-before-write": Flag(
         "projector",
         "acks a message before its SurrealDB write",

@@ -133,9 +133,13 @@ class Committer:
                 # The window in force now, from the stream itself: an operator may have changed it
                 # since this orchestrator started, and trusting the setting would skip the lookup.
                 info = await self.nc.jetstream(timeout=2).stream_info(self.stream.name)
-                if self._past_window(d, info.config.duplicate_window or 0.0):
+                first = self.first_attempt(d)
+                if (
+                    first is None
+                    or time.time() - first >= (info.config.duplicate_window or 0.0) * WINDOW_MARGIN
+                ):
                     self.on_lookup()
-                    seq = await self.find(d["cid"], float(d["first_attempt_at"]), info)
+                    seq = await self.find(d["cid"], 0.0 if first is None else first, info)  # none: all of it
                     if seq is not None:
                         return seq, True
             body = {k: d.get(k) for k in ("cid", "key", "value", "proposer", "decided_at")}
@@ -159,13 +163,17 @@ class Committer:
         except (TypeError, ValueError):
             return True  # cannot tell: treat it as a replay
 
-    @staticmethod
-    def _past_window(d: dict[str, Any], window_s: float) -> bool:
+    def first_attempt(self, d: dict[str, Any]) -> float | None:
+        """When the decision was first tried, on this host's clock (NATS's), or None when it cannot tell.
+        From the agent's `first_attempt_age_s` (measured on the agent's clock alone), not its
+        `first_attempt_at`: an agent whose clock runs ahead of NATS's by more than the lookup's slack
+        would be judged inside the window, or scanned from after its message (agent-clock-skew)."""
         try:
-            first = float(d.get("first_attempt_at", time.time()))
-        except (TypeError, ValueError):
-            return True  # cannot tell: look it up
-        return time.time() - first >= window_s * WINDOW_MARGIN
+            if "first_attempt_age_s" in d and "trust-agent-clock" not in self.bugs:
+                return time.time() - max(0.0, float(d["first_attempt_age_s"]))
+            return float(d["first_attempt_at"])  # an agent that does not send the age
+        except (KeyError, TypeError, ValueError):
+            return None
 
     async def find(self, cid: str, since: float, info: StreamInfo) -> int | None:
         """The seq of the stream message carrying `cid`, looking from `since` (Unix s) in the

@@ -138,6 +138,17 @@ def _cluster(run: Run, fault: Fault, start: float, end: float) -> str | None:
     for t, source, s in samples:
         if start <= t <= end and s.replicas_lagging:
             return f"{source} saw replicas {', '.join(s.replicas_lagging)} lagging"
+
+
+def _clock(run: Run, fault: Fault, start: float, end: float) -> str | None:
+    """The agents' own clocks, read by the nemesis once the fault took effect (seconds off the host's)."""
+    clock = (fault.evidence or {}).get("clock")
+    moved = {
+        n: s for n, s in (clock if isinstance(clock, dict) else {}).items() if isinstance(s, int | float)
+    }
+    moved = {n: s for n, s in moved.items() if abs(s) >= 1}
+    if moved:
+        return ", ".join(f"{n}'s clock read {s:+.1f} s off the host's" for n, s in sorted(moved.items()))
     return None
 
 
@@ -150,6 +161,7 @@ SIGNS: dict[str, Sign] = {
     "repeats": _repeats,
     "disk": _disk,
     "cluster": _cluster,
+    "clock": _clock,
 }
 _TRAFFIC = ("answers", "latency", "buffer", "backlog")
 # Which signs a fault of each kind can produce; a kind not named here is judged by the traffic signs.
@@ -167,6 +179,10 @@ KIND_SIGNS: dict[str, tuple[str, ...]] = {
     "disk-error": (*_TRAFFIC, "disk"),
     "disk-full": (*_TRAFFIC, "disk"),
     "disk-slow": (*_TRAFFIC, "disk"),
+    # A clock fault need not change the traffic: the agent's own clock, read by the nemesis, is its sign.
+    "clock-skew": (*_TRAFFIC, "clock"),
+    "clock-jump": (*_TRAFFIC, "clock"),
+    "clock-strobe": (*_TRAFFIC, "clock"),
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from harness.errors import HarnessError
 from harness.load import Answered
-from harness.nemesis import clients, cluster, containers, disks, links, outage
+from harness.nemesis import clients, clock, cluster, containers, disks, links, outage
 from harness.nemesis.containers import ContainerControl
 from harness.nemesis.links import ProxyControl
 from harness.scenario import FAULTS, BaseFault
@@ -66,6 +66,7 @@ NEMESES: dict[str, Handler] = {
     **containers.NEMESES,
     **clients.NEMESES,
     **disks.NEMESES,
+    **clock.NEMESES,
     **cluster.handlers(),  # crash, pause, isolate and power-loss, also of a cluster's roles
 }
 if set(NEMESES) != set(FAULTS):  # a kind added to the scenario model needs its handler here

@@ -3,6 +3,7 @@ Schema, and a loader (`loader`) whose every error names the file, the line, the 
 what is allowed: `yaml_source` reads the YAML within bounds, `explain` puts pydantic's errors in the file's
 terms."""
 
+from harness.scenario.clock_faults import ClockJumpFault, ClockSkewFault, ClockStrobeFault
 from harness.scenario.faults import (
     DISK_FAULTS,
     FAULT_TYPES,
@@ -52,6 +53,9 @@ from harness.scenario.types import (
 from harness.shape import MAX_AGENTS, SERVICES, agent_names, data_plane_links, node_names, select_links
 
 __all__ = [
+    "ClockJumpFault",
+    "ClockSkewFault",
+    "ClockStrobeFault",
     "DISK_FAULTS",
     "DiskErrorFault",
     "DiskFullFault",

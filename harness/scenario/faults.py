@@ -1,6 +1,7 @@
 """The faults a scenario can name: one pydantic model per kind, each with its random maker (what the
 `random` block draws for it), and the registry of every kind. A new kind is one class (here for links and
-processes, in `disk_faults` for faultfs), one line in `FAULT_TYPES`, and its handler in `harness.nemesis`."""
+processes, in `disk_faults` for faultfs, in `clock_faults` for agents' clocks),
+one line in `FAULT_TYPES`, and its handler in `harness.nemesis`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import Field, model_validator
 
+from harness.scenario.clock_faults import ClockJumpFault, ClockSkewFault, ClockStrobeFault
 from harness.scenario.disk_faults import (
     DiskErrorFault,
     DiskFullFault,
@@ -311,6 +313,9 @@ FAULT_TYPES: tuple[type[BaseFault], ...] = (
     DiskErrorFault,
     DiskFullFault,
     DiskSlowFault,
+    ClockSkewFault,
+    ClockJumpFault,
+    ClockStrobeFault,
 )
 # Union[tuple] is the one spelling of a union over a runtime tuple (ruff's `X | Y` rewrite would drop it).
 Fault = Annotated[Union[FAULT_TYPES], Field(discriminator="fault")]  # type: ignore[valid-type]  # noqa: UP007

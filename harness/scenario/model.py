@@ -240,6 +240,12 @@ class Scenario(_Strict):
                             f"{name}'s data is not on faultfs: a {fault.fault} cannot act on it",
                             f"a node on faultfs ({', '.join(on) or 'none: set topology.disk'})",
                         )
+        if self.random is not None and "clock-jump" in self.random.faults:
+            yield (
+                ("random", "faults", self.random.faults.index("clock-jump")),
+                "clock-jump stays to the end of the load: the random block draws faults for a window",
+                "clock-skew or clock-strobe (healed at the window's end)",
+            )
         if self.random is not None:
             disk_kinds = [k for k in self.random.faults if k in DISK_FAULTS]
             on = self.topology.faultfs_nodes

@@ -12,6 +12,15 @@ from harness.topology.services import NATS_CLIENT_PORT, NATS_ROUTE_PORT, SURREAL
 P2P_PORT = 4001
 HTTP_PORT = 8080
 JOURNAL_DIR = "/var/lib/netsync"  # an agent's NETSYNC_JOURNAL_DIR (its faultfs volume goes there)
+# An agent's wall clock: libfaketime preloaded, its offset read from CLOCK_FILE (`+0`, `-30`: seconds) at
+# most once a second; CLOCK_MONOTONIC left alone (docs/clock.md). Only in netsync's image, which has them.
+CLOCK_FILE = "/etc/faketime/offset"
+CLOCK_ENV = {
+    "LD_PRELOAD": "/usr/lib/faketime/libfaketimeMT.so.1",
+    "FAKETIME_TIMESTAMP_FILE": CLOCK_FILE,
+    "FAKETIME_CACHE_DURATION": "1",
+    "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+}
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from harness.topology.docker import DockerRun
 from harness.topology.identity import peer_id_for_seed
 from harness.topology.nats_cluster import wait_cluster_ready
 from harness.topology.plan import (
+    CLOCK_ENV,
     HTTP_PORT,
     JOURNAL_DIR,
     P2P_PORT,
@@ -159,6 +160,11 @@ class System:
 
         wait_until(probe, f"{agent} to connect to its {want} peers and the orchestrator", timeout=timeout)
 
+    @property
+    def clock_faults(self) -> bool:
+        """Whether the agents run under libfaketime (docs/clock.md): netsync's image has it."""
+        return self.cfg.sut_image is None
+
     def _nats_clients_url(self, client: str) -> str:
         """NETSYNC_NATS_URL of the orchestrator or projector: its proxies to every NATS node."""
         links = links_from(self.links, client, self.cfg.nats_names())
@@ -219,6 +225,8 @@ class System:
             }
             if self.cfg.quorum:
                 env["NETSYNC_QUORUM"] = str(self.cfg.quorum)
+            if self.clock_faults:
+                env.update(CLOCK_ENV)
             self._node(a, nets, env, self.disks.data_mount(a, JOURNAL_DIR, self.cfg.faultfs))
 
     def _node(

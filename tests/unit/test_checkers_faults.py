@@ -196,6 +196,18 @@ def test_a_repeat_bites_when_it_posted_something_and_only_then(tmp_path: Path) -
     assert_only(check(nothing, tmp_path), ("no-effect", None))
 
 
+@pytest.mark.parametrize("kind", ["clock-skew", "clock-jump", "clock-strobe"])
+def test_a_clock_fault_bites_when_the_agent_clock_read_off_the_host_and_only_then(
+    tmp_path: Path, kind: str
+) -> None:
+    v = check(_fault_run(kind, evidence={"clock": {"agent-1": 30.001}}), tmp_path)
+    assert_only(v)
+    assert v["checks"]["effects"]["faults"]["f1"]["effects"] == {
+        "clock": "agent-1's clock read +30.0 s off the host's"
+    }
+    assert_only(check(_fault_run(kind, evidence={"clock": {"agent-1": 0.2}}), tmp_path), ("no-effect", None))
+
+
 def test_each_fault_is_judged_alone(tmp_path: Path) -> None:
     run = _fault_run()
     run.invoke("odd", 33.0).info("odd", 34.0)

@@ -115,6 +115,9 @@ def test_every_fault_kind_has_a_model() -> None:
         "disk-error",
         "disk-full",
         "disk-slow",
+        "clock-skew",
+        "clock-jump",
+        "clock-strobe",
     }
 
 

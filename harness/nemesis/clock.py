@@ -1,0 +1,139 @@
+"""Faults of the agents' wall clocks (docs/clock.md): the offset file libfaketime re-reads in each agent's
+container is rewritten (`docker exec`), and the agent's own clock, read from its /healthz, is waited for
+until it shows the offset: that reading is the start line's evidence (a clock that did not move is a fault
+that did not bite). The agent re-reads the file at most once a second, so a fault takes effect up to 1 s
+after it was asked for (the history's `t` is when the agent's clock showed it). Skew and strobe put the
+host's clock back at their stop; a jump stays to the end of the load, where the nemesis heals everything."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from harness.scenario import ClockJumpFault, ClockSkewFault, ClockStrobeFault
+from harness.scenario.clock_faults import MIN_STROBE_PERIOD_S
+from harness.topology.plan import CLOCK_FILE
+from harness.waiting import await_until
+
+if TYPE_CHECKING:
+    from harness.nemesis import ActiveFault, Controls
+
+SEEN_WITHIN_S = 1.0  # the agent's clock read this close to the offset asked counts as moved
+SEEN_TIMEOUT_S = 5.0  # libfaketime re-reads the file at most once a second (FAKETIME_CACHE_DURATION)
+
+
+def _set_offset(ctl: Controls, node: str, offset: int) -> None:
+    """In a worker thread: the node's offset file rewritten whole (a reader never sees half a line)."""
+    line = shlex.quote(f"{offset:+d}")
+    cmd = f"printf '%s\\n' {line} > {CLOCK_FILE}.new && mv {CLOCK_FILE}.new {CLOCK_FILE}"
+    code, out = ctl.sut.run.containers[node].get_wrapped_container().exec_run(["sh", "-c", cmd])
+    if code != 0:
+        raise RuntimeError(
+            f"could not set {node}'s clock offset to {offset:+d}: {out.decode(errors='replace')}"
+        )
+
+
+async def _agent_offset(http: httpx.AsyncClient, url: str) -> float:
+    """The agent's wall clock minus the host's, from its /healthz `clock`."""
+    before = time.time()
+    clock = (await http.get(f"{url}/healthz")).json()["clock"]
+    return float(clock) - (before + time.time()) / 2
+
+
+async def move(ctl: Controls, nodes: list[str], offset: int) -> dict[str, float]:
+    """Every node's clock set `offset` seconds off the host's; waits until each agent's own clock shows it
+    and returns what each read (seconds off the host's)."""
+    if not ctl.sut.clock_faults:
+        raise RuntimeError(
+            "the agents run another image than netsync's (--sut-image): no libfaketime to steer"
+        )
+    await asyncio.gather(*(asyncio.to_thread(_set_offset, ctl, node, offset) for node in nodes))
+    seen: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=1.0) as http:
+
+        async def read(node: str) -> None:
+            async def shows() -> bool:
+                seen[node] = round(await _agent_offset(http, ctl.sut.http_url(node)), 3)
+                return abs(seen[node] - offset) < SEEN_WITHIN_S
+
+            await await_until(shows, f"{node}'s clock to read {offset:+d} s off the host's", SEEN_TIMEOUT_S)
+
+        await asyncio.gather(*(read(node) for node in nodes))
+    return seen
+
+
+@dataclass
+class ClockWindow:
+    """The targets' clocks at `offsets[0]` from start; with a `period`, alternating with `offsets[1]`
+    until stop; at stop, the host's clock again."""
+
+    ctl: Controls
+    nodes: list[str]
+    offsets: tuple[int, ...]
+    target: dict[str, Any]
+    period: float | None = None
+    evidence: dict[str, Any] | None = None
+    stop_evidence: dict[str, Any] | None = None
+    _moved: bool = False
+    _strobe: asyncio.Task[None] | None = None
+    _switches: int = field(default=0)
+
+    async def start(self) -> None:
+        self._moved = True  # from the first write on, stop must put the host's clock back
+        self.evidence = {"clock": await move(self.ctl, self.nodes, self.offsets[0])}
+        if self.period is not None:
+            self._strobe = asyncio.create_task(self._alternate())
+
+    async def _alternate(self) -> None:
+        # On a fixed beat from the start: the time each switch waits to be seen does not stretch the period.
+        loop, period = asyncio.get_running_loop(), self.period or MIN_STROBE_PERIOD_S
+        began, i = loop.time(), 0
+        while True:
+            i += 1
+            await asyncio.sleep(max(0.0, began + i * period - loop.time()))
+            await move(self.ctl, self.nodes, self.offsets[i % 2])
+            self._switches += 1
+
+    async def stop(self) -> None:
+        if self._strobe is not None:
+            self._strobe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._strobe
+            self._strobe = None
+            self.stop_evidence = {"switches": self._switches}
+        if self._moved:
+            # Not `clock`: the checkers merge the stop's evidence over the start's.
+            back = await move(self.ctl, self.nodes, 0)
+            self.stop_evidence = {**(self.stop_evidence or {}), "clock_healed": back}
+            self._moved = False
+
+
+def clock_skew(ctl: Controls, fault: ClockSkewFault, fault_id: str) -> ActiveFault:
+    return ClockWindow(
+        ctl, list(fault.targets), (fault.offset,), {"nodes": fault.targets, "offset": fault.offset}
+    )
+
+
+def clock_jump(ctl: Controls, fault: ClockJumpFault, fault_id: str) -> ActiveFault:
+    return ClockWindow(
+        ctl, list(fault.targets), (fault.offset,), {"nodes": fault.targets, "offset": fault.offset}
+    )
+
+
+def clock_strobe(ctl: Controls, fault: ClockStrobeFault, fault_id: str) -> ActiveFault:
+    target = {"nodes": fault.targets, "offset": fault.offset, "other": fault.other, "period": fault.period}
+    return ClockWindow(ctl, list(fault.targets), (fault.offset, fault.other), target, period=fault.period)
+
+
+NEMESES: dict[str, Callable[[Controls, Any, str], ActiveFault]] = {
+    "clock-skew": clock_skew,
+    "clock-jump": clock_jump,
+    "clock-strobe": clock_strobe,
+}
