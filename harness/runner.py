@@ -23,6 +23,7 @@ from harness.observe.events import await_engine
 from harness.observe.selftrace import SelfTrace
 from harness.report import write_index, write_report
 from harness.scenario import SOAK, Scenario
+from harness.scenario.clock_faults import CLOCK_FAULTS
 from harness.schedule import drive, plan
 from harness.topology.plan import SystemConfig
 from harness.topology.system import System
@@ -47,6 +48,7 @@ def system_config(s: Scenario, sut_image: str | None = None, buggify: tuple[str,
         nats_sync_interval=s.topology.nats.config_value(),
         nats_nodes=s.topology.nats.nodes,
         stream_replicas=s.topology.nats.stream_replicas,
+        clock=any(kind in CLOCK_FAULTS for kind in s.fault_kinds()),
     )
 
 

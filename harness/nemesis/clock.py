@@ -1,50 +1,39 @@
-"""Faults of the agents' wall clocks (docs/clock.md): the offset file libfaketime re-reads in each agent's
-container is rewritten (`docker exec`), and the agent's own clock, read from its /healthz, is waited for
-until it shows the offset: that reading is the start line's evidence (a clock that did not move is a fault
-that did not bite). The agent re-reads the file at most once a second, so a fault takes effect up to 1 s
-after it was asked for (the history's `t` is when the agent's clock showed it). Skew and strobe put the
-host's clock back at their stop; a jump stays to the end of the load, where the nemesis heals everything."""
+"""Faults of the agents' wall clocks (docs/clock.md): the offset file libfaketime reads in each agent at every
+reading of the clock is replaced on the host (it is bind-mounted), and the agent's own clock, read from its
+/healthz, is waited for until it shows the offset: that reading is the start line's evidence (a clock that
+did not move is a fault that did not bite), and the history's `t` is when it was read. Skew and strobe put
+the host's clock back at their stop; a jump stays to the end of the load, where the nemesis heals
+everything (and a reset between scenarios puts every agent's clock back)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from harness.http1 import Pool
 from harness.scenario import ClockJumpFault, ClockSkewFault, ClockStrobeFault
 from harness.scenario.clock_faults import MIN_STROBE_PERIOD_S
-from harness.topology.plan import CLOCK_FILE
 from harness.waiting import await_until
 
 if TYPE_CHECKING:
     from harness.nemesis import ActiveFault, Controls
 
 SEEN_WITHIN_S = 1.0  # the agent's clock read this close to the offset asked counts as moved
-SEEN_TIMEOUT_S = 5.0  # libfaketime re-reads the file at most once a second (FAKETIME_CACHE_DURATION)
+SEEN_TIMEOUT_S = 5.0  # an agent busy or slow to answer /healthz
 
 
-def _set_offset(ctl: Controls, node: str, offset: int) -> None:
-    """In a worker thread: the node's offset file rewritten whole (a reader never sees half a line)."""
-    line = shlex.quote(f"{offset:+d}")
-    cmd = f"printf '%s\\n' {line} > {CLOCK_FILE}.new && mv {CLOCK_FILE}.new {CLOCK_FILE}"
-    code, out = ctl.sut.run.containers[node].get_wrapped_container().exec_run(["sh", "-c", cmd])
-    if code != 0:
-        raise RuntimeError(
-            f"could not set {node}'s clock offset to {offset:+d}: {out.decode(errors='replace')}"
-        )
-
-
-async def _agent_offset(http: httpx.AsyncClient, url: str) -> float:
+async def _agent_offset(http: Pool) -> float:
     """The agent's wall clock minus the host's, from its /healthz `clock`."""
     before = time.time()
-    clock = (await http.get(f"{url}/healthz")).json()["clock"]
-    return float(clock) - (before + time.time()) / 2
+    status, body = await http.request("GET", "/healthz")
+    if status != 200:
+        raise RuntimeError(f"/healthz answered {status}")
+    return float(json.loads(body)["clock"]) - (before + time.time()) / 2
 
 
 async def move(ctl: Controls, nodes: list[str], offset: int) -> dict[str, float]:
@@ -52,20 +41,26 @@ async def move(ctl: Controls, nodes: list[str], offset: int) -> dict[str, float]
     and returns what each read (seconds off the host's)."""
     if not ctl.sut.clock_faults:
         raise RuntimeError(
-            "the agents run another image than netsync's (--sut-image): no libfaketime to steer"
+            "the agents do not run under libfaketime: a system for a scenario with clock faults has it "
+            "(SystemConfig.clock), with netsync's image only (not --sut-image)"
         )
-    await asyncio.gather(*(asyncio.to_thread(_set_offset, ctl, node, offset) for node in nodes))
+    for node in nodes:
+        ctl.sut.set_clock(node, offset)  # a file replaced on the host: no worker thread needed
     seen: dict[str, float] = {}
-    async with httpx.AsyncClient(timeout=1.0) as http:
 
-        async def read(node: str) -> None:
-            async def shows() -> bool:
-                seen[node] = round(await _agent_offset(http, ctl.sut.http_url(node)), 3)
-                return abs(seen[node] - offset) < SEEN_WITHIN_S
+    async def read(node: str) -> None:
+        http = Pool(ctl.sut.http_url(node), size=1, timeout=1.0)
 
+        async def shows() -> bool:
+            seen[node] = round(await _agent_offset(http), 3)
+            return abs(seen[node] - offset) < SEEN_WITHIN_S
+
+        try:
             await await_until(shows, f"{node}'s clock to read {offset:+d} s off the host's", SEEN_TIMEOUT_S)
+        finally:
+            await http.aclose()
 
-        await asyncio.gather(*(read(node) for node in nodes))
+    await asyncio.gather(*(read(node) for node in nodes))
     return seen
 
 

@@ -13,7 +13,7 @@ from harness.scenario.fault_base import BaseFault, References
 from harness.scenario.types import NodeName, PositiveDuration, _problem
 
 MAX_CLOCK_OFFSET_S = 86_400  # a day: beyond it nothing in netsync or the stream reads differently
-MIN_STROBE_PERIOD_S = 1.0  # the agent reads the offset file at most once a second (FAKETIME_CACHE_DURATION)
+MIN_STROBE_PERIOD_S = 1.0  # each switch is read back from the agent's /healthz before the next
 
 # Whole seconds, as libfaketime's offset file takes them; ahead of the host (+) or behind it (-).
 ClockOffset = Annotated[
@@ -147,3 +147,6 @@ class ClockStrobeFault(_ClockFault):
         cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
     ) -> dict[str, Any]:
         return {**super().random_fields(rng, targets, agents), "period": rng.randint(1, 5)}
+
+
+CLOCK_FAULTS = ("clock-skew", "clock-jump", "clock-strobe")

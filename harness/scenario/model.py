@@ -289,6 +289,10 @@ class Scenario(_Strict):
         if (sets := self.parameter_set_count) > MAX_PARAMETER_SETS:
             yield ("matrix",), f"{sets:,} parameter sets", f"at most {MAX_PARAMETER_SETS} parameter sets"
 
+    def fault_kinds(self) -> set[str]:
+        """Every kind of fault the scenario can start: those listed and those its random block may draw."""
+        return {f.fault for f in self.faults} | set(self.random.faults if self.random else ())
+
     @property
     def parameter_set_count(self) -> int:
         return math.prod(len(values) for values in (self.matrix or {}).values())

@@ -64,6 +64,7 @@ class RunDisks:
 
     def file(self, name: str, text: str) -> str:
         path = self._ensure_dir() / name
+        path.parent.mkdir(parents=True, exist_ok=True)  # a name may hold a folder: "agent-1.clock/offset"
         path.write_text(text)
         return str(path)
 

@@ -12,13 +12,16 @@ from harness.topology.services import NATS_CLIENT_PORT, NATS_ROUTE_PORT, SURREAL
 P2P_PORT = 4001
 HTTP_PORT = 8080
 JOURNAL_DIR = "/var/lib/netsync"  # an agent's NETSYNC_JOURNAL_DIR (its faultfs volume goes there)
-# An agent's wall clock: libfaketime preloaded, its offset read from CLOCK_FILE (`+0`, `-30`: seconds) at
-# most once a second; CLOCK_MONOTONIC left alone (docs/clock.md). Only in netsync's image, which has them.
-CLOCK_FILE = "/etc/faketime/offset"
+# An agent's wall clock in a scenario with clock faults: libfaketime preloaded, its offset read from
+# CLOCK_FILE (`+0`, `-30`: seconds) at every reading of the clock (no cache: a fault takes effect at once,
+# about 7 us a reading), the folder a host folder the nemesis writes; CLOCK_MONOTONIC left alone
+# (docs/clock.md). Only in netsync's image, which has them.
+CLOCK_DIR = "/etc/faketime"
+CLOCK_FILE = f"{CLOCK_DIR}/offset"
 CLOCK_ENV = {
     "LD_PRELOAD": "/usr/lib/faketime/libfaketimeMT.so.1",
     "FAKETIME_TIMESTAMP_FILE": CLOCK_FILE,
-    "FAKETIME_CACHE_DURATION": "1",
+    "FAKETIME_NO_CACHE": "1",
     "FAKETIME_DONT_FAKE_MONOTONIC": "1",
 }
 
@@ -38,6 +41,7 @@ class SystemConfig:
     telemetry_interval_ms: int = 1000
     sut_image: str | None = None  # another implementation of docs/contract.md
     buggify: tuple[str, ...] = ()  # netsync's planted bugs (NETSYNC_BUGGIFY, docs/contract.md)
+    clock: bool = False  # the agents run under libfaketime (a scenario with clock faults; docs/clock.md)
     faultfs: tuple[str, ...] = ()  # nodes whose data directory sits on faultfs (topology.disk)
     nats_sync_interval: str | None = None  # JetStream's sync_interval in NATS's config; None: its default
     nats_nodes: int = 1  # one server (`nats`) or a cluster (`nats-1`..`nats-N`)

@@ -10,8 +10,10 @@ ports published on 127.0.0.1, never through a proxy.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import nats
@@ -27,6 +29,7 @@ from harness.topology.docker import DockerRun
 from harness.topology.identity import peer_id_for_seed
 from harness.topology.nats_cluster import wait_cluster_ready
 from harness.topology.plan import (
+    CLOCK_DIR,
     CLOCK_ENV,
     HTTP_PORT,
     JOURNAL_DIR,
@@ -162,8 +165,15 @@ class System:
 
     @property
     def clock_faults(self) -> bool:
-        """Whether the agents run under libfaketime (docs/clock.md): netsync's image has it."""
-        return self.cfg.sut_image is None
+        """Whether the agents run under libfaketime (docs/clock.md): asked for (`SystemConfig.clock`), and
+        netsync's image, which has it."""
+        return self.cfg.clock and self.cfg.sut_image is None
+
+    def set_clock(self, agent: str, offset: int) -> None:
+        """The agent's wall clock `offset` seconds off the host's from its next reading: its offset file
+        (bind-mounted from the host) replaced whole, so that a reading never sees half a line."""
+        path = Path(self.disks.file(f"{agent}.clock/offset.new", f"{offset:+d}\n"))
+        os.replace(path, path.with_name("offset"))
 
     def _nats_clients_url(self, client: str) -> str:
         """NETSYNC_NATS_URL of the orchestrator or projector: its proxies to every NATS node."""
@@ -225,9 +235,12 @@ class System:
             }
             if self.cfg.quorum:
                 env["NETSYNC_QUORUM"] = str(self.cfg.quorum)
+            mounts = self.disks.data_mount(a, JOURNAL_DIR, self.cfg.faultfs)
             if self.clock_faults:
                 env.update(CLOCK_ENV)
-            self._node(a, nets, env, self.disks.data_mount(a, JOURNAL_DIR, self.cfg.faultfs))
+                clock = Path(self.disks.file(f"{a}.clock/offset", "+0\n")).parent
+                mounts[CLOCK_DIR] = (str(clock), "ro")
+            self._node(a, nets, env, mounts)
 
     def _node(
         self, name: str, nets: dict, env: dict[str, str], mounts: dict[str, tuple[str, str]] | None = None
@@ -284,6 +297,9 @@ class System:
         enabled and free of toxics, the stream recreated empty, the store cleared, the
         agents' buffers empty and their peers connected. Returns the seconds it took."""
         t0 = time.monotonic()
+        if self.clock_faults:  # whatever a fault left there
+            for agent in self.cfg.agent_names():
+                self.set_clock(agent, 0)
         asyncio.run(self._reset())
         if self.cfg.nats_nodes > 1:
             self.wait_cluster()
