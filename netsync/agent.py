@@ -17,7 +17,7 @@ from prometheus_client import generate_latest
 from netsync import buggify
 from netsync.agent_metrics import Metrics
 from netsync.answers import AnswerLog
-from netsync.buffer import BufferFull, Pending, PendingCommitBuffer
+from netsync.buffer import BufferFull, FirstTries, Pending, PendingCommitBuffer
 from netsync.http import BodyRefused, ClientGone, lifespan, read_body, respond, respond_json, serve_trio
 from netsync.intents import Answer, BadRequest, new_cid, parse_intent
 from netsync.logs import Log
@@ -43,6 +43,7 @@ class Agent:
         self.orchestrator = peer_info(settings.orchestrator)
         self.bugs = settings.bugs  # netsync.buggify
         self.started_at = time.time()
+        self.first_tries = FirstTries()
         unbounded = "buffer-unbounded" in self.bugs
         self.buffer = PendingCommitBuffer(
             settings.journal_dir,
@@ -155,9 +156,9 @@ class Agent:
             "proposer": entry.proposer,
             "decided_at": entry.decided_at,
             "first_attempt_at": first_attempt_at,
-            # How long ago, on this agent's clock alone: the orchestrator places it on its own clock, so
+            # How long ago, on this agent's clocks alone: the orchestrator places it on its own clock, so
             # a skewed agent clock cannot hide a replay's age (docs/contract.md, "Exactly once").
-            "first_attempt_age_s": max(0.0, time.time() - first_attempt_at),
+            "first_attempt_age_s": self.first_tries.age(entry.cid, first_attempt_at),
             "attempt": entry.attempt,
         }
         t0 = time.monotonic()
@@ -168,6 +169,7 @@ class Agent:
             self.metrics.nats.set(0)
             return None
         if ans.get("status") == "committed" and isinstance(ans.get("seq"), int):
+            self.first_tries.done(entry.cid)
             self.metrics.commit.observe(time.monotonic() - t0)
             self.metrics.nats.set(1)
             return ans["seq"]
@@ -213,8 +215,10 @@ class Agent:
             if not decided:
                 return self._remember(cid, Answer(409, {"cid": cid, "outcome": "aborted", "reason": reason}))
             now = time.time()
+            self.first_tries.note(cid)
             seq = await self.commit(Pending(cid, key, value, self.s.name, now, now, 1))
             if seq is None:
+                self.first_tries.done(cid)  # answered 429: never replayed
                 return self._remember(cid, self._rejected(cid))
             return self._remember(cid, Answer(200, {"cid": cid, "outcome": "committed", "stream_seq": seq}))
         finally:
@@ -232,6 +236,7 @@ class Agent:
         if "keep-every-intent" in self.bugs:
             self.kept.append(f"{cid} {key} {value} decided in {quorum_ms} ms ".ljust(KEPT_RECORD, "."))
         now = time.time()
+        self.first_tries.note(cid)
         entry = Pending(cid, key, value, self.s.name, now, now, 1)
         if len(self.buffer) == 0:
             seq = await self.commit(entry)
@@ -246,6 +251,7 @@ class Agent:
                 await trio.to_thread.run_sync(self.buffer.append, entry)
         except BufferFull:  # cannot happen while reservations hold; never drop silently
             self.log.error("buffer full despite reservation", cid=cid)
+            self.first_tries.done(cid)
             return self._remember(cid, self._rejected(cid))
         self._refresh_gauges()
         self._wake.set()

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from io import FileIO
@@ -58,6 +59,30 @@ class Pending:
 
 
 _FIELDS = tuple(f.name for f in fields(Pending))
+
+
+class FirstTries:
+    """When this process decided each intent not yet committed, on the monotonic clock, for a replay's
+    age (`first_attempt_age_s`). The wall clock would do but for a step between the first attempt and a
+    replay (NTP, an operator, a clock fault): a clock stepped back 30 s made a replay look 30 s younger,
+    inside the duplicate window, and it was published again (agent-clock-skew). An entry an earlier
+    process decided (read back from the journal) is aged by its journaled wall-clock time."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, float] = {}
+
+    def note(self, cid: str) -> None:
+        """The intent `cid` is decided now."""
+        self._at[cid] = time.monotonic()
+
+    def age(self, cid: str, first_attempt_at: float) -> float:
+        """Seconds since its first attempt (by `first_attempt_at`, Unix s, if another process decided it)."""
+        at = self._at.get(cid)
+        return max(0.0, time.monotonic() - at if at is not None else time.time() - first_attempt_at)
+
+    def done(self, cid: str) -> None:
+        """Committed: nothing left to age."""
+        self._at.pop(cid, None)
 
 
 def _line(record: dict[str, Any]) -> bytes:
