@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from harness.scenario.fault_base import BaseFault, References
+from harness.scenario.fault_base import BaseFault, References, agents_among
 from harness.scenario.types import NodeName, PositiveDuration, _problem
 
 MAX_CLOCK_OFFSET_S = 86_400  # a day: beyond it nothing in netsync or the stream reads differently
@@ -65,14 +65,14 @@ class _ClockFault(BaseFault):
 
     @classmethod
     def random_applies(cls, targets: list[str]) -> bool:
-        return any(t.startswith("agent-") for t in targets)
+        return bool(agents_among(targets))
 
     @classmethod
     def random_fields(
         cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
     ) -> dict[str, Any]:
         # Past netsync's 5 s of slack either way, within a minute.
-        agent = rng.choice([t for t in targets if t.startswith("agent-")])
+        agent = rng.choice(agents_among(targets))
         return {"targets": [agent], "offset": rng.choice((-1, 1)) * rng.randint(6, 60)}
 
 

@@ -16,6 +16,11 @@ from harness.scenario.types import Duration, Links, Loc, NodeName, PositiveDurat
 References = Iterator[tuple[Loc, str, str]]
 
 
+def agents_among(targets: list[str]) -> list[str]:
+    """The agents among a random block's targets: what the kinds that act on agents alone may draw."""
+    return [t for t in targets if t.startswith("agent-")]
+
+
 class BaseFault(_Strict):
     """What every fault has: when it starts and how long it lasts."""
 

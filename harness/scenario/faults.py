@@ -17,7 +17,7 @@ from harness.scenario.disk_faults import (
     DiskSlowFault,
     PowerLossFault,
 )
-from harness.scenario.fault_base import BaseFault, References, _LinkFault, _NodeFault
+from harness.scenario.fault_base import BaseFault, References, _LinkFault, _NodeFault, agents_among
 from harness.scenario.types import (
     INT64_MAX,
     Duration,
@@ -286,13 +286,13 @@ class RepeatFault(_NodeFault):
 
     @classmethod
     def random_applies(cls, targets: list[str]) -> bool:
-        return any(t.startswith("agent-") for t in targets)
+        return bool(agents_among(targets))
 
     @classmethod
     def random_fields(
         cls, rng: random.Random, targets: list[str], agents: int, nats: int = 1
     ) -> dict[str, Any]:
-        return {"target": rng.choice([t for t in targets if t.startswith("agent-")])}
+        return {"target": rng.choice(agents_among(targets))}
 
 
 # Every kind, once: the union the model validates against, the registry and the schema follow from it.
