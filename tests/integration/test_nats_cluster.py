@@ -101,11 +101,23 @@ async def wait_committed(sut: System, answers: list[tuple[str, str]], timeout: f
 
 
 async def stream_state(sut: System) -> tuple[int, int]:
-    """(messages, replicas) of the stream, read from whichever node answers."""
+    """(messages, replicas) of the stream, read from whichever node answers. JetStream's API does not
+    answer while a leader is being elected (after a node's crash: a verification run's stream info timed
+    out there once, the intents committing meanwhile), so it is asked again until a 30 s deadline."""
     nc = await nats.connect(sut.nats_servers, connect_timeout=2)
+    got: list[tuple[int, int]] = []
+
+    async def answered() -> bool:
+        try:
+            info = await nc.jetstream(timeout=5).stream_info("SENTIMENT")
+        except nats.errors.TimeoutError:
+            return False
+        got.append((info.state.messages, info.config.num_replicas or 1))
+        return True
+
     try:
-        info = await nc.jetstream(timeout=5).stream_info("SENTIMENT")
-        return info.state.messages, info.config.num_replicas or 1
+        await await_until(answered, "JetStream to answer a stream info", timeout=30, interval=0.5)
+        return got[-1]
     finally:
         await nc.close()
 
