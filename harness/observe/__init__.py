@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from harness.observe.events import ContainerEvents, EngineLost
-from harness.observe.nats import cluster_sample, jetstream_sample, server_sample
+from harness.observe.nats import all_jsz, cluster_fields, jetstream_fields, jetstream_sample, server_sample
 from harness.observe.processes import ContainerProcesses, harness_sample, proc_sample
 from harness.observe.services import METRICS, parse_metrics, service_sample
 from harness.topology.system import System
@@ -64,8 +64,9 @@ class Sampler:
         t = round(self.now(), 3)
         probes: dict[str, Any] = {n: service_sample(http, self.sut, n) for n in self.sut.cfg.agent_names()}
         probes |= {n: service_sample(http, self.sut, n) for n in SERVICES}
-        probes["jetstream"] = jetstream_sample(http, self.sut)
-        probes |= {n: self._nats(http, n) for n in self.sut.cfg.nats_names()}
+        jsz = asyncio.ensure_future(all_jsz(http, self.sut))  # read by the jetstream and the nodes' samples
+        probes["jetstream"] = self._jetstream(jsz)
+        probes |= {n: self._nats(http, n, jsz) for n in self.sut.cfg.nats_names()}
         probes |= {n: asyncio.to_thread(self.processes.sample, n) for n in OUTSIDE}
         got = await asyncio.gather(*probes.values())
         records = [*zip(probes, got, strict=True), ("harness", harness_sample())]
@@ -77,15 +78,21 @@ class Sampler:
                 f.write(json.dumps({"t": t, "source": source, **sample}) + "\n")
         f.flush()
 
-    async def _nats(self, http: httpx.AsyncClient, node: str) -> dict[str, Any] | None:
+    @staticmethod
+    async def _jetstream(jsz: asyncio.Future[dict[str, Any]]) -> dict[str, Any] | None:
+        return jetstream_fields(await jsz)
+
+    async def _nats(
+        self, http: httpx.AsyncClient, node: str, jsz: asyncio.Future[dict[str, Any]]
+    ) -> dict[str, Any] | None:
         """The NATS node's varz memory and connections over /proc's memory and fds, and in a cluster what
         the node says of the stream's leader, its replicas and the meta leader."""
-        seen, varz, cluster = await asyncio.gather(
-            asyncio.to_thread(self.processes.sample, node),
-            server_sample(http, self.sut, node),
-            cluster_sample(http, self.sut, node),
+        seen, varz, answers = await asyncio.gather(
+            asyncio.to_thread(self.processes.sample, node), server_sample(http, self.sut, node), jsz
         )
-        return {**(seen or {}), **(varz or {}), **(cluster or {})} or None
+        own = answers.get(node) if self.sut.cfg.nats_nodes > 1 else None
+        cluster = cluster_fields(own, node) if own else {}
+        return {**(seen or {}), **(varz or {}), **cluster} or None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sample until `stop`; raises EngineLost when the engine goes away meanwhile (every container

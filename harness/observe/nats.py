@@ -14,11 +14,18 @@ from harness.topology.nats_cluster import JSZ_QUERY, StreamView, meta_leader, st
 from harness.topology.system import System
 
 
-async def _jsz(http: httpx.AsyncClient, node: str, url: str, stream: str) -> tuple[str, StreamView | None]:
-    try:
-        return node, stream_view((await http.get(f"{url}{JSZ_QUERY}", timeout=1.0)).json(), stream)
-    except (httpx.HTTPError, ValueError):
-        return node, None
+async def all_jsz(http: httpx.AsyncClient, sut: System) -> dict[str, dict[str, Any] | None]:
+    """Each NATS node's /jsz (streams and consumers), asked once a round for every sample that reads it;
+    None for a node that does not answer."""
+
+    async def ask(url: str) -> dict[str, Any] | None:
+        try:
+            return (await http.get(f"{url}{JSZ_QUERY}", timeout=1.0)).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    urls = sut.nats_monitor_urls
+    return dict(zip(urls, await asyncio.gather(*(ask(u) for u in urls.values())), strict=True))
 
 
 def _pick(views: list[tuple[str, StreamView | None]]) -> StreamView | None:
@@ -30,9 +37,9 @@ def _pick(views: list[tuple[str, StreamView | None]]) -> StreamView | None:
     return answered[0][1] if answered else None
 
 
-async def jetstream_sample(http: httpx.AsyncClient, sut: System, stream: str = shape.STREAM) -> dict | None:
-    urls = sut.nats_monitor_urls
-    view = _pick(list(await asyncio.gather(*(_jsz(http, n, u, stream) for n, u in urls.items()))))
+def jetstream_fields(answers: dict[str, dict[str, Any] | None], stream: str = shape.STREAM) -> dict | None:
+    """The stream's and the consumer's state from the nodes' /jsz (the stream leader's word)."""
+    view = _pick([(n, stream_view(jsz, stream) if jsz else None) for n, jsz in answers.items()])
     if view is None:
         return None
     state = view.detail.get("state", {})
@@ -42,6 +49,10 @@ async def jetstream_sample(http: httpx.AsyncClient, sut: System, stream: str = s
             out["consumer_num_pending"] = c.get("num_pending", 0)
             out["consumer_num_ack_pending"] = c.get("num_ack_pending", 0)
     return out
+
+
+async def jetstream_sample(http: httpx.AsyncClient, sut: System, stream: str = shape.STREAM) -> dict | None:
+    return jetstream_fields(await all_jsz(http, sut), stream)
 
 
 async def server_sample(http: httpx.AsyncClient, sut: System, node: str = "nats") -> dict[str, Any] | None:
@@ -74,14 +85,3 @@ def cluster_fields(jsz: dict[str, Any], node: str, stream: str = shape.STREAM) -
             out["replicas_current"] = sorted(n for n, current in view.replicas.items() if current)
             out["replicas_lagging"] = view.lagging
     return out
-
-
-async def cluster_sample(http: httpx.AsyncClient, sut: System, node: str) -> dict[str, Any] | None:
-    """The cluster as `node` sees it (its /jsz); None when it does not answer or is a single server."""
-    if sut.cfg.nats_nodes == 1:
-        return None
-    try:
-        jsz = (await http.get(f"{sut.nats_monitor_urls[node]}{JSZ_QUERY}", timeout=1.0)).json()
-    except (httpx.HTTPError, ValueError):
-        return None
-    return cluster_fields(jsz, node) or None
