@@ -42,12 +42,14 @@ def leaders(answers: dict[str, dict[str, Any] | None]) -> tuple[str | None, str 
 
 
 async def resolve(ctl: Controls, name: str) -> tuple[list[str], dict[str, Any]]:
-    """The nodes `name` stands for now, and what was seen (the leaders); waits up to RESOLVE_TIMEOUT_S for a
-    stream leader."""
+    """The nodes `name` stands for now, and what was seen (the leaders, and `waited_s`: how long no node
+    said it led the stream, an election after an earlier fault, which the fault's lateness includes);
+    waits up to RESOLVE_TIMEOUT_S for a stream leader."""
     urls = ctl.sut.nats_monitor_urls
     nodes = ctl.sut.cfg.nats_names()
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + RESOLVE_TIMEOUT_S
+    began = loop.time()
+    deadline = began + RESOLVE_TIMEOUT_S
     pools = {n: Pool(urls[n], size=1, timeout=1.0) for n in nodes}
 
     async def ask(node: str) -> dict[str, Any] | None:
@@ -62,7 +64,11 @@ async def resolve(ctl: Controls, name: str) -> tuple[list[str], dict[str, Any]]:
             got = await asyncio.gather(*(ask(n) for n in nodes))
             stream_leader, meta = leaders(dict(zip(nodes, got, strict=True)))
             if stream_leader is not None:
-                seen = {"stream_leader": stream_leader, "meta_leader": meta}
+                seen = {
+                    "stream_leader": stream_leader,
+                    "meta_leader": meta,
+                    "waited_s": round(loop.time() - began, 3),
+                }
                 return shape.cluster_members(name, stream_leader, nodes), seen
             if loop.time() >= deadline:
                 answered = [n for n, jsz in zip(nodes, got, strict=True) if jsz is not None]
