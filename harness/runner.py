@@ -16,7 +16,7 @@ from harness.checkers import write_verdict
 from harness.collect import Progress, collect, save_logs, wait_drained
 from harness.images import Images
 from harness.load import open_load
-from harness.nemesis import Nemesis
+from harness.nemesis import Nemesis, on_time
 from harness.nemesis.own_loop import OwnLoop
 from harness.observe import EngineLost, Sampler, interval_for
 from harness.observe.events import await_engine
@@ -227,7 +227,10 @@ async def _drive(
     history, load = open_load(scenario, sut, out, seed, cid_prefix, workers, say)
     steps = plan(scenario, seed)
     nemesis = Nemesis(sut, history.record, load.answered)
-    own = OwnLoop()  # the nemesis and its schedule on a loop of their own, so that faults start on time
+    # The nemesis and its schedule on a loop of their own, at real-time priority, so that faults start on time
+    own = OwnLoop(realtime=True)
+    if own.refused:
+        say(f"the nemesis runs at normal priority ({own.refused}); its faults may start later under load")
     sampler = Sampler(sut, out / store.SAMPLES, history.now, interval_for(scenario.load.duration), load.pids)
     stop_sampling = asyncio.Event()
     active: dict[str, str] = {}
@@ -258,24 +261,26 @@ async def _drive(
         await load.prepare()  # Locust's processes up, their users spawned, before t = 0
         await own.run(nemesis.prepare())  # and the nemesis's connections, so a fault at t = 0 is on time
         await sampler.prepare()  # and the sampler's, which would otherwise compete with it for the loop
-        history.t0 = time.monotonic()  # t = 0 is the start of the load: fault times count from it
-        timings["t0_unix"] = time.time()  # the same instant on the containers' clock (their log lines' t)
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(sampler.run(stop_sampling))
-            tg.create_task(report())
-            fault_task = tg.create_task(faults())
-            traced = tg.create_task(trace.mark_after_warmup(scenario.load.duration))
-            await load.run()
-            traced.cancel()
-            trace.finish()
-            fault_task.cancel()  # faults still scheduled past the load's end are not started
-            # Let a fault being applied right now finish first, or it could land after the heal.
-            await asyncio.gather(fault_task, return_exceptions=True)
-            await asyncio.shield(own.run(nemesis.heal_all()))
-            say(f"load done at t={history.now():.1f}s; every fault healed")
-            drained = scenario.expect.recovery.drained_within
-            await wait_drained(sut, drained, say)
-            stop_sampling.set()
+        # A full garbage collection now and none of this heap's during the run; short GIL switches
+        with on_time.frozen_heap(), on_time.short_switches():
+            history.t0 = time.monotonic()  # t = 0 is the start of the load: fault times count from it
+            timings["t0_unix"] = time.time()  # the same instant on the containers' clock (their log lines' t)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(sampler.run(stop_sampling))
+                tg.create_task(report())
+                fault_task = tg.create_task(faults())
+                traced = tg.create_task(trace.mark_after_warmup(scenario.load.duration))
+                await load.run()
+                traced.cancel()
+                trace.finish()
+                fault_task.cancel()  # faults still scheduled past the load's end are not started
+                # Let a fault being applied right now finish first, or it could land after the heal.
+                await asyncio.gather(fault_task, return_exceptions=True)
+                await asyncio.shield(own.run(nemesis.heal_all()))
+                say(f"load done at t={history.now():.1f}s; every fault healed")
+                drained = scenario.expect.recovery.drained_within
+                await wait_drained(sut, drained, say)
+                stop_sampling.set()
     except* EngineLost as lost:  # the sampler's word: the engine, and every container with it, went away
         raise lost.exceptions[0] from None
     finally:

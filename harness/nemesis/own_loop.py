@@ -17,6 +17,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from harness.nemesis import on_time
+
 T = TypeVar("T")
 
 
@@ -30,10 +32,23 @@ def _settle(finished: concurrent.futures.Future[Any], task: asyncio.Future[Any])
 
 
 class OwnLoop:
-    def __init__(self, name: str = "nemesis") -> None:
+    """`realtime`: the thread asks for real-time priority first (on_time.realtime); `refused` then says why
+    it did not get it, None when it did (or did not ask)."""
+
+    def __init__(self, name: str = "nemesis", realtime: bool = False) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.refused: str | None = None
+        ready = threading.Event()
+
+        def main() -> None:
+            if realtime:
+                self.refused = on_time.realtime()
+            ready.set()
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=main, name=name, daemon=True)
         self._thread.start()
+        ready.wait()
 
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
         started: concurrent.futures.Future[asyncio.Task[T]] = concurrent.futures.Future()
