@@ -113,12 +113,18 @@ class System:
         )
         TOXIPROXY.define(self.run, control)
         self._define_sut(nets)
-        self.run.start()
+        # A cluster's nodes start once their routes' proxies exist: routes that connect at the first dial
+        # elect a meta leader at once, where routes coming up over a second of retries could split the
+        # first vote and wait out NATS's election timeout (4 s or more).
+        later = self.cfg.nats_names() if self.cfg.nats_nodes > 1 else []
+        self.run.start(*(n for n in self.run.containers if n not in later))
         tp = self.run.raw("toxiproxy")
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda net: net.connect(tp.id, network_aliases=["toxiproxy"]), nets.values()))
         TOXIPROXY.wait_ready(self.run)
         asyncio.run(self._populate_proxies())
+        if later:
+            self.run.start(*later)
         for node in self.cfg.nats_names():
             NATS.wait_ready(self.run, node)
         SURREALDB.wait_ready(self.run)
