@@ -26,16 +26,11 @@ from harness.errors import TopologyError
 from harness.images import Images
 from harness.topology.disks import RunDisks
 from harness.topology.docker import DockerRun
-from harness.topology.identity import peer_id_for_seed
 from harness.topology.nats_cluster import wait_cluster_ready
+from harness.topology.netsync_nodes import define_netsync
 from harness.topology.plan import (
-    CLOCK_DIR,
-    CLOCK_ENV,
     HTTP_PORT,
-    JOURNAL_DIR,
-    P2P_PORT,
     SystemConfig,
-    links_from,
     nats_routes,
     plan_links,
 )
@@ -112,7 +107,7 @@ class System:
             nats_routes(self.cfg, self.links),
         )
         TOXIPROXY.define(self.run, control)
-        self._define_sut(nets)
+        define_netsync(self.run, self.cfg, self.links, self.disks, nets, self.sut_image, self.clock_faults)
         # A cluster's nodes start once their routes' proxies exist: routes that connect at the first dial
         # elect a meta leader at once, where routes coming up over a second of retries could split the
         # first vote and wait out NATS's election timeout (4 s or more).
@@ -181,11 +176,6 @@ class System:
         path = Path(self.disks.file(f"{agent}.clock/offset.new", f"{offset:+d}\n"))
         os.replace(path, path.with_name("offset"))
 
-    def _nats_clients_url(self, client: str) -> str:
-        """NETSYNC_NATS_URL of the orchestrator or projector: its proxies to every NATS node."""
-        links = links_from(self.links, client, self.cfg.nats_names())
-        return ",".join(f"nats://toxiproxy:{ln.port}" for ln in links)
-
     def wait_cluster(self, timeout: float = 60.0) -> None:
         """Until the stream's leader reports a meta leader and the stream's replicas all current."""
         wait_cluster_ready(self.nats_monitor_urls, self.cfg.stream_replicas, timeout)
@@ -193,82 +183,6 @@ class System:
     async def _populate_proxies(self) -> None:
         async with Toxiproxy(self.toxiproxy_url) as tp:
             await tp.populate([(ln.name, f"0.0.0.0:{ln.port}", ln.upstream) for ln in self.links.values()])
-
-    def _define_sut(self, nets: dict) -> None:
-        agents = self.cfg.agent_names()
-        orch_id = peer_id_for_seed("orchestrator")
-        stream_env = {
-            "NETSYNC_DUPLICATE_WINDOW_S": str(self.cfg.duplicate_window_s),
-            "NETSYNC_STREAM_MAX_MSGS": str(self.cfg.stream_max_msgs),
-            "NETSYNC_STREAM_MAX_BYTES": str(self.cfg.stream_max_bytes),
-            "NETSYNC_STREAM_MAX_AGE_S": str(self.cfg.stream_max_age_s),
-        }
-        self._node(
-            "orchestrator",
-            nets,
-            {
-                "NETSYNC_NATS_URL": self._nats_clients_url("orchestrator"),
-                "NETSYNC_STREAM_REPLICAS": str(self.cfg.stream_replicas),
-                "NETSYNC_TELEMETRY_INTERVAL_MS": str(self.cfg.telemetry_interval_ms),
-                **stream_env,
-            },
-        )
-        self._node(
-            "projector",
-            nets,
-            {
-                "NETSYNC_NATS_URL": self._nats_clients_url("projector"),
-                "NETSYNC_SURREAL_URL": f"ws://toxiproxy:{self.links['projector>surrealdb'].port}/rpc",
-            },
-        )
-        for a in agents:
-            peers = ",".join(
-                f"{b}=/dns4/toxiproxy/tcp/{self.links[f'{a}>{b}'].port}/p2p/{peer_id_for_seed(b)}"
-                for b in agents
-                if b != a
-            )
-            env = {
-                "NETSYNC_PEERS": peers,
-                "NETSYNC_ORCHESTRATOR": (
-                    f"/dns4/toxiproxy/tcp/{self.links[f'{a}>orchestrator'].port}/p2p/{orch_id}"
-                ),
-                "NETSYNC_BUFFER_CAP": str(self.cfg.buffer_cap),
-                "NETSYNC_INTENT_TIMEOUT_MS": str(self.cfg.intent_timeout_ms),
-                "NETSYNC_COMMIT_TIMEOUT_MS": str(self.cfg.commit_timeout_ms),
-                "NETSYNC_REPLAY_INTERVAL_MS": str(self.cfg.replay_interval_ms),
-                "NETSYNC_TELEMETRY_INTERVAL_MS": str(self.cfg.telemetry_interval_ms),
-                "NETSYNC_JOURNAL_DIR": JOURNAL_DIR,
-            }
-            if self.cfg.quorum:
-                env["NETSYNC_QUORUM"] = str(self.cfg.quorum)
-            mounts = self.disks.data_mount(a, JOURNAL_DIR, self.cfg.faultfs)
-            if self.clock_faults:
-                env.update(CLOCK_ENV)
-                clock = Path(self.disks.file(f"{a}.clock/offset", "+0\n")).parent
-                mounts[CLOCK_DIR] = (str(clock), "ro")
-            self._node(a, nets, env, mounts)
-
-    def _node(
-        self, name: str, nets: dict, env: dict[str, str], mounts: dict[str, tuple[str, str]] | None = None
-    ) -> None:
-        role = name.split("-")[0] if name.startswith("agent-") else name
-        base = {
-            "NETSYNC_NAME": name,
-            "NETSYNC_IDENTITY_SEED": name,
-            "NETSYNC_LISTEN": f"/ip4/0.0.0.0/tcp/{P2P_PORT}",
-            "NETSYNC_HTTP_PORT": str(HTTP_PORT),
-        }
-        if self.cfg.buggify:
-            base["NETSYNC_BUGGIFY"] = ",".join(self.cfg.buggify)
-        self.run.container(
-            name,
-            self.sut_image,
-            network=nets[name],
-            command=[role],
-            env={**base, **env},
-            published=(HTTP_PORT,),
-            mounts=mounts,
-        )
 
     def wait_http(self, node: str, timeout: float = 30.0) -> None:
         def probe() -> bool:
