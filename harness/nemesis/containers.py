@@ -217,7 +217,11 @@ class ContainerControl:
                     state = await self._kill(node)
                 else:
                     if node not in self._frozen:
-                        await asyncio.to_thread(frozen.freeze)
+                        try:
+                            await asyncio.to_thread(frozen.freeze)
+                        except BaseException:
+                            os.close(fd)  # the node was not halted: nothing will wait on its exit
+                            raise
                     self._frozen.pop(node, None)
                     self._pids.pop(node, None)
                     _sigkill(fd)
