@@ -52,10 +52,26 @@ def check(response: Any) -> None:
             raise StatementFailed(f"surreal statement failed: {stmt.get('result')}")
 
 
+# What SurrealDB answers when its storage failed, or a transaction lost a conflict, rather than the
+# statement: its disk returning EIO ("There was a problem with a transaction: WAL error: IO error: ...
+# Input/output error (os error 5)"), a full disk, a write conflict ("This transaction can be retried").
+# An outage of its store, however long, must never dead-letter an intent (docs/contract.md).
+NOT_THE_STATEMENT = (
+    "There was a problem with a transaction",
+    "IO error",
+    "(os error ",
+    "can be retried",
+    "underlying datastore",
+)
+
+
 def refused(error: BaseException) -> bool:
     """Whether a failed query was the statement's own fault, so that retrying the same one cannot
-    help: SurrealDB answered with an error, or the client could not even send it (its parameters do
-    not encode). Connecting, a lost or silent connection, and a socket error are not."""
+    help: SurrealDB answered with an error about it, or the client could not even send it (its
+    parameters do not encode). Connecting, a lost or silent connection, a socket error, and an answer
+    saying the store itself failed (NOT_THE_STATEMENT) are not."""
+    if isinstance(error, StatementFailed):
+        return not any(words in str(error) for words in NOT_THE_STATEMENT)
     return not isinstance(error, SurrealUnavailable | OSError | TimeoutError | WebSocketException)
 
 

@@ -151,3 +151,17 @@ def test_only_the_statements_own_failures_count_as_refusals() -> None:
         ConnectionClosedError(None, None),
     ):
         assert not refused(transient), transient
+
+
+def test_a_failed_store_is_never_the_statements_fault() -> None:
+    # As SurrealDB 3 answered the projector while its disk failed with EIO (projector-disk-error).
+    eio = (
+        "surreal statement failed: There was a problem with a transaction: WAL error: IO error: "
+        "kind=uncategorized error, message=Input/output error (os error 5)"
+    )
+    conflict = (
+        "surreal statement failed: Failed to commit transaction due to a read or write conflict. "
+        "This transaction can be retried"
+    )
+    for answer in (eio, conflict):
+        assert not refused(StatementFailed(answer)), answer
