@@ -47,6 +47,11 @@ FLAGS: dict[str, Flag] = {
         "CREATEs a row with a fresh id instead of UPSERTing sentiment:<cid>",
         "Projector: a redelivery rewrites the same row",
     ),
+    "store-failure-refused": Flag(
+        "projector",
+        "counts SurrealDB's answer that its store failed (a disk's EIO) as a refusal of the statement",
+        "Dead letters: an outage of the store, however long, never dead-letters an intent",
+    ),
     "wrong-value": Flag(
         "projector",
         "writes each key's last value in a fetched batch into every row of that key in the batch",

@@ -28,7 +28,7 @@ from netsync.logs import Log
 from netsync.projection import CREATE, UPSERT, Malformed, parse_body
 from netsync.projector_http import Metrics, serve_http
 from netsync.settings import ConfigError, ProjectorSettings, env_int
-from netsync.surreal import SurrealConnection, refused
+from netsync.surreal import StatementFailed, SurrealConnection, refused
 from netsync.untrusted import loads
 
 SUBJECT = "root.solar.command.sentiment.set"
@@ -327,7 +327,9 @@ class Projector:
                     return True
                 except Exception as e:
                     self.metrics.write_failures.inc()
-                    refusals += refused(e)
+                    refusals += refused(e) or (
+                        "store-failure-refused" in self.bugs and isinstance(e, StatementFailed)
+                    )
                     if refusals >= REFUSALS:
                         reason = f"SurrealDB refused it {refusals} times: {e}"
                         raise DeadLetter("refused", reason, attempt) from e
