@@ -228,7 +228,7 @@ async def _drive(
     steps = plan(scenario, seed)
     nemesis = Nemesis(sut, history.record, load.answered)
     # The nemesis and its schedule on a loop of their own, at real-time priority, so that faults start on time
-    own = OwnLoop(realtime=True)
+    own = OwnLoop()
     if own.refused:
         say(f"the nemesis runs at normal priority ({own.refused}); its faults may start later under load")
     sampler = Sampler(sut, out / store.SAMPLES, history.now, interval_for(scenario.load.duration), load.pids)

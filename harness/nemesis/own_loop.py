@@ -32,17 +32,16 @@ def _settle(finished: concurrent.futures.Future[Any], task: asyncio.Future[Any])
 
 
 class OwnLoop:
-    """`realtime`: the thread asks for real-time priority first (on_time.realtime); `refused` then says why
-    it did not get it, None when it did (or did not ask)."""
+    """The thread asks for real-time priority first (on_time.realtime); `refused` says why it did not get
+    it, None when it did."""
 
-    def __init__(self, name: str = "nemesis", realtime: bool = False) -> None:
+    def __init__(self, name: str = "nemesis") -> None:
         self.loop = asyncio.new_event_loop()
         self.refused: str | None = None
         ready = threading.Event()
 
         def main() -> None:
-            if realtime:
-                self.refused = on_time.realtime()
+            self.refused = on_time.realtime()
             ready.set()
             self.loop.run_forever()
 
