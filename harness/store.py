@@ -3,12 +3,16 @@ writers of its files. Every reading error names the file and the line, and says 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import re
+import secrets
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import msgspec
 
@@ -45,34 +49,98 @@ def is_run_dir(path: Path) -> bool:
     return (path / SCENARIO).is_file()
 
 
-def read_json(path: Path, expected: str = "a JSON object") -> dict[str, Any]:
+# A line longer than this is not a line of the format: a history linked to a file with no newline
+# (or /dev/zero) must end in an error naming it, not in memory growing without bound.
+MAX_LINE_BYTES = 1 << 20
+# scenario.json and verdict.json are small; one that is not is not the format's.
+MAX_JSON_BYTES = 16 << 20
+
+
+def open_regular(path: Path, expected: str) -> BinaryIO:
+    """Open `path` for reading only when it is a regular file (a link is followed to one): a FIFO
+    would hang the reader, a device would feed it without end. Opened non-blocking, so a FIFO is
+    refused instead of waited on, then checked with fstat."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise RunDirError(path, "missing", expected=expected) from None
     except OSError as e:
-        raise RunDirError(path, f"cannot read: {e.strerror or e}") from None
+        raise RunDirError(path, f"cannot read: {e.strerror or e}", expected=expected) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise RunDirError(path, f"not a regular file ({_file_kind(mode)})", expected=expected)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", buffering=1 << 20)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def is_regular(path: Path) -> bool:
+    """A regular file, or a link to one (what the readers accept)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def read_json(path: Path, expected: str = "a JSON object") -> dict[str, Any]:
+    with open_regular(path, expected) as f:
+        try:
+            data = f.read(MAX_JSON_BYTES + 1)
+        except OSError as e:
+            raise RunDirError(path, f"cannot read: {e.strerror or e}") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise RunDirError(path, f"larger than {MAX_JSON_BYTES >> 20} MiB", expected=expected)
     try:
         value = json.loads(data)
     except UnicodeDecodeError:
         raise RunDirError(path, "not UTF-8 text", expected=expected) from None
     except json.JSONDecodeError as e:
         raise RunDirError(path, f"not JSON: {e.msg} (column {e.colno})", e.lineno, expected) from None
+    except RecursionError:
+        raise RunDirError(path, "nested too deeply", expected=expected) from None
+    except ValueError as e:  # an integer of more digits than Python converts
+        raise RunDirError(path, f"not usable JSON: {e}", expected=expected) from None
     if not isinstance(value, dict):
         raise RunDirError(path, f"got a JSON {type(value).__name__}", 1, expected)
     return value
 
 
 def numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) for every non-blank line, read in large blocks."""
-    try:
-        f = open(path, "rb", buffering=1 << 20)
-    except FileNotFoundError:
-        raise RunDirError(path, "missing", expected="JSON lines (docs/run-format.md)") from None
-    except OSError as e:
-        raise RunDirError(path, f"cannot read: {e.strerror or e}") from None
-    with f:
-        for number, line in enumerate(f, 1):
+    """(line number, line) for every non-blank line, read in large blocks; a line past
+    MAX_LINE_BYTES raises RunDirError naming it."""
+    with open_regular(path, "JSON lines (docs/run-format.md)") as f:
+        number = 0
+        while True:
+            try:
+                line = f.readline(MAX_LINE_BYTES + 1)
+            except OSError as e:
+                raise RunDirError(path, f"cannot read: {e.strerror or e}", number + 1) from None
+            if not line:
+                return
+            number += 1
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                raise RunDirError(
+                    path,
+                    f"a line longer than {MAX_LINE_BYTES} bytes",
+                    number,
+                    "JSON lines (docs/run-format.md)",
+                )
             if line.strip():
                 yield number, line
 
@@ -107,12 +175,85 @@ def _describe(error: Exception, line: bytes) -> str:
     return text
 
 
+class OutputError(RunDirError):
+    """An output of the harness (verdict.json, report.html, index.html) cannot be written safely."""
+
+
+def refuse_links(folder: Path, names: Iterable[str]) -> None:
+    """Refuse a run directory where an output's name is a link or not a regular file: what the harness
+    writes must never land where a link points."""
+    for name in names:
+        path = Path(folder) / name
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise OutputError(path, f"cannot inspect: {e.strerror or e}") from None
+        if stat.S_ISLNK(mode):
+            raise OutputError(
+                path,
+                "is a symbolic link; the harness writes its outputs only as new files",
+                expected="no file, or a regular file, by that name (remove the link)",
+            )
+        if not stat.S_ISREG(mode):
+            raise OutputError(
+                path, f"is {_file_kind(mode)}", expected="no file, or a regular file, by that name"
+            )
+
+
+def write_output(path: Path, data: bytes | str) -> Path:
+    """Write a whole file safely into a folder that may hold anything: refused when `path` is a link
+    (or not a regular file); written under a fresh random name created with O_EXCL|O_NOFOLLOW, then
+    renamed over `path` in the same folder (a rename replaces a link, never follows it). A harness
+    killed meanwhile leaves the old file or none, never half of one."""
+    path = Path(path)
+    refuse_links(path.parent, [path.name])
+    if isinstance(data, str):
+        data = data.encode("utf-8", "backslashreplace")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    part = None
+    try:
+        for _ in range(16):
+            part = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
+            try:
+                fd = os.open(part, flags, 0o644)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise OutputError(path, "no fresh temporary name beside it")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.rename(part, path)
+        part = None
+    except OSError as e:
+        raise OutputError(path, f"cannot write: {e.strerror or e}") from None
+    finally:
+        if part is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
+    return path
+
+
+def strict_json(data: Any, indent: int | None = 1) -> str:
+    """JSON that any parser reads: NaN and infinities (which a system under test can send) become null."""
+    return json.dumps(_finite(data), indent=indent, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Whole or not at all: written beside, then renamed over (a harness killed meanwhile leaves the
-    old file or none, never half of one)."""
-    part = path.with_name(path.name + ".part")
-    part.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(part, path)
+    """Whole or not at all, never through a link (write_output); strict JSON."""
+    write_output(path, strict_json(data) + "\n")
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:

@@ -14,17 +14,26 @@ from harness import store
 def test_a_write_cut_short_leaves_the_previous_file_whole(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / store.TIMINGS
     store.write_json(path, {"bringup_s": 6.7})
-    real = Path.write_text
+    real = store.os.fdopen
 
-    def killed_halfway(self: Path, text: str, *args: object, **kwargs: object) -> int:
-        real(self, text[: len(text) // 2])  # half the bytes reach the disk, then the process is gone
-        raise KeyboardInterrupt
+    def killed_halfway(fd: int, *args: object, **kwargs: object):
+        f = real(fd, *args, **kwargs)
+        write = f.write
 
-    monkeypatch.setattr(Path, "write_text", killed_halfway)
+        def half(data: bytes) -> int:
+            write(data[: len(data) // 2])  # half the bytes reach the disk, then the process is gone
+            f.flush()
+            raise KeyboardInterrupt
+
+        f.write = half
+        return f
+
+    monkeypatch.setattr(store.os, "fdopen", killed_halfway)
     with pytest.raises(KeyboardInterrupt):
         store.write_json(path, {"bringup_s": 7.0, "drive_s": 13.3})
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"bringup_s": 6.7}
+    assert [p.name for p in tmp_path.iterdir()] == [store.TIMINGS]  # no part left behind
 
 
 def test_a_write_replaces_the_file_and_leaves_no_part_behind(tmp_path: Path) -> None:
