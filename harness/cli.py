@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Any
 
-from harness import __version__, engine, store
+from harness import __version__, engine
 from harness.cli_run import Terminated, cmd_run
 from harness.errors import HarnessError
 
@@ -189,17 +189,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness.checkers.verdict import run_dirs
-    from harness.report import write_index, write_report
+    from harness.report import report_paths
 
-    for path in map(Path, args.dirs):
-        if store.is_run_dir(path):
-            print(write_report(path))
-            continue
-        for run_dir in run_dirs([path]):  # a run folder: every scenario in it, then its index
-            print(write_report(run_dir))
-        print(write_index(path))
-    return 0
+    return report_paths([Path(p) for p in args.dirs])  # harness/report/__init__.py
 
 
 def _on_run_dirs(sub: Any, name: str, func: Any, help: str, description: str) -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness import store
 from harness.checkers import write_verdict
+from harness.checkers.verdict import run_dirs
 from harness.report import page
 
 INDEX = "index.html"
@@ -31,4 +32,17 @@ def write_index(folder: Path) -> Path:
     return out
 
 
-__all__ = ["INDEX", "write_index", "write_report"]
+def report_paths(paths: list[Path]) -> int:
+    """`solar-chaos report PATH...`: a run directory's report, or a run folder's reports and index;
+    prints each page written and returns the exit code."""
+    for path in paths:
+        if store.is_run_dir(path):
+            print(write_report(path))
+            continue
+        for run_dir in run_dirs([path]):  # a run folder: every scenario in it, then its index
+            print(write_report(run_dir))
+        print(write_index(path))
+    return 0
+
+
+__all__ = ["INDEX", "report_paths", "write_index", "write_report"]
