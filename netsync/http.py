@@ -50,24 +50,47 @@ async def read_body(receive: Receive, scope: Scope | None = None, timeout: float
     raise BodyRefused(408, f"body not received within {timeout:g} s ({len(body)} bytes came)")
 
 
+def _announces_body(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        name = name.lower()
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"", b"0")):
+            return True
+    return False
+
+
 def guarded(app: App, log: Log) -> App:
     """`app`, but a handler that fails is logged and answered with a JSON 500 (hypercorn's own is an
-    empty one, and with its error log off nothing said why)."""
+    empty one, and with its error log off nothing said why); and an answer sent before the request's
+    body was read whole (a 413 refused unread, a 408, a route that takes no body) says
+    `connection: close`. hypercorn closes such a connection after the answer without saying so, and a
+    client that reused it in that moment saw "Server disconnected without sending a response" on its
+    next request (test_agent_bodies, once in 617 runs of make test)."""
 
     async def run(scope: Scope, receive: Receive, send: Send) -> None:
         started = False
+        body_read = scope.get("type") != "http" or not _announces_body(scope)
+
+        async def receiving() -> dict[str, Any]:
+            nonlocal body_read
+            msg = await receive()
+            if msg.get("type") == "http.disconnect" or not msg.get("more_body"):
+                body_read = True
+            return msg
 
         async def tracked(msg: dict[str, Any]) -> None:
             nonlocal started
-            started = started or msg.get("type") == "http.response.start"
+            if msg.get("type") == "http.response.start":
+                started = True
+                if not body_read:
+                    msg = {**msg, "headers": [*msg.get("headers", []), (b"connection", b"close")]}
             await send(msg)
 
         try:
-            await app(scope, receive, tracked)
+            await app(scope, receiving, tracked)
         except Exception as e:
             log.error("handler failed", method=scope.get("method"), path=scope.get("path"), error=repr(e))
             if scope.get("type") == "http" and not started:
-                await respond_json(send, 500, {"error": f"internal error: {type(e).__name__}"})
+                await respond_json(tracked, 500, {"error": f"internal error: {type(e).__name__}"})
 
     return run
 
