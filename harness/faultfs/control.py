@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -71,18 +72,44 @@ class Mount:
         return self.source.split(":", 2)[2] if self.source.count(":") >= 2 else ""
 
 
-def _unescape(field: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as octal escapes
-    return field.encode().decode("unicode_escape") if "\\" in field else field
+_OCTAL = re.compile(rb"\\([0-3][0-7]{2})")  # \000 to \377: one byte each
+
+
+def _unescape(field: bytes) -> str:
+    """A mount table field as the path the rest of the harness holds (os.fsdecode of its bytes). The kernel
+    writes space, tab, newline and backslash as 3-digit octal escapes and every other byte raw, so a
+    non-ASCII name arrives as raw UTF-8, or as one escape per byte (\\303\\251 for é): the escapes are
+    bytes too, and only the whole field is decoded, or é would come back as two characters and match
+    nothing. A name that is not UTF-8 decodes as os.fsdecode does it for every path (surrogateescape)."""
+    return os.fsdecode(_OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), field))
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def faultfs_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
+    """The faultfs mounts in a mount table: /proc/self/mountinfo, or a file in /proc/mounts' format
+    (source, mount point, type first); a line of neither shape, or whose mount point is not absolute, is
+    skipped."""
     found = []
-    for line in _read(mountinfo).splitlines():
-        left, _, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if len(fields) >= 5 and len(tail) >= 2 and tail[0] == f"fuse.{FSTYPE}":
-            found.append(Mount(_unescape(fields[4]), _unescape(tail[1])))
+    fstype = f"fuse.{FSTYPE}".encode()
+    for line in _read_bytes(mountinfo).split(b"\n"):
+        # Fields are separated by single spaces; a space inside a field is always escaped (\040).
+        # mountinfo: id parent major:minor root mountpoint opts [optional...] - type source opts
+        left, sep, right = line.partition(b" - ")
+        if sep and left[:1].isdigit():
+            fields, tail = left.split(b" "), right.split(b" ")
+            if len(fields) >= 5 and len(tail) >= 2 and tail[0] == fstype and fields[4][:1] == b"/":
+                found.append(Mount(_unescape(fields[4]), _unescape(tail[1])))
+        else:  # /proc/mounts: source mountpoint type opts freq passno
+            fields = line.split(b" ")
+            if len(fields) >= 3 and fields[2] == fstype and fields[1][:1] == b"/":
+                found.append(Mount(_unescape(fields[1]), _unescape(fields[0])))
     return found
 
 
