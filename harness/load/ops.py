@@ -5,6 +5,7 @@ records of one operation (Jepsen's invoke, then ok, fail or info; docs/run-forma
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -97,16 +98,21 @@ def completion(
     process: str, intent: Intent, status: int | None, payload: bytes, error: str | None
 ) -> dict[str, Any]:
     """The completion record (without `t`) of an HTTP answer, or of `error` when none came: ok (accepted),
-    fail (definitely not applied: refused, or a request the agent found invalid) or info (unknown)."""
+    fail (definitely not applied: refused, or a request the agent found invalid) or info (unknown).
+
+    An answer that breaks docs/contract.md's shape is that operation's problem, not the run's: it is
+    `info` (the agent may or may not have applied the intent), without the answer's fields, and carries
+    `contract`: "<field>: <what was wrong>" (several joined by "; "), which the checkers report. Copied
+    as it came, one `stream_seq: "12"` made the whole history unreadable to them."""
     base = {"process": process, "f": "intent", "cid": intent.cid, "agent": intent.agent}
     if status is None:
         return {**base, "type": "info", "error": (error or "no answer")[:300]}
-    try:  # the status decides; the body only adds what it carries
-        body = json.loads(payload) if payload else {}
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+    shown = f"HTTP {status}: {payload.decode(errors='replace')[:200]}"
+    body: dict[str, Any] = {}
+    if status in ACCEPTED or status in REFUSED:
+        body, problems = _answer(status, payload, intent.cid)
+        if problems:
+            return {**base, "type": "info", "error": shown, "contract": "; ".join(problems)}
     done: dict[str, Any]
     if status in ACCEPTED:
         done = {"type": "ok", "outcome": ACCEPTED[status]}
@@ -117,13 +123,114 @@ def completion(
     elif status in REFUSED:
         done = {"type": "fail", "outcome": REFUSED[status]}
         if body.get("reason"):
-            done["reason"] = str(body["reason"])[:300]
+            done["reason"] = body["reason"][:300]
     elif 400 <= status < 500:
-        text = payload.decode(errors="replace")[:200]
-        done = {"type": "fail", "outcome": "invalid", "error": f"HTTP {status}: {text}"}
-    else:
-        done = {"type": "info", "error": f"HTTP {status}: {payload.decode(errors='replace')[:200]}"}
+        done = {"type": "fail", "outcome": "invalid", "error": shown}
+    elif status >= 500:
+        done = {"type": "info", "error": shown}
+    else:  # 1xx, 3xx, a 2xx other than 200 and 202: no answer of the contract
+        done = {
+            "type": "info",
+            "error": shown,
+            "contract": f"status: {status} is not an answer to POST /intents",
+        }
     return {**base, **done}
+
+
+SEQ_MAX = 2**63 - 1  # the store and the checkers' columns hold 64-bit integers; JetStream counts from 1
+
+
+def _answer(status: int, payload: bytes, cid: str) -> tuple[dict[str, Any], list[str]]:
+    """The body of a 200, 202, 409 or 429 and what in it breaks the contract. Only what is there is
+    judged: a field the contract lists may be absent (an agent's answer to a repeated cid carries no
+    `quorum_ms`, and the status alone says what became of the intent), but a field that is there has
+    the contract's type and sense. No body at all is an empty one."""
+    if not payload.strip():
+        return {}, []
+    try:
+        body = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        return {}, [f"body: not UTF-8 (byte {e.start})"]
+    except RecursionError:
+        return {}, ["body: JSON nested too deeply to read"]
+    except ValueError as e:  # not JSON, or an integer of more digits than Python converts
+        return {}, [f"body: not JSON ({str(e)[:80]})"]
+    if not isinstance(body, dict):
+        return {}, [f"body: {_kind(body)}, not a JSON object"]
+    problems = []
+    meant = ACCEPTED.get(status) or REFUSED[status]
+    if "cid" in body and (why := _text_problem(body["cid"]) or _same(body["cid"], cid, "the cid sent")):
+        problems.append(f"cid: {why}")
+    if "outcome" in body and (
+        why := _text_problem(body["outcome"]) or _same(body["outcome"], meant, f"what HTTP {status} means")
+    ):
+        problems.append(f"outcome: {why}")
+    if status in ACCEPTED:
+        if "stream_seq" in body and (why := _seq_problem(body["stream_seq"])):
+            problems.append(f"stream_seq: {why}")
+        if "quorum_ms" in body and (why := _ms_problem(body["quorum_ms"])):
+            problems.append(f"quorum_ms: {why}")
+    elif "reason" in body and (why := _text_problem(body["reason"])):
+        problems.append(f"reason: {why}")
+    return body, problems
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's kind, in JSON's words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return f"a string ({_shown(value)})"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _shown(value: Any) -> str:
+    """A value as the `contract` field quotes it: ASCII (a lone surrogate cannot reach the history, whose
+    readers refuse it), and short."""
+    if isinstance(value, int) and abs(value) >= 10**30:  # str() refuses past 4,300 digits
+        return f"an integer of about {value.bit_length() * 0.30103:.0f} digits"
+    text = ascii(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _text_problem(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"{_kind(value)}, not a string"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{_shown(value)} holds a lone surrogate, not Unicode text"
+    return None
+
+
+def _same(value: str, expected: str, what: str) -> str | None:
+    return None if value == expected else f"{_shown(value)}, not {what} ({_shown(expected)})"
+
+
+def _seq_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{_kind(value)}, not an integer"
+    if not 1 <= value <= SEQ_MAX:
+        return f"{_shown(value)}, not a stream sequence (1 to 2^63-1)"
+    return None
+
+
+def _ms_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{_kind(value)}, not a number"
+    try:
+        ms = float(value)
+    except OverflowError:
+        ms = math.inf
+    if not (math.isfinite(ms) and ms >= 0):
+        return f"{_shown(value)}, not a finite number of milliseconds, 0 or more"
+    return None
 
 
 def answered(intent: Intent, done: dict[str, Any]) -> Answered | None:
