@@ -22,7 +22,15 @@ class SurrealUnavailable(Exception):
 
 
 class StatementFailed(Exception):
-    """SurrealDB answered with an error (a transaction conflict, say); the connection is fine."""
+    """SurrealDB answered with an error (a transaction conflict, say); the connection is fine.
+    `message` is SurrealDB's text; `kind` and `detail` its structured kind (3.x: `Internal`,
+    `Query` with `TransactionConflict`, ...), None from a server that sends none."""
+
+    def __init__(self, message: str, kind: str | None = None, detail: str | None = None) -> None:
+        super().__init__(f"surreal statement failed: {message}")
+        self.message = message
+        self.kind = kind
+        self.detail = detail
 
 
 async def call(aw: Awaitable[Any], timeout: float = OP_TIMEOUT) -> Any:
@@ -41,37 +49,86 @@ async def call(aw: Awaitable[Any], timeout: float = OP_TIMEOUT) -> Any:
     return task.result()
 
 
+# What SurrealDB before 3.x said by code alone (surrealdb-types 3.3.5, error.rs `mod code`).
+LEGACY_CODES = {-32009: ("Query", "TransactionConflict"), -32001: ("Connection", None)}
+
+
+def _answer(error: Any, text: str) -> StatementFailed:
+    """StatementFailed from one error of SurrealDB's answer: a statement's `{"status": "ERR",
+    "result", "kind", "details"}` (text in `text`) or the call's `{"code", "message", "kind"}`."""
+    if not isinstance(error, dict):
+        return StatementFailed(str(error))
+    kind, details = error.get("kind"), error.get("details")
+    if isinstance(details, dict) and details.get("kind") == kind and isinstance(details.get("details"), dict):
+        details = details["details"]  # SurrealDB 3.0.0 wrapped a statement's details twice
+    detail = details.get("kind") if isinstance(details, dict) else None
+    if kind is None and isinstance(error.get("code"), int):  # a server older than 3.x
+        kind, detail = LEGACY_CODES.get(error["code"], (None, None))
+    return StatementFailed(
+        str(error.get(text)),
+        kind if isinstance(kind, str) else None,
+        detail if isinstance(detail, str) else None,
+    )
+
+
 def check(response: Any) -> None:
     """A raw query response; StatementFailed when SurrealDB refused a statement."""
     if not isinstance(response, dict):
         raise SurrealUnavailable(f"unexpected response {response!r}")
     if response.get("error") is not None:
-        raise StatementFailed(f"surreal error: {response['error']}")
+        raise _answer(response["error"], "message")
     for stmt in response.get("result") or []:
         if isinstance(stmt, dict) and stmt.get("status") == "ERR":
-            raise StatementFailed(f"surreal statement failed: {stmt.get('result')}")
+            raise _answer(stmt, "result")
 
 
-# What SurrealDB answers when its storage failed, or a transaction lost a conflict, rather than the
-# statement: its disk returning EIO ("There was a problem with a transaction: WAL error: IO error: ...
-# Input/output error (os error 5)"), a full disk, a write conflict ("This transaction can be retried").
-# An outage of its store, however long, must never dead-letter an intent (docs/contract.md).
-NOT_THE_STATEMENT = (
-    "There was a problem with a transaction",
-    "IO error",
-    "(os error ",
-    "can be retried",
-    "underlying datastore",
+# SurrealDB's answer echoes the value it refused ("Found 'x' for field `key`...", "Couldn't coerce
+# value for field ...: ...'x'", "An error occurred: x"), so a phrase anywhere in its text says
+# nothing: a key may carry "IO error" and would then be retried forever, stalling the consumer. The
+# kind decides where SurrealDB gives one; otherwise only its own words at the very start of the text,
+# before anything it can echo, and only for the kinds its storage failures carry
+# (surrealdb-core 3.3.5, err/to_types.rs; kvs/err.rs holds the texts):
+# - a lost conflict is `Query` / `TransactionConflict`; a storage backend unreachable, `Connection`;
+# - a commit that failed (its disk gave EIO) is `Query` / `NotExecuted` with the storage error's text
+#   ("There was a problem with a transaction: WAL error: IO error: ... (os error 5)");
+# - a storage error met mid-statement is `Internal` (or `NotAllowed`, a full disk), its text wrapped
+#   ("There was a problem with the key-value store: There was a problem with a transaction: ...").
+STORE_KINDS = {None, "Internal", "NotAllowed", "Query"}
+STORE_WRAPPERS = ("There was a problem with the key-value store: ",)
+STORE_FAILURES = (
+    "There was a problem with a transaction:",
+    "There was a problem with the datastore:",
+    "There was a problem with the underlying datastore",  # SurrealDB 2.x
+    "Connection to storage backend failed:",
+    "The datastore is shutting down",
+    "The datastore is in read-and-deletion-only mode",  # its disk is full
+    "The transaction's commit outcome is unknown",  # the UPSERT is idempotent: write it again
+    "Transaction conflict:",
+    "Failed to commit transaction due to a read or write conflict",  # SurrealDB 2.x
+    "I/O error:",
 )
+
+
+def store_failed(e: StatementFailed) -> bool:
+    """Whether SurrealDB's error says its store failed or a transaction lost a conflict (retried,
+    however long), rather than that it will not take the statement. Never from echoed text."""
+    if e.kind == "Connection" or (e.kind, e.detail) == ("Query", "TransactionConflict"):
+        return True
+    if e.kind not in STORE_KINDS or (e.kind == "Query" and e.detail not in (None, "NotExecuted")):
+        return False
+    text = e.message
+    while wrapper := next((w for w in STORE_WRAPPERS if text.startswith(w)), None):
+        text = text[len(wrapper) :]
+    return text.startswith(STORE_FAILURES)
 
 
 def refused(error: BaseException) -> bool:
     """Whether a failed query was the statement's own fault, so that retrying the same one cannot
     help: SurrealDB answered with an error about it, or the client could not even send it (its
     parameters do not encode). Connecting, a lost or silent connection, a socket error, and an answer
-    saying the store itself failed (NOT_THE_STATEMENT) are not."""
+    saying the store itself failed (store_failed) are not."""
     if isinstance(error, StatementFailed):
-        return not any(words in str(error) for words in NOT_THE_STATEMENT)
+        return not store_failed(error)
     return not isinstance(error, SurrealUnavailable | OSError | TimeoutError | WebSocketException)
 
 

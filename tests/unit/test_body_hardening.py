@@ -142,7 +142,7 @@ def test_the_64_bit_edges_are_projected() -> None:
 
 
 def test_only_the_statements_own_failures_count_as_refusals() -> None:
-    assert refused(StatementFailed("surreal statement failed: Found 5000 for field `value`"))
+    assert refused(StatementFailed("Found 5000 for field `value`", "Internal"))
     assert refused(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"))
     for transient in (
         SurrealUnavailable("no answer within 10 s"),
@@ -155,13 +155,11 @@ def test_only_the_statements_own_failures_count_as_refusals() -> None:
 
 def test_a_failed_store_is_never_the_statements_fault() -> None:
     # As SurrealDB 3 answered the projector while its disk failed with EIO (projector-disk-error).
+    # More shapes, and values that echo these words, in tests/unit/test_store_failures.py.
     eio = (
-        "surreal statement failed: There was a problem with a transaction: WAL error: IO error: "
+        "There was a problem with a transaction: WAL error: IO error: "
         "kind=uncategorized error, message=Input/output error (os error 5)"
     )
-    conflict = (
-        "surreal statement failed: Failed to commit transaction due to a read or write conflict. "
-        "This transaction can be retried"
-    )
+    conflict = "Failed to commit transaction due to a read or write conflict. This transaction can be retried"
     for answer in (eio, conflict):
         assert not refused(StatementFailed(answer)), answer
