@@ -7,6 +7,11 @@ The last `limit` answers are held in memory and in two files of JSON lines besid
 becomes the old one and a new one starts, so the disk holds at most twice `limit` lines and no
 rewrite ever copies them. Lines are written without fsync: they survive the process being killed
 (they are in the kernel's page cache), not a power loss of the host.
+
+As careful as the journal (netsync/buffer.py) with what a write can leave: a line is written whole or
+not at all (a short write is continued, a failed one, ENOSPC say, is cut off again), and on start a
+torn last line is dropped and cut off the file; any other line that cannot be read stops the start
+with AnswersCorrupt naming the file and line.
 """
 
 from __future__ import annotations
@@ -18,12 +23,25 @@ from io import FileIO
 from pathlib import Path
 from typing import Any
 
+from netsync.untrusted import loads
+
 CURRENT = "answers.log"
 OLD = "answers.old"
 
 
 class AnswersCorrupt(Exception):
     """A line that is not the last of its file cannot be read; the message names file and line."""
+
+
+def _decode(raw: bytes) -> tuple[str, int, dict[str, Any]]:
+    """One line -> (cid, status, body); ValueError saying why when it is not an answer."""
+    rec = loads(raw)  # bytes not UTF-8, not JSON, nested too deeply: all ValueErrors
+    if not isinstance(rec, dict) or not {"cid", "status", "body"} <= rec.keys():
+        raise ValueError("not an object with cid, status and body")
+    cid, status, body = rec["cid"], rec["status"], rec["body"]
+    if not isinstance(cid, str) or type(status) is not int or not isinstance(body, dict):
+        raise ValueError("cid must be a string, status an integer, body an object")
+    return cid, status, body
 
 
 class AnswerLog:
@@ -39,32 +57,33 @@ class AnswerLog:
         self._dir.mkdir(parents=True, exist_ok=True)
         self._answers: OrderedDict[str, bytes] = OrderedDict()
         self._load(self._dir / OLD)
-        self._lines, whole = self._load(self._dir / CURRENT)  # lines in the current file
+        self._lines, self._size = self._load(self._dir / CURRENT)  # whole lines in the current file
         self._file = FileIO(self._dir / CURRENT, "a")
-        if self._file.tell() > whole:
-            os.ftruncate(self._file.fileno(), whole)  # a torn last line must not become a middle one
+        self._torn = self._file.tell() != self._size  # a torn tail, cut off before the next line
+        if self._torn:
+            self._mend()
 
     def _load(self, path: Path) -> tuple[int, int]:
-        """Read `path` into memory; (its whole lines, their length in bytes)."""
+        """Read `path` into memory; (its whole lines, their length in bytes with their newlines)."""
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return 0, 0
         lines = data.split(b"\n")
-        if lines[-1] == b"":
-            lines.pop()
-        whole = len(data)
+        # Only a line ending in a newline is whole: one read whole but unended would have the next
+        # line written onto its end, and that pair could never be read again.
+        torn = lines.pop()
+        if not lines and not torn:
+            return 0, 0
+        whole = len(data) - len(torn)
         for number, raw in enumerate(lines, start=1):
             try:
-                rec = json.loads(raw)
-                cid, status, body = rec["cid"], rec["status"], rec["body"]
-                if not isinstance(cid, str) or type(status) is not int or not isinstance(body, dict):
-                    raise ValueError("cid must be a string, status an integer, body an object")
-            except (ValueError, KeyError, TypeError) as e:
-                if number == len(lines):
+                cid, status, body = _decode(raw)
+            except ValueError as e:
+                if number == len(lines) and not torn:
                     # Torn by a crash in the middle of its write: that answer was never sent.
-                    return number - 1, whole - len(raw) - data.endswith(b"\n")
-                raise AnswersCorrupt(f"{path}:{number}: {type(e).__name__}: {e}") from None
+                    return number - 1, whole - len(raw) - 1
+                raise AnswersCorrupt(f"{path}:{number}: {e}") from None
             self._keep(cid, status, body)
         return len(lines), whole
 
@@ -91,17 +110,39 @@ class AnswerLog:
     def put(self, cid: str, status: int, body: dict[str, Any]) -> None:
         """Remember `cid`'s answer, on disk before this returns (one write, no fsync)."""
         line = json.dumps({"cid": cid, "status": status, "body": body}, separators=(",", ":")).encode()
+        if self._torn:
+            self._mend()
         if self._lines >= self.limit:
             self._rotate()
-        self._file.write(line + b"\n")
+        self._append(line + b"\n")
         self._lines += 1
         self._keep(cid, status, body)
+
+    def _append(self, data: bytes) -> None:
+        """Write `data` whole, or leave the file as it was and raise."""
+        try:
+            view = memoryview(data)
+            while view:  # a short write (a disk filling up) is continued, not taken for the whole
+                view = view[self._file.write(view) :]
+        except BaseException:
+            self._torn = True
+            try:
+                self._mend()
+            except OSError:
+                pass  # tried again before the next line: it must never follow a torn one
+            raise
+        self._size += len(data)
+
+    def _mend(self) -> None:
+        """Cut the current file back to its whole lines."""
+        os.ftruncate(self._file.fileno(), self._size)
+        self._torn = False
 
     def _rotate(self) -> None:
         self._file.close()
         os.replace(self._dir / CURRENT, self._dir / OLD)
         self._file = FileIO(self._dir / CURRENT, "a")
-        self._lines = 0
+        self._lines = self._size = 0
 
     def close(self) -> None:
         self._file.close()
