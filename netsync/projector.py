@@ -26,7 +26,7 @@ from prometheus_client import disable_created_metrics
 from netsync import buggify
 from netsync.logs import Log
 from netsync.projection import CREATE, UPSERT, Malformed, parse_body
-from netsync.projector_http import Metrics, serve_http
+from netsync.projector_http import Metrics, start_http
 from netsync.settings import ConfigError, ProjectorSettings, env_int
 from netsync.surreal import StatementFailed, SurrealConnection, refused
 from netsync.untrusted import loads
@@ -76,7 +76,7 @@ class Projector:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        server = await asyncio.start_server(self._http, "0.0.0.0", self.s.http_port)
+        server = await start_http(self.health, self.metrics.registry, self.s.http_port)
         self.log.info("http listening", port=self.s.http_port)
         watcher = asyncio.create_task(self.surreal.watch(self.stopping, self._pause))
         try:
@@ -373,9 +373,6 @@ class Projector:
             "connected_surreal": self.surreal.connected,
             "last_seq": self.last_seq,
         }
-
-    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_http(reader, writer, self.health, self.metrics.registry)
 
 
 def main() -> int:
