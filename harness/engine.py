@@ -4,6 +4,7 @@ removing what runs that are no longer alive left behind (`solar-chaos clean`).""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 import time
@@ -54,8 +55,17 @@ def engine_info() -> EngineInfo:
     )
 
 
+# What new_run_id() makes, with room for the suffix tests and benches add ("-floor"); `clean` takes a host
+# folder for a run's only when its name has this shape (and it holds the harness's marker).
+RUN_ID_PATTERN = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{6}[a-z0-9-]{0,32}")
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def is_run_id(text: str) -> bool:
+    return RUN_ID_PATTERN.fullmatch(text) is not None
 
 
 def _proc_start_ticks(pid: int) -> str | None:

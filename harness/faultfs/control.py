@@ -92,25 +92,29 @@ def _read_bytes(path: str) -> bytes:
         return b""
 
 
-def faultfs_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
-    """The faultfs mounts in a mount table: /proc/self/mountinfo, or a file in /proc/mounts' format
-    (source, mount point, type first); a line of neither shape, or whose mount point is not absolute, is
-    skipped."""
+def mount_table(mountinfo: str = "/proc/self/mountinfo") -> list[tuple[bytes, str, str]]:
+    """Every mount as (type, mount point, source), from /proc/self/mountinfo or a file in /proc/mounts'
+    format (source, mount point, type first); a line of neither shape, or whose mount point is not
+    absolute, is skipped."""
     found = []
-    fstype = f"fuse.{FSTYPE}".encode()
     for line in _read_bytes(mountinfo).split(b"\n"):
         # Fields are separated by single spaces; a space inside a field is always escaped (\040).
         # mountinfo: id parent major:minor root mountpoint opts [optional...] - type source opts
         left, sep, right = line.partition(b" - ")
         if sep and left[:1].isdigit():
             fields, tail = left.split(b" "), right.split(b" ")
-            if len(fields) >= 5 and len(tail) >= 2 and tail[0] == fstype and fields[4][:1] == b"/":
-                found.append(Mount(_unescape(fields[4]), _unescape(tail[1])))
+            if len(fields) >= 5 and len(tail) >= 2 and fields[4][:1] == b"/":
+                found.append((tail[0], _unescape(fields[4]), _unescape(tail[1])))
         else:  # /proc/mounts: source mountpoint type opts freq passno
             fields = line.split(b" ")
-            if len(fields) >= 3 and fields[2] == fstype and fields[1][:1] == b"/":
-                found.append(Mount(_unescape(fields[1]), _unescape(fields[0])))
+            if len(fields) >= 3 and fields[1][:1] == b"/":
+                found.append((fields[2], _unescape(fields[1]), _unescape(fields[0])))
     return found
+
+
+def faultfs_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
+    fstype = f"fuse.{FSTYPE}".encode()
+    return [Mount(point, source) for kind, point, source in mount_table(mountinfo) if kind == fstype]
 
 
 def unmount(mountpoint: str) -> bool:

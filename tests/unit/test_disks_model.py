@@ -220,16 +220,22 @@ def test_pytest_skips_a_scenario_needing_faultfs_where_fuse_cannot_work(
 def test_clean_removes_the_host_directories_of_dead_runs_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.engine import owner_token
-    from harness.topology.disks import OWNER, remove_dead_dirs
+    """The folders the harness made (RunDisks: named by the run id, with its marker); more cases, other
+    people's folders and links among them, in tests/unit/test_clean_dirs.py."""
+    from harness.engine import new_run_id, owner_token
+    from harness.topology.disks import MARKER, OWNER, RunDisks, remove_dead_dirs
 
     monkeypatch.setenv("SOLAR_CHAOS_STATE", str(tmp_path))
-    alive, dead, unowned = tmp_path / "run-alive", tmp_path / "run-dead", tmp_path / "run-unowned"
+    alive, dead, unowned = (RunDisks(new_run_id()) for _ in range(3))
     for d in (alive, dead, unowned):
-        (d / "nats" / "backing").mkdir(parents=True)
-    (alive / OWNER).write_text(owner_token())
+        d.file("nats/backing/x", "")
     host = owner_token().split(":")[0]
-    (dead / OWNER).write_text(f"{host}:999999999:1")  # no such pid
-    assert remove_dead_dirs() == [dead, unowned]
-    assert alive.exists() and not dead.exists() and not unowned.exists()
-    assert remove_dead_dirs(everything=True) == [alive]
+    (dead.dir / OWNER).write_text(f"{host}:999999999:1")  # no such pid
+    (unowned.dir / OWNER).unlink()
+    theirs = tmp_path / "someone-elses"
+    theirs.mkdir()
+    assert (alive.dir / MARKER).read_text().strip() == alive.run_id
+    assert remove_dead_dirs() == sorted([dead.dir, unowned.dir])
+    assert alive.dir.exists() and not dead.dir.exists() and not unowned.dir.exists()
+    assert remove_dead_dirs(everything=True) == [alive.dir]
+    assert theirs.exists()
