@@ -4,6 +4,7 @@ every container's log) into the run directory (docs/run-format.md), through harn
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,28 +57,24 @@ async def collect(sut: System, out: Path, say: Progress) -> dict[str, Any]:
 
 
 async def write_stream(servers: str | list[str], path: Path) -> int:
-    """Every message of the stream, in order, a line each: seq, subject, msg_id, and the body's fields.
-    `servers`: every NATS node (any that answers will do: the cluster serves the stream from its leader)."""
+    """Every message of the stream, in order, a line each (`stream_line`): seq, subject, msg_id, and the
+    body's fields. `servers`: every NATS node (any that answers will do: the cluster serves the stream
+    from its leader)."""
     nc = await nats.connect(servers, connect_timeout=2)
     n = 0
     try:
         js = nc.jetstream(timeout=5)
         info = await js.stream_info(shape.STREAM)
-        with open(path, "w") as f:
+        with open(path, "wb") as f:
             if info.state.messages == 0:
                 return 0
             sub = await js.subscribe(shape.STREAM_SUBJECTS, stream=shape.STREAM, ordered_consumer=True)
             try:
                 while True:
                     msg = await sub.next_msg(timeout=5)
-                    try:
-                        body = json.loads(msg.data)
-                    except ValueError:
-                        body = {"raw": msg.data.decode(errors="replace")}
                     seq = msg.metadata.sequence.stream
                     headers = msg.headers or {}
-                    line = {"seq": seq, "subject": msg.subject, "msg_id": headers.get("Nats-Msg-Id"), **body}
-                    f.write(json.dumps(line, separators=(",", ":")) + "\n")
+                    f.write(stream_line(seq, msg.subject, headers.get("Nats-Msg-Id"), msg.data))
                     n += 1
                     if seq >= info.state.last_seq:
                         return n
@@ -93,7 +90,7 @@ STORE_PAGE = 10_000  # rows a query: pages follow the record id, so a row is nev
 async def write_store(
     url: str, path: Path, ns: str = shape.SURREAL_NS, db_name: str = shape.SURREAL_DB
 ) -> int:
-    """Every row the projector wrote, a line each: cid, key, value, stream_seq."""
+    """Every row the projector wrote, a line each (`store_line`): cid, key, value, stream_seq."""
     db = AsyncSurreal(url)
     await db.connect()
     n = 0
@@ -101,7 +98,7 @@ async def write_store(
     try:
         await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
         await db.use(ns, db_name)
-        with open(path, "w") as f:
+        with open(path, "wb") as f:
             after = None
             while True:
                 where = "" if after is None else "WHERE id > $after "
@@ -110,13 +107,176 @@ async def write_store(
                     {"after": after},
                 )
                 for row in rows or []:
+                    row = dict(row)
                     after = row.pop("id")
-                    f.write(json.dumps(dict(row), separators=(",", ":")) + "\n")
+                    f.write(store_line(row))
                     n += 1
                 if not rows or len(rows) < STORE_PAGE:
                     return n
     finally:
         await db.close()
+
+
+# A line of stream.jsonl or store.jsonl is built from what the system under test wrote, so nothing in
+# it may make the line lie or unreadable. The harness's fields are its own; what cannot stand in the
+# line as the format has it is kept beside it, under names the format's readers ignore:
+#   body        a message body that is JSON but not an object, as that JSON value
+#   raw         a body that is not UTF-8 JSON, as text (a byte that is not UTF-8 as \xNN), and
+#   body_error  why it is there
+#   set_aside   {field: {"why": ..., "value": v}} for a body's (or a row's) field that could not stand
+#               in the line: a name the harness owns (a body's "seq": 1 would lie about the stream), a
+#               value of another type than the format's (a cid that is not a string, a stream_seq that
+#               is not a stream sequence: an integer, 1 to 2^63-1), or one JSON cannot carry (NaN, a
+#               lone surrogate, nesting past MAX_DEPTH, a type SurrealDB has and JSON has not), then as
+#               "repr" (Python's text of it) instead of "value".
+# A reader of the format sees the line's cid, key and value as the format types them; the checkers
+# can tell a line that had something set aside by `set_aside`, `body` or `raw`.
+HARNESS_FIELDS = ("seq", "subject", "msg_id")
+RESERVED = frozenset((*HARNESS_FIELDS, "body", "raw", "body_error", "set_aside"))
+MAX_DEPTH = 64  # nesting a line keeps; the checkers' JSON reader gives up near 1,000 levels
+REPR_KEPT = 2000  # characters of a value's repr kept in set_aside
+RAW_KEPT = 64 * 1024  # characters of a body's text kept in raw: a line stays far below the readers' cap
+SEQ_RANGE = (1, 2**63 - 1)  # JetStream numbers from 1; the checkers' columns are 64-bit
+_STRING = {"cid"}  # fields the format types as a string (or null)
+_SEQUENCE = {"stream_seq"}  # ... as a stream sequence (or null)
+
+
+def stream_line(seq: int, subject: str, msg_id: str | None, data: bytes) -> bytes:
+    """One line of stream.jsonl: the harness's fields (seq, subject, msg_id) and the body's, as above."""
+    line: dict[str, Any] = {"seq": seq, "subject": _text(subject), "msg_id": _text(msg_id)}
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        return _encoded(line | _raw(data, f"not UTF-8 (byte {e.start})"), line)
+    except RecursionError:
+        return _encoded(line | _raw(data, "JSON nested too deeply to read"), line)
+    except ValueError as e:  # not JSON, or an integer of more digits than Python converts
+        return _encoded(line | _raw(data, f"not JSON ({str(e)[:200]})"), line)
+    if not isinstance(body, dict):
+        if _writable(body):
+            return _encoded(line | {"body": body}, line)
+        return _encoded(line | _raw(data, f"JSON this line cannot hold ({_why_not(body)})"), line)
+    set_aside: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in RESERVED:
+            set_aside[_text(name)] = _kept(value, "a name the harness's line owns")
+        else:
+            _place(line, set_aside, name, value)
+    if set_aside:
+        line["set_aside"] = set_aside
+    return _encoded(line, {k: line[k] for k in HARNESS_FIELDS})
+
+
+def store_line(row: Any) -> bytes:
+    """One line of store.jsonl: a row's fields (cid, key, value, stream_seq), as above."""
+    if not isinstance(row, dict):
+        return _encoded({"set_aside": {"row": _kept(row, "a row that is not an object")}}, {})
+    line: dict[str, Any] = {}
+    set_aside: dict[str, Any] = {}
+    for name, value in row.items():
+        _place(line, set_aside, name, value)
+    if set_aside:
+        line["set_aside"] = set_aside
+    return _encoded(line, {})
+
+
+def _place(line: dict[str, Any], set_aside: dict[str, Any], name: Any, value: Any) -> None:
+    """`name: value` into the line when the format's readers can hold it there, else set aside."""
+    if not isinstance(name, str) or not _writable(name):
+        set_aside[_text(str(name))] = _kept(value, "a field name that is not Unicode text")
+    elif name in _STRING and value is not None and not isinstance(value, str):
+        set_aside[name] = _kept(value, f"{name} is a string in the format")
+    elif name in _SEQUENCE and value is not None and not _sequence(value):
+        set_aside[name] = _kept(value, f"{name} is a stream sequence in the format (an integer, 1 to 2^63-1)")
+    elif not _writable(value):
+        set_aside[name] = _kept(value, _why_not(value))
+    else:
+        line[name] = value
+
+
+def _sequence(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and SEQ_RANGE[0] <= value <= SEQ_RANGE[1]
+
+
+def _writable(value: Any, depth: int = 0) -> bool:
+    """Whether `value` is JSON its readers take back as it was: finite numbers, Unicode text, no
+    nesting past MAX_DEPTH, nothing but JSON's own types."""
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return value.bit_length() < 13_000  # str() refuses past 4,300 digits
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if depth >= MAX_DEPTH:
+        return False
+    if isinstance(value, list):
+        return all(_writable(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _writable(k) and _writable(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _why_not(value: Any) -> str:
+    """Why `_writable(value)` is false, for `set_aside`'s `why`."""
+    if isinstance(value, float):
+        return "a number JSON has not"
+    if isinstance(value, str):
+        return "a string with a lone surrogate, not Unicode text"
+    if isinstance(value, int):
+        return "an integer too long to write"
+    if isinstance(value, list | dict):
+        return f"nested deeper than {MAX_DEPTH} levels, or holding a value JSON has not"
+    return f"a {type(value).__name__}, not a JSON type"
+
+
+def _kept(value: Any, why: str) -> dict[str, Any]:
+    if _writable(value):
+        return {"why": why, "value": value}
+    return {"why": why, "repr": _repr(value)}
+
+
+def _repr(value: Any) -> str:
+    try:
+        text = ascii(value)
+    except (RecursionError, ValueError):  # nested past the interpreter's limit; an int of 4,300+ digits
+        text = f"<a {type(value).__name__} too deep or too long to show>"
+    return text if len(text) <= REPR_KEPT else text[:REPR_KEPT] + "..."
+
+
+def _text(value: str | None) -> str | None:
+    """A string the line can hold: a lone surrogate (from a header, say) as its escape."""
+    if value is None or _writable(value):
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _raw(data: bytes, why: str) -> dict[str, Any]:
+    text = data.decode("utf-8", "backslashreplace")
+    if len(text) > RAW_KEPT:
+        text = text[:RAW_KEPT]
+        why += f"; its first {RAW_KEPT} characters kept, of {len(data)} bytes"
+    return {"raw": text, "body_error": why}
+
+
+def _encoded(line: dict[str, Any], fallback: dict[str, Any]) -> bytes:
+    """The line as strict ASCII JSON. One longer than the format's readers take (store.MAX_LINE_BYTES: a
+    body or value of a megabyte) keeps only `fallback` (the harness's fields) and the cid, and says so."""
+    encoded = json.dumps(line, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    if len(encoded) <= store.MAX_LINE_BYTES:
+        return encoded
+    short = dict(fallback)
+    cid = line.get("cid")
+    if isinstance(cid, str) and len(cid) <= REPR_KEPT:
+        short["cid"] = cid
+    why = f"a line of {len(encoded)} bytes, longer than the {store.MAX_LINE_BYTES} the format's readers take"
+    short["set_aside"] = {"line": {"why": why, "repr": encoded[:REPR_KEPT].decode() + "..."}}
+    return json.dumps(short, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
 def save_logs(sut: System, out: Path) -> None:
