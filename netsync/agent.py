@@ -179,12 +179,13 @@ class Agent:
 
     async def submit(self, key: str, value: int, cid: str | None) -> Answer:
         cid = cid or new_cid()
+        while cid in self.inflight:
+            # The first request's answer once it has one. One that failed (an exception: a 500) left
+            # none, and this request is answered as if it came first: decided now, by the same rules.
+            await self.inflight[cid].wait()
         earlier = self.answers.get(cid)
         if earlier is not None:
             return Answer(*earlier)
-        if cid in self.inflight:
-            await self.inflight[cid].wait()
-            return Answer(*self.answers.get(cid))  # type: ignore[misc]  # set before the event
         if self.buffer.contains(cid):
             return Answer(202, {"cid": cid, "outcome": "pending-commit"})
         # A slot is reserved before any side effect, so a decision whose commit
