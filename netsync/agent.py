@@ -22,6 +22,7 @@ from netsync.http import BodyRefused, ClientGone, lifespan, read_body, respond, 
 from netsync.intents import Answer, BadRequest, new_cid, parse_intent
 from netsync.logs import Log
 from netsync.p2p import DECISION, SENTIMENT, Node, PeerTimeout, PeerUnavailable, peer_info
+from netsync.replay import JOURNAL_LATE_S, journal_late_loop, replay_loop
 from netsync.settings import AgentSettings
 from netsync.telemetry import publish_health, pubsub
 
@@ -29,8 +30,6 @@ from netsync.telemetry import publish_health, pubsub
 # minutes at a soak's rate, so that memory is flat over most of a long run.
 ANSWERS_KEPT = 50_000  # answers, for GET /intents/{cid} and repeated POSTs (also on disk)
 VOTES_KEPT = 20_000  # votes: a proposal is re-sought only while its intent is undecided
-MAX_REPLAY_DELAY = 2.0
-JOURNAL_LATE_S = 2.0  # buggify journal-late: how long a 202 waits for the journal
 KEPT_RECORD = 4096  # buggify keep-every-intent: the size of the record it keeps of each intent
 
 
@@ -270,48 +269,6 @@ class Agent:
         self.metrics.buffer_depth.set(len(self.buffer))
         self.metrics.pending.set(len(self.buffer))
 
-    # -- replay ------------------------------------------------------------------------
-
-    async def journal_late_loop(self) -> None:
-        """buggify journal-late: each decision answered 202 reaches the journal JOURNAL_LATE_S after
-        its answer, so a crash loses every one answered in its last seconds (not a random slice)."""
-        while True:
-            due = self.unjournaled[0][0] if self.unjournaled else time.monotonic() + 0.1
-            await trio.sleep(max(0.0, due - time.monotonic()))
-            now = time.monotonic()
-            ready = [entry for at, entry in self.unjournaled if at <= now]
-            if ready:
-                self.unjournaled = self.unjournaled[len(ready) :]
-                await trio.to_thread.run_sync(self.buffer.append_many, ready)
-                self._refresh_gauges()
-                self._wake.set()
-
-    async def replay_loop(self) -> None:
-        delay = self.s.replay_interval
-        while True:
-            head = self.buffer.head()
-            if head is None:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                continue
-            entry = await trio.to_thread.run_sync(self.buffer.bump_attempt, head.cid)
-            seq = await self.commit(entry)
-            if seq is None:
-                self.metrics.replay_failures.inc()
-                await trio.sleep(delay)  # back off: the orchestrator or NATS is down
-                delay = min(delay * 2, MAX_REPLAY_DELAY)
-                continue
-            await trio.to_thread.run_sync(self.buffer.complete, entry.cid, seq)
-            self.metrics.replays.inc()
-            self._refresh_gauges()
-            delay = self.s.replay_interval
-            body = {"cid": entry.cid, "outcome": "committed", "stream_seq": seq}
-            earlier = self.answers.get(entry.cid)
-            if earlier is not None and "quorum_ms" in earlier[1]:
-                body["quorum_ms"] = earlier[1]["quorum_ms"]
-            self.answers.put(entry.cid, 200, body)
-            self.log.info("replayed", cid=entry.cid, stream_seq=seq, attempt=entry.attempt)
-
     # -- HTTP ---------------------------------------------------------------------------
 
     async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -378,9 +335,9 @@ class Agent:
             self._nursery = nursery
             stop = trio.Event()
             nursery.start_soon(self._signals, stop)
-            nursery.start_soon(self.replay_loop)
+            nursery.start_soon(replay_loop, self)
             if "journal-late" in self.bugs:
-                nursery.start_soon(self.journal_late_loop)
+                nursery.start_soon(journal_late_loop, self)
             nursery.start_soon(publish_health, ps, self.s.telemetry_interval, self.health_sample)
             nursery.start_soon(self.node.keep_connected, list(self.peers.values()), 0.5, 2.0, self._warm_up)
             nursery.start_soon(self.node.keep_connected, [self.orchestrator], 0.5, 2.0, self._warm_up)

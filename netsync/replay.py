@@ -1,0 +1,58 @@
+"""The agent's replay: what the pending-commit buffer holds goes to the orchestrator again, head
+first, until it is committed (docs/contract.md, "Pending-commit buffer"). Split from netsync/agent.py,
+which calls these with itself."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from netsync.agent import Agent
+
+MAX_REPLAY_DELAY = 2.0
+JOURNAL_LATE_S = 2.0  # buggify journal-late: how long a 202 waits for the journal
+
+
+async def journal_late_loop(agent: Agent) -> None:
+    """buggify journal-late: each decision answered 202 reaches the journal JOURNAL_LATE_S after
+    its answer, so a crash loses every one answered in its last seconds (not a random slice)."""
+    while True:
+        due = agent.unjournaled[0][0] if agent.unjournaled else time.monotonic() + 0.1
+        await trio.sleep(max(0.0, due - time.monotonic()))
+        now = time.monotonic()
+        ready = [entry for at, entry in agent.unjournaled if at <= now]
+        if ready:
+            agent.unjournaled = agent.unjournaled[len(ready) :]
+            await trio.to_thread.run_sync(agent.buffer.append_many, ready)
+            agent._refresh_gauges()
+            agent._wake.set()
+
+
+async def replay_loop(agent: Agent) -> None:
+    delay = agent.s.replay_interval
+    while True:
+        head = agent.buffer.head()
+        if head is None:
+            await agent._wake.wait()
+            agent._wake = trio.Event()
+            continue
+        entry = await trio.to_thread.run_sync(agent.buffer.bump_attempt, head.cid)
+        seq = await agent.commit(entry)
+        if seq is None:
+            agent.metrics.replay_failures.inc()
+            await trio.sleep(delay)  # back off: the orchestrator or NATS is down
+            delay = min(delay * 2, MAX_REPLAY_DELAY)
+            continue
+        await trio.to_thread.run_sync(agent.buffer.complete, entry.cid, seq)
+        agent.metrics.replays.inc()
+        agent._refresh_gauges()
+        delay = agent.s.replay_interval
+        body = {"cid": entry.cid, "outcome": "committed", "stream_seq": seq}
+        earlier = agent.answers.get(entry.cid)
+        if earlier is not None and "quorum_ms" in earlier[1]:
+            body["quorum_ms"] = earlier[1]["quorum_ms"]
+        agent.answers.put(entry.cid, 200, body)
+        agent.log.info("replayed", cid=entry.cid, stream_seq=seq, attempt=entry.attempt)
