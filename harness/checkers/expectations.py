@@ -1,13 +1,18 @@
 """The `expect` rules of scenario.json (docs/run-format.md): min_committed, aborts, rejections and
-drained_within_s; each broken rule is one `expectation` anomaly whose detail names it."""
+drained_within_s; each broken rule is one `expectation` anomaly whose detail names it. And the
+agent's contract itself: each answer that broke it (as the load recorded, or as the history shows
+it: a stream_seq or quorum_ms of the wrong type) is an `expectation` anomaly of that operation."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from harness import store
 from harness.checkers.base import Anomaly, Checker, Result
 from harness.checkers.reconciliation import joined
 from harness.checkers.run import ABORTED, NOT_INVOKED, REFUSED, REJECTED, Run
+
+BROKE_CONTRACT = "the agent's answer broke the contract:"
 
 
 def committed(run: Run) -> int:
@@ -35,7 +40,14 @@ def drained_at(run: Run, after: float) -> float | None:
 
 def check(run: Run) -> Result:
     s, h = run.settings, run.history
-    anomalies: list[Anomaly] = []
+    anomalies = [
+        Anomaly(
+            "expectation",
+            f"{BROKE_CONTRACT} {b.what} (cid {b.cid}, t={b.t:g}, {store.HISTORY}:{b.line})",
+            b.cid,
+        )
+        for b in h.broken
+    ]
     n_committed = committed(run)
     if n_committed < s.min_committed:
         anomalies.append(
@@ -57,7 +69,11 @@ def check(run: Run) -> Result:
         if rule == "expected" and not n:
             anomalies.append(Anomaly("expectation", f"{rule_name}: expected, yet no intent was {outcome}"))
     stops = [f.stop for f in h.faults]
-    figures: dict[str, object] = {"committed": n_committed, **counts}
+    figures: dict[str, object] = {
+        "committed": n_committed,
+        **counts,
+        "contract_broken": len(h.broken),
+    }
     watched = any(x.buffer_depth is not None for series in run.samples.values() for x in series)
     # a fault active to the end: nothing to drain after; no buffer in the samples: nothing to watch
     if None not in stops and watched:

@@ -15,7 +15,7 @@ import numpy as np
 
 from harness import store
 from harness.checkers.base import Anomaly, Checker, Result
-from harness.checkers.run import ACCEPTED, NOT_INVOKED, REFUSED, UNKNOWN, Run, Trace
+from harness.checkers.run import ACCEPTED, NO_SEQ, NOT_INVOKED, REFUSED, UNKNOWN, Run, Trace, valid_seq
 from harness.checkers.settings import Settings
 from harness.store import RunDirError
 
@@ -85,7 +85,7 @@ def _join(run: Run) -> Joined:
     min_seq = float(msgs.seq.min()) if len(msgs.seq) else float("inf")
     exempt = np.zeros(n, dtype=bool)
     if s.stream_limited:
-        exempt[row_ix[(rows.seq >= 0) & (rows.seq < min_seq)]] = True
+        exempt[row_ix[(rows.seq != NO_SEQ) & (rows.seq < min_seq)]] = True
 
     accepted = np.isin(code, ACCEPTED)
     unknown = np.isin(code, UNKNOWN)
@@ -110,7 +110,7 @@ def _join(run: Run) -> Joined:
     single = in_stream[row_ix] == 1
     suspect[row_ix[single & (rows.kv != only[row_ix])]] = True  # projection-mismatch
     only[msg_ix] = msgs.seq
-    claimed = (ops.seq >= 0) & (in_stream[op_ix] == 1)
+    claimed = (ops.seq != NO_SEQ) & (in_stream[op_ix] == 1)
     suspect[op_ix[claimed & (ops.seq != only[op_ix])]] = True  # seq-mismatch (codes: judge_cid)
     del only, single, claimed
     return Joined(code, invokes, in_stream, in_store, exempt, cids[suspect], min_seq)
@@ -134,6 +134,50 @@ def _places(trace: Trace) -> str:
     return " and ".join(places)
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two decoded JSON values are the same value of the same JSON type: `true` is not `1`,
+    `1.0` is not `1` and `"1"` is not `1` (the store keeps integers and floats apart), integers of
+    any size compare exactly, an object's key order does not matter. -0.0 equals 0.0: they are one
+    number under IEEE 754's comparison, and encoders commonly drop a zero's sign (a projection
+    writing 0.0 for -0.0 kept the value; one writing 0 changed its type, and differs). Iterative:
+    a value may nest as deep as the decoder allows, deeper than Python's recursion limit."""
+    pending = [(a, b)]
+    while pending:
+        x, y = pending.pop()
+        if type(x) is not type(y):
+            return False
+        if type(x) is dict:
+            if x.keys() != y.keys():
+                return False
+            pending.extend((x[k], y[k]) for k in x)
+        elif type(x) is list:
+            if len(x) != len(y):
+                return False
+            pending.extend(zip(x, y, strict=True))
+        elif x != y:
+            return False
+    return True
+
+
+_JSON_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
+               dict: "an object", type(None): "null"}  # fmt: skip
+
+
+def _differs(field: str, row: Any, msg: Any) -> str | None:
+    """How the store row's field differs from its message's, in JSON (None when it does not)."""
+    if same_json(row, msg):
+        return None
+
+    def text(v: Any) -> str:
+        out = json.dumps(v)
+        return out if len(out) <= 80 else out[:77] + "..."
+
+    what = f"{field} {text(row)} vs {text(msg)}"
+    if type(row) is not type(msg):
+        what += f" ({_JSON_TYPES.get(type(row), '?')} vs {_JSON_TYPES.get(type(msg), '?')})"
+    return what
+
+
 def judge_cid(trace: Trace, s: Settings, min_seq: float, history: str = store.HISTORY) -> list[Anomaly]:
     """Every reconciliation rule of docs/run-format.md, on everything the run says about one cid."""
     cid, msgs, rows = trace.cid, trace.messages, trace.rows
@@ -146,7 +190,7 @@ def judge_cid(trace: Trace, s: Settings, min_seq: float, history: str = store.HI
     done = next((op for op in reversed(ops) if op.get("type") != "invoke"), None)
     kind = done.get("type") if done else ("info" if invokes else None)
     exempt = s.stream_limited and any(
-        isinstance(r.get("stream_seq"), int) and r["stream_seq"] < min_seq for r in rows
+        valid_seq(r.get("stream_seq")) and r["stream_seq"] < min_seq for r in rows
     )
     out: list[Anomaly] = []
 
@@ -175,12 +219,11 @@ def judge_cid(trace: Trace, s: Settings, min_seq: float, history: str = store.HI
         msg = next((m for m in msgs if m.get("seq") == row.get("stream_seq")), None)
         msg = msg or min(msgs, key=lambda m: m.get("seq", 0), default=None)
         if msg is not None:
-            diffs = [
-                f"{k} {row.get(k)!r} vs {msg.get(k)!r}" for k in ("key", "value") if row.get(k) != msg.get(k)
-            ]
+            diffs = [_differs(k, row.get(k), msg.get(k)) for k in ("key", "value")]
+            diffs = [d for d in diffs if d]
             if diffs:
                 flag("projection-mismatch", f"store row vs stream seq {msg.get('seq')}: " + "; ".join(diffs))
-    if kind == "ok" and isinstance(done.get("stream_seq"), int) and msgs:
+    if kind == "ok" and valid_seq(done.get("stream_seq")) and msgs:
         if done["stream_seq"] not in {m.get("seq") for m in msgs}:
             seqs = ", ".join(str(m.get("seq")) for m in msgs)
             flag(

@@ -26,19 +26,25 @@ from harness.checkers.history import (  # noqa: F401  (re-exported: the checkers
     FAILED,
     HISTORY_LINE,
     INFO,
+    MAX_SEQ,
+    NO_SEQ,
     NOT_INVOKED,
     PENDING,
     PENDING_COMMIT,
     REFUSED,
     REJECTED,
+    SEQ_RANGE,
     UNKNOWN,
+    Broken,
     Fault,
     History,
     Ops,
     _Op,
     read_history,
+    valid_seq,
 )
 from harness.checkers.settings import Settings, read_settings
+from harness.store import RunDirError
 
 T = TypeVar("T")
 
@@ -114,7 +120,7 @@ class Column:
     """stream.jsonl or store.jsonl: the cid hash, a seq and a hash of (key, value) per line."""
 
     cid: np.ndarray  # int64
-    seq: np.ndarray  # int64, -1 when absent
+    seq: np.ndarray  # int64, NO_SEQ when absent
     kv: np.ndarray  # int64 hash of the raw key and value
     no_cid: int = 0  # lines without a cid (they belong to no intent)
 
@@ -161,17 +167,24 @@ class Run:
     def _column(self, name: str, struct: type, seq_field: str, expected: str) -> Column:
         path = self.file(name)
         hashes, seqs, kvs = array("q"), array("q"), array("q")
-        no_cid = 0
+        no_cid = number = 0
         decode = msgspec.json.Decoder(struct).decode
-        for number, line in store.numbered_lines(path):
-            item = store.decode_line(path, number, line, decode, expected)
-            if item.cid is None:
-                no_cid += 1
-                continue
-            seq = getattr(item, seq_field)
-            hashes.append(hash(item.cid))
-            seqs.append(-1 if seq is None else seq)
-            kvs.append(_kv(item.key, item.value))
+        try:
+            for number, line in store.numbered_lines(path):
+                item = store.decode_line(path, number, line, decode, expected)
+                seq = getattr(item, seq_field)
+                if seq is not None and not 0 < seq <= MAX_SEQ:
+                    # What the stream numbered, JetStream numbers from 1: a seq of 0 or below is no seq
+                    # of a stream, and must not pass for an absent one.
+                    raise RunDirError(path, f"{seq_field}: got {seq}", number, f"{expected}; {SEQ_RANGE}")
+                if item.cid is None:
+                    no_cid += 1
+                    continue
+                hashes.append(hash(item.cid))
+                seqs.append(NO_SEQ if seq is None else seq)
+                kvs.append(_kv(item.key, item.value))
+        except RecursionError:
+            raise RunDirError(path, "nested too deeply to read", number, expected) from None
         return Column(
             np.frombuffer(hashes, dtype=np.int64),
             np.frombuffer(seqs, dtype=np.int64),
@@ -193,9 +206,13 @@ class Run:
         path = self.file(store.SAMPLES)
         out: dict[str, list[Sample]] = {}
         decode = msgspec.json.Decoder(Sample).decode
-        for number, line in store.numbered_lines(path):
-            s = store.decode_line(path, number, line, decode, SAMPLE_LINE)
-            out.setdefault(s.source, []).append(s)
+        number = 0
+        try:
+            for number, line in store.numbered_lines(path):
+                s = store.decode_line(path, number, line, decode, SAMPLE_LINE)
+                out.setdefault(s.source, []).append(s)
+        except RecursionError:
+            raise RunDirError(path, "nested too deeply to read", number, SAMPLE_LINE) from None
         for series in out.values():
             series.sort(key=lambda s: s.t)  # stable: samples of one instant keep their order
         return out
@@ -211,8 +228,12 @@ class Run:
         full = msgspec.json.Decoder().decode
         for name, kind in ((store.HISTORY, "ops"), (store.STREAM, "messages"), (store.STORE, "rows")):
             path = self.file(name)
-            for _number, line in store.numbered_lines(path):
-                cid = cid_only(line).cid
-                if cid is not None and hash(cid) in wanted:
-                    getattr(out.setdefault(cid, Trace(cid)), kind).append(full(line))
+            number = 0
+            try:
+                for number, line in store.numbered_lines(path):  # noqa: B007 (named when nested too deep)
+                    cid = cid_only(line).cid
+                    if cid is not None and hash(cid) in wanted:
+                        getattr(out.setdefault(cid, Trace(cid)), kind).append(full(line))
+            except RecursionError:
+                raise RunDirError(path, "nested too deeply to read", number) from None
         return out

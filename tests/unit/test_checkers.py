@@ -173,7 +173,7 @@ def test_projection_mismatch(tmp_path: Path, field: str) -> None:
     run.row("x", stream_seq=seq, **{field: "other"})
     v = check(run, tmp_path)
     assert_only(v, ("projection-mismatch", "x"))
-    assert f"{field} 'other' vs" in details(v, "projection-mismatch")[0]
+    assert f'{field} "other" vs' in details(v, "projection-mismatch")[0]
 
 
 def test_a_row_follows_the_message_its_stream_seq_names(tmp_path: Path) -> None:
