@@ -4,6 +4,7 @@ netsync.bridge. It answers the agent with the PubAck's seq or "nats-unavailable"
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -63,17 +64,40 @@ class Committer:
         self.publish_timeout = publish_timeout
         self.log = log
         self.nc: nats.NATS | None = None
+        # Set once the stream was found or made (or took a publish), cleared when the connection
+        # drops or JetStream says the stream is gone: /healthz reads it, and asks NATS nothing.
         self.stream_ready = False
+        self._confirming: asyncio.Task[None] | None = None
         self.on_lookup: Callable[[], None] = lambda: None
 
+    @property
+    def ready(self) -> bool:
+        """Connected to NATS with the stream in place, as last seen (docs/contract.md, "Health")."""
+        return self.stream_ready and self.nc is not None and self.nc.is_connected
+
+    async def _disconnected(self) -> None:
+        self.stream_ready = False
+        self.log.warning("nats disconnected")
+
+    async def _reconnected(self) -> None:
+        self.log.info("nats reconnected")
+        self.stream_ready = False  # the server may have come back without it
+        if self._confirming is None or self._confirming.done():
+            self._confirming = asyncio.create_task(self._confirm_stream())
+
+    async def _confirm_stream(self) -> None:
+        """After a reconnect, find (or make) the stream once, so that /healthz says so before the
+        next publish would have; retried while connected, as JetStream may still be starting."""
+        delay = 0.25
+        while self.nc is not None and self.nc.is_connected and not self.stream_ready:
+            try:
+                await self.ensure_stream()
+            except Exception as e:
+                self.log.warning("stream not confirmed after a reconnect", error=f"{type(e).__name__}: {e}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     async def connect(self) -> None:
-        async def disconnected() -> None:
-            self.log.warning("nats disconnected")
-
-        async def reconnected() -> None:
-            self.log.info("nats reconnected")
-            self.stream_ready = False
-
         async def error(e: Exception) -> None:
             self.log.warning("nats error", error=str(e))
 
@@ -85,8 +109,8 @@ class Committer:
             connect_timeout=1,
             ping_interval=2,
             max_outstanding_pings=2,
-            disconnected_cb=disconnected,
-            reconnected_cb=reconnected,
+            disconnected_cb=self._disconnected,
+            reconnected_cb=self._reconnected,
             error_cb=error,
         )
 
@@ -152,7 +176,13 @@ class Committer:
                 stream=self.stream.name,
                 headers=headers,
             )
+            self.stream_ready = True
             return ack.seq, bool(ack.duplicate)
+        except (nats.js.errors.NotFoundError, nats.js.errors.NoStreamResponseError) as e:
+            # The stream is gone (deleted, or a server that lost it): found or made again by the
+            # next publish, and /healthz says so meanwhile.
+            self.stream_ready = False
+            raise Unavailable(f"{type(e).__name__}: {e}") from e
         except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as e:
             raise Unavailable(f"{type(e).__name__}: {e}") from e
 
@@ -279,11 +309,8 @@ class Orchestrator:
         if scope["type"] == "lifespan":
             await lifespan(receive, send)
         elif scope["path"] == "/healthz":
-            nc = self.committer.nc
             await respond_json(
-                send,
-                200,
-                {"name": self.s.name, "peer_id": self.node.peer_id, "nats": bool(nc and nc.is_connected)},
+                send, 200, {"name": self.s.name, "peer_id": self.node.peer_id, "nats": self.committer.ready}
             )
         elif scope["path"] == "/metrics":
             await respond(send, 200, generate_latest(self.registry), "text/plain; version=0.0.4")

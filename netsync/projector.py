@@ -59,6 +59,10 @@ class Projector(StreamSide):
             settings, log, lambda up: self.metrics.surreal_connected.set(1 if up else 0)
         )
         self.last_seq = 0
+        # Set once the durable consumer is bound on the stream, cleared when the connection drops or
+        # JetStream says the stream or consumer is gone: /healthz reads it, and asks NATS nothing.
+        self.consuming = False
+        self._confirming: asyncio.Task[None] | None = None
         self.bugs = settings.bugs  # netsync.buggify
         buggify.announce(self.bugs, "projector", log)
 
@@ -128,6 +132,7 @@ class Projector(StreamSide):
                     sub = await self._subscribe()
                 continue
             delay = BACKOFF_FIRST
+            self.consuming = True  # messages came: the consumer is there, whatever a lookup said
             latest = self._latest_by_key(msgs) if "wrong-value" in self.bugs else None
             for i, msg in enumerate(msgs):
                 if self.stopping.is_set() or not await self._handle(msg, msgs[i + 1 :], latest):
@@ -263,7 +268,8 @@ class Projector(StreamSide):
     def health(self) -> dict[str, Any]:
         return {
             "name": self.s.name,
-            "connected_nats": bool(self.nc is not None and self.nc.is_connected),
+            # Connected, with the stream and its consumer in place (docs/contract.md, "Health").
+            "connected_nats": bool(self.consuming and self.nc is not None and self.nc.is_connected),
             "connected_surreal": self.surreal.connected,
             "last_seq": self.last_seq,
         }

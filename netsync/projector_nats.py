@@ -32,6 +32,8 @@ class StreamSide:
     ack_wait: float
     nc: Any
     js: Any
+    consuming: bool  # what /healthz says of NATS: the consumer bound on the stream, as last seen
+    _confirming: asyncio.Task[None] | None
 
     async def _pause(self, seconds: float) -> None:
         raise NotImplementedError
@@ -41,12 +43,15 @@ class StreamSide:
             self.log.warning("nats error", error=repr(e))
 
         async def on_disconnected() -> None:
+            self.consuming = False
             self.metrics.nats_connected.set(0)
             self.log.warning("nats disconnected")
 
         async def on_reconnected() -> None:
             self.metrics.nats_connected.set(1)
             self.log.info("nats reconnected", url=str(self.nc.connected_url.geturl()) if self.nc else None)
+            if self._confirming is None or self._confirming.done():
+                self._confirming = asyncio.create_task(self._confirm_consumer())
 
         delay = BACKOFF_FIRST
         while not self.stopping.is_set():
@@ -74,9 +79,27 @@ class StreamSide:
                 await self._pause(delay)
                 delay = min(delay * 2, BACKOFF_CAP)
 
+    async def _confirm_consumer(self) -> None:
+        """After a reconnect, look the consumer up once, so that /healthz says it is in place while no
+        message arrives to show it; retried while connected, as JetStream may still be starting. Gone:
+        left to the fetch loop, which sets it up again."""
+        delay = BACKOFF_FIRST
+        while self.nc is not None and self.nc.is_connected and not self.stopping.is_set():
+            try:
+                await self.js.consumer_info(self.s.stream, self.s.consumer)
+                self.consuming = True
+                return
+            except nats.js.errors.NotFoundError:
+                return
+            except Exception as e:
+                self.log.warning("consumer not confirmed after a reconnect", error=repr(e), retry_in=delay)
+                await self._pause(delay)
+                delay = min(delay * 2, BACKOFF_CAP)
+
     async def _subscribe(self) -> Any:
         """Wait for the stream (the orchestrator creates it), ensure the durable consumer,
         and bind a pull subscription to it."""
+        self.consuming = False
         delay = BACKOFF_FIRST
         waiting_logged = False
         while not self.stopping.is_set():
@@ -102,6 +125,7 @@ class StreamSide:
                     await self.js.add_consumer(self.s.stream, config=config)
                     self.log.info("consumer created", stream=self.s.stream, consumer=self.s.consumer)
                 sub = await self.js.pull_subscribe_bind(durable=self.s.consumer, stream=self.s.stream)
+                self.consuming = True
                 self.log.info("consuming", stream=self.s.stream, consumer=self.s.consumer)
                 return sub
             except nats.js.errors.NotFoundError:
