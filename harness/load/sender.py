@@ -87,7 +87,11 @@ class IntentSender:
                         reply = Reply(
                             None, b"", f"TimeoutError: no answer within {self.timeout:g} s", loop.time()
                         )
-                    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
+                    except Exception as e:
+                        # http1.ERRORS (refused, reset, an answer it cannot take: BrokenAnswer) or anything
+                        # else: this operation's outcome is unknown, and the worker lives on. A worker that
+                        # died left its agent's queue to the others, and with the last one gone the run
+                        # waited in join() for ever.
                         reply = Reply(None, b"", f"{type(e).__name__}: {e}", loop.time())
                     if reply.status is None and conn is not None:  # its state is unknown now: start afresh
                         conn[1].close()
