@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 from harness import __version__, engine
 from harness.cli_run import Terminated, cmd_run
 from harness.errors import HarnessError
+from harness.terminal import safe
 
 FIX_IMAGES = "solar-chaos images"
+DEBUG_HINT = "SOLAR_CHAOS_DEBUG=1 shows where"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -163,27 +166,78 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
-    from harness.checkers import exit_code, write_verdict
+    from harness import store
+    from harness.checkers import exit_code
     from harness.checkers.base import merge
-    from harness.checkers.verdict import details, headline, run_dirs
+    from harness.checkers.verdict import run_dirs
 
-    dirs = list(run_dirs(Path(p) for p in args.dirs))
-    validities = []
-    for run_dir in dirs:
-        verdict = write_verdict(run_dir)
-        validities.append(verdict["valid"])
-        if args.json:
-            shown = verdict if len(dirs) == 1 else {"dir": str(run_dir), **verdict}
-            print(json.dumps(shown, indent=1 if len(dirs) == 1 else None))
+    found: list[Any] = []  # per path: its run directories, or why it names none
+    for target in map(Path, args.dirs):
+        try:
+            dirs = list(run_dirs([target]))
+            if dirs != [target]:  # a run folder: `report` writes its index.html
+                store.refuse_links(target, [store.INDEX])
+            found.append(dirs)
+        except (HarnessError, OSError) as e:  # one path that names nothing judged; the others still are
+            found.append(e)
+    several = sum(len(d) for d in found if isinstance(d, list)) > 1
+    validities: list[Any] = []
+    for dirs in found:
+        if not isinstance(dirs, list):
+            _say_error(dirs)
+            validities.append("unknown")
             continue
-        print(f"{headline(verdict):<10} {run_dir}")
-        if verdict["valid"] is not True:
-            for line in details(verdict, args.limit):
-                print(f"  {line}")
+        validities += [_check_one(run_dir, args, several) for run_dir in dirs]
     return exit_code(merge(validities))
+
+
+def _check_one(run_dir: Any, args: argparse.Namespace, several: bool) -> Any:
+    """Judge one run directory and print its verdict; what keeps it from being judged (an output name
+    that is a link, an unwritable verdict.json, a bug) is one line on stderr naming it, and "unknown"."""
+    from harness import store
+    from harness.checkers import write_verdict
+    from harness.checkers.verdict import details, headline
+
+    try:
+        # Outputs are never written through a link: a run directory that has one at an output's name
+        # (report.html too, which `report` writes) is refused before any work, whoever would write it.
+        store.refuse_links(run_dir, store.OUTPUTS)
+        verdict = write_verdict(run_dir)
+    except HarnessError as e:
+        _say_error(e)
+        return "unknown"
+    except Exception as e:
+        if _debug():
+            raise
+        _say_error(f"{run_dir}: could not check: {type(e).__name__}: {e} ({DEBUG_HINT})")
+        return "unknown"
+    if args.json:
+        shown = {"dir": str(run_dir), **verdict} if several else verdict
+        print(store.strict_json(shown, indent=None if several else 1))
+        return verdict["valid"]
+    print(f"{headline(verdict):<10} {safe(run_dir)}")
+    if verdict["valid"] is not True:
+        for line in details(verdict, args.limit):
+            print(f"  {line}")
+    return verdict["valid"]
+
+
+def _debug() -> bool:
+    """SOLAR_CHAOS_DEBUG=1: an unexpected error shows its traceback instead of one line."""
+    return os.environ.get("SOLAR_CHAOS_DEBUG", "") not in ("", "0")
+
+
+def _say_error(error: object) -> None:
+    text = str(error) if isinstance(error, HarnessError | str) else _oserror(error)
+    print(f"solar-chaos: {safe(text)}", file=sys.stderr, flush=True)
+
+
+def _oserror(error: object) -> str:
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return f"{type(error).__name__}: {error}"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -266,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
         "judge run directories offline; write verdict.json; exit 0 valid, 1 anomalies, 2 cannot check",
         "Judge run directories (docs/run-format.md) offline: every checker, one verdict per "
         "scenario, written to its verdict.json. Exit 0 when all are valid, 1 when anomalies were found, "
-        "2 when a file is missing or malformed (named with its line) or a checker failed.",
+        "2 when a file is missing or malformed (named with its line), an output cannot be written safely "
+        "(verdict.json, report.html or index.html is a link or not a file) or a checker failed: one line "
+        "on stderr naming the directory; SOLAR_CHAOS_DEBUG=1 shows the traceback of an unexpected error.",
     )
     ch.add_argument(
         "--json", action="store_true", help="print the verdict as JSON (one line per scenario if several)"
@@ -302,10 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Whatever a message still holds that the terminal's encoding lacks is escaped, not a crash.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return args.func(args)
     except HarnessError as e:
-        print(f"solar-chaos: {e}", file=sys.stderr)
+        _say_error(e)
         return 2
     except Terminated:
         print(
@@ -316,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("solar-chaos: stopped by SIGINT", file=sys.stderr)
         return 128 + signal.SIGINT
+    except Exception as e:  # a bug, or data no check foresaw: one line and exit 2, not a traceback
+        if _debug():
+            raise
+        _say_error(f"{args.command}: unexpected {type(e).__name__}: {e} ({DEBUG_HINT})")
+        return 2
 
 
 if __name__ == "__main__":

@@ -44,17 +44,27 @@ def _guarded(checker: Checker, run: Run) -> Result:
     except RunDirError as e:
         return Result(valid="unknown", error=str(e))
     except Exception as e:  # a bug in a checker: report it as this check's error, not a traceback
-        where = traceback.extract_tb(e.__traceback__)[-1]
-        return Result(
-            valid="unknown", error=f"{type(e).__name__}: {e} ({Path(where.filename).name}:{where.lineno})"
-        )
+        return Result(valid="unknown", error=_bug(e))
 
 
-def _waiver(checker: Checker, run: Run) -> str | None:
+def _bug(e: Exception) -> str:
+    where = traceback.extract_tb(e.__traceback__)[-1]
+    return f"{type(e).__name__}: {e} ({Path(where.filename).name}:{where.lineno})"
+
+
+def _waiver(checker: Checker, run: Run, result: Result) -> Result:
+    """The result as the scenario's waiver leaves it. A waiver that cannot be read (settings the
+    check itself did not need) waives nothing; one that crashes makes the check unknown."""
     try:
-        return checker.waived(run.settings)
+        waiver = checker.waived(run.settings)
     except RunDirError:
-        return None
+        return result
+    except Exception as e:
+        return Result(valid="unknown", error=_bug(e))
+    if waiver is None:
+        return result
+    # Measured all the same, so the figures stay; what it found is shown, not counted.
+    return Result({**result.figures, "waived": waiver, "waived_anomalies": len(result.anomalies)}, valid=True)
 
 
 def judge(run_dir: Path, checkers: tuple[Checker, ...] = CHECKERS) -> dict[str, Any]:
@@ -66,17 +76,15 @@ def judge(run_dir: Path, checkers: tuple[Checker, ...] = CHECKERS) -> dict[str, 
             "missing: not a scenario's run directory",
             expected=f"a folder with {', '.join(store.REQUIRED)}",
         )
+    _refuse_odd_logs(run_dir)
     run = Run(run_dir)
     checks: dict[str, Any] = {}
     anomalies: list[Anomaly] = []
     validities: list[Validity] = []
     for checker in checkers:
         result = _guarded(checker, run)
-        if result.error is None and (waiver := _waiver(checker, run)):
-            # Measured all the same, so the figures stay; what it found is shown, not counted.
-            result = Result(
-                {**result.figures, "waived": waiver, "waived_anomalies": len(result.anomalies)}, valid=True
-            )
+        if result.error is None:
+            result = _waiver(checker, run, result)
         validities.append(result.validity)
         checks[checker.name] = {"valid": result.validity, **result.figures}
         if result.error:
@@ -87,6 +95,14 @@ def judge(run_dir: Path, checkers: tuple[Checker, ...] = CHECKERS) -> dict[str, 
         "checks": checks,
         "anomalies": [a.to_json() for a in anomalies],
     }
+
+
+def _refuse_odd_logs(run_dir: Path) -> None:
+    """The containers' logs explain anomalies, and are read only when there is one to explain: a FIFO
+    there would hang that read, a link to a device feed it without end. Refused up front, named."""
+    folder = run_dir / store.LOGS
+    if folder.is_dir():
+        store.regular_files(folder, "*.log", "a container's log, a regular file (or none)")
 
 
 def write_verdict(run_dir: Path) -> dict[str, Any]:
