@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from typing import Any
 
 from harness import __version__, engine
+from harness.cli_check import cmd_check
 from harness.cli_run import Terminated, cmd_run
 from harness.errors import HarnessError
-from harness.terminal import safe
+from harness.terminal import DEBUG_HINT, debug, say_error
 
 FIX_IMAGES = "solar-chaos images"
-DEBUG_HINT = "SOLAR_CHAOS_DEBUG=1 shows where"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -165,81 +164,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from harness import store
-    from harness.checkers import exit_code
-    from harness.checkers.base import merge
-    from harness.checkers.verdict import run_dirs
-
-    found: list[Any] = []  # per path: its run directories, or why it names none
-    for target in map(Path, args.dirs):
-        try:
-            dirs = list(run_dirs([target]))
-            if dirs != [target]:  # a run folder: `report` writes its index.html
-                store.refuse_links(target, [store.INDEX])
-            found.append(dirs)
-        except (HarnessError, OSError) as e:  # one path that names nothing judged; the others still are
-            found.append(e)
-    several = sum(len(d) for d in found if isinstance(d, list)) > 1
-    validities: list[Any] = []
-    for dirs in found:
-        if not isinstance(dirs, list):
-            _say_error(dirs)
-            validities.append("unknown")
-            continue
-        validities += [_check_one(run_dir, args, several) for run_dir in dirs]
-    return exit_code(merge(validities))
-
-
-def _check_one(run_dir: Any, args: argparse.Namespace, several: bool) -> Any:
-    """Judge one run directory and print its verdict; what keeps it from being judged (an output name
-    that is a link, an unwritable verdict.json, a bug) is one line on stderr naming it, and "unknown"."""
-    from harness import store
-    from harness.checkers import write_verdict
-    from harness.checkers.verdict import details, headline
-
-    try:
-        # Outputs are never written through a link: a run directory that has one at an output's name
-        # (report.html too, which `report` writes) is refused before any work, whoever would write it.
-        store.refuse_links(run_dir, store.OUTPUTS)
-        verdict = write_verdict(run_dir)
-    except HarnessError as e:
-        _say_error(e)
-        return "unknown"
-    except Exception as e:
-        if _debug():
-            raise
-        _say_error(f"{run_dir}: could not check: {type(e).__name__}: {e} ({DEBUG_HINT})")
-        return "unknown"
-    if args.json:
-        shown = {"dir": str(run_dir), **verdict} if several else verdict
-        print(store.strict_json(shown, indent=None if several else 1))
-        return verdict["valid"]
-    print(f"{headline(verdict):<10} {safe(run_dir)}")
-    if verdict["valid"] is not True:
-        for line in details(verdict, args.limit):
-            print(f"  {line}")
-    return verdict["valid"]
-
-
-def _debug() -> bool:
-    """SOLAR_CHAOS_DEBUG=1: an unexpected error shows its traceback instead of one line."""
-    return os.environ.get("SOLAR_CHAOS_DEBUG", "") not in ("", "0")
-
-
-def _say_error(error: object) -> None:
-    text = str(error) if isinstance(error, HarnessError | str) else _oserror(error)
-    print(f"solar-chaos: {safe(text)}", file=sys.stderr, flush=True)
-
-
-def _oserror(error: object) -> str:
-    if isinstance(error, OSError) and error.filename is not None:
-        return f"{error.filename}: {error.strerror or error}"
-    return f"{type(error).__name__}: {error}"
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -365,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except HarnessError as e:
-        _say_error(e)
+        say_error(e)
         return 2
     except Terminated:
         print(
@@ -377,9 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         print("solar-chaos: stopped by SIGINT", file=sys.stderr)
         return 128 + signal.SIGINT
     except Exception as e:  # a bug, or data no check foresaw: one line and exit 2, not a traceback
-        if _debug():
+        if debug():
             raise
-        _say_error(f"{args.command}: unexpected {type(e).__name__}: {e} ({DEBUG_HINT})")
+        say_error(f"{args.command}: unexpected {type(e).__name__}: {e} ({DEBUG_HINT})")
         return 2
 
 

@@ -4,8 +4,14 @@ cursor and erase the INVALID line above it; a bidi override could make a cid rea
 
 from __future__ import annotations
 
+import os
+import sys
 import unicodedata
 from typing import Any
+
+from harness.errors import HarnessError
+
+DEBUG_HINT = "SOLAR_CHAOS_DEBUG=1 shows where"
 
 # Categories a terminal acts on or hides: controls (C0, DEL, C1), format characters (bidi overrides and
 # isolates, zero-width ones), line and paragraph separators, and lone surrogates (which no encoder
@@ -35,3 +41,20 @@ def safe(value: Any) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def debug() -> bool:
+    """SOLAR_CHAOS_DEBUG=1: an unexpected error shows its traceback instead of one line."""
+    return os.environ.get("SOLAR_CHAOS_DEBUG", "") not in ("", "0")
+
+
+def say_error(error: object) -> None:
+    """`solar-chaos: <error>` on stderr, escaped: an error names paths and quotes data."""
+    text = str(error) if isinstance(error, HarnessError | str) else _oserror(error)
+    print(f"solar-chaos: {safe(text)}", file=sys.stderr, flush=True)
+
+
+def _oserror(error: object) -> str:
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,70 @@
+"""`solar-chaos check DIR...`: judge run directories offline (harness/checkers), write each verdict.json
+and say it on the terminal. A run directory is untrusted data: what keeps one from being judged is one
+line naming it, exit 2, and the others are judged all the same."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.terminal import DEBUG_HINT, debug, safe, say_error
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness import store
+    from harness.checkers import exit_code
+    from harness.checkers.base import merge
+    from harness.checkers.verdict import run_dirs
+
+    found: list[Any] = []  # per path: its run directories, or why it names none
+    for target in map(Path, args.dirs):
+        try:
+            dirs = list(run_dirs([target]))
+            if dirs != [target]:  # a run folder: `report` writes its index.html
+                store.refuse_links(target, [store.INDEX])
+            found.append(dirs)
+        except (HarnessError, OSError) as e:  # one path that names nothing judged; the others still are
+            found.append(e)
+    several = sum(len(d) for d in found if isinstance(d, list)) > 1
+    validities: list[Any] = []
+    for dirs in found:
+        if not isinstance(dirs, list):
+            say_error(dirs)
+            validities.append("unknown")
+            continue
+        validities += [_check_one(run_dir, args, several) for run_dir in dirs]
+    return exit_code(merge(validities))
+
+
+def _check_one(run_dir: Any, args: argparse.Namespace, several: bool) -> Any:
+    """Judge one run directory and print its verdict; what keeps it from being judged (an output name
+    that is a link, an unwritable verdict.json, a bug) is one line on stderr naming it, and "unknown"."""
+    from harness import store
+    from harness.checkers import write_verdict
+    from harness.checkers.verdict import details, headline
+
+    try:
+        # Outputs are never written through a link: a run directory that has one at an output's name
+        # (report.html too, which `report` writes) is refused before any work, whoever would write it.
+        store.refuse_links(run_dir, store.OUTPUTS)
+        verdict = write_verdict(run_dir)
+    except HarnessError as e:
+        say_error(e)
+        return "unknown"
+    except Exception as e:
+        if debug():
+            raise
+        say_error(f"{run_dir}: could not check: {type(e).__name__}: {e} ({DEBUG_HINT})")
+        return "unknown"
+    if args.json:
+        shown = {"dir": str(run_dir), **verdict} if several else verdict
+        print(store.strict_json(shown, indent=None if several else 1))
+        return verdict["valid"]
+    print(f"{headline(verdict):<10} {safe(run_dir)}")
+    if verdict["valid"] is not True:
+        for line in details(verdict, args.limit):
+            print(f"  {line}")
+    return verdict["valid"]
