@@ -1,5 +1,6 @@
 """`solar-chaos run FILE`: each parameter set of a scenario file run, judged and reported on the terminal
-(a line per check, PASS or FAIL with the headline, the anomalies, the command that re-runs it)."""
+(a line per check, PASS or FAIL with the headline, the anomalies, the command that re-runs it). What the
+scenario file, the system under test or the engine said is printed through terminal.safe."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from harness.errors import HarnessError
+from harness.terminal import safe
 
 T = TypeVar("T")
 
@@ -51,7 +53,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from harness.checkers import exit_code
     from harness.checkers.base import merge
-    from harness.checkers.verdict import details, headline, word
     from harness.images import Images
     from harness.paths import reports_dir
     from harness.runner import run_scenario
@@ -69,22 +70,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     for _param_id, scenario in sets:  # refused, not skipped: the user asked for this scenario by name
         if (why := faultfs_missing(scenario.topology.faultfs_nodes)) is not None:
-            print(f"{args.file}: cannot run here: {why}", file=sys.stderr)
+            print(safe(f"{args.file}: cannot run here: {why}"), file=sys.stderr)
             return 2
     images = Images(args.images)
     images.ensure()
-    live = sys.stderr.isatty()
-
-    def progress(line: str) -> None:
-        # On a terminal the periodic "t=..." line rewrites itself; elsewhere every line is kept.
-        if live and line.startswith("t="):
-            print(f"\r{line[:150]:<150}", end="", file=sys.stderr, flush=True)
-        else:
-            print(("\n" if live else "") + line, file=sys.stderr, flush=True)
-
+    progress = progress_printer(sys.stderr.isatty())
     validities = []
     for param_id, scenario in sets:
-        label = f"{scenario.name}[{param_id}]" if param_id else scenario.name
+        label = safe(f"{scenario.name}[{param_id}]" if param_id else scenario.name)
         print(f"== {label}", file=sys.stderr)
         result = asyncio.run(
             stoppable(
@@ -106,19 +99,42 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         )
         validities.append(result.verdict["valid"])
-        for name, check in result.verdict.get("checks", {}).items():
-            print(f"  {name:<16} {word(check.get('valid'))}", file=sys.stderr)
-        report = f"; report: {result.report}" if result.report else ""
-        if result.passed:
-            print(f"PASS {label} (seed {result.seed}): {result.dir}{report}")
-            continue
-        print(f"FAIL {label} (seed {result.seed}): {headline(result.verdict)}; {result.dir}{report}")
-        if (known := scenario.expected_failure) is not None:  # still exit 1: the system has the bug
-            found = {a["kind"] for a in result.verdict.get("anomalies", [])}
-            as_known = "as expected" if set(known.anomalies) <= found else "NOT as expected"
-            why = " ".join(known.reason.split())
-            print(f"  {as_known}: expected_failures names {', '.join(known.anomalies)}: {why}")
-        for line in details(result.verdict):
-            print(f"  {line}")
-        print(f"re-run: {result.rerun}")
+        print_result(label, scenario, result)
     return exit_code(merge(validities))
+
+
+def progress_printer(live: bool) -> Callable[[str], None]:
+    """The run's progress on stderr: on a terminal (`live`) the periodic "t=..." line rewrites itself;
+    elsewhere every line is kept."""
+
+    def progress(line: str) -> None:
+        line = safe(line)  # it names faults, targets and what the engine or the system answered
+        if live and line.startswith("t="):
+            print(f"\r{line[:150]:<150}", end="", file=sys.stderr, flush=True)
+        else:
+            print(("\n" if live else "") + line, file=sys.stderr, flush=True)
+
+    return progress
+
+
+def print_result(label: str, scenario: Any, result: Any) -> None:
+    """A judged run on the terminal: a line per check (stderr), PASS or FAIL, and for a failure its
+    anomalies and the command that re-runs it. `label` is already escaped."""
+    from harness.checkers.verdict import details, headline, word
+
+    for name, check in result.verdict.get("checks", {}).items():
+        print(f"  {safe(name):<16} {word(check.get('valid'))}", file=sys.stderr)
+    report = f"; report: {safe(result.report)}" if result.report else ""
+    where = safe(result.dir)
+    if result.passed:
+        print(f"PASS {label} (seed {result.seed}): {where}{report}")
+        return
+    print(f"FAIL {label} (seed {result.seed}): {headline(result.verdict)}; {where}{report}")
+    if (known := scenario.expected_failure) is not None:  # still exit 1: the system has the bug
+        found = {a["kind"] for a in result.verdict.get("anomalies", [])}
+        as_known = "as expected" if set(known.anomalies) <= found else "NOT as expected"
+        why = safe(" ".join(known.reason.split()))
+        print(f"  {as_known}: expected_failures names {safe(', '.join(known.anomalies))}: {why}")
+    for line in details(result.verdict):  # escaped there
+        print(f"  {line}")
+    print(f"re-run: {safe(result.rerun)}")

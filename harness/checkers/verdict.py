@@ -1,5 +1,6 @@
 """A verdict in words, for a terminal or a failing pytest item, and the run directories a path names
-(one scenario's directory, or a run folder `reports/<run-id>/` holding several)."""
+(one scenario's directory, or a run folder `reports/<run-id>/` holding several). Every piece of the
+data in these words goes through terminal.safe: they are printed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from harness import store
 from harness.store import RunDirError
+from harness.terminal import safe
 
 SHOWN = 20  # anomalies listed in full; the rest are counted
 
@@ -40,9 +42,9 @@ def word(valid: Any) -> str:
 def headline(verdict: dict[str, Any]) -> str:
     """`valid`, `INVALID: 3 anomalies (lost 2, no-effect 1)` or `UNKNOWN: ...` in one line."""
     valid = verdict["valid"]
-    kinds = Counter(a["kind"] for a in verdict["anomalies"])
+    kinds = Counter(safe(a["kind"]) for a in verdict["anomalies"])
     counted = ", ".join(f"{k} {n}" for k, n in kinds.most_common())
-    failed = [name for name, c in verdict["checks"].items() if c.get("valid") == "unknown"]
+    failed = [safe(name) for name, c in verdict["checks"].items() if c.get("valid") == "unknown"]
     if valid is True:
         return "valid"
     parts = []
@@ -61,13 +63,13 @@ def details(verdict: dict[str, Any], limit: int = SHOWN) -> list[str]:
     failed: dict[str, list[str]] = {}
     for name, check in verdict["checks"].items():
         if check.get("error"):
-            failed.setdefault(check["error"], []).append(name)
+            failed.setdefault(safe(check["error"]), []).append(safe(name))
     for error, names in failed.items():
         lines.append(f"could not check {', '.join(names)}: {error}")
     anomalies = verdict["anomalies"]
     for a in anomalies[:limit]:
-        cid = f" {a['cid']}" if a.get("cid") else ""
-        lines.append(f"{a['kind']}{cid}: {a['detail']}")
+        cid = f" {safe(a['cid'])}" if a.get("cid") else ""
+        lines.append(f"{safe(a['kind'])}{cid}: {safe(a['detail'])}")
     if len(anomalies) > limit:
         lines.append(f"... and {len(anomalies) - limit} more (verdict.json has them all)")
     return lines
