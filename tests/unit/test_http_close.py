@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import trio
 
+from harness.waiting import wait_until
 from netsync.http import BodyRefused, guarded, lifespan, read_body, respond_json, serve_trio
 from netsync.logs import Log
 
@@ -51,12 +52,9 @@ def server() -> Iterator[int]:
     thread = threading.Thread(target=trio.run, args=(serve_trio, intents, port, Log("t"), stopped))
     thread.start()
     try:
-        for _ in range(500):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                trio.run(trio.sleep, 0.01)
+        wait_until(
+            lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, "hypercorn"
+        )
         yield port
     finally:
         stop.set()
