@@ -125,11 +125,13 @@ def build(run_dir: Path) -> str:
             kinds_of.setdefault(a["cid"], []).append(a["kind"])
     traced = list(kinds_of)[:TRACED]
     windows = []
-    for f in faults:
+    window_of: dict[tuple[int, str], int] = {}  # (fault's index, "start" or "stop"): its window
+    for i, f in enumerate(faults):
         nodes = _fault_nodes(f)
-        windows.append((f.began - EDGE_BEFORE, f.began + EDGE_AFTER, nodes))
-        if f.stop is not None:
-            windows.append((f.stop - EDGE_BEFORE, f.stop + EDGE_AFTER, nodes))
+        for label, edge in (("start", f.began), ("stop", f.stop)):
+            if edge is not None:
+                window_of[(i, label)] = len(windows)
+                windows.append((edge - EDGE_BEFORE, edge + EDGE_AFTER, nodes))
     logs = scan(run_dir, traced, windows, timings.get("t0_unix"))
 
     sut = scenario.get("sut") or {}
@@ -172,17 +174,17 @@ def build(run_dir: Path) -> str:
         )
 
     fault_html = ""
-    for f in faults:
+    for i, f in enumerate(faults):
         parts = [f"<h3>{_h(plots.fault_label(f))}</h3>"]
         late = "" if f.scheduled is None else f", {f.start - f.scheduled:.3f} s after its schedule"
         stop = f"stopped at t={f.stop:.3f}" if f.stop is not None else "never stopped"
         parts.append(f"<p>started at t={f.start:.3f}{late}; {stop}.</p>")
         if f.evidence:
             parts.append(f"<p>evidence: <code>{_h(json.dumps(f.evidence))}</code></p>")
-        for label, edge in (("start", f.began), ("stop", f.stop)):
-            if edge is None:
+        for label in ("start", "stop"):
+            if (i, label) not in window_of:
                 continue
-            lines = logs.by_window.get((edge - EDGE_BEFORE, edge + EDGE_AFTER), [])
+            lines = logs.by_window[window_of[(i, label)]]
             table = _log_rows(lines) or "<p class=muted>no timed log line</p>"
             parts.append(f"<details><summary>logs around its {label}</summary>{table}</details>")
         fault_html += "".join(parts)
