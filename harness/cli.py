@@ -180,6 +180,13 @@ def _on_run_dirs(sub: Any, name: str, func: Any, help: str, description: str) ->
     return p
 
 
+def _count(text: str) -> int:
+    n = int(text) if text.strip().isdigit() else -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 0")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="solar-chaos",
@@ -251,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument(
         "--json", action="store_true", help="print the verdict as JSON (one line per scenario if several)"
     )
-    ch.add_argument("--limit", type=int, default=20, help="anomalies listed per scenario (default 20)")
+    ch.add_argument("--limit", type=_count, default=20, help="anomalies listed per scenario (default 20)")
 
     _on_run_dirs(
         sub,

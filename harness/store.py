@@ -29,8 +29,8 @@ INDEX = "index.html"  # a run folder's: one row per scenario
 TIMINGS = "timings.json"  # beside the format's files: how long each phase took
 LOGS = "logs"  # beside the format's files: every container's log
 
-# What the harness writes into a run directory: never through a link planted at the name.
-OUTPUTS = (VERDICT, REPORT)
+# What the harness writes into a run directory or a run folder: never through a link planted at the name.
+OUTPUTS = (VERDICT, REPORT, INDEX)
 
 # The files a run directory must hold for `check`: samples may be empty, never absent.
 REQUIRED = (SCENARIO, HISTORY, STREAM, STORE, SAMPLES)
@@ -49,8 +49,10 @@ class RunDirError(HarnessError):
 
 
 def is_run_dir(path: Path) -> bool:
-    """A scenario's run directory (it holds scenario.json), as opposed to a run folder of several."""
-    return (path / SCENARIO).is_file()
+    """A scenario's run directory (it holds scenario.json), as opposed to a run folder of several.
+    A scenario.json of any kind counts: one that is a FIFO, a device or a dangling link is refused,
+    named, when it is read, instead of its folder being passed over in silence."""
+    return os.path.lexists(Path(path) / SCENARIO)
 
 
 # A line longer than this is not a line of the format: a history linked to a file with no newline
@@ -244,6 +246,22 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 )
             if line.strip():
                 yield number, line
+
+
+def log_lines(path: Path) -> Iterator[bytes]:
+    """Each line of a container's log (logs/, not a file of the format), read only from a regular file;
+    a line past MAX_LINE_BYTES is cut there and the rest of it skipped, so a log of one endless line
+    is read in bounded memory, and what it says before the cut is kept."""
+    with open_regular(path, "a container's log, a regular file") as f:
+        try:
+            while line := f.readline(MAX_LINE_BYTES + 1):
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    while (rest := f.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                        pass
+                    line = line[:MAX_LINE_BYTES]
+                yield line
+        except OSError as e:
+            raise RunDirError(path, f"cannot read: {e.strerror or e}") from None
 
 
 def decode_line(path: Path, number: int, line: bytes, decode: Callable[[bytes], T], expected: str) -> T:

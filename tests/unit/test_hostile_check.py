@@ -52,7 +52,7 @@ def judged_nothing(done: subprocess.CompletedProcess) -> None:
 # Outputs: never through a link
 
 
-@pytest.mark.parametrize("name", [store.VERDICT, store.REPORT])
+@pytest.mark.parametrize("name", [store.VERDICT, store.REPORT, store.INDEX])
 def test_an_output_name_linked_outside_is_refused_and_its_target_untouched(tmp_path: Path, name: str) -> None:
     path = valid_run().write(tmp_path)
     target = tmp_path / "precious.txt"
@@ -134,13 +134,29 @@ def test_a_fifo_in_place_of_a_file_is_refused_not_waited_on(tmp_path: Path, name
     assert f"{path / name}: not a regular file (a FIFO)" in done.stdout
 
 
-def test_a_fifo_as_scenario_json_is_no_run_directory(tmp_path: Path) -> None:
-    path = valid_run().write(tmp_path)
-    (path / store.SCENARIO).unlink()
-    os.mkfifo(path / store.SCENARIO)
-    done = check(path, timeout=30)
+@pytest.mark.parametrize("kind", ["a FIFO", "a character device", "a directory", "dangling"])
+def test_a_scenario_json_that_is_no_file_is_named_and_its_neighbours_judged(
+    tmp_path: Path, kind: str
+) -> None:
+    """Not passed over as if the folder held no scenario: named, exit 2, and the run folder's other
+    scenarios judged all the same."""
+    odd = valid_run().write(tmp_path, "a-odd")
+    fine = valid_run().write(tmp_path, "b-fine")
+    scenario = odd / store.SCENARIO
+    scenario.unlink()
+    if kind == "a FIFO":
+        os.mkfifo(scenario)
+    elif kind == "a character device":
+        scenario.symlink_to("/dev/zero")
+    elif kind == "a directory":
+        scenario.mkdir()
+    else:
+        scenario.symlink_to(tmp_path / "gone")
+    done = check(tmp_path, timeout=30)
     judged_nothing(done)
-    assert str(path) in done.stderr
+    said = f"not a regular file ({kind})" if kind != "dangling" else "missing"
+    assert f"{scenario}: {said}" in done.stdout
+    assert f"valid      {fine}" in done.stdout
 
 
 @pytest.mark.parametrize("log", ["projector.log", "agent-1.log"])
@@ -205,6 +221,24 @@ def test_a_line_past_the_cap_names_its_file_and_line(tmp_path: Path, capsys) -> 
     assert cli(["check", str(path)]) == 2
     out = capsys.readouterr().out
     assert f"{path / store.STREAM}:{lines}: a line longer than {store.MAX_LINE_BYTES} bytes" in out
+
+
+def test_a_log_line_past_the_cap_is_cut_there_in_bounded_memory(tmp_path: Path) -> None:
+    """logs/ is not the format: an endless line is cut at the cap, and the lines after it still read."""
+    log = tmp_path / "projector.log"
+    with open(log, "wb") as f:
+        f.write(b"first\n")
+        f.truncate(6 + (64 << 20))  # 64 MiB of zeros without a newline
+        f.seek(0, os.SEEK_END)
+        f.write(b"\nlast\n")
+    lines = [(len(line), line[:5]) for line in store.log_lines(log)]
+    assert lines == [(6, b"first"), (store.MAX_LINE_BYTES, b"\0" * 5), (5, b"last\n")]
+
+
+def test_log_lines_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "agent-1.log")
+    with pytest.raises(store.RunDirError, match="not a regular file \\(a FIFO\\)"):
+        list(store.log_lines(tmp_path / "agent-1.log"))
 
 
 def test_a_line_just_under_the_cap_is_read(tmp_path: Path) -> None:
@@ -364,6 +398,14 @@ def test_a_checker_whose_waiver_crashes_is_unknown_not_a_crash(tmp_path: Path) -
     verdict = judge(valid_run().write(tmp_path), (checker,))
     assert verdict["valid"] == "unknown"
     assert verdict["checks"]["odd"]["error"].startswith("ZeroDivisionError: a waiver's bug")
+
+
+@pytest.mark.parametrize("limit", ["-1", "x", "1.5"])
+def test_a_limit_that_is_no_count_is_a_usage_error(tmp_path: Path, capsys, limit: str) -> None:
+    with pytest.raises(SystemExit) as exit:
+        cli(["check", str(valid_run().write(tmp_path)), "--limit", limit])
+    assert exit.value.code == 2
+    assert "--limit: " in capsys.readouterr().err
 
 
 def test_a_path_that_names_nothing_does_not_stop_the_others(tmp_path: Path, capsys) -> None:
