@@ -256,7 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
         "on stderr naming the directory; SOLAR_CHAOS_DEBUG=1 shows the traceback of an unexpected error.",
     )
     ch.add_argument(
-        "--json", action="store_true", help="print the verdict as JSON (one line per scenario if several)"
+        "--json",
+        action="store_true",
+        help="print the verdict as JSON, strict and ASCII (one line per scenario if several; one that "
+        'cannot be judged: "valid": "unknown" and its "error")',
     )
     ch.add_argument("--limit", type=_count, default=20, help="anomalies listed per scenario (default 20)")
 

@@ -19,23 +19,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     from harness.checkers.base import merge
     from harness.checkers.verdict import run_dirs
 
-    found: list[Any] = []  # per path: its run directories, or why it names none
+    found: list[tuple[Path, Any]] = []  # per path: its run directories, or why it names none
     for target in map(Path, args.dirs):
         try:
             dirs = list(run_dirs([target]))
             if dirs != [target]:  # a run folder: `report` writes its index.html
                 store.refuse_links(target, [store.INDEX])
-            found.append(dirs)
+            found.append((target, dirs))
         except (HarnessError, OSError) as e:  # one path that names nothing judged; the others still are
-            found.append(e)
-    several = sum(len(d) for d in found if isinstance(d, list)) > 1
+            found.append((target, e))
+    several = sum(len(d) if isinstance(d, list) else 1 for _, d in found) > 1
     validities: list[Any] = []
-    for dirs in found:
-        if not isinstance(dirs, list):
-            say_error(dirs)
-            validities.append("unknown")
-            continue
-        validities += [_check_one(run_dir, args, several) for run_dir in dirs]
+    for target, dirs in found:
+        if isinstance(dirs, list):
+            validities += [_check_one(run_dir, args, several) for run_dir in dirs]
+        else:
+            validities.append(_not_judged(target, dirs, args, several))
     return exit_code(merge(validities))
 
 
@@ -52,13 +51,12 @@ def _check_one(run_dir: Any, args: argparse.Namespace, several: bool) -> Any:
         store.refuse_links(run_dir, store.OUTPUTS)
         verdict = write_verdict(run_dir)
     except HarnessError as e:
-        say_error(e)
-        return "unknown"
+        return _not_judged(run_dir, e, args, several)
     except Exception as e:
         if debug():
             raise
-        say_error(f"{run_dir}: could not check: {type(e).__name__}: {e} ({DEBUG_HINT})")
-        return "unknown"
+        error = f"{run_dir}: could not check: {type(e).__name__}: {e} ({DEBUG_HINT})"
+        return _not_judged(run_dir, error, args, several)
     if args.json:
         shown = {"dir": str(run_dir), **verdict} if several else verdict
         print(store.strict_json(shown, indent=None if several else 1))
@@ -68,3 +66,19 @@ def _check_one(run_dir: Any, args: argparse.Namespace, several: bool) -> Any:
         for line in details(verdict, args.limit):
             print(f"  {line}")
     return verdict["valid"]
+
+
+def _not_judged(path: Any, error: object, args: argparse.Namespace, several: bool) -> str:
+    """A path that could not be judged: its one line on stderr, and with --json its place on stdout
+    too (a verdict of "unknown" with the error), so each directory still has its line there."""
+    from harness import store
+
+    text = say_error(error)
+    if args.json:
+        shown = {"valid": "unknown", "checks": {}, "anomalies": [], "error": text}
+        print(
+            store.strict_json(
+                {"dir": str(path), **shown} if several else shown, indent=None if several else 1
+            )
+        )
+    return "unknown"

@@ -48,10 +48,12 @@ def debug() -> bool:
     return os.environ.get("SOLAR_CHAOS_DEBUG", "") not in ("", "0")
 
 
-def say_error(error: object) -> None:
-    """`solar-chaos: <error>` on stderr, escaped: an error names paths and quotes data."""
+def say_error(error: object) -> str:
+    """`solar-chaos: <error>` on stderr, escaped: an error names paths and quotes data. Returns the
+    error's text, unescaped."""
     text = str(error) if isinstance(error, HarnessError | str) else _oserror(error)
     print(f"solar-chaos: {safe(text)}", file=sys.stderr, flush=True)
+    return text
 
 
 def _oserror(error: object) -> str:

@@ -4,6 +4,7 @@ exit 1 (its inputs: test_hostile_inputs.py). The CLI runs in a subprocess where 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -284,3 +285,18 @@ def test_a_run_folder_it_cannot_list_exits_2_naming_it(shared_dir: Path) -> None
     done = check(folder, user=65534 if os.geteuid() == 0 else None)
     judged_nothing(done)
     assert str(folder) in done.stderr and "Permission denied" in done.stderr
+
+
+def test_json_gives_each_directory_its_line_even_one_it_cannot_judge(tmp_path: Path, capsys) -> None:
+    linked = valid_run().write(tmp_path, "a-linked")
+    (linked / store.VERDICT).symlink_to(tmp_path / "elsewhere")
+    fine = valid_run().write(tmp_path, "b-fine")
+    assert cli(["check", "--json", str(tmp_path), str(tmp_path / "nothing")]) == 2
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(v["dir"], v["valid"]) for v in lines] == [
+        (str(linked), "unknown"),
+        (str(fine), True),
+        (str(tmp_path / "nothing"), "unknown"),
+    ]
+    assert lines[0]["error"].startswith(f"{linked / store.VERDICT}: is a symbolic link")
+    assert lines[2]["error"].startswith(f"{tmp_path / 'nothing'}: no such directory")
