@@ -8,7 +8,7 @@ from pathlib import Path
 from harness import store
 from harness.checkers import write_verdict
 from harness.checkers.verdict import run_dirs
-from harness.report import page
+from harness.report import index, page
 
 INDEX = "index.html"
 
@@ -28,7 +28,7 @@ def write_index(folder: Path) -> Path:
     folder = Path(folder)
     dirs = sorted(d for d in folder.iterdir() if d.is_dir() and store.is_run_dir(d))
     out = folder / INDEX
-    out.write_text(page.index(folder, dirs), encoding="utf-8")
+    out.write_text(index.build(folder, dirs), encoding="utf-8")
     return out
 
 
