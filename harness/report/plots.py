@@ -4,7 +4,7 @@ Series are binned (at most MAX_BINS points), so a plot's size does not grow with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -23,9 +23,20 @@ from harness.checkers.run import (
 )
 from harness.report.drawing import (
     MAX_BINS,
+    MAX_FAULTS,
+    NotDrawn,
     bin_width,
+    drawn,
     fault_colour,
     fault_label,
+    legend,
+    note,
+    number,
+    series,
+    sources,
+    span,
+    usable,
+    window,
 )
 from harness.report.drawing import axes as _axes
 from harness.report.drawing import finish as _finish
@@ -43,15 +54,22 @@ OUTCOMES = (
 )
 
 
+@drawn("The timeline of faults")
 def timeline(faults: Sequence[Fault], end: float) -> str:
     """One row per fault: its window, its label, and its lateness (start - scheduled)."""
+    end = span(end)
+    if len(faults) > MAX_FAULTS:
+        note(f"{len(faults) - MAX_FAULTS} more faults not drawn (the first {MAX_FAULTS} are)")
+        faults = faults[:MAX_FAULTS]
     rows = max(1, len(faults))
     fig, (ax,) = _axes(1, height=0.35 * rows + 0.8)
     for i, f in enumerate(faults):
-        stop = f.until(end)
-        ax.broken_barh([(f.began, max(stop - f.began, 0.2))], (i - 0.35, 0.7), color=fault_colour(f.kind))
-        late = "" if f.scheduled is None else f"  late {f.start - f.scheduled:.3f} s"
-        ax.text(stop + 0.2, i, fault_label(f) + late, va="center", fontsize=7)
+        if (w := window(f, end)) is None:
+            continue
+        began, stop = w
+        ax.broken_barh([(began, max(stop - began, 0.2))], (i - 0.35, 0.7), color=fault_colour(f.kind))
+        late = "" if number(f.scheduled) is None else f"  late {f.start - f.scheduled:.3f} s"
+        ax.text(stop + 0.2, i, fault_label(f) + late, va="center", fontsize=7, clip_on=True)
     ax.set_yticks([])
     ax.set_ylim(-0.6, rows - 0.4)
     _finish(ax, end, "faults")
@@ -61,19 +79,32 @@ def timeline(faults: Sequence[Fault], end: float) -> str:
     return _svg(fig)
 
 
+def _answered(ops: Ops) -> tuple[np.ndarray, np.ndarray]:
+    """(when each operation was answered, its code); never answered: at its invoke."""
+    done = np.where(np.isnan(ops.completed), ops.invoked, ops.completed)
+    t, codes = usable("answer t", done, ops.code)
+    return t, codes.astype(np.int8)
+
+
+@drawn("Intents answered per second")
 def intents_per_second(ops: Ops, faults: Sequence[Fault], end: float) -> str:
+    end = span(end)
     w = bin_width(end)
     edges = np.arange(0.0, end + w, w)
+    done, code = _answered(ops)
+    if not len(done):
+        raise NotDrawn("no client operation in history.jsonl")
     fig, (ax,) = _axes()
-    done = np.where(np.isnan(ops.completed), ops.invoked, ops.completed)  # never answered: at its invoke
+    shown = []
     for label, codes, colour in OUTCOMES:
-        t = done[np.isin(ops.code, codes)]
+        t = done[np.isin(code, codes)]
         if len(t):
             counts, _ = np.histogram(t, bins=edges)
-            ax.step(edges[:-1], counts / w, where="post", label=f"{label} ({len(t)})", color=colour, lw=1)
+            (line,) = ax.step(edges[:-1], counts / w, where="post", color=colour, lw=1)
+            shown.append((line, f"{label} ({len(t)})"))
     _shade(ax, faults, end)
     _finish(ax, end, "intents/s answered")
-    ax.legend(loc="upper right", fontsize=7, ncols=5, frameon=False)
+    legend(ax, shown, loc="upper right", fontsize=7, ncols=5, frameon=False)
     return _svg(fig)
 
 
@@ -94,57 +125,78 @@ def _binned_percentiles(t: np.ndarray, values: np.ndarray, w: float) -> tuple[np
     return bins[starts] * w, p50, p99
 
 
+def _present(t: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points with a value (nan: the operation has none, as when it was not accepted)."""
+    keep = ~np.isnan(values)
+    return t[keep], values[keep]
+
+
+@drawn("Latency")
 def latency(ops: Ops, faults: Sequence[Fault], end: float, budgets: dict[str, float | None]) -> str:
     """Intent (agent-reported quorum_ms) and commit (invoke to `committed`) latency, p50 and p99."""
+    end = span(end)
     w = bin_width(end)
-    fig, axes = _axes(2)
     committed = ops.code == COMMITTED
-    series = (
-        ("intent (quorum_ms)", ops.invoked, ops.quorum_ms.astype(np.float64), budgets.get("intent_ms")),
-        (
-            "commit (invoke to committed)",
-            ops.invoked[committed],
-            (ops.completed[committed] - ops.invoked[committed]) * 1000.0,
-            budgets.get("commit_ms"),
-        ),
+    quorum = _present(ops.invoked, ops.quorum_ms.astype(np.float64))
+    commit = _present(ops.invoked[committed], (ops.completed[committed] - ops.invoked[committed]) * 1000.0)
+    rows = (
+        ("intent (quorum_ms)", *usable("quorum_ms", *quorum), number(budgets.get("intent_ms"))),
+        ("commit (invoke to committed)", *usable("commit ms", *commit), number(budgets.get("commit_ms"))),
     )
-    for ax, (name, t, values, budget) in zip(axes, series, strict=True):
+    if not any(len(t) for _, t, _, _ in rows):
+        raise NotDrawn("no operation with a quorum_ms or a commit in history.jsonl")
+    fig, axes = _axes(2)
+    for ax, (name, t, values, budget) in zip(axes, rows, strict=True):
         x, p50, p99 = _binned_percentiles(t, values, w)
-        ax.step(x, p50, where="post", label="p50", color="#1f77b4", lw=1)
-        ax.step(x, p99, where="post", label="p99", color="#d62728", lw=1)
+        shown = []
+        if len(x):
+            (a,) = ax.step(x, p50, where="post", color="#1f77b4", lw=1)
+            (b,) = ax.step(x, p99, where="post", color="#d62728", lw=1)
+            shown += [(a, "p50"), (b, "p99")]
+        else:
+            note(f"no {name} values")
         if budget:
-            ax.axhline(budget, color="#444", ls="--", lw=0.8, label=f"budget {budget:g} ms")
+            shown.append((ax.axhline(budget, color="#444", ls="--", lw=0.8), f"budget {budget:g} ms"))
         _shade(ax, faults, end)
         _finish(ax, end, f"{name}\nms")
-        ax.legend(loc="upper right", fontsize=7, ncols=3, frameon=False)
+        legend(ax, shown, loc="upper right", fontsize=7, ncols=3, frameon=False)
     return _svg(fig)
 
 
-def _series(samples: Iterable[Sample], field: str) -> tuple[list[float], list[float]]:
-    points = [(s.t, getattr(s, field)) for s in samples if getattr(s, field, None) is not None]
-    return [p[0] for p in points], [p[1] for p in points]
+def _agents(samples: dict[str, list[Sample]]) -> list[str]:
+    return sources((s for s in samples if s.startswith("agent-")), "agents")
 
 
+@drawn("Pending-commit buffers")
 def buffers(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: float, cap: float | None) -> str:
+    end = span(end)
+    shown = []
     fig, (ax,) = _axes()
-    for source in sorted(s for s in samples if s.startswith("agent-")):
-        t, depth = _series(samples[source], "buffer_depth")
-        if t:
-            ax.step(t, depth, where="post", label=source, lw=1)
-    if cap is not None:
-        ax.axhline(cap, color="#d62728", ls="--", lw=0.8, label=f"cap {cap:g}")
+    for source in _agents(samples):
+        t, depth = series(samples[source], "buffer_depth")
+        if len(t):
+            (line,) = ax.step(t, depth, where="post", lw=1)
+            shown.append((line, source))
+    if not shown:
+        raise NotDrawn("no agent sample with a buffer_depth in samples.jsonl")
+    if (cap := number(cap)) is not None:
+        shown.append((ax.axhline(cap, color="#d62728", ls="--", lw=0.8), f"cap {cap:g}"))
     _shade(ax, faults, end)
     _finish(ax, end, "pending-commit\nbuffer depth")
-    ax.legend(loc="upper right", fontsize=7, ncols=6, frameon=False)
+    legend(ax, shown, loc="upper right", fontsize=7, ncols=6, frameon=False)
     return _svg(fig)
 
 
-def _backlog(ax: plt.Axes, js: Sequence[Sample]) -> None:
-    """The consumer's backlog (pending + ack pending) over time."""
-    backlog = [(s.t, s.consumer_backlog) for s in js if s.consumer_backlog is not None]
-    ax.step([p[0] for p in backlog], [p[1] for p in backlog], where="post", color="#9467bd", lw=1)
+def _backlog(ax: plt.Axes, js: Sequence[Sample]) -> int:
+    """The consumer's backlog (pending + ack pending) over time; the points drawn."""
+    points = [(s.t, b) for s in js if (b := s.consumer_backlog) is not None]
+    t, backlog = usable("consumer backlog", [p[0] for p in points], [p[1] for p in points])
+    if len(t):
+        ax.step(t, backlog, where="post", color="#9467bd", lw=1)
+    return len(t)
 
 
+@drawn("JetStream")
 def jetstream(
     samples: dict[str, list[Sample]],
     faults: Sequence[Fault],
@@ -153,18 +205,26 @@ def jetstream(
     max_bytes: float | None = None,
 ) -> str:
     """The stream's messages and bytes against its limits (when set), and the consumer's backlog."""
-    fig, axes = _axes(3)
+    end = span(end)
     js = samples.get("jetstream", [])
+    if not js:
+        raise NotDrawn("no jetstream sample in samples.jsonl")
+    fig, axes = _axes(3)
+    drawn_points = 0
     for ax, field, limit, colour in (
-        (axes[0], "stream_msgs", max_msgs, "#1f77b4"),
-        (axes[1], "stream_bytes", max_bytes, "#17becf"),
+        (axes[0], "stream_msgs", number(max_msgs), "#1f77b4"),
+        (axes[1], "stream_bytes", number(max_bytes), "#17becf"),
     ):
-        t, values = _series(js, field)
+        t, values = series(js, field)
         ax.step(t, values, where="post", color=colour, lw=1)
+        drawn_points += len(t)
         if limit is not None:
-            ax.axhline(limit, color="#d62728", ls="--", lw=0.8, label=f"limit {limit:,.0f}")
-            ax.legend(loc="upper left", fontsize=7, frameon=False)
-    _backlog(axes[2], js)
+            line = ax.axhline(limit, color="#d62728", ls="--", lw=0.8)
+            legend(ax, [(line, f"limit {limit:,.0f}")], loc="upper left", fontsize=7, frameon=False)
+    drawn_points += _backlog(axes[2], js)
+    if not drawn_points:
+        plt.close(fig)
+        raise NotDrawn("the jetstream samples hold no usable stream or consumer figure")
     for ax, label in zip(
         axes, ("stream messages", "stream bytes", "consumer pending\n+ ack pending"), strict=True
     ):
@@ -173,49 +233,64 @@ def jetstream(
     return _svg(fig)
 
 
+@drawn("Memory and open files")
 def resources(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: float) -> str:
     """Every process's RSS and open fds, each with the leak check's fitted line over the judged span
     of each incarnation (dotted; absent when too short to judge)."""
     from harness.checkers.leak import incarnations, trend
 
+    end = span(end)
+    names = sources(
+        (s for s, got in samples.items() if any(x.rss_bytes is not None for x in got)), "processes"
+    )
+    if not names:
+        raise NotDrawn("no sample with an rss_bytes in samples.jsonl")
     fig, axes = _axes(2, height=3.2)
-    sources = sorted(s for s, got in samples.items() if any(x.rss_bytes is not None for x in got))
     colours = plt.get_cmap("tab10")
+    shown = []
     for ax, field, scale in ((axes[0], "rss_bytes", 2**20), (axes[1], "open_fds", 1)):
-        for i, source in enumerate(sources):
-            t, values = _series(samples[source], field)
-            if not t:
+        for i, source in enumerate(names):
+            t, values = series(samples[source], field)
+            if not len(t):
                 continue
             colour = colours(i % 10)
-            ax.plot(t, [v / scale for v in values], lw=1, color=colour, label=source)
+            (line,) = ax.plot(t, values / scale, lw=1, color=colour)
+            if ax is axes[0]:
+                shown.append((line, source))
             for points in incarnations(samples[source], field):  # one line from each (re)start
-                line = trend(points)
-                if line is not None:
-                    t0, v0, t1, v1 = line
+                fitted = trend(points)
+                if fitted is not None and all(number(x) is not None for x in fitted):
+                    t0, v0, t1, v1 = fitted
                     ax.plot([t0, t1], [v0 / scale, v1 / scale], ls=":", lw=1.4, color=colour)
     for ax, label in zip(axes, ("RSS MiB", "open fds"), strict=True):
         _shade(ax, faults, end)
         _finish(ax, end, label)
-    if sources:
-        axes[0].legend(loc="upper left", fontsize=7, ncols=5, frameon=False)
+    legend(axes[0], shown, loc="upper left", fontsize=7, ncols=5, frameon=False)
     return _svg(fig)
 
 
+@drawn("Peers and stream lag")
 def peers_and_lag(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: float) -> str:
     """Peers each agent reached (its last request) beside the stream's lag (the consumer backlog):
     does trouble between agents show up as lag in the stream?"""
+    end = span(end)
     fig, axes = _axes(2)
-    shown = False
-    for source in sorted(s for s in samples if s.startswith("agent-")):
-        t, peers = _series(samples[source], "peers_reachable")
-        if t:
-            axes[0].step(t, peers, where="post", label=source, lw=1)
-            shown = True
+    shown = []
+    for source in _agents(samples):
+        t, peers = series(samples[source], "peers_reachable")
+        if len(t):
+            (line,) = axes[0].step(t, peers, where="post", lw=1)
+            shown.append((line, source))
     if not shown:
+        note("no agent sample with a peers_reachable")
         axes[0].text(0.5, 0.5, "no peers_reachable samples", transform=axes[0].transAxes, ha="center")
-    else:
-        axes[0].legend(loc="upper right", fontsize=7, ncols=6, frameon=False)
-    _backlog(axes[1], samples.get("jetstream", []))
+    legend(axes[0], shown, loc="upper right", fontsize=7, ncols=6, frameon=False)
+    lag = _backlog(axes[1], samples.get("jetstream", []))
+    if not lag:
+        note("no jetstream sample with a consumer backlog")
+    if not shown and not lag:
+        plt.close(fig)
+        raise NotDrawn("no agent peers_reachable and no consumer backlog in samples.jsonl")
     for ax, label in zip(axes, ("peers reachable", "stream lag\n(consumer backlog)"), strict=True):
         _shade(ax, faults, end)
         _finish(ax, end, label)
