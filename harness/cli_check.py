@@ -58,8 +58,7 @@ def _check_one(run_dir: Any, args: argparse.Namespace, several: bool) -> Any:
         error = f"{run_dir}: could not check: {type(e).__name__}: {e} ({DEBUG_HINT})"
         return _not_judged(run_dir, error, args, several)
     if args.json:
-        shown = {"dir": str(run_dir), **verdict} if several else verdict
-        print(store.strict_json(shown, indent=None if several else 1))
+        _print_json(run_dir, verdict, several)
         return verdict["valid"]
     print(f"{headline(verdict):<10} {safe(run_dir)}")
     if verdict["valid"] is not True:
@@ -71,14 +70,15 @@ def _check_one(run_dir: Any, args: argparse.Namespace, several: bool) -> Any:
 def _not_judged(path: Any, error: object, args: argparse.Namespace, several: bool) -> str:
     """A path that could not be judged: its one line on stderr, and with --json its place on stdout
     too (a verdict of "unknown" with the error), so each directory still has its line there."""
-    from harness import store
-
     text = say_error(error)
     if args.json:
-        shown = {"valid": "unknown", "checks": {}, "anomalies": [], "error": text}
-        print(
-            store.strict_json(
-                {"dir": str(path), **shown} if several else shown, indent=None if several else 1
-            )
-        )
+        _print_json(path, {"valid": "unknown", "checks": {}, "anomalies": [], "error": text}, several)
     return "unknown"
+
+
+def _print_json(path: Any, verdict: dict[str, Any], several: bool) -> None:
+    """Strict and ASCII (store.strict_json): what the system under test sent is escaped, NaN is null."""
+    from harness import store
+
+    shown = {"dir": str(path), **verdict} if several else verdict
+    print(store.strict_json(shown, indent=None if several else 1))

@@ -356,8 +356,9 @@ def write_output(path: Path, data: bytes | str) -> Path:
 
 
 def strict_json(data: Any, indent: int | None = 1) -> str:
-    """JSON that any parser reads: NaN and infinities (which a system under test can send) become null."""
-    return json.dumps(_finite(data), indent=indent, allow_nan=False)
+    """JSON that any parser reads: NaN and infinities (which a system under test can send) become null;
+    ASCII, so a control character or a lone surrogate in a cid is an escape, also when printed."""
+    return json.dumps(_finite(data), indent=indent, allow_nan=False, ensure_ascii=True)
 
 
 def _finite(value: Any) -> Any:
