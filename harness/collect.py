@@ -107,8 +107,9 @@ async def write_store(
                     {"after": after},
                 )
                 for row in rows or []:
-                    row = dict(row)
-                    after = row.pop("id")
+                    if isinstance(row, dict):  # anything else is written set aside whole, not a crash
+                        row = dict(row)
+                        after = row.pop("id", after)
                     f.write(store_line(row))
                     n += 1
                 if not rows or len(rows) < STORE_PAGE:

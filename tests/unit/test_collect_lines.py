@@ -198,6 +198,7 @@ class Surreal:
         {**ROW, "id": RecordID()},
         {**ROW, "cid": "c-2", "value": decimal.Decimal("1.5"), "id": RecordID()},
         {**ROW, "cid": "c-3", "stream_seq": "90", "value": float("nan"), "id": RecordID()},
+        ["c-4", 5],
     ]
 
     def __init__(self, url: str) -> None:
@@ -212,8 +213,8 @@ class Surreal:
     async def use(self, *_: object) -> None:
         pass
 
-    async def query(self, *_: object) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.rows]
+    async def query(self, *_: object) -> list[Any]:
+        return [dict(row) if isinstance(row, dict) else row for row in self.rows]
 
     async def close(self) -> None:
         pass
@@ -221,9 +222,10 @@ class Surreal:
 
 def test_write_store_writes_every_row_the_checkers_can_read(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(collect, "AsyncSurreal", Surreal)
-    assert asyncio.run(collect.write_store("ws://x", tmp_path / store.STORE)) == 3
+    assert asyncio.run(collect.write_store("ws://x", tmp_path / store.STORE)) == 4
     run = checked(tmp_path, store.STORE, *(tmp_path / store.STORE).read_bytes().splitlines(keepends=True))
-    assert run.store.cid.size == 3
+    assert run.store.cid.size == 3 and run.store.no_cid == 1
     lines = [strict(line) for line in (tmp_path / store.STORE).read_bytes().splitlines(keepends=True)]
     assert lines[0] == ROW and lines[2]["set_aside"]["stream_seq"]["value"] == "90"
     assert lines[1]["set_aside"]["value"]["repr"] == "Decimal('1.5')"
+    assert lines[3]["set_aside"]["row"]["value"] == ["c-4", 5]
