@@ -14,11 +14,17 @@ import numpy as np
 from harness.checkers.base import Anomaly, Checker, Result
 from harness.checkers.latency import healthy_ops
 from harness.checkers.run import ACCEPTED, COMMITTED, PENDING_COMMIT, REFUSED, UNKNOWN, Fault, Run
-from harness.checkers.windows import MIN_FOR_P99, p99
+from harness.checkers.windows import p99
 
 SLOW_SHARE = 0.05  # a latency sign: at least this share of the window's answers above the reference
 SLOW_MIN = 2  # ... and at least this many
 BACKLOG_RISE = 5  # a backlog sign: the consumer's backlog this many messages above its level before
+# The latency sign's reference is the healthy answers' nearest-rank p99 only when there are this many:
+# a healthy answer exceeds the r-th smallest of n others with probability (n + 1 - r) / (n + 1), about
+# 1 % from 100 values on; of fewer the p99 is their maximum, which a healthy answer exceeds with
+# probability 1 / (n + 1) (a quarter of the time with 3), so a fault would seem to bite by chance.
+# Below it the reference is the commit budget: a sign then needs answers slower than the scenario allows.
+MIN_FOR_REFERENCE = 100
 # The engine's states of a container out of service, and `halted`: the nemesis's own word for a power
 # loss's node, every process frozen with SIGKILL pending (docs/run-format.md).
 DOWN_STATES = ("exited", "dead", "paused", "restarting", "removing", "created", "halted")
@@ -35,13 +41,20 @@ def _answers(run: Run, fault: Fault, start: float, end: float) -> str | None:
     return f"{n} answers other than committed" if n else None
 
 
-def _reference_ms(run: Run) -> float:
-    def make() -> float:
+def _reference_ms(run: Run) -> tuple[float, str]:
+    """What a window's answer must be slower than to count, and what that is, for the detail."""
+
+    def make() -> tuple[float, str]:
         ops = run.history.ops
         healthy = healthy_ops(run) & np.isin(ops.code, (*ACCEPTED, *REFUSED))
         latency = (ops.completed[healthy] - ops.invoked[healthy]) * 1000.0
-        ref = p99(latency) if len(latency) >= MIN_FOR_P99 else None
-        return ref if ref is not None else run.settings.commit_ms
+        ref = p99(latency) if len(latency) >= MIN_FOR_REFERENCE else None
+        if ref is not None:
+            return ref, f"healthy p99 of {len(latency)} answers"
+        return (
+            run.settings.commit_ms,
+            f"commit budget: {len(latency)} healthy answers, fewer than {MIN_FOR_REFERENCE}",
+        )
 
     return run.memo("effects_reference_ms", make)
 
@@ -51,11 +64,11 @@ def _latency(run: Run, fault: Fault, start: float, end: float) -> str | None:
     window = (ops.invoked >= start) & (ops.invoked <= end) & ~np.isnan(ops.completed)
     if not window.any():
         return None
-    ref = _reference_ms(run)
+    ref, what = _reference_ms(run)
     latency = (ops.completed[window] - ops.invoked[window]) * 1000.0
     slow = int((latency > ref).sum())
     if slow >= max(SLOW_MIN, math.ceil(SLOW_SHARE * len(latency))):
-        return f"{slow} of {len(latency)} answers slower than {ref:.1f} ms (healthy p99)"
+        return f"{slow} of {len(latency)} answers slower than {ref:.1f} ms ({what})"
     return None
 
 

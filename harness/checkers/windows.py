@@ -38,10 +38,6 @@ def healthy_mask(times: np.ndarray, faults: list[Fault], end: float, grace: floa
     return ~inside
 
 
-# A nearest-rank p99 of fewer values is their maximum: one outlier would decide it.
-MIN_FOR_P99 = 100
-
-
 def p99(values: np.ndarray) -> float | None:
     """The nearest-rank 99th percentile (the smallest value with 99 % of the values at or below it)."""
     values = values[~np.isnan(values)]

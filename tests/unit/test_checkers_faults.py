@@ -121,6 +121,40 @@ def test_latency_above_the_healthy_p99_makes_a_fault_bite(tmp_path: Path) -> Non
     assert "2 of 4 answers slower than 10.0 ms" in effects["latency"]
 
 
+def _few_healthy(slow_ms: float) -> RunDir:
+    """Three healthy answers (10 ms), a fault whose four answers took slow_ms, nothing else biting."""
+    run = RunDir(budgets={"commit_ms": 500})
+    for i in range(3):
+        run.intent(f"before-{i}", 1.0 + i)
+    run.start("f1", 10.0).stop("f1", 15.0)
+    for i in range(4):
+        run.intent(f"during-{i}", 11.0 + i, latency_ms=slow_ms)
+    run.sample(9.0, "agent-1", buffer_depth=0, buffer_cap=256)
+    run.sample(30.0, "agent-1", buffer_depth=0, buffer_cap=256)
+    return run
+
+
+def test_few_healthy_answers_make_the_budget_the_latency_reference(tmp_path: Path) -> None:
+    """The p99 of three values is their maximum, which a healthy answer exceeds a quarter of the time:
+    slower than that is no sign. Slower than the commit budget is, and the detail says which it was."""
+    assert_only(check(_few_healthy(40.0), tmp_path / "a"), ("no-effect", None))
+    v = check(_few_healthy(600.0), tmp_path / "b")
+    assert_only(v)
+    assert v["checks"]["effects"]["faults"]["f1"]["effects"] == {
+        "latency": "4 of 4 answers slower than 500.0 ms (commit budget: 3 healthy answers, fewer than 100)"
+    }
+
+
+def test_the_latency_reference_says_it_is_the_healthy_p99(tmp_path: Path) -> None:
+    run = _fault_run()
+    run.intent("slow-1", 33.0, latency_ms=100.0)
+    run.intent("slow-2", 34.0, latency_ms=100.0)
+    v = check(run, tmp_path)
+    assert v["checks"]["effects"]["faults"]["f1"]["effects"]["latency"].endswith(
+        "(healthy p99 of 105 answers)"
+    )
+
+
 def test_one_slow_answer_is_not_enough(tmp_path: Path) -> None:
     run = _fault_run()
     run.intent("slow-1", 33.0, latency_ms=100.0)
@@ -225,11 +259,11 @@ def test_a_fault_is_unhealthy_from_when_it_was_scheduled_when_it_took_effect_lat
     run = RunDir()
     for i in range(100):
         run.intent(f"a{i}", 1.0 + i * 0.05)
-    run.intent("while-applying-1", 9.7, latency_ms=900.0)
-    run.intent("while-applying-2", 9.8, latency_ms=900.0)
+    for i in range(8):  # a commit-latency anomaly, were they judged
+        run.intent(f"while-applying-{i}", 9.55 + i * 0.05, latency_ms=900.0)
     run.start("f1", 10.0, "latency", scheduled=9.5).stop("f1", 12.0, "latency")
     run.agents_drained(13.0)
     v = check(run, tmp_path)
-    assert_only(v)  # the two slow commits bit for the fault, and count for no budget
+    assert_only(v)  # the slow commits bit for the fault, and count for no budget
     assert v["checks"]["latency"]["commit_values"] == 100
     assert "latency" in v["checks"]["effects"]["faults"]["f1"]["effects"]
