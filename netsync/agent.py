@@ -17,7 +17,7 @@ from prometheus_client import generate_latest
 from netsync import buggify
 from netsync.agent_metrics import Metrics
 from netsync.answers import AnswerLog
-from netsync.buffer import BufferFull, FirstTries, Pending, PendingCommitBuffer
+from netsync.buffer import BufferFull, Pending, PendingCommitBuffer, first_attempt_age, this_boot
 from netsync.http import BodyRefused, ClientGone, lifespan, read_body, respond, respond_json, serve_trio
 from netsync.intents import Answer, BadRequest, new_cid, parse_intent
 from netsync.logs import Log
@@ -42,7 +42,8 @@ class Agent:
         self.orchestrator = peer_info(settings.orchestrator)
         self.bugs = settings.bugs  # netsync.buggify
         self.started_at = time.time()
-        self.first_tries = FirstTries()
+        self.started_mono = time.monotonic()
+        self.boot = this_boot()  # a replay's age counts on the monotonic clock within one boot
         unbounded = "buffer-unbounded" in self.bugs
         self.buffer = PendingCommitBuffer(
             settings.journal_dir,
@@ -157,7 +158,7 @@ class Agent:
             "first_attempt_at": first_attempt_at,
             # How long ago, on this agent's clocks alone: the orchestrator places it on its own clock, so
             # a skewed agent clock cannot hide a replay's age (docs/contract.md, "Exactly once").
-            "first_attempt_age_s": self.first_tries.age(entry.cid, first_attempt_at),
+            "first_attempt_age_s": self._age(entry, first_attempt_at),
             "attempt": entry.attempt,
         }
         t0 = time.monotonic()
@@ -168,13 +169,24 @@ class Agent:
             self.metrics.nats.set(0)
             return None
         if ans.get("status") == "committed" and isinstance(ans.get("seq"), int):
-            self.first_tries.done(entry.cid)
             self.metrics.commit.observe(time.monotonic() - t0)
             self.metrics.nats.set(1)
             return ans["seq"]
         self.metrics.nats.set(0)
         self.log.warning("commit refused", cid=entry.cid, answer=ans)
         return None
+
+    def _age(self, entry: Pending, first_attempt_at: float) -> float:
+        earlier = entry.boot != self.boot or (entry.first_attempt_mono or 0.0) < self.started_mono
+        if earlier and self.bugs & {"forget-first-attempt", "trust-journal-clock"}:
+            # buggify: an intent decided before this process started, aged by the wall clock alone
+            return max(0.0, time.time() - first_attempt_at)
+        return first_attempt_age(entry, self.boot)
+
+    def _decided(self, cid: str, key: str, value: int) -> Pending:
+        """The entry of an intent decided now, with what ages its replays (netsync.buffer)."""
+        now = time.time()
+        return Pending(cid, key, value, self.s.name, now, now, 1, time.monotonic(), self.boot)
 
     async def submit(self, key: str, value: int, cid: str | None) -> Answer:
         cid = cid or new_cid()
@@ -214,11 +226,8 @@ class Agent:
             decided, reason = await self.gather_quorum(cid, key, value)
             if not decided:
                 return self._remember(cid, Answer(409, {"cid": cid, "outcome": "aborted", "reason": reason}))
-            now = time.time()
-            self.first_tries.note(cid)
-            seq = await self.commit(Pending(cid, key, value, self.s.name, now, now, 1))
+            seq = await self.commit(self._decided(cid, key, value))
             if seq is None:
-                self.first_tries.done(cid)  # answered 429: never replayed
                 return self._remember(cid, self._rejected(cid))
             return self._remember(cid, Answer(200, {"cid": cid, "outcome": "committed", "stream_seq": seq}))
         finally:
@@ -235,9 +244,7 @@ class Agent:
             return self._remember(cid, Answer(409, {"cid": cid, "outcome": "aborted", "reason": reason}))
         if "keep-every-intent" in self.bugs:
             self.kept.append(f"{cid} {key} {value} decided in {quorum_ms} ms ".ljust(KEPT_RECORD, "."))
-        now = time.time()
-        self.first_tries.note(cid)
-        entry = Pending(cid, key, value, self.s.name, now, now, 1)
+        entry = self._decided(cid, key, value)
         if len(self.buffer) == 0:
             seq = await self.commit(entry)
             if seq is not None:
@@ -251,7 +258,6 @@ class Agent:
                 await trio.to_thread.run_sync(self.buffer.append, entry)
         except BufferFull:  # cannot happen while reservations hold; never drop silently
             self.log.error("buffer full despite reservation", cid=cid)
-            self.first_tries.done(cid)
             return self._remember(cid, self._rejected(cid))
         self._refresh_gauges()
         self._wake.set()

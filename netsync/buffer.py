@@ -9,13 +9,19 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from io import FileIO
 from pathlib import Path
 from typing import Any
 
+from netsync.untrusted import loads
+
 JOURNAL_NAME = "pending-commit.journal"
 COMPACT_AFTER = 4096
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+# The age of a replay no clock can vouch for: past any duplicate window, so the orchestrator looks it
+# up in the whole stream (docs/contract.md, "Exactly once").
+UNTRUSTED_AGE_S = 10 * 365 * 86400.0
 
 
 class BufferFull(Exception):
@@ -42,6 +48,10 @@ class Pending:
     decided_at: float
     first_attempt_at: float
     attempt: int
+    # Not sent: what ages a replay across a restart. `time.monotonic()` at the first attempt and the boot
+    # it was read in; None in a journal written before they were kept.
+    first_attempt_mono: float | None = None
+    boot: str | None = None
 
     def __post_init__(self) -> None:
         # Checked here, not only on replay: a bad entry written today would make tomorrow's start fail.
@@ -56,33 +66,47 @@ class Pending:
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number, not {v!r}")
+        mono = self.first_attempt_mono
+        if mono is not None and (
+            not isinstance(mono, int | float) or isinstance(mono, bool) or not math.isfinite(mono)
+        ):
+            raise ValueError(f"first_attempt_mono must be a finite number or null, not {mono!r}")
+        if self.boot is not None and not isinstance(self.boot, str):
+            raise ValueError(f"boot must be a string or null, not {self.boot!r}")
 
 
 _FIELDS = tuple(f.name for f in fields(Pending))
+_REQUIRED = tuple(f.name for f in fields(Pending) if f.default is MISSING)
 
 
-class FirstTries:
-    """When this process decided each intent not yet committed, on the monotonic clock, for a replay's
-    age (`first_attempt_age_s`). The wall clock would do but for a step between the first attempt and a
-    replay (NTP, an operator, a clock fault): a clock stepped back 30 s made a replay look 30 s younger,
-    inside the duplicate window, and it was published again (agent-clock-skew). An entry an earlier
-    process decided (read back from the journal) is aged by its journaled wall-clock time."""
+def this_boot() -> str:
+    """The kernel's id of this boot: the monotonic clock counts from the boot, so a reading taken in an
+    earlier process (a restarted agent, a restarted container on the same host) is comparable with one
+    taken now exactly when both were taken in the same boot. Without it, an id of this process alone."""
+    try:
+        return BOOT_ID.read_text().strip() or f"process-{os.getpid()}-{time.time_ns()}"
+    except OSError:
+        return f"process-{os.getpid()}-{time.time_ns()}"
 
-    def __init__(self) -> None:
-        self._at: dict[str, float] = {}
 
-    def note(self, cid: str) -> None:
-        """The intent `cid` is decided now."""
-        self._at[cid] = time.monotonic()
+def first_attempt_age(entry: Pending, boot: str) -> float:
+    """Seconds since `entry`'s first attempt (`first_attempt_age_s`), never fewer than it really is
+    (docs/contract.md, "Exactly once"): a replay judged younger than it is can fall inside the duplicate
+    window after the window let its first publish go, and be stored twice.
 
-    def age(self, cid: str, first_attempt_at: float) -> float:
-        """Seconds since its first attempt (by `first_attempt_at`, Unix s, if another process decided it)."""
-        at = self._at.get(cid)
-        return max(0.0, time.monotonic() - at if at is not None else time.time() - first_attempt_at)
-
-    def done(self, cid: str) -> None:
-        """Committed: nothing left to age."""
-        self._at.pop(cid, None)
+    The wall clock alone can be stepped (NTP, an operator, a clock fault): stepped back between the first
+    attempt and a replay, it made the replay look younger by the step, also across a restart of the
+    agent, where the journal's wall-clock time was all that was left. The monotonic clock cannot step, and
+    counts from the boot, so it measures the age whenever the first attempt was read in this boot, across
+    restarts of the process. It stops while the host is suspended; the wall clock does not, so the larger
+    of the two is taken: a step forward only makes a replay look older, which costs a lookup, never a
+    second store. A first attempt read in another boot, not read at all (a journal written before this),
+    or read ahead of the monotonic clock now (another clock namespace), has no clock that can vouch for
+    its age: it counts as older than any window (UNTRUSTED_AGE_S), so the replay is looked up first."""
+    now = time.monotonic()
+    if entry.first_attempt_mono is None or entry.boot != boot or entry.first_attempt_mono > now:
+        return UNTRUSTED_AGE_S
+    return max(now - entry.first_attempt_mono, time.time() - entry.first_attempt_at)
 
 
 def _line(record: dict[str, Any]) -> bytes:
@@ -95,15 +119,15 @@ def _add_line(entry: Pending) -> bytes:
 
 def _decode(raw: bytes) -> dict[str, Any]:
     """One journal line -> its record; ValueError (with the reason) when it is not a valid record."""
-    rec = json.loads(raw.decode())  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    rec = loads(raw.decode())  # not UTF-8, not JSON, nested too deeply: ValueErrors all
     if not isinstance(rec, dict):
         raise ValueError("not a JSON object")
     op = rec.get("op")
     if op == "add":
-        missing = [f for f in _FIELDS if f not in rec]
+        missing = [f for f in _REQUIRED if f not in rec]
         if missing:
             raise ValueError(f"add without {', '.join(missing)}")
-        rec["entry"] = Pending(**{f: rec[f] for f in _FIELDS})
+        rec["entry"] = Pending(**{f: rec[f] for f in _FIELDS if f in rec})
     elif op in ("done", "attempt"):
         number = "seq" if op == "done" else "attempt"
         if not isinstance(rec.get("cid"), str) or type(rec.get(number)) is not int:

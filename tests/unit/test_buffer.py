@@ -361,3 +361,39 @@ def test_reading_does_not_wait_for_an_append_stuck_in_fsync(tmp_path, monkeypatc
         release.set()
         writer.join(10)
     assert cids(buf) == ["a", "b"]
+
+
+def test_a_deeply_nested_line_in_the_middle_is_corrupt_naming_its_line(tmp_path) -> None:
+    # json.loads raised RecursionError, which no `except ValueError` caught: a traceback, no line.
+    good = json.dumps({"op": "add", **entry("a").__dict__})
+    (tmp_path / JOURNAL_NAME).write_text(
+        good + "\n" + "[" * 100_000 + "\n" + good.replace('"a"', '"b"') + "\n"
+    )
+    with pytest.raises(JournalCorrupt, match=":2: nested too deeply"):
+        PendingCommitBuffer(tmp_path, cap=8)
+
+
+def test_a_journal_written_before_the_monotonic_reading_was_kept_still_opens(tmp_path) -> None:
+    line = {"op": "add", **entry("a").__dict__}
+    del line["first_attempt_mono"], line["boot"]
+    (tmp_path / JOURNAL_NAME).write_text(json.dumps(line) + "\n")
+    (again,) = PendingCommitBuffer(tmp_path, cap=8).entries()
+    assert (again.cid, again.first_attempt_mono, again.boot) == ("a", None, None)  # aged as "old"
+
+
+def test_the_monotonic_reading_and_the_boot_survive_a_crash_and_compaction(tmp_path) -> None:
+    kept = Pending("a", "k", 1, "agent-1", 1.0, 1.0, 1, 1234.5, "boot-1")
+    buf = PendingCommitBuffer(tmp_path, cap=8, compact_after=1)
+    buf.append(kept)
+    buf.bump_attempt("a")
+    buf.bump_attempt("a")  # past compact_after: rewritten
+    (again,) = crash_and_reopen(buf).entries()
+    assert (again.first_attempt_mono, again.boot, again.attempt) == (1234.5, "boot-1", 3)
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"), [("first_attempt_mono", "soon"), ("first_attempt_mono", True), ("boot", 7)]
+)
+def test_a_bad_monotonic_reading_or_boot_is_refused(tmp_path, field, bad) -> None:
+    with pytest.raises(ValueError, match=field):
+        Pending("a", "k", 1, "agent-1", 1.0, 1.0, 1, **{field: bad})
