@@ -32,21 +32,40 @@ async def journal_late_loop(agent: Agent) -> None:
 
 
 async def replay_loop(agent: Agent) -> None:
+    """Never ends on a failed write to the journal or the answers file (a full or failing disk): that
+    entry is tried again after the back-off, as when the orchestrator is away. An agent whose replay
+    died kept answering 202 and never drained."""
     delay = agent.s.replay_interval
+
+    async def back_off() -> None:
+        nonlocal delay
+        agent.metrics.replay_failures.inc()
+        await trio.sleep(delay)  # the orchestrator, NATS or the journal's disk is failing
+        delay = min(delay * 2, MAX_REPLAY_DELAY)
+
     while True:
         head = agent.buffer.head()
         if head is None:
             await agent._wake.wait()
             agent._wake = trio.Event()
             continue
-        entry = await trio.to_thread.run_sync(agent.buffer.bump_attempt, head.cid)
+        try:
+            entry = await trio.to_thread.run_sync(agent.buffer.bump_attempt, head.cid)
+        except OSError as e:  # not sent: an attempt must be journaled before it goes out
+            agent.log.error("journal write failed", cid=head.cid, error=str(e))
+            await back_off()
+            continue
         seq = await agent.commit(entry)
         if seq is None:
-            agent.metrics.replay_failures.inc()
-            await trio.sleep(delay)  # back off: the orchestrator or NATS is down
-            delay = min(delay * 2, MAX_REPLAY_DELAY)
+            await back_off()
             continue
-        await trio.to_thread.run_sync(agent.buffer.complete, entry.cid, seq)
+        try:
+            await trio.to_thread.run_sync(agent.buffer.complete, entry.cid, seq)
+        except OSError as e:
+            agent.log.error("journal write failed", cid=entry.cid, error=str(e))
+            if agent.buffer.contains(entry.cid):  # still pending: the next replay is answered this seq
+                await back_off()
+                continue
         agent.metrics.replays.inc()
         agent._refresh_gauges()
         delay = agent.s.replay_interval
@@ -54,5 +73,8 @@ async def replay_loop(agent: Agent) -> None:
         earlier = agent.answers.get(entry.cid)
         if earlier is not None and "quorum_ms" in earlier[1]:
             body["quorum_ms"] = earlier[1]["quorum_ms"]
-        agent.answers.put(entry.cid, 200, body)
+        try:
+            agent.answers.put(entry.cid, 200, body)
+        except OSError as e:  # committed all the same; a repeat gets the 202 it got before
+            agent.log.error("answer not kept", cid=entry.cid, error=str(e))
         agent.log.info("replayed", cid=entry.cid, stream_seq=seq, attempt=entry.attempt)
