@@ -52,7 +52,8 @@ def acts_on(fault: Fault, source: str) -> bool:
     evidence = fault.evidence or {}
     if evidence.get("container") == source:
         return True
-    if "container" in signs_of(fault.kind) and source in (target.get("nodes") or ()):
+    nodes = target.get("nodes")  # an array of names: a string's substrings are no nodes
+    if "container" in signs_of(fault.kind) and isinstance(nodes, list) and source in nodes:
         return True  # a power loss of several nodes at once
     if "disk" in signs_of(fault.kind) and target.get("node") == source:
         return True  # a process may stop on a failing disk (fail-stop), as PostgreSQL does on EIO

@@ -116,23 +116,27 @@ def _container(run: Run, fault: Fault, start: float, end: float) -> str | None:
     return None
 
 
+def _count(value: Any) -> int:
+    """A count the nemesis recorded, 0 when it is none: a JSON `true` is not 1, nor `1.0` a count, and
+    past 2^63 it is no count of calls or bytes."""
+    return value if type(value) is int and 0 < value < 1 << 63 else 0
+
+
 def _disk(run: Run, fault: Fault, start: float, end: float) -> str | None:
     evidence = fault.evidence or {}
-    lost, failed = evidence.get("lost_bytes"), evidence.get("failed")
-    if isinstance(lost, int) and lost > 0:
+    if lost := _count(evidence.get("lost_bytes")):
         return f"faultfs dropped {lost} unsynced bytes"
-    if isinstance(failed, int) and failed > 0:
+    if failed := _count(evidence.get("failed")):
         return f"faultfs failed {failed} calls with EIO"
     calls = evidence.get("calls") if isinstance(evidence.get("calls"), dict) else {}
     for name, what in (("enospc", "refused {} writes with ENOSPC"), ("slowed", "delayed {} fsyncs")):
-        if isinstance(n := calls.get(name), int) and n > 0:
+        if n := _count(calls.get(name)):
             return "faultfs " + what.format(n)
     return None
 
 
 def _repeats(run: Run, fault: Fault, start: float, end: float) -> str | None:
-    reposted = (fault.evidence or {}).get("reposted")
-    if isinstance(reposted, int) and reposted > 0:
+    if reposted := _count((fault.evidence or {}).get("reposted")):
         return f"the nemesis posted {reposted} answered intents again"
     return None
 
@@ -156,10 +160,9 @@ def _cluster(run: Run, fault: Fault, start: float, end: float) -> str | None:
 def _clock(run: Run, fault: Fault, start: float, end: float) -> str | None:
     """The agents' own clocks, read by the nemesis once the fault took effect (seconds off the host's)."""
     clock = (fault.evidence or {}).get("clock")
-    moved = {
-        n: s for n, s in (clock if isinstance(clock, dict) else {}).items() if isinstance(s, int | float)
-    }
-    moved = {n: s for n, s in moved.items() if abs(s) >= 1}
+    # Seconds as a JSON number: `true` is not 1 s, and an integer past any clock is no reading.
+    offsets = (clock if isinstance(clock, dict) else {}).items()
+    moved = {n: s for n, s in offsets if type(s) in (int, float) and 1 <= abs(s) < 1e12}
     if moved:
         return ", ".join(f"{n}'s clock read {s:+.1f} s off the host's" for n, s in sorted(moved.items()))
     return None

@@ -42,6 +42,14 @@ class Settings:
 _RULES = ("allowed", "forbidden", "expected")
 
 
+def _finite_number(value: Any) -> bool:
+    """A JSON number a float holds: `true` is not 1, and neither Infinity (which Python's json reads) nor
+    an integer past 64 bits is a budget or a count."""
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is int and abs(value) < 1 << 63
+
+
 def read_settings(path: Path) -> Settings:
     data = store.read_json(path, "the resolved scenario, a JSON object")
     return _settings(path, data)
@@ -58,10 +66,9 @@ def _settings(path: Path, data: dict[str, Any]) -> Settings:
         value = section(sec).get(key, default)
         if value is None and optional:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise RunDirError(path, f"{sec}.{key}: got {value!r}", expected=f"a {kind.__name__} >= 0")
-        if value < 0 or (kind is int and value != int(value)):
-            raise RunDirError(path, f"{sec}.{key}: got {value!r}", expected=f"a {kind.__name__} >= 0")
+        if not _finite_number(value) or value < 0 or (kind is int and value != int(value)):
+            got = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+            raise RunDirError(path, f"{sec}.{key}: got {got}", expected=f"a {kind.__name__} >= 0")
         return kind(value)
 
     def rule(key: str, default: str = "allowed", allowed: tuple[str, ...] = _RULES) -> str:
@@ -76,7 +83,8 @@ def _settings(path: Path, data: dict[str, Any]) -> Settings:
             path, f"invariants.stream_exactly_once: got {exactly_once!r}", expected="true or false"
         )
     load = section("load")
-    horizon = load.get("duration") if isinstance(load.get("duration"), int | float) else None
+    duration = load.get("duration")
+    horizon = float(duration) if _finite_number(duration) and duration >= 0 else None
     return Settings(
         intent_ms=number("budgets", "intent_ms", 100.0),
         commit_ms=number("budgets", "commit_ms", 500.0),

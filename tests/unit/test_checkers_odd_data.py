@@ -370,3 +370,69 @@ def test_a_line_nested_too_deeply_to_decode_names_its_file_and_line(tmp_path: Pa
     assert v["valid"] == "unknown"
     errors = [c["error"] for c in v["checks"].values() if "error" in c]
     assert errors and all(f"{name}:{number}: nested too deeply" in e for e in errors), errors
+
+
+# --- JSON types in what the nemesis and scenario.json say ---------------------------------------
+
+
+def _fault(kind: str, evidence: dict[str, Any], target: Any = None) -> RunDir:
+    """Healthy traffic around a fault 10..12 with this evidence on its start line, nothing else biting."""
+    run = healthy(n=5)
+    run.start("f1", 10.0, kind, evidence=evidence, target=target).stop("f1", 12.0, kind)
+    run.agents_drained(13.0, ("agent-1", "agent-2"))
+    run.intent("after", 30.0)
+    return run
+
+
+@pytest.mark.parametrize(
+    ("kind", "evidence"),
+    [
+        ("disk-error", {"failed": True}),
+        ("disk-full", {"calls": {"enospc": True}}),
+        ("disk-slow", {"calls": {"slowed": 1.0}}),
+        ("power-loss", {"lost_bytes": 2**64}),
+        ("repeat", {"reposted": True}),
+        ("clock-skew", {"clock": {"agent-1": True}}),
+        ("clock-skew", {"clock": {"agent-1": 10**400}}),
+    ],
+)
+def test_a_sign_needs_a_number_of_the_right_json_type(
+    tmp_path: Path, kind: str, evidence: dict[str, Any]
+) -> None:
+    """`true` is not one failed call, nor 1.0 a count of them: such evidence shows nothing."""
+    v = check(_fault(kind, evidence), tmp_path)
+    assert_only(v, ("no-effect", None))
+
+
+def test_a_power_loss_whose_nodes_are_a_string_plans_no_death(tmp_path: Path) -> None:
+    """ "agent-1" is a substring of "agent-12", not one of its nodes: agent-1's death is unplanned."""
+    run = _fault("power-loss", {"lost_bytes": 4096}, target={"nodes": "agent-12"})
+    run.sample(10.5, "agent-1", container="die", exit_code=137, oom_killed=False)
+    run.sample(11.5, "agent-1", container="start")
+    v = check(run, tmp_path)
+    assert_only(v, ("expectation", None))
+    assert details(v, "expectation")[0].startswith("unplanned_exits: agent-1's container died at t=10.5")
+
+
+@pytest.mark.parametrize("nodes", [5, {"agent-1": True}, None, True])
+def test_a_power_loss_whose_nodes_are_no_array_does_not_crash_the_check(tmp_path: Path, nodes: Any) -> None:
+    run = _fault("power-loss", {"lost_bytes": 4096}, target={"nodes": nodes})
+    run.sample(10.5, "agent-1", container="die", exit_code=137, oom_killed=False)
+    v = check(run, tmp_path)
+    assert v["checks"]["containers"]["valid"] is False  # judged: an unplanned death
+    assert found(v) == [("expectation", None)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [10**400, -(10**400), 2**64, True, "100", [100]],
+    ids=["huge", "-huge", "2^64", "true", "string", "array"],
+)
+def test_a_budget_that_is_no_finite_number_names_its_field(tmp_path: Path, value: Any) -> None:
+    run = healthy()
+    run.scenario["budgets"] = {"intent_ms": value}
+    v = check(run, tmp_path)
+    assert v["valid"] == "unknown"
+    assert v["checks"]["latency"]["error"].startswith(
+        f"{tmp_path / 'run' / store.SCENARIO}: budgets.intent_ms: got"
+    )
