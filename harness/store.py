@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import msgspec
 
+from harness import json_limits
 from harness.errors import HarnessError
 
 SCENARIO = "scenario.json"
@@ -121,7 +122,7 @@ def regular_files(folder: Path, pattern: str, expected: str) -> list[Path]:
 
 def read_json(path: Path, expected: str = "a JSON object") -> dict[str, Any]:
     """A JSON object from a file of at most MAX_JSON_BYTES, every number in it one a checker can use
-    (finite, integers within 64 bits) and nested at most MAX_DEPTH deep: else a RunDirError naming
+    (finite, integers within 64 bits) and nested at most json_limits.MAX_DEPTH deep: else a RunDirError naming
     the field."""
     with open_regular(path, expected) as f:
         try:
@@ -131,97 +132,12 @@ def read_json(path: Path, expected: str = "a JSON object") -> dict[str, Any]:
     if len(data) > MAX_JSON_BYTES:
         raise RunDirError(path, f"larger than {MAX_JSON_BYTES >> 20} MiB", expected=expected)
     try:
-        value = json.loads(data, parse_int=_parse_int)
-    except UnicodeDecodeError:
-        raise RunDirError(path, "not UTF-8 text", expected=expected) from None
-    except json.JSONDecodeError as e:
-        raise RunDirError(path, f"not JSON: {e.msg} (column {e.colno})", e.lineno, expected) from None
-    except RecursionError:
-        key, line, column = _too_deep(data)
-        where = f"{key}: " if key is not None else ""
-        raise RunDirError(
-            path, f"{where}nested deeper than {MAX_DEPTH} levels (column {column})", line, expected
-        ) from None
-    except ValueError as e:
-        raise RunDirError(path, f"not usable JSON: {e}", expected=expected) from None
+        value = json_limits.loads(data)
+    except json_limits.Unusable as e:
+        raise RunDirError(path, e.what, e.line, e.expected or expected) from None
     if not isinstance(value, dict):
         raise RunDirError(path, f"got a JSON {type(value).__name__}", 1, expected)
-    _usable(path, value)
     return value
-
-
-# Deeper than any file of the format nests (scenario.json: five levels); what is deeper is refused
-# before a reader's recursion meets it.
-MAX_DEPTH = 64
-INT_LIMIT = 1 << 64  # the format's integers are 64-bit (seeds, seqs, byte counts)
-
-
-class _LongInt(str):
-    """An integer literal too long to be one of the format's: kept as its digits, never converted
-    (converting thousands of digits is slow, and past 4300 Python refuses)."""
-
-
-def _parse_int(digits: str) -> int | _LongInt:
-    return int(digits) if len(digits) <= 24 else _LongInt(digits)
-
-
-def _usable(path: Path, value: Any) -> None:
-    """Refuse a number no checker can compute with, or nesting past MAX_DEPTH, naming its field.
-    Iterative: the value may be nested as deep as the parser allowed."""
-    todo: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
-    while todo:
-        item, trail = todo.pop()
-        if isinstance(item, dict | list):
-            if len(trail) >= MAX_DEPTH:
-                raise RunDirError(
-                    path,
-                    f"{_field(trail[:1])}: nested deeper than {MAX_DEPTH} levels",
-                    expected="the format's fields (docs/run-format.md)",
-                )
-            pairs = item.items() if isinstance(item, dict) else enumerate(item)
-            todo.extend((v, (*trail, k)) for k, v in pairs)
-        elif isinstance(item, _LongInt):
-            raise RunDirError(
-                path,
-                f"{_field(trail)}: got an integer of {len(item.lstrip('-'))} digits",
-                expected="an integer within 64 bits",
-            )
-        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) >= INT_LIMIT:
-            raise RunDirError(path, f"{_field(trail)}: got {item}", expected="an integer within 64 bits")
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise RunDirError(
-                path,
-                f"{_field(trail)}: got {item}",
-                expected="a finite number (NaN, Infinity and numbers past 1.8e308 are none)",
-            )
-
-
-def _field(trail: tuple[Any, ...]) -> str:
-    """`budgets.intent_ms`, `faults[2].target`: a field as docs/run-format.md names it."""
-    out = ""
-    for key in trail:
-        out += f"[{key}]" if isinstance(key, int) else f".{key}" if out else str(key)
-    return out or "the document"
-
-
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"(\s*:)?|[\[\]{}]')
-
-
-def _too_deep(data: bytes) -> tuple[str | None, int, int]:
-    """Where `data` first nests past MAX_DEPTH: the top-level key it is under, its line and column."""
-    depth, key, at = 0, None, 0
-    for m in _TOKEN.finditer(data):
-        token = m.group()
-        if token[:1] == b'"':
-            if depth == 1 and m.group(1):
-                key = token[: token.rindex(b'"') + 1].decode("utf-8", "replace")[1:-1]
-            continue
-        depth += 1 if token in (b"[", b"{") else -1
-        if depth > MAX_DEPTH:
-            at = m.start()
-            break
-    line = data.count(b"\n", 0, at) + 1
-    return key, line, at - (data.rfind(b"\n", 0, at) + 1) + 1
 
 
 def numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
