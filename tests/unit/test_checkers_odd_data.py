@@ -8,7 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness import store
 from harness.checkers import exit_code, judge
@@ -436,3 +439,52 @@ def test_a_budget_that_is_no_finite_number_names_its_field(tmp_path: Path, value
     assert v["checks"]["latency"]["error"].startswith(
         f"{tmp_path / 'run' / store.SCENARIO}: budgets.intent_ms: got"
     )
+
+
+# --- same_json against a plain statement of the rule ---------------------------------------------
+
+_LEAVES = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+)
+_JSON = st.recursive(
+    _LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _canonical(value: Any) -> Any:
+    """Each value tagged with its JSON type, objects as sorted pairs: equal exactly when the rule says."""
+    if isinstance(value, dict):
+        return ("object", sorted((k, _canonical(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("array", [_canonical(v) for v in value])
+    if isinstance(value, float):
+        return ("float", value + 0.0)  # -0.0 + 0.0 is 0.0: the one float decided equal to another
+    return (type(value).__name__, value)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_JSON, _JSON)
+def test_same_json_is_equality_of_the_type_tagged_value(a: Any, b: Any) -> None:
+    assert same_json(a, b) == (_canonical(a) == _canonical(b))
+    assert same_json(a, a)
+    assert same_json(a, msgspec.json.decode(msgspec.json.encode(a)))  # as the checkers read it back
+
+
+@settings(max_examples=100, deadline=None)
+@given(_JSON)
+def test_a_number_written_as_the_other_json_number_type_differs(value: Any) -> None:
+    def retyped(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: retyped(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [retyped(x) for x in v]
+        if type(v) is int:
+            return float(v) if abs(v) < 2**53 else v
+        if type(v) is float and v.is_integer() and abs(v) < 2**53:
+            return int(v)
+        return v
+
+    changed = retyped(value)
+    assert same_json(value, changed) == (_canonical(value) == _canonical(changed))
