@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from typing import Any
@@ -297,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, where a reader gone away is handled, not at the interpreter's exit
+        return code
     except HarnessError as e:
         say_error(e)
         return 2
@@ -310,11 +313,38 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("solar-chaos: stopped by SIGINT", file=sys.stderr)
         return 128 + signal.SIGINT
-    except Exception as e:  # a bug, or data no check foresaw: one line and exit 2, not a traceback
-        if debug():
-            raise
-        say_error(f"{args.command}: unexpected {type(e).__name__}: {e} ({DEBUG_HINT})")
-        return 2
+    except BrokenPipeError:
+        if not _stdout_gone():
+            return _unexpected(args)
+        return 128 + signal.SIGPIPE  # as a Unix tool that SIGPIPE ended: `check ... | head`
+    except Exception:  # a bug, or data no check foresaw: one line and exit 2, not a traceback
+        return _unexpected(args)
+
+
+def _unexpected(args: argparse.Namespace) -> int:
+    e = sys.exc_info()[1]
+    if debug():
+        raise
+    say_error(f"{args.command}: unexpected {type(e).__name__}: {e} ({DEBUG_HINT})")
+    return 2
+
+
+def _stdout_gone() -> bool:
+    """Whether the reader of stdout went away (a pipe's write end polls as an error then; a socket's
+    broken pipe elsewhere is an unexpected error). If so stdout now goes to /dev/null, so that the
+    interpreter's last flush has nothing to fail on (exit 120 and a message)."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    poll = select.poll()
+    poll.register(fd, select.POLLOUT)
+    if not any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0)):
+        return False
+    os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return True
 
 
 if __name__ == "__main__":

@@ -300,3 +300,20 @@ def test_json_gives_each_directory_its_line_even_one_it_cannot_judge(tmp_path: P
     ]
     assert lines[0]["error"].startswith(f"{linked / store.VERDICT}: is a symbolic link")
     assert lines[2]["error"].startswith(f"{tmp_path / 'nothing'}: no such directory")
+
+
+def test_a_reader_that_goes_away_ends_check_quietly(tmp_path: Path) -> None:
+    """`solar-chaos check reports/ | head -1`: exit as SIGPIPE would end a Unix tool, no traceback, no
+    'Exception ignored' (Python's own exit 120 when its last flush fails)."""
+    for name in ("a", "b", "c"):
+        valid_run().write(tmp_path, name)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "check", "--json", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 128 + 13, err
+    assert err == ""
