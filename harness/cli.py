@@ -192,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="solar-chaos",
         description="Chaos and soak harness for libp2p + NATS JetStream + SurrealDB systems.",
+        epilog="An unexpected error is one line and exit 2; SOLAR_CHAOS_DEBUG=1 shows its traceback.",
     )
     p.add_argument("--version", action="version", version=f"solar-chaos {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
