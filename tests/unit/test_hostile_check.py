@@ -317,3 +317,19 @@ def test_a_reader_that_goes_away_ends_check_quietly(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 128 + 13, err
     assert err == ""
+
+
+def test_main_turns_any_commands_unexpected_error_into_one_line(capsys, monkeypatch) -> None:
+    import harness.scenario
+
+    def broken() -> dict:
+        raise RuntimeError("a bug\x1b[2K")
+
+    monkeypatch.setattr(harness.scenario, "json_schema", broken)
+    assert cli(["schema"]) == 2
+    assert capsys.readouterr().err == (
+        "solar-chaos: schema: unexpected RuntimeError: a bug\\x1b[2K (SOLAR_CHAOS_DEBUG=1 shows where)\n"
+    )
+    monkeypatch.setenv("SOLAR_CHAOS_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        cli(["schema"])
