@@ -139,15 +139,9 @@ def log_files(folder: Path, unread: list[str]) -> list[Path]:
 
 
 def _lines(path: Path) -> Iterator[str]:
-    """The file's lines as text, each cut at store.MAX_LINE_BYTES (the rest of a longer line is read
-    past, never held)."""
-    cap = store.MAX_LINE_BYTES
-    with store.open_regular(path, "a container's log, a regular file") as f:
-        while raw := f.readline(cap):
-            if len(raw) == cap and not raw.endswith(b"\n"):
-                while (rest := f.readline(cap)) and not rest.endswith(b"\n"):
-                    pass
-            yield raw.rstrip(b"\r\n").decode("utf-8", "replace")
+    """The file's lines as text, each cut at store.MAX_LINE_BYTES (store.log_lines)."""
+    for raw in store.log_lines(path):
+        yield raw.rstrip(b"\r\n").decode("utf-8", "replace")
 
 
 def scan(

@@ -86,7 +86,7 @@ def test_an_index_lists_each_scenario_with_its_verdict_and_link(tmp_path: Path) 
     for d in (lost, fine):
         write_report(d)
     html = write_index(folder).read_text()
-    assert "href='lost-one/report.html'" in html and "href='fine/report.html'" in html
+    assert 'href="./lost-one/report.html"' in html and 'href="./fine/report.html"' in html
     assert "INVALID" in html and "lost 1" in html and ">valid<" in html
 
 
