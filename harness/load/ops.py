@@ -106,7 +106,10 @@ def completion(
     as it came, one `stream_seq: "12"` made the whole history unreadable to them."""
     base = {"process": process, "f": "intent", "cid": intent.cid, "agent": intent.agent}
     if status is None:
-        return {**base, "type": "info", "error": (error or "no answer")[:300]}
+        # The client's own words, which may quote the peer's bytes: a lone surrogate would make the
+        # history's line one its readers refuse.
+        said = (error or "no answer")[:300].encode("utf-8", "backslashreplace").decode()
+        return {**base, "type": "info", "error": said}
     shown = f"HTTP {status}: {payload.decode(errors='replace')[:200]}"
     body: dict[str, Any] = {}
     if status in ACCEPTED or status in REFUSED:

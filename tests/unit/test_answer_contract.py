@@ -164,3 +164,11 @@ async def test_the_engine_records_a_malformed_answer_as_info_and_the_others_as_o
     assert all(op["type"] == "ok" and isinstance(op["stream_seq"], int) for op in done if op not in bad)
     codes = list(Run(tmp_path).history.ops.code)
     assert codes.count(COMMITTED) == 40 and codes.count(INFO) == 10 and REJECTED not in codes
+
+
+def test_a_clients_error_quoting_bytes_that_are_not_text_stays_readable(tmp_path: Path) -> None:
+    done = completion("c1", INTENT, None, b"", "HTTPParseError: bad header 'x-\udcff'")
+    assert done["type"] == "info" and done["error"] == "HTTPParseError: bad header 'x-\\udcff'"
+    invoke = {"process": "c1", "f": "intent", "cid": INTENT.cid, "agent": "agent-2", "type": "invoke"}
+    run = readable_by_the_checkers(tmp_path, invoke | {"key": "k3", "value": 5}, done)
+    assert list(run.history.ops.code) == [INFO]
