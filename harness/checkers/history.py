@@ -1,6 +1,10 @@
 """The history file (docs/run-format.md, "history.jsonl") read in one streaming pass into compact
 facts: a row of numpy columns per correlation id (its outcome, seq, times), and the faults with
-their windows. `Run.history` calls `read_history` once for every checker."""
+their windows. `Run.history` calls `read_history` once for every checker.
+
+A line the harness could not have written (no t, a completion before its invoke, a stop before its
+start) makes the history malformed; what the agent answered wrongly on one op is that op's
+problem, kept in `History.broken` for the expectations check (docs/run-format.md, "Operations")."""
 
 from __future__ import annotations
 
@@ -183,6 +187,7 @@ def _nemesis(path: Path, number: int, op: _Op, starts: dict[str, Fault], faults:
 
 
 def read_history(path: Path) -> History:
+    """Every line of the history, in one pass; RunDirError names the first malformed one."""
     hashes, codes, seqs = array("q"), array("b"), array("q")
     invoked, completed, quorum = array("d"), array("d"), array("f")
     open_ops: dict[str, int] = {}
