@@ -66,6 +66,9 @@ def report_paths(paths: list[Path]) -> int:
         except HarnessError as e:
             failed.append(f"not reported: {e}")
             return [f"report not written: {e}"]
+        except Exception as e:  # a case no guard foresaw: this directory's, not the others'
+            failed.append(f"not reported: {run_dir}: {type(e).__name__}: {e}")
+            return [f"report not written: {type(e).__name__}: {e}"]
         print(_shown(out), flush=True)
         failed.extend(f"incomplete: {run_dir}: {p}" for p in problems)
         return problems

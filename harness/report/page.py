@@ -149,6 +149,16 @@ class _Reader:
                 self.problems.append(problem)
             return instead
 
+    def part(self, what: str, build: Callable[[], str]) -> str:
+        """A section of the page, or in its place a notice of what the data made fail: one odd value
+        costs its section, never the page."""
+        try:
+            return build()
+        except Exception as e:
+            reason = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+            self.problems.append(f"{self.run.path}: {what}: {reason}")
+            return notice(f"{what}: not shown: {reason}")
+
 
 def _faults_html(faults: list[Fault], logs: LogFindings, window_of: dict[tuple[int, str], int]) -> str:
     out = ""
@@ -238,18 +248,25 @@ def render(
             facts.append((key.replace("_s", " (s)"), timings[key]))
     dl = "".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in facts)
 
-    checks = "".join(
-        f"<tr><td>{_h(text(name, 200))}</td>"
-        f"<td class={_valid_class(r.get('valid'))}>{word(r.get('valid'))}</td><td>{_figures(r)}</td></tr>"
-        for name, r in verdict["checks"].items()
+    checks = read.part(
+        "the checks",
+        lambda: "".join(
+            f"<tr><td>{_h(text(name, 200))}</td>"
+            f"<td class={_valid_class(r.get('valid'))}>{word(r.get('valid'))}</td><td>{_figures(r)}</td></tr>"
+            for name, r in verdict["checks"].items()
+        ),
     )
     traces = read.get("traces", lambda: run.traces(hash(cid) for cid in traced), {})
-    trace_html = "".join(_trace(cid, kinds_of[cid], traces.get(cid), logs) for cid in traced)
+    trace_html = read.part(
+        "the cids' traces", lambda: "".join(_trace(c, kinds_of[c], traces.get(c), logs) for c in traced)
+    )
     if len(kinds_of) > TRACED:
         trace_html += (
             f"<p class=muted>{len(kinds_of) - TRACED} more cids with anomalies are not traced here.</p>"
         )
 
+    anomaly_html = read.part("the anomalies", lambda: _anomalies_html(anomalies))
+    fault_html = read.part("the faults", lambda: _faults_html(faults, logs, window_of))
     figures = _figures_of(history, samples, settings, faults, end)
     figure_html = "".join(f"<figure><figcaption>{_h(c)}</figcaption>{svg}</figure>" for c, svg in figures)
     valid = verdict["valid"]
@@ -270,8 +287,8 @@ def render(
         f"<h2 id=rerun>Re-run it as it ran</h2><pre>{_h(rerun_of(scenario))}</pre>"
         f"<h2 id=timeline>Timeline</h2>{_timeline(history, faults, end)}"
         f"<h2 id=plots>Over time (fault windows shaded)</h2>{figure_html}"
-        f"<h2 id=anomalies>Anomalies ({len(anomalies)})</h2>{_anomalies_html(anomalies)}{trace_html}"
-        f"<h2 id=faults>Around each fault</h2>{_faults_html(faults, logs, window_of) or '<p>No faults.</p>'}"
+        f"<h2 id=anomalies>Anomalies ({len(anomalies)})</h2>{anomaly_html}{trace_html}"
+        f"<h2 id=faults>Around each fault</h2>{fault_html or '<p>No faults.</p>'}"
         "</body></html>"
     )
     return Page(html, read.problems)

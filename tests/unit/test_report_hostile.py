@@ -293,3 +293,26 @@ def test_a_fifo_in_logs_is_named_and_the_page_written(tmp_path: Path, capsys) ->
     assert "id=verdict>UNKNOWN: could not check the run directory" in html
     assert "Incomplete: " + str(path / store.LOGS / "agent-1.log") in html
     assert html.count("<svg") == 4  # what does not need the verdict is drawn all the same
+
+
+def test_a_failure_no_guard_foresaw_costs_one_section_or_one_directory(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from harness.report import page
+
+    folder = tmp_path / "run"
+    first, second = _lost_run(folder, "first"), _lost_run(folder, "second")
+
+    def broken(*args: object) -> str:
+        raise TypeError("a value no one expected")
+
+    monkeypatch.setattr(page, "_faults_html", broken)
+    out, problems = report(first)
+    assert "the faults: not shown: TypeError: a value no one expected" in out.read_text()
+    assert problems == [f"{first}: the faults: TypeError: a value no one expected"]
+    real = page.render
+    monkeypatch.setattr(page, "render", lambda d, *a: broken() if d == first else real(d, *a))
+    assert main(["report", str(folder)]) == 2
+    out, err = capsys.readouterr()
+    assert out.split() == [str(second / store.REPORT), str(folder / INDEX)]
+    assert f"not reported: {first}: TypeError: a value no one expected" in err
