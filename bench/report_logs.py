@@ -5,7 +5,9 @@
 Writes a run directory's logs/ by hand: `--lines` netsync-style JSON lines spread over `--nodes`
 containers and 1,000 s, a few carrying a cid; then asks scan() for 20 cids and for the windows the
 report asks for (1 s before to 2 s after each fault's start and stop, each fault on one node), as
-page.py does. Prints the best of `--repeat` runs, and what the scan kept, as one JSON line.
+page.py does. `--together`: every fault starts at the same moment, on every node, in the middle of
+the lines (the worst case for a scan that looks at each window per line). Prints the best of
+`--repeat` runs, and what the scan kept, as one JSON line.
 """
 
 from __future__ import annotations
@@ -42,9 +44,13 @@ def write_logs(run_dir: Path, lines: int, nodes: int, seed: int) -> list[str]:
     return cids
 
 
-def windows(faults: int, nodes: int, seed: int) -> list[tuple[float, float, frozenset[str] | None]]:
+def windows(
+    faults: int, nodes: int, seed: int, together: bool = False
+) -> list[tuple[float, float, frozenset[str] | None]]:
     rng = random.Random(seed)
-    out = []
+    out: list[tuple[float, float, frozenset[str] | None]] = []
+    if together:
+        return [(SPAN_S / 2 - 1.0, SPAN_S / 2 + 2.0, None)] * faults
     for _ in range(faults):
         start = rng.uniform(0, SPAN_S)
         stop = start + rng.uniform(1, 30)
@@ -60,11 +66,12 @@ def main() -> None:
     p.add_argument("--nodes", type=int, default=4)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--together", action="store_true")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
         cids = write_logs(run_dir, args.lines, args.nodes, args.seed)
-        wins = windows(args.faults, args.nodes, args.seed)
+        wins = windows(args.faults, args.nodes, args.seed, args.together)
         best = float("inf")
         for _ in range(args.repeat):
             t0 = time.perf_counter()
@@ -77,6 +84,7 @@ def main() -> None:
                 {
                     "lines": args.lines,
                     "faults": args.faults,
+                    "together": args.together,
                     "windows": len(wins),
                     "seconds": round(best, 3),
                     "window_lines": sum(len(v) for v in kept),
