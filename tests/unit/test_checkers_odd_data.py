@@ -17,6 +17,7 @@ from harness import store
 from harness.checkers import exit_code, judge
 from harness.checkers.reconciliation import same_json
 from harness.checkers.run import Run
+from harness.load.ops import Intent, completion
 from harness.store import RunDirError
 from tests.unit.judging import assert_only, check, details, found, healthy
 from tests.unit.rundirs import RunDir, append_line
@@ -488,3 +489,28 @@ def test_a_number_written_as_the_other_json_number_type_differs(value: Any) -> N
 
     changed = retyped(value)
     assert same_json(value, changed) == (_canonical(value) == _canonical(changed))
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, b'{"cid": "odd", "outcome": "committed", "stream_seq": "12", "quorum_ms": 3}'),
+        (200, b'{"cid": "odd", "outcome": "committed", "stream_seq": 12, "quorum_ms": "3"}'),
+        (202, b'{"cid": "odd", "outcome": "pending-commit", "quorum_ms": true}'),
+        (200, b"[1, 2]"),
+        (204, b""),
+    ],
+)
+def test_the_loads_own_record_of_a_broken_answer_is_judged_beside_a_lost_intent(
+    tmp_path: Path, status: int, body: bytes
+) -> None:
+    """What the load writes for such an answer (harness/load/ops.completion) goes through the judge."""
+    run = healthy()
+    run.intent("gone", 2.5, land=False)
+    run.invoke("odd", 3.5)
+    run.history.append(
+        {"t": 3.6, **completion("c1", Intent(0, 3.5, "odd", "agent-1", "k-odd", 1), status, body, None)}
+    )
+    v = check(run, tmp_path)
+    assert_only(v, ("lost", "gone"), ("expectation", "odd"))
+    assert details(v, "expectation")[0].startswith(f"{BROKE} ")
