@@ -186,6 +186,8 @@ def decode_line(path: Path, number: int, line: bytes, decode: Callable[[bytes], 
         return decode(line)
     except (msgspec.DecodeError, ValueError) as e:
         raise RunDirError(path, _describe(e, line), number, expected) from None
+    except RecursionError:
+        raise RunDirError(path, "nested too deeply to read", number, expected) from None
 
 
 _any = msgspec.json.Decoder()
@@ -196,6 +198,8 @@ _MISSING = re.compile(r"Object missing required field `([^`]*)`")
 def _describe(error: Exception, line: bytes) -> str:
     """msgspec's complaint in the file's terms: which field, what it got, what it needed."""
     text = str(error)
+    if "Number out of range" in text:
+        return "a number past what a 64-bit float holds (1.8e308)"
     try:
         _any.decode(line)
     except msgspec.DecodeError:

@@ -233,7 +233,8 @@ class Run:
                 for number, line in store.numbered_lines(path):  # noqa: B007 (named when nested too deep)
                     cid = cid_only(line).cid
                     if cid is not None and hash(cid) in wanted:
-                        getattr(out.setdefault(cid, Trace(cid)), kind).append(full(line))
+                        op = store.decode_line(path, number, line, full, "a JSON object")
+                        getattr(out.setdefault(cid, Trace(cid)), kind).append(op)
             except RecursionError:
                 raise RunDirError(path, "nested too deeply to read", number) from None
         return out

@@ -4,6 +4,7 @@ malformed answer of the system under test is that operation's problem, not the r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +293,20 @@ def test_the_loads_own_record_of_a_broken_answer_is_judged_beside_a_lost_intent(
     v = check(run, tmp_path)
     assert_only(v, ("lost", "gone"), ("expectation", "odd"))
     assert details(v, "expectation")[0].startswith(f"{BROKE} ")
+
+
+def test_a_number_past_float64_in_the_store_names_its_line(tmp_path: Path) -> None:
+    run = healthy()
+    run.intent("x", 2.5)
+    path = run.write(tmp_path)
+    rows = (path / store.STORE).read_text().splitlines()
+    at = next(i for i, r in enumerate(rows) if '"x"' in r)
+    row = json.loads(rows[at])
+    rows[at] = (
+        f'{{"cid": "x", "key": {json.dumps(row["key"])}, "value": 1e999, "stream_seq": {row["stream_seq"]}}}'
+    )
+    (path / store.STORE).write_text("\n".join(rows) + "\n")
+    v = judge(path)
+    assert v["valid"] == "unknown"
+    error = v["checks"]["reconciliation"]["error"]
+    assert f"store.jsonl:{at + 1}:" in error and "64-bit float" in error

@@ -66,3 +66,20 @@ def test_dead_letters_of_other_cids_change_nothing(tmp_path: Path) -> None:
     )
     append_line(path, store.LOGS + "/agent-1.log", dead_letter_line("ok-1", 5))  # not the projector's
     assert_only(judge(path))
+
+
+def test_a_log_of_one_endless_line_is_read_in_bounded_pieces(tmp_path: Path) -> None:
+    # The log is the SUT's text: a line of 3 MiB (past the readers' cap) or nested past the parser's
+    # depth is skipped, and a dead letter after it still explains the anomaly.
+    run = healthy()
+    run.intent("x", 2.5, project=False)
+    path = run.write(tmp_path)
+    seq = next(m["seq"] for m in run.stream if m["cid"] == "x")
+    endless = "dead-lettered " + "x" * (3 << 20)
+    deep = '{"msg": "dead-lettered", "a": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with_logs(path, projector=[endless, deep, dead_letter_line("x", seq, reason="after the noise")])
+    v = judge(path)
+    assert_only(v, ("unprojected", "x"))
+    assert (
+        "(refused, seq" in details(v, "unprojected")[0] and "after the noise" in details(v, "unprojected")[0]
+    )
