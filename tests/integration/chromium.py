@@ -127,7 +127,7 @@ def open_page(path: Path, probe: str, screenshot: Path | None = None) -> PageVis
     exe = shutil.which("chromium")
     if exe is None:
         raise RuntimeError("chromium is missing: `make setup` installs it (scripts/ensure-tools.sh)")
-    with tempfile.TemporaryDirectory(prefix="solar-chaos-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="solar-chaos-chromium-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
