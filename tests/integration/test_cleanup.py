@@ -3,8 +3,10 @@ and `solar-chaos clean` removes what belongs to runs no longer alive."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -31,23 +33,33 @@ HARNESS_THAT_GETS_KILLED = textwrap.dedent(
     run = DockerRun(Images(sys.argv[1])).__enter__()
     NATS.define(run, run.network("data"))
     run.start()
-    print(run.run_id, flush=True)
+    print(run.run_id, run.reaper.port, flush=True)
     signal.pause()  # until killed
     """
 )
 
 
-def test_a_harness_killed_mid_run_leaves_nothing(images) -> None:
-    env = {**os.environ, "RYUK_RECONNECTION_TIMEOUT": "2s", "PYTHONPATH": str(ROOT)}
+def start_harness(images, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, int]:
+    """A harness process with one run (NATS on one network) that waits to be killed: it, its run id, and
+    its reaper's port on 127.0.0.1."""
+    env = {**os.environ, "RYUK_RECONNECTION_TIMEOUT": "2s", "PYTHONPATH": str(ROOT), **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-c", HARNESS_THAT_GETS_KILLED, images.mode.value],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
     )
+    said = proc.stdout.readline().split()
+    if len(said) != 2:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"the child harness did not start its run: {said}")
+    return proc, said[0], int(said[1])
+
+
+def test_a_harness_killed_mid_run_leaves_nothing(images) -> None:
+    proc, run_id, _port = start_harness(images)
     try:
-        run_id = proc.stdout.readline().strip()
-        assert run_id, "the child harness did not start its run"
         res = engine.list_runs(run_id)[run_id]
         assert len(res.containers) == 1 and len(res.networks) == 1
     finally:
@@ -59,6 +71,85 @@ def test_a_harness_killed_mid_run_leaves_nothing(images) -> None:
         timeout=60,
         interval=0.5,
     )
+
+
+def ask_reaper(port: int, line: str) -> bytes:
+    """What the reaper answers a line, on a fresh connection, and that it then closes that connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(line.encode() + b"\n")
+        with s.makefile("rb") as f:
+            answer = f.readline()
+            assert f.read() == b"", f"the reaper kept the connection open after {line!r}"
+    return answer
+
+
+def test_the_reaper_takes_no_filter_but_its_runs_and_removes_nothing_else(images) -> None:
+    """Anyone on this host can reach the reaper's port: `status=running` (every running container of the
+    engine), every run's label, another run's label, are each answered ERR, and when the harness dies the
+    reaper removes its run and nothing else."""
+    c = engine.client()
+    other_run = engine.new_run_id() + "o"
+    bystander = c.containers.run(images.ref("nats"), detach=True, labels={"test": "bystander"})
+    other = c.containers.run(images.ref("nats"), detach=True, labels=engine.run_labels(other_run))
+    proc = None
+    try:
+        proc, run_id, port = start_harness(images)
+        for line in (
+            "status=running",
+            f"label={engine.RUN_LABEL}",
+            f"label={engine.RUN_LABEL}={other_run}",
+            "label=org.testcontainers=true",
+            f"label={engine.RUN_LABEL}={run_id}&status=running",
+        ):
+            answer = ask_reaper(port, line)
+            assert (
+                answer.startswith(b"ERR ") and f"only label={engine.RUN_LABEL}={run_id}".encode() in answer
+            ), (
+                line,
+                answer,
+            )
+        proc.kill()
+        proc.wait()
+        wait_until(lambda: not engine.list_runs(run_id), f"the reaper to remove run {run_id}", timeout=60)
+        for ctr in (bystander, other):
+            ctr.reload()
+            assert ctr.status == "running", f"the reaper touched {ctr.name}, which is not its run's"
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for ctr in (bystander, other):
+            try:
+                ctr.remove(force=True)
+            except Exception:
+                pass
+
+
+def test_the_reapers_port_is_on_loopback_only(images) -> None:
+    """Published on 127.0.0.1 like every port of the harness: no address of this host but loopback
+    reaches it (the engine's bridges' gateways included)."""
+    import psutil
+
+    from harness.topology.docker import REAPER_PORT, DockerRun
+
+    with DockerRun(images) as run:
+        port = run.reaper.port
+        bindings = engine.client().containers.get(run.reaper.name).attrs["HostConfig"]["PortBindings"]
+        assert bindings == {f"{REAPER_PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # reachable where it should be
+        tried = []
+        for nic, addrs in psutil.net_if_addrs().items():
+            for a in addrs:
+                if a.family not in (socket.AF_INET, socket.AF_INET6):
+                    continue
+                host = a.address.split("%")[0]
+                if ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_link_local:
+                    continue
+                tried.append(f"{nic} {host}")
+                with pytest.raises(OSError):
+                    socket.create_connection((host, port), timeout=2).close()
+        assert tried, "this host has no address but loopback: nothing to try"
 
 
 def test_clean_removes_dead_runs_and_keeps_live_ones(capsys) -> None:
