@@ -95,7 +95,10 @@ class Toxiproxy:
         if status >= 400:
             text = answer.decode(errors="replace").strip()
             raise ToxiproxyError(f"Toxiproxy {method} {path} -> {status}: {text}")
-        return json.loads(answer) if answer else None
+        try:
+            return json.loads(answer) if answer else None
+        except (ValueError, RecursionError) as e:  # what answers is a container: trust no shape
+            raise ToxiproxyError(f"Toxiproxy {method} {path} -> {status}: not JSON ({e})") from e
 
     async def proxies(self) -> dict[str, Proxy]:
         data = await self._call("GET", "/proxies")

@@ -56,7 +56,7 @@ async def resolve(ctl: Controls, name: str) -> tuple[list[str], dict[str, Any]]:
         try:
             status, body = await pools[node].request("GET", RESOLVE_QUERY)
             return json.loads(body) if status == 200 else None
-        except ERRORS:  # json's errors are ValueErrors
+        except (*ERRORS, RecursionError):  # json's errors are ValueErrors; nesting past its depth is not
             return None
 
     try:

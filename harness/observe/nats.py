@@ -21,7 +21,7 @@ async def all_jsz(http: httpx.AsyncClient, sut: System) -> dict[str, dict[str, A
     async def ask(url: str) -> dict[str, Any] | None:
         try:
             return (await http.get(f"{url}{JSZ_QUERY}", timeout=1.0)).json()
-        except (httpx.HTTPError, ValueError):
+        except (httpx.HTTPError, ValueError, RecursionError):
             return None
 
     urls = sut.nats_monitor_urls
@@ -59,7 +59,7 @@ async def server_sample(http: httpx.AsyncClient, sut: System, node: str = "nats"
     """The NATS node's resident memory (varz `mem`) and client connections."""
     try:
         varz = (await http.get(f"{sut.nats_monitor_urls[node]}/varz", timeout=1.0)).json()
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, ValueError, RecursionError):
         return None
     out = {}
     if isinstance(varz.get("mem"), int | float):

@@ -184,3 +184,14 @@ async def test_the_toxiproxy_client_says_toxiproxy_did_not_answer(serve) -> None
     async with Toxiproxy(url) as tp:
         with pytest.raises(ToxiproxyError, match="did not answer GET /proxies: BrokenAnswer"):
             await tp.proxies()
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"[" * 100_000 + b"]" * 100_000], ids=["not JSON", "nested past the parser"]
+)
+async def test_the_toxiproxy_client_says_an_answer_is_not_json(serve, body: bytes) -> None:
+    # A whole, well-framed answer whose body no JSON reader takes is Toxiproxy's error, like any other.
+    url = await serve(lambda n: head(b"content-length: %d" % len(body)) + b"\r\n" + body)
+    async with Toxiproxy(url) as tp:
+        with pytest.raises(ToxiproxyError, match="GET /proxies -> 200: not JSON"):
+            await tp.proxies()
