@@ -78,7 +78,9 @@ class RunDisks:
         return str(path)
 
     def close(self) -> None:
-        """Unmount every volume (after the containers using it are gone) and remove the directory."""
+        """Unmount every volume (after the containers using it are gone) and remove the directory. A volume
+        still mounted keeps the directory (rmtree would walk into the mount) for `solar-chaos clean`, which
+        unmounts it first."""
         problems = []
         for node, fs in list(self.volumes.items()):
             try:
@@ -86,9 +88,12 @@ class RunDisks:
             except Exception as e:
                 problems.append(f"{node}: {e}")
             del self.volumes[node]
-        shutil.rmtree(self.dir, ignore_errors=True)
         if problems:
-            raise TopologyError(f"run {self.run_id}: faultfs volumes not unmounted: " + "; ".join(problems))
+            raise TopologyError(
+                f"run {self.run_id}: faultfs volumes not unmounted, {self.dir} left for `solar-chaos clean`: "
+                + "; ".join(problems)
+            )
+        _rmtree(str(self.dir))
 
 
 def _read_small(folder: str, name: str) -> str:

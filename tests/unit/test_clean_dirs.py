@@ -189,3 +189,18 @@ def test_the_default_state_folder_is_accepted(tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("SOLAR_CHAOS_STATE", raising=False)
     monkeypatch.setenv("SOLAR_CHAOS_CACHE", str(tmp_path / "cache"))
     assert runs_state_dir() == tmp_path / "cache" / "runs"
+
+
+def test_a_run_whose_volume_stays_mounted_leaves_its_folder_to_clean(state: Path) -> None:
+    class StillMounted:
+        def close(self) -> None:
+            raise RuntimeError("could not unmount (try: umount -l ...)")
+
+    d = RunDisks(new_run_id())
+    d.file("nats.conf", "listen: 4222\n")
+    d.volumes["nats"] = StillMounted()  # type: ignore[assignment]
+    with pytest.raises(TopologyError, match="left for `solar-chaos clean`"):
+        d.close()
+    assert (d.dir / "nats.conf").exists()
+    d.close()  # once the volume is gone, the folder goes with the next close
+    assert not d.dir.exists()
