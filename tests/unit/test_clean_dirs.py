@@ -204,3 +204,10 @@ def test_a_run_whose_volume_stays_mounted_leaves_its_folder_to_clean(state: Path
     assert (d.dir / "nats.conf").exists()
     d.close()  # once the volume is gone, the folder goes with the next close
     assert not d.dir.exists()
+
+
+def test_a_run_of_another_host_is_kept_unless_everything_goes(state: Path) -> None:
+    """This host cannot see another host's processes (a shared SOLAR_CHAOS_STATE on NFS, say)."""
+    d = run_dir(owner="some-other-host:1:1")
+    assert remove_dead_dirs() == []
+    assert remove_dead_dirs(everything=True) == [d]
