@@ -32,6 +32,9 @@ class StatementFailed(Exception):
         self.kind = kind
         self.detail = detail
 
+    def __repr__(self) -> str:  # the logs show what the classification was decided on
+        return f"StatementFailed({self.message!r}, kind={self.kind!r}, detail={self.detail!r})"
+
 
 async def call(aw: Awaitable[Any], timeout: float = OP_TIMEOUT) -> Any:
     """Run one SDK call in its own task. The SDK cancels the futures of calls in flight when the

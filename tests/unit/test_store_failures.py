@@ -154,6 +154,7 @@ def test_the_refusal_names_what_surrealdb_said() -> None:
     e = statement("Found 5000 for field `value`, with record `sentiment:c`", "Internal")
     assert str(e) == "surreal statement failed: Found 5000 for field `value`, with record `sentiment:c`"
     assert (e.kind, e.detail) == ("Internal", None)
+    assert repr(e).endswith(", kind='Internal', detail=None)")  # what the retry's log line shows
 
 
 # -- the projector's write loop: eight refusals dead-letter; a store failure never does ------------------
