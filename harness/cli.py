@@ -12,7 +12,7 @@ from harness import __version__, engine
 from harness.cli_check import cmd_check
 from harness.cli_run import Terminated, cmd_run
 from harness.errors import HarnessError
-from harness.terminal import DEBUG_HINT, debug, say_error
+from harness.terminal import DEBUG_HINT, debug, safe, say_error
 
 FIX_IMAGES = "solar-chaos images"
 
@@ -54,7 +54,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         fixes.append("solar-chaos clean")
     mounts = _stale_mounts()
     if mounts:
-        where = ", ".join(m.mountpoint for m in mounts)
+        where = ", ".join(safe(m.mountpoint) for m in mounts)
         print(f"leftovers  STALE    {len(mounts)} faultfs mounts of runs no longer alive: {where}")
         fixes.append("solar-chaos clean")
     if fixes:
@@ -95,6 +95,9 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
+    from harness.paths import runs_state_dir
+
+    runs_state_dir()  # a SOLAR_CHAOS_STATE that clean must not empty is refused before anything is removed
     runs = engine.list_runs()
     removed = kept = 0
     failed: list[str] = []
@@ -106,7 +109,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         problems = engine.remove_run(res)
         failed += problems
         removed += n - len(problems)
-        print(f"run {res.run_id}: removed {n - len(problems)} of {n}")
+        print(f"run {safe(res.run_id)}: removed {n - len(problems)} of {n}")
     mounts = _stale_mounts(args.all)
     if mounts:
         from harness.faultfs.control import FaultFSError, unmount
@@ -114,14 +117,14 @@ def cmd_clean(args: argparse.Namespace) -> int:
         for m in mounts:
             try:
                 unmount(m.mountpoint)
-                print(f"run {m.run_id}: unmounted faultfs {m.mountpoint}")
+                print(f"run {safe(m.run_id)}: unmounted faultfs {safe(m.mountpoint)}")
             except FaultFSError as e:
-                failed.append(f"faultfs mount {m.mountpoint}: {e}")
+                failed.append(f"faultfs mount {safe(m.mountpoint)}: {safe(e)}")
     from harness.topology.disks import remove_dead_dirs
 
     dirs = remove_dead_dirs(everything=args.all)  # the runs' host directories, once unmounted
     for d in dirs:
-        print(f"removed {d}")
+        print(f"removed {safe(d)}")
     if kept:
         print(f"kept {kept} runs still alive (--all removes them too)")
     if args.images:
@@ -133,7 +136,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     elif not runs and not mounts and not dirs:
         print("nothing to clean")
     for p in failed:
-        print(f"could not remove {p}", file=sys.stderr)
+        print(f"could not remove {safe(p)}", file=sys.stderr)
     return 1 if failed else 0
 
 

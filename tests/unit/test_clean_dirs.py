@@ -211,3 +211,19 @@ def test_a_run_of_another_host_is_kept_unless_everything_goes(state: Path) -> No
     d = run_dir(owner="some-other-host:1:1")
     assert remove_dead_dirs() == []
     assert remove_dead_dirs(everything=True) == [d]
+
+
+def test_clean_refuses_a_shared_state_folder_before_it_touches_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The refusal comes first: a clean pointed at `/` removes no container, no mount, no folder.
+    from harness import cli, engine
+
+    monkeypatch.setenv("SOLAR_CHAOS_STATE", "/")
+
+    def engine_asked() -> None:
+        raise AssertionError("clean asked the engine for runs before refusing SOLAR_CHAOS_STATE")
+
+    monkeypatch.setattr(engine, "list_runs", engine_asked)
+    assert cli.main(["clean"]) == 2
+    assert "SOLAR_CHAOS_STATE=/" in capsys.readouterr().err
