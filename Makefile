@@ -18,7 +18,7 @@ help:
 	@echo "make setup       venv + Docker engine + images, nothing else"
 	@echo "make doctor      what is present, what is missing"
 	@echo "make lint        ruff check and format check, actionlint on .github/workflows"
-	@echo "make bench       throughput of netsync, bring-up (one NATS server and a 3-node cluster) and reset, the pause paths, the checker (BENCH_BIG=1: 10M lines), fault lateness"
+	@echo "make bench       throughput of netsync, bring-up (one NATS server and a 3-node cluster) and reset, the pause paths, the checker (BENCH_BIG=1: 10M lines), the report's log scan, fault lateness"
 	@echo "make clean       remove leftovers of dead runs"
 
 $(STAMP): pyproject.toml netsync/requirements.txt
@@ -78,13 +78,14 @@ format: venv
 
 # Speed is measured here, never by timed tests; results land in reports/bench/.
 bench: setup
-	$(BIN)/pip install -q py-spy==0.4.3
+	$(BIN)/pip install -q py-spy==0.4.3 orjson==3.13.0  # orjson: checker_speed's comparison parse
 	$(BIN)/python bench/netsync_throughput.py --profile
 	$(BIN)/python bench/bringup.py
 	$(BIN)/python bench/bringup.py --nats-nodes 3
 	$(BIN)/python bench/pause_paths.py
 	$(BIN)/python bench/clock_overhead.py
 	$(BIN)/python bench/checker_speed.py $(if $(BENCH_BIG),--big)
+	$(BIN)/python bench/report_logs.py
 	@# The nemesis's lateness over the run directories already in reports/ (none yet: says so, not an error).
 	-$(BIN)/python bench/fault_lateness.py --worst 5
 
