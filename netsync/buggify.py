@@ -87,6 +87,11 @@ FLAGS: dict[str, Flag] = {
         "after a restart, sends replays with first_attempt_at counted from the process's start",
         "Exactly once past the duplicate window, across a restart of the agent",
     ),
+    "trust-journal-clock": Flag(
+        "agent",
+        "after a restart, ages a replay by the journal's wall-clock time alone (now - first_attempt_at)",
+        "Exactly once past the duplicate window, across a restart with the agent's clock stepped back",
+    ),
     "forget-answers": Flag(
         "agent",
         "keeps its answers in memory only",
