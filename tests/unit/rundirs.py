@@ -238,3 +238,12 @@ def append_line(path: Path, name: str, line: str | dict[str, Any]) -> int:
     with open(file, "a") as f:
         f.write(text + "\n")
     return len(file.read_text().splitlines())
+
+
+def valid_run() -> RunDir:
+    """Three committed intents and the agents drained: a directory every checker finds valid."""
+    run = RunDir()
+    for i in range(3):
+        run.intent(f"ok-{i}", 1.0 + i)
+    run.agents_drained(5.0)
+    return run

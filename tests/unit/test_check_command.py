@@ -10,15 +10,7 @@ import pytest
 
 from harness import store
 from harness.cli import main as cli
-from tests.unit.rundirs import RunDir, append_line
-
-
-def valid_run() -> RunDir:
-    run = RunDir()
-    for i in range(3):
-        run.intent(f"ok-{i}", 1.0 + i)
-    run.agents_drained(5.0)
-    return run
+from tests.unit.rundirs import append_line, valid_run
 
 
 def test_a_valid_directory_exits_0_and_writes_its_verdict(tmp_path: Path, capsys) -> None:

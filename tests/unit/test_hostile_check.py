@@ -17,18 +17,10 @@ import pytest
 
 from harness import store
 from harness.cli import main as cli
-from tests.unit.rundirs import RunDir
+from tests.unit.rundirs import valid_run
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTSIDE = "a file of the user's, outside the run directory\n"
-
-
-def valid_run() -> RunDir:
-    run = RunDir()
-    for i in range(3):
-        run.intent(f"ok-{i}", 1.0 + i)
-    run.agents_drained(5.0)
-    return run
 
 
 def check(*args: str | Path, timeout: float = 60, user: int | None = None) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ import pytest
 from harness import store
 from harness.checkers import Checker, Result, write_verdict
 from harness.cli import main as cli
-from tests.unit.rundirs import RunDir, append_line
+from tests.unit.rundirs import RunDir, append_line, valid_run
 
 
 def strict(text: str) -> Any:
@@ -21,14 +21,6 @@ def strict(text: str) -> Any:
         raise ValueError(f"{constant} is not JSON")
 
     return json.loads(text, parse_constant=refuse)
-
-
-def valid_run() -> RunDir:
-    run = RunDir()
-    for i in range(3):
-        run.intent(f"ok-{i}", 1.0 + i)
-    run.agents_drained(5.0)
-    return run
 
 
 def test_a_quorum_past_what_the_column_holds_is_no_infinity_in_the_outputs(tmp_path: Path, capsys) -> None:

@@ -19,7 +19,7 @@ from harness.cli import main as cli
 from harness.cli_run import print_result, progress_printer
 from harness.runner import RunResult
 from harness.terminal import safe
-from tests.unit.rundirs import RunDir, append_line
+from tests.unit.rundirs import append_line, valid_run
 
 ROOT = Path(__file__).resolve().parents[2]
 ERASE = "\x1b[2K\x1b[1A\r"  # erase the line, go up one: the INVALID line above would vanish
@@ -73,14 +73,6 @@ def test_safe_escapes_every_class_a_terminal_acts_on(ch: str) -> None:
 @pytest.mark.parametrize("text", ["café", "中文の cid", "🙂 emoji", "tab\\x09 written out", "a b-c_d.e"])
 def test_safe_leaves_printable_text_as_it_is(text: str) -> None:
     assert safe(text) == text
-
-
-def valid_run() -> RunDir:
-    run = RunDir()
-    for i in range(3):
-        run.intent(f"ok-{i}", 1.0 + i)
-    run.agents_drained(5.0)
-    return run
 
 
 def test_an_esc_sequence_in_a_cid_cannot_erase_the_invalid_line(tmp_path: Path, capsys) -> None:
