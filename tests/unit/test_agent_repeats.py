@@ -16,29 +16,12 @@ from netsync.agent import Agent
 from netsync.buffer import Pending
 from netsync.intents import Answer
 from netsync.logs import Log
-from netsync.settings import AgentSettings
-
-ORCHESTRATOR = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK"
+from tests.unit.lone_agents import lone_settings
 
 
 def lone_agent(tmp_path) -> Agent:
     """An agent that is its own quorum; its orchestrator is replaced by each test."""
-    settings = AgentSettings(
-        name="agent-1",
-        identity_seed="agent-1",
-        listen="/ip4/127.0.0.1/tcp/0",
-        peers={},
-        orchestrator=ORCHESTRATOR,
-        quorum=1,
-        buffer_cap=8,
-        journal_dir=str(tmp_path),
-        intent_timeout=0.08,
-        commit_timeout=0.4,
-        replay_interval=0.2,
-        value_min=-10,
-        value_max=10,
-        http_port=0,
-    )
+    settings = lone_settings(tmp_path)
     return Agent(settings, Log("agent-1", io.StringIO()))
 
 

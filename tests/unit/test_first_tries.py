@@ -19,8 +19,7 @@ from netsync.agent import Agent
 from netsync.buffer import JOURNAL_NAME, UNTRUSTED_AGE_S, Pending, first_attempt_age
 from netsync.logs import Log
 from netsync.settings import AgentSettings
-
-ORCHESTRATOR = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK"
+from tests.unit.lone_agents import lone_settings
 
 
 class Clocks:
@@ -78,23 +77,7 @@ def test_an_age_no_clock_can_vouch_for_is_old(monkeypatch, where: str) -> None:
 
 
 def settings(journal_dir, bugs: frozenset[str] = frozenset()) -> AgentSettings:
-    return AgentSettings(
-        name="agent-1",
-        identity_seed="agent-1",
-        listen="/ip4/127.0.0.1/tcp/0",
-        peers={},
-        orchestrator=ORCHESTRATOR,
-        quorum=1,
-        buffer_cap=8,
-        journal_dir=str(journal_dir),
-        intent_timeout=0.08,
-        commit_timeout=0.4,
-        replay_interval=0.2,
-        value_min=-10,
-        value_max=10,
-        http_port=0,
-        bugs=bugs,
-    )
+    return lone_settings(journal_dir, bugs=bugs)
 
 
 def decide_while_the_orchestrator_is_away(agent: Agent, cid: str) -> int:

@@ -13,29 +13,12 @@ import trio
 from netsync.agent import Agent
 from netsync.logs import Log
 from netsync.replay import replay_loop
-from netsync.settings import AgentSettings
-
-ORCHESTRATOR = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK"
+from tests.unit.lone_agents import lone_settings
 
 
 def agent_with_pending(tmp_path, n: int) -> tuple[Agent, io.StringIO]:
     out = io.StringIO()
-    settings = AgentSettings(
-        name="agent-1",
-        identity_seed="agent-1",
-        listen="/ip4/127.0.0.1/tcp/0",
-        peers={},
-        orchestrator=ORCHESTRATOR,
-        quorum=1,
-        buffer_cap=8,
-        journal_dir=str(tmp_path),
-        intent_timeout=0.08,
-        commit_timeout=0.4,
-        replay_interval=0.01,
-        value_min=-10,
-        value_max=10,
-        http_port=0,
-    )
+    settings = lone_settings(tmp_path, replay_interval=0.01)
     agent = Agent(settings, Log("agent-1", out))
     for i in range(n):
         agent.buffer.append(agent._decided(f"c{i}", "k", i))
