@@ -13,21 +13,19 @@ from harness.http1 import Pool, exchange
 Answer = Callable[[bytes], bytes]  # the request's bytes -> the answer's
 
 
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request as a test server reads it: the head, then as many bytes as its content-length says."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lengths = (int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+    return head + await reader.readexactly(next(lengths, 0))
+
+
 async def _serve(answer: Answer, seen: list[bytes], conns: list[int]) -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conns.append(1)
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    (
-                        int(line.split(b":")[1])
-                        for line in head.split(b"\r\n")
-                        if line.startswith(b"content-length")
-                    ),
-                    0,
-                )
-                request = head + await reader.readexactly(length)
+                request = await read_request(reader)
                 seen.append(request)
                 out = answer(request)
                 writer.write(out)

@@ -17,6 +17,7 @@ from harness.history import History
 from harness.http1 import MAX_BODY, BrokenAnswer, Pool, exchange
 from harness.load import Load, LoadPlan
 from harness.toxiproxy import Toxiproxy, ToxiproxyError
+from tests.unit.test_http1 import read_request
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -29,16 +30,7 @@ async def _serve(answers: Callable[[int], bytes], close_first: bool) -> asyncio.
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    (
-                        int(h.split(b":")[1])
-                        for h in head.split(b"\r\n")
-                        if h.lower().startswith(b"content-length")
-                    ),
-                    0,
-                )
-                await reader.readexactly(length)
+                await read_request(reader)
                 n = next(count)
                 out = answers(n)
                 writer.write(out)
