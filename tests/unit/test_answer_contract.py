@@ -14,6 +14,7 @@ from harness.checkers.run import COMMITTED, INFO, REJECTED, Run
 from harness.history import History
 from harness.load import Load, LoadPlan
 from harness.load.ops import Intent, completion
+from tests.unit.test_http1 import read_request
 
 INTENT = Intent(0, 0.0, "run-000000", "agent-2", "k3", 5)
 GOOD_200 = {"cid": "run-000000", "outcome": "committed", "stream_seq": 12, "quorum_ms": 5.5}
@@ -127,13 +128,7 @@ class Agent:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                await reader.readuntil(b"\r\n")
-                length = 0
-                while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-                    name, _, value = line.partition(b":")
-                    if name.lower() == b"content-length":
-                        length = int(value)
-                cid = json.loads(await reader.readexactly(length))["cid"]
+                cid = json.loads((await read_request(reader)).split(b"\r\n\r\n", 1)[1])["cid"]
                 self.served += 1
                 seq = str(self.served) if self.served % 5 == 0 else self.served
                 out = json.dumps({"cid": cid, "outcome": "committed", "stream_seq": seq}).encode()

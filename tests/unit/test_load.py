@@ -15,6 +15,7 @@ from harness.load import ANSWERS_KEPT, Answered, Load, LoadPlan, LocustLoad, int
 from harness.load.ops import Intent, completion, connections
 from harness.load.sender import Reply
 from harness.load.shards import merge_shards, recent_answers
+from tests.unit.test_http1 import read_request
 
 AGENTS = ["agent-1", "agent-2", "agent-3"]
 
@@ -97,13 +98,7 @@ class Agent:
         served = 0
         try:
             while True:
-                await reader.readuntil(b"\r\n")
-                length = 0
-                while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-                    name, _, value = line.partition(b":")
-                    if name.lower() == b"content-length":
-                        length = int(value)
-                body = json.loads(await reader.readexactly(length))
+                body = json.loads((await read_request(reader)).split(b"\r\n\r\n", 1)[1])
                 self.bodies.append(body)
                 served += 1
                 closing = self.close_after and served >= self.close_after
