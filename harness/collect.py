@@ -137,7 +137,6 @@ RESERVED = frozenset((*HARNESS_FIELDS, "body", "raw", "body_error", "set_aside")
 MAX_DEPTH = 64  # nesting a line keeps; the checkers' JSON reader gives up near 1,000 levels
 REPR_KEPT = 2000  # characters of a value's repr kept in set_aside
 RAW_KEPT = 64 * 1024  # characters of a body's text kept in raw: a line stays far below the readers' cap
-SEQ_RANGE = (1, 2**63 - 1)  # JetStream numbers from 1; the checkers' columns are 64-bit
 _STRING = {"cid"}  # fields the format types as a string (or null)
 _SEQUENCE = {"stream_seq"}  # ... as a stream sequence (or null)
 
@@ -196,7 +195,7 @@ def _place(line: dict[str, Any], set_aside: dict[str, Any], name: Any, value: An
 
 
 def _sequence(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and SEQ_RANGE[0] <= value <= SEQ_RANGE[1]
+    return store.valid_seq(value)
 
 
 def _writable(value: Any, depth: int = 0) -> bool:

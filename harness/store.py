@@ -39,6 +39,17 @@ REQUIRED = (SCENARIO, HISTORY, STREAM, STORE, SAMPLES)
 T = TypeVar("T")
 
 
+# A stream sequence as the format holds it: JetStream numbers a stream's messages from 1, and the
+# checkers' columns and the store are 64-bit. One definition for the load, the collection and the judge.
+MAX_SEQ = (1 << 63) - 1
+SEQ_RANGE = "an integer from 1 (JetStream numbers from 1) to 2^63-1"
+
+
+def valid_seq(value: Any) -> bool:
+    """A stream seq as JetStream gives it (a JSON `true` is not 1)."""
+    return type(value) is int and 1 <= value <= MAX_SEQ
+
+
 class RunDirError(HarnessError):
     """A run directory, or one of its files, is missing or malformed: `FILE:LINE: what; expected ...`."""
 

@@ -62,13 +62,7 @@ class _LooseOp(_Op):
 # JetStream numbers a stream's messages from 1 (0 means "no message"), and the readers refuse any
 # seq below 1: NO_SEQ can stand for "absent" in the columns without a line being able to forge it.
 NO_SEQ = 0
-MAX_SEQ = (1 << 63) - 1  # the columns are int64
-SEQ_RANGE = "an integer from 1 (JetStream numbers from 1) to 2^63-1"
-
-
-def valid_seq(value: Any) -> bool:
-    """A stream seq as JetStream gives it (a JSON `true` is not 1)."""
-    return type(value) is int and 1 <= value <= MAX_SEQ
+MAX_SEQ, SEQ_RANGE, valid_seq = store.MAX_SEQ, store.SEQ_RANGE, store.valid_seq
 
 
 def _got(value: Any) -> str:

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness import store
+
 ACCEPTED = {200: "committed", 202: "pending-commit"}
 REFUSED = {409: "aborted", 429: "rejected"}
 ANSWERS_KEPT = 2000  # per agent, for the `repeat` fault: the most recent answers, not all of a soak's
@@ -140,9 +142,6 @@ def completion(
     return {**base, **done}
 
 
-SEQ_MAX = 2**63 - 1  # the store and the checkers' columns hold 64-bit integers; JetStream counts from 1
-
-
 def _answer(status: int, payload: bytes, cid: str) -> tuple[dict[str, Any], list[str]]:
     """The body of a 200, 202, 409 or 429 and what in it breaks the contract. Only what is there is
     judged: a field the contract lists may be absent (an agent's answer to a repeated cid carries no
@@ -219,7 +218,7 @@ def _same(value: str, expected: str, what: str) -> str | None:
 def _seq_problem(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return f"{_kind(value)}, not an integer"
-    if not 1 <= value <= SEQ_MAX:
+    if not store.valid_seq(value):
         return f"{_shown(value)}, not a stream sequence (1 to 2^63-1)"
     return None
 
