@@ -100,11 +100,17 @@ def shared_system(config: pytest.Config, scenario: Scenario) -> Any:
     return config.stash[SYSTEM_KEY].get(want)
 
 
+def soak_asked(config: pytest.Config) -> bool:
+    """Whether this session runs soaks: --soak-duration given, or a -m expression naming soak."""
+    return bool(config.getoption("--soak-duration")) or SOAK in (config.getoption("markexpr") or "")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Soak scenarios run for hours: only when asked for, by --soak-duration or a -m naming soak."""
-    if config.getoption("--soak-duration") or SOAK in (config.getoption("markexpr") or ""):
+    """Soak scenarios run for hours: only when asked for (soak_asked). So do other items marked soak, such
+    as the efficacy rows whose scenario is a soak."""
+    if soak_asked(config):
         return
-    soak = [item for item in items if isinstance(item, ScenarioItem) and SOAK in item.scenario.markers]
+    soak = [item for item in items if item.get_closest_marker(SOAK) is not None]
     if soak:
         config.hook.pytest_deselected(items=soak)
         items[:] = [item for item in items if item not in soak]

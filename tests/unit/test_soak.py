@@ -59,6 +59,10 @@ def test_pytest_deselects_soak_scenarios_unless_asked_for(tmp_path: Path) -> Non
     folder.mkdir()
     _write(folder, "steady", SOAK)
     _write(folder, "plain", PLAIN)
+    # A plain test marked soak (as an efficacy row whose scenario is a soak) is deselected the same way.
+    (folder / "test_rows.py").write_text(
+        "import pytest\n\n@pytest.mark.soak\ndef test_long_row():\n    pass\n\ndef test_short_row():\n    pass\n"
+    )
 
     def collected(*args: str) -> str:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -84,10 +88,13 @@ def test_pytest_deselects_soak_scenarios_unless_asked_for(tmp_path: Path) -> Non
 
     by_default = collected()
     assert "plain.yaml::plain" in by_default and "steady" not in by_default.split("deselected")[0]
-    assert "1 deselected" in by_default, by_default
-    assert "steady.yaml::steady" in collected("--soak-duration", "10m")
+    assert "test_short_row" in by_default and "test_long_row" not in by_default
+    assert "2 deselected" in by_default, by_default
+    asked = collected("--soak-duration", "10m")
+    assert "steady.yaml::steady" in asked and "test_long_row" in asked
     selected = collected("-m", "soak")
-    assert "steady.yaml::steady" in selected and "plain.yaml::plain" not in selected
+    assert "steady.yaml::steady" in selected and "test_long_row" in selected
+    assert "plain.yaml::plain" not in selected and "test_short_row" not in selected
 
 
 def test_long_runs_sample_less_often() -> None:
