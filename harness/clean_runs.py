@@ -1,0 +1,71 @@
+"""Clean runs on record: a scenario that `make scenarios` already ran valid against the clean system, found
+through its JUnit XML (reports/junit.xml, whose test cases carry the run directory and the verdict as
+properties: harness.plugin). `make efficacy --clean-from reports/junit.xml` takes such a run as a planted
+bug's clean half, so a CI job that runs both does not run every scenario clean twice.
+
+A run stands for the clean half only when its own files say so: its verdict.json is valid, and its
+scenario.json is the scenario as the row would run it (the same resolved scenario and seed, no planted bug,
+no other image). The JUnit XML must come from the same checkout: nothing in a run directory names the
+code that ran it."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from harness import store
+from harness.errors import HarnessError
+from harness.scenario import load_scenarios
+
+# Written per run, not part of what was run: the command that runs it again, and what was put under test
+# (compared on its own).
+_NOT_COMPARED = ("rerun", "sut")
+CLEAN_SUT = {"image": None, "buggify": []}
+
+
+class CleanRecordError(HarnessError):
+    """The JUnit XML named by --clean-from cannot be read."""
+
+
+def _cases(junit: Path) -> list[ET.Element]:
+    try:
+        with store.open_regular(junit, "a JUnit XML file") as f:
+            root = ET.fromstring(f.read(store.MAX_JSON_BYTES + 1))
+    except (OSError, store.RunDirError) as e:
+        raise CleanRecordError(f"--clean-from {junit}: {e}") from None
+    except ET.ParseError as e:
+        raise CleanRecordError(f"--clean-from {junit}: not XML ({e})") from None
+    return list(root.iter("testcase"))
+
+
+def _properties(case: ET.Element) -> dict[str, str]:
+    return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+
+
+def _comparable(scenario: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in scenario.items() if k not in _NOT_COMPARED}
+
+
+def proven_clean(junit: Path, scenario_file: Path, soak_duration: str | None = None) -> Path | None:
+    """The run directory of a passed test case of `junit` that ran `scenario_file` (one scenario, no
+    matrix) valid against the clean system exactly as it would run now; None when there is none."""
+    ((_, scenario),) = load_scenarios(scenario_file, soak_duration=soak_duration)
+    want = _comparable(scenario.resolved())
+    for case in _cases(junit):
+        if case.get("name") != scenario.name or case.get("classname") != f"scenarios.{scenario_file.name}":
+            continue
+        if any(child.tag in ("failure", "error", "skipped") for child in case):
+            continue
+        props = _properties(case)
+        if props.get("verdict") != "valid" or not props.get("run_dir"):
+            continue
+        run = Path(props["run_dir"])
+        try:
+            ran = store.read_json(run / store.SCENARIO, "the scenario as run")
+            verdict = store.read_json(run / store.VERDICT, "a verdict")
+        except store.RunDirError:
+            continue
+        if verdict.get("valid") is True and ran.get("sut") == CLEAN_SUT and _comparable(ran) == want:
+            return run
+    return None
