@@ -32,6 +32,9 @@ DOCKER_DIR = ROOT / "docker"
 ROLES = ("base", "nats", "toxiproxy", "surrealdb", "reaper", "netsync")
 # Roles the topology runs; "base" is only a parent image.
 RUNTIME_ROLES = ROLES[1:]
+# Built here in every mode, official too: netsync (the system under test) and the reaper (ours accepts only
+# the run's own label filter; Ryuk, the official one, takes any filter from whoever reaches its port).
+BUILT_HERE = ("reaper", "netsync")
 IMAGE_LABEL = "solar-chaos.image"
 
 
@@ -107,7 +110,7 @@ class Images:
         """Official images when they are all already on this engine, else offline."""
         c = engine.client()
         for role in RUNTIME_ROLES:
-            if role == "netsync":
+            if role in BUILT_HERE:
                 continue
             try:
                 c.images.get(self.spec[role]["official"])
@@ -122,7 +125,7 @@ class Images:
 
     def _resolve(self, role: str) -> str:
         s = self.spec[role]
-        if self.mode is Mode.OFFICIAL and role != "netsync":
+        if self.mode is Mode.OFFICIAL and role not in BUILT_HERE:
             return s["official"]
         return f"solar-chaos/{role}:{self._version(role)}-{self.key(role)[:12]}"
 
@@ -145,7 +148,7 @@ class Images:
             parts["base"] = self.ref("base")
         elif role == "reaper":
             parts["files"] = _file_digest([folder / "Dockerfile", folder / "reaper.py"], ROOT)
-            parts["base"] = self.ref("base")
+            parts["base"] = self._base_ref()
         elif role == "netsync":
             src = ROOT / "netsync"
             parts["files"] = _file_digest(
@@ -175,8 +178,8 @@ class Images:
 
     def _version(self, role: str) -> str:
         s = self.spec[role]
-        if self.mode is Mode.OFFICIAL and role != "netsync":
-            return s["official"].rpartition(":")[2]  # what runs is the pinned tag (Ryuk 0.8.1, not 1)
+        if self.mode is Mode.OFFICIAL and role not in BUILT_HERE:
+            return s["official"].rpartition(":")[2]  # what runs is the pinned tag (nats 2.15.2)
         return s.get("version") or s.get("suite", "?")
 
     def present(self, role: str) -> bool:
@@ -207,7 +210,7 @@ class Images:
 
     def _make(self, role: str) -> None:
         ref = self.ref(role)
-        if self.mode is Mode.OFFICIAL and role != "netsync":
+        if self.mode is Mode.OFFICIAL and role not in BUILT_HERE:
             self.log(f"images: pulling {ref}")
             try:
                 engine.client().images.pull(ref)
@@ -269,7 +272,11 @@ class Images:
         folder = DOCKER_DIR / "offline/reaper"
         wheels = self.builds.wheels("reaper", self.spec["reaper"]["requirements"])
         self._docker_build(
-            ref, folder / "Dockerfile", {"wheels": wheels, "reaper.py": folder / "reaper.py"}, base=True
+            ref,
+            folder / "Dockerfile",
+            {"wheels": wheels, "reaper.py": folder / "reaper.py"},
+            base=True,
+            network="none" if self.mode is Mode.OFFLINE else None,  # officially FROM a pulled python image
         )
 
     def _build_netsync(self, ref: str) -> None:

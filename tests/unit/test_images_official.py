@@ -1,30 +1,28 @@
 """The official image set (`--images official`, SOLAR_CHAOS_IMAGES=official, what CI uses):
 every role the System runs resolves to an upstream image pinned to an exact version, the
-same version the offline set builds, and netsync is built FROM the pinned Python base.
+same version the offline set builds, and netsync and the reaper are built FROM the pinned Python base.
 No registry answers here, so the engine is a recording fake: these tests check what would
 be pulled and built, not that the pulls succeed."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import docker.errors
 import pytest
-from testcontainers.core.config import TestcontainersConfiguration
 
 from harness import images as images_mod
 from harness.build_cache import IMAGE_PYTHON
 from harness.errors import ImageError
-from harness.images import RUNTIME_ROLES, Images, Mode
+from harness.images import BUILT_HERE, RUNTIME_ROLES, Images, Mode
 from harness.topology.services import NATS, SURREALDB, TOXIPROXY
 
 # What the System starts: the three services, the netsync image for every node, and the
 # reaper Testcontainers starts before the first container (topology/docker.py).
 SYSTEM_ROLES = {NATS.role, SURREALDB.role, TOXIPROXY.role, "netsync", "reaper"}
-PULLED = sorted(SYSTEM_ROLES - {"netsync"})
+PULLED = sorted(SYSTEM_ROLES - set(BUILT_HERE))
 EXACT = re.compile(r"^v?\d+\.\d+\.\d+(-[a-z0-9.]+)*$")  # 2.15.2, v3.3.5, 3.11.16-slim-bookworm
 
 
@@ -69,10 +67,17 @@ def test_official_and_offline_run_the_same_version(role: str) -> None:
     assert tag.split("-")[0].removeprefix("v") == spec["version"].removeprefix("v")
 
 
-def test_the_ryuk_pin_is_the_one_testcontainers_defaults_to() -> None:
-    if "RYUK_CONTAINER_IMAGE" in os.environ:
-        pytest.skip("RYUK_CONTAINER_IMAGE overrides testcontainers' default here")
-    assert official().ref("reaper") == TestcontainersConfiguration.ryuk_image
+def test_the_reaper_is_ours_in_every_mode_built_from_the_python_base() -> None:
+    """Ryuk takes any filter from whoever reaches its port (one `status=running` line removes every
+    running container on the engine): officially too the reaper is our image, which accepts only the
+    run's own label filter."""
+    imgs = official()
+    ref = imgs.ref("reaper")
+    assert ref.startswith("solar-chaos/reaper:1-"), ref
+    assert "ryuk" not in ref
+    assert "official" not in images_mod.load_spec()["reaper"]
+    # The base is an input of the tag: the official reaper never reuses an offline build.
+    assert ref != Images(Mode.OFFLINE, log=lambda m: None).ref("reaper")
 
 
 def test_the_python_base_is_the_offline_base_at_an_exact_patch() -> None:
@@ -85,7 +90,7 @@ def test_the_python_base_is_the_offline_base_at_an_exact_patch() -> None:
 
 def test_the_version_shown_officially_is_the_pinned_tag() -> None:
     imgs = official()
-    assert imgs._version("reaper") == "0.8.1"
+    assert imgs._version("reaper") == "1"
     assert imgs._version("surrealdb") == "v3.3.5"
     assert imgs._version("netsync") == "0.1.0"
 
@@ -139,7 +144,9 @@ class FakeEngine:
         self.builds.append({**kw, "from": re.findall(r"^FROM (.+)$", dockerfile, re.M)})
 
 
-def test_ensure_pulls_the_pins_and_builds_netsync_from_the_python_base(tmp_path: Path, monkeypatch) -> None:
+def test_ensure_pulls_the_pins_and_builds_netsync_and_the_reaper_from_the_python_base(
+    tmp_path: Path, monkeypatch
+) -> None:
     fake = FakeEngine()
     monkeypatch.setattr(images_mod.engine, "client", lambda: fake)
     wheels = tmp_path / "wheels"
@@ -153,7 +160,7 @@ def test_ensure_pulls_the_pins_and_builds_netsync_from_the_python_base(tmp_path:
     spec = images_mod.load_spec()
     assert sorted(fake.pulled) == sorted(spec[r]["official"] for r in PULLED)
     assert refs == {r: imgs.ref(r) for r in RUNTIME_ROLES}
-    (build,) = fake.builds
-    assert build["tag"] == imgs.ref("netsync")
-    assert build["from"] == ["${BASE}"]
-    assert build["buildargs"] == {"BASE": spec["base"]["official"]}
+    assert sorted(build["tag"] for build in fake.builds) == sorted(imgs.ref(r) for r in BUILT_HERE)
+    for build in fake.builds:
+        assert build["from"] == ["${BASE}"]
+        assert build["buildargs"] == {"BASE": spec["base"]["official"]}
