@@ -40,7 +40,10 @@ def test_the_table_names_every_flag_once_and_shipped_scenarios() -> None:
 
 
 def _is_soak(row: Planted) -> bool:
-    ((_, loaded),) = load_scenarios(ROOT / "scenarios" / f"{row.scenario}.yaml")
+    path = ROOT / "scenarios" / f"{row.scenario}.yaml"
+    if not path.is_file():  # the table's test names it; collection goes on
+        return False
+    ((_, loaded),) = load_scenarios(path)
     return SOAK in loaded.markers
 
 
