@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from netsync import buggify
 from netsync.untrusted import is_text, loads
 
 # A full match: with `$`, "abc\n" passed, and NATS strips a header value's trailing newline, so it
@@ -21,6 +22,12 @@ CID_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ : -"
 def valid_cid(cid: object) -> bool:
     """The cid rule (docs/contract.md, "Agent HTTP API"), the one place it is stated."""
     return isinstance(cid, str) and CID_RE.fullmatch(cid) is not None
+
+
+def _dollar_anchored(cid: object) -> bool:
+    """buggify cid-dollar-anchor: the rule as `^...$` with re.match, whose `$` also matches before a
+    trailing newline, so "abc\n" passes."""
+    return isinstance(cid, str) and re.match(r"^[A-Za-z0-9._:-]{1,64}$", cid) is not None
 
 
 def new_cid() -> str:
@@ -46,7 +53,11 @@ def _int(digits: str) -> int | _LongInt:
         return _LongInt()
 
 
-def parse_intent(body: bytes) -> tuple[str, int, str | None]:
+def parse_intent(body: bytes, bugs: frozenset[str] | None = None) -> tuple[str, int, str | None]:
+    """(key, value, cid) of a POST /intents body, or BadRequest naming the field. `bugs`: the agent's
+    planted bugs (netsync.buggify); None reads them from the environment, as the agent's settings do."""
+    if bugs is None:
+        bugs = buggify.from_env()
     try:
         obj = loads(body, parse_int=_int)
     except ValueError:
@@ -64,7 +75,8 @@ def parse_intent(body: bytes) -> tuple[str, int, str | None]:
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadRequest("value", "value is required: an integer")
     cid = obj.get("cid")
-    if cid is not None and not valid_cid(cid):
+    cid_ok = _dollar_anchored if "cid-dollar-anchor" in bugs else valid_cid
+    if cid is not None and not cid_ok(cid):
         raise BadRequest("cid", f"cid, when given, is {CID_RULE}")
     unknown = set(obj) - {"key", "value", "cid"}
     if unknown:

@@ -44,7 +44,13 @@ def engine_of(scenario: Scenario, workers: int = 0) -> str:
 def plan_of(scenario: Scenario, seed: int) -> LoadPlan:
     s = scenario.load
     return LoadPlan(
-        rate=s.rate, duration=s.duration, keys=s.keys, clients=s.clients, timeout=s.timeout, seed=seed
+        rate=s.rate,
+        duration=s.duration,
+        keys=s.keys,
+        clients=s.clients,
+        timeout=s.timeout,
+        seed=seed,
+        cids=s.cids,
     )
 
 

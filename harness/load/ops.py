@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import store
+from harness.load.cids import Cids
 
 ACCEPTED = {200: "committed", 202: "pending-commit"}
 REFUSED = {409: "aborted", 429: "rejected"}
@@ -36,6 +37,7 @@ class LoadPlan:
     clients: int
     timeout: float
     seed: int
+    cids: str = "plain"  # harness.load.cids.STYLES
 
     @property
     def total(self) -> int:
@@ -52,6 +54,8 @@ class Intent:
     agent: str
     key: str
     value: int
+    kind: str = "plain"  # harness.load.cids.KINDS
+    off_rule: str | None = None  # how the cid breaks the contract's rule, None when it follows it
 
     def body(self) -> bytes:
         return json.dumps({"key": self.key, "value": self.value, "cid": self.cid}).encode()
@@ -66,12 +70,18 @@ def intents(
     processes, every draw still made so each process sees the same sequence."""
     rng = random.Random(plan.seed)
     k, n = share
+    cids = Cids(plan.cids, cid_prefix, plan.seed)
+    last_agent = ""
     for i in range(plan.total):
         agent = rng.choice(agents)
         key = f"k{rng.randrange(plan.keys)}"
         value = rng.randrange(-1000, 1000)
+        cid = cids(i)
+        if cid.kind == "pair-newline":  # X\n to the agent that was just sent X
+            agent = last_agent
+        last_agent = agent
         if i % n == k:
-            yield Intent(i, i / plan.rate, f"{cid_prefix}-{i:06d}", agent, key, value)
+            yield Intent(i, i / plan.rate, cid.text, agent, key, value, cid.kind, cid.off_rule)
 
 
 def connections(clients: int, agents: Sequence[str]) -> dict[str, list[str]]:
@@ -113,11 +123,12 @@ def completion(
         said = (error or "no answer")[:300].encode("utf-8", "backslashreplace").decode()
         return {**base, "type": "info", "error": said}
     shown = f"HTTP {status}: {payload.decode(errors='replace')[:200]}"
+    breach = _rule_breach(intent, status)
     body: dict[str, Any] = {}
     if status in ACCEPTED or status in REFUSED:
         body, problems = _answer(status, payload, intent.cid)
         if problems:
-            return {**base, "type": "info", "error": shown, "contract": "; ".join(problems)}
+            return {**base, "type": "info", "error": shown, "contract": "; ".join([*breach, *problems])}
     done: dict[str, Any]
     if status in ACCEPTED:
         done = {"type": "ok", "outcome": ACCEPTED[status]}
@@ -139,7 +150,23 @@ def completion(
             "error": shown,
             "contract": f"status: {status} is not an answer to POST /intents",
         }
+    if breach:
+        done["contract"] = "; ".join([*breach, *([done["contract"]] if "contract" in done else [])])
     return {**base, **done}
+
+
+def _rule_breach(intent: Intent, status: int) -> list[str]:
+    """How the answer to an edge cid broke docs/contract.md's cid rule: one off the rule that was taken
+    (accepted or refused as an intent, rather than answered 400), one on it answered 400. The operation
+    keeps its type, which says what the agent did with it."""
+    if intent.kind == "plain":
+        return []
+    if intent.off_rule is not None and (status in ACCEPTED or status in REFUSED):
+        cid = _shown(intent.cid)
+        return [f"cid: {cid} has {intent.off_rule}, off the rule, yet HTTP {status} took it, not 400"]
+    if intent.off_rule is None and status == 400:
+        return [f"cid: {_shown(intent.cid)} ({intent.kind}) follows the rule, yet HTTP 400 refused it"]
+    return []
 
 
 def _answer(status: int, payload: bytes, cid: str) -> tuple[dict[str, Any], list[str]]:

@@ -49,6 +49,12 @@ class Load(_Strict):
     engine: Literal["asyncio", "locust"] = Field(
         "asyncio", description="asyncio: sent from the harness's own loop; locust: Locust subprocesses"
     )
+    cids: Literal["plain", "edges"] = Field(
+        "plain",
+        description="plain: <run-id>-s<seed>-<i>; edges: cids at the edges of the contract's cid rule, "
+        "on it (64 characters, punctuation, one character) and off it (a trailing newline, 65 characters, "
+        "a character outside the set), which the agent must refuse with 400 (docs/scenarios.md, Load)",
+    )
 
     @model_validator(mode="before")
     @classmethod
