@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv engine tools images doctor test test-unit scenarios soak efficacy lint format bench clean
+.PHONY: help setup venv engine tools images doctor test test-unit scenarios soak efficacy lint format bench mutation clean
 
 help:
 	@echo "make test        set up what is missing, run the harness's own tests"
@@ -19,6 +19,7 @@ help:
 	@echo "make doctor      what is present, what is missing"
 	@echo "make lint        ruff check and format check, actionlint on .github/workflows"
 	@echo "make bench       throughput of netsync, bring-up (one NATS server and a 3-node cluster) and reset, the pause paths, the checker (BENCH_BIG=1: 10M lines), the report's log scan, fault lateness"
+	@echo "make mutation    N machine-made mutants of netsync against the scenarios of their file: the mutation score (MUTATION_ARGS=\"--n 40 --seed 7\")"
 	@echo "make clean       remove leftovers of dead runs"
 
 $(STAMP): pyproject.toml netsync/requirements.txt
@@ -88,6 +89,13 @@ bench: setup
 	$(BIN)/python bench/report_logs.py
 	@# The nemesis's lateness over the run directories already in reports/ (none yet: says so, not an error).
 	-$(BIN)/python bench/fault_lateness.py --worst 5
+
+# Mutation testing of the judge (docs/mutation.md): cosmic-ray's mutants of netsync, each run as an
+# image of its own; the run directory lands in reports/mutation/. Small by default (10 mutants, 30 min).
+MUTATION_ARGS ?=
+mutation: setup
+	$(BIN)/pip install -q cosmic-ray==8.7.0
+	$(BIN)/python -m harness.mutation $(MUTATION_ARGS)
 
 clean: venv
 	$(BIN)/solar-chaos clean
