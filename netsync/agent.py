@@ -22,7 +22,7 @@ from netsync.http import BodyRefused, ClientGone, lifespan, read_body, respond, 
 from netsync.intents import Answer, BadRequest, new_cid, parse_intent
 from netsync.logs import Log
 from netsync.p2p import DECISION, SENTIMENT, Node, PeerTimeout, PeerUnavailable, peer_info
-from netsync.replay import JOURNAL_LATE_S, journal_late_loop, replay_loop
+from netsync.replay import JOURNAL_LATE_S, journal_after_answer, journal_late_loop, replay_loop
 from netsync.settings import AgentSettings
 from netsync.telemetry import publish_health, pubsub
 
@@ -254,6 +254,10 @@ class Agent:
         try:
             if "journal-late" in self.bugs:
                 self.unjournaled.append((time.monotonic() + JOURNAL_LATE_S, entry))
+            elif "journal-after-answer" in self.bugs:  # buggify: journaled once the 202 is on its way
+                self.unjournaled.append((time.monotonic(), entry))
+                assert self._nursery is not None
+                self._nursery.start_soon(journal_after_answer, self, entry)
             else:
                 await trio.to_thread.run_sync(self.buffer.append, entry)
         except BufferFull:  # cannot happen while reservations hold; never drop silently

@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from netsync.buffer import BufferFull, Pending
+
 if TYPE_CHECKING:
     from netsync.agent import Agent
 
 MAX_REPLAY_DELAY = 2.0
 JOURNAL_LATE_S = 2.0  # buggify journal-late: how long a 202 waits for the journal
+JOURNAL_AFTER_ANSWER_S = 0.005  # buggify journal-after-answer: the 202's send goes first
 
 
 async def journal_late_loop(agent: Agent) -> None:
@@ -29,6 +32,20 @@ async def journal_late_loop(agent: Agent) -> None:
             await trio.to_thread.run_sync(agent.buffer.append_many, ready)
             agent._refresh_gauges()
             agent._wake.set()
+
+
+async def journal_after_answer(agent: Agent, entry: Pending) -> None:
+    """buggify journal-after-answer: `entry` was answered 202 and reaches the journal (fsynced) only now,
+    once the answer is on its way: a crash before the fsync returns loses an intent answered 202."""
+    await trio.sleep(JOURNAL_AFTER_ANSWER_S)
+    try:
+        await trio.to_thread.run_sync(agent.buffer.append, entry)
+    except (OSError, BufferFull) as e:
+        agent.log.error("journal write failed after the answer", cid=entry.cid, error=str(e))
+    finally:
+        agent.unjournaled = [(at, e) for at, e in agent.unjournaled if e is not entry]
+    agent._refresh_gauges()
+    agent._wake.set()
 
 
 async def replay_loop(agent: Agent) -> None:
