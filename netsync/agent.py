@@ -44,10 +44,14 @@ class Agent:
         self.started_at = time.time()
         self.started_mono = time.monotonic()
         self.boot = this_boot()  # a replay's age counts on the monotonic clock within one boot
-        unbounded = "buffer-unbounded" in self.bugs
+        cap = settings.buffer_cap
+        if "buffer-unbounded" in self.bugs:
+            cap = 1 << 30
+        elif "cap-off-by-one" in self.bugs:  # buggify: the buffer's own check is off by one as well
+            cap += 1
         self.buffer = PendingCommitBuffer(
             settings.journal_dir,
-            1 << 30 if unbounded else settings.buffer_cap,
+            cap,
             fsync="journal-no-fsync" not in self.bugs,  # buggify: appends never fsynced
         )
         # buggify journal-late: (when it reaches the journal, entry) answered 202, not yet journaled
@@ -201,7 +205,9 @@ class Agent:
             return Answer(202, {"cid": cid, "outcome": "pending-commit"})
         # A slot is reserved before any side effect, so a decision whose commit
         # failed always finds room: 429 only ever happens before anything was sent.
-        full = len(self.buffer) + len(self.unjournaled) + self.reserved >= self.s.buffer_cap
+        depth = len(self.buffer) + len(self.unjournaled) + self.reserved
+        # buggify cap-off-by-one: `>` admits one more while the buffer already holds the cap
+        full = depth > self.s.buffer_cap if "cap-off-by-one" in self.bugs else depth >= self.s.buffer_cap
         if full and "buffer-unbounded" not in self.bugs:
             if "reject-after-commit" in self.bugs:
                 return await self._decide_when_full(cid, key, value)
