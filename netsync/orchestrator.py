@@ -40,6 +40,7 @@ SUBJECT = "root.solar.command.sentiment.set"
 CID_HEADER = "Correlation-Id"
 WINDOW_MARGIN = 0.9  # treat a replay as past the window at 90 % of it
 CLOCK_SLACK_S = 5.0
+RECONNECT_BOUND = 60  # reconnect-gives-up: nats-py's default bound, 60 attempts 0.25 s apart
 
 
 class Unavailable(Exception):
@@ -101,10 +102,13 @@ class Committer:
         async def error(e: Exception) -> None:
             self.log.warning("nats error", error=str(e))
 
+        # Reconnects without bound: an outage of NATS of any length must end with this orchestrator
+        # back on it by itself. nats-py's bounded attempts close the connection for good instead.
+        attempts = RECONNECT_BOUND if "reconnect-gives-up" in self.bugs else -1
         self.nc = await nats.connect(
             self.servers,
             allow_reconnect=True,
-            max_reconnect_attempts=-1,
+            max_reconnect_attempts=attempts,
             reconnect_time_wait=0.25,
             connect_timeout=1,
             ping_interval=2,
@@ -163,7 +167,9 @@ class Committer:
                     or time.time() - first >= (info.config.duplicate_window or 0.0) * WINDOW_MARGIN
                 ):
                     self.on_lookup()
+                    self.log.info("window lookup", cid=d["cid"], attempt=d.get("attempt"))
                     seq = await self.find(d["cid"], 0.0 if first is None else first, info)  # none: all of it
+                    self.log.info("window lookup done", cid=d["cid"], found_seq=seq)
                     if seq is not None:
                         return seq, True
             body = {k: d.get(k) for k in ("cid", "key", "value", "proposer", "decided_at")}
@@ -231,6 +237,9 @@ class Committer:
                     # A quiet second means nothing more was stored since `since`, or a server that
                     # stalled mid-scan: only the consumer can tell. Taking a stall for "not in the
                     # stream" would publish the intent a second time past the duplicate window.
+                    if "stall-is-absent" in self.bugs:
+                        self.log.info("lookup: a quiet second taken for the end", cid=cid)
+                        return None
                     try:
                         pending = (await sub.consumer_info()).num_pending
                     except (nats.errors.Error, TimeoutError) as e:
