@@ -141,7 +141,9 @@ def completion(
         if body.get("reason"):
             done["reason"] = body["reason"][:300]
     elif 400 <= status < 500:
-        done = {"type": "fail", "outcome": "invalid", "error": shown}
+        # Refused as malformed: definitely not applied. RUN-FORMAT's fail outcomes are aborted and rejected
+        # only; the agent rejected it, and the reason says why.
+        done = {"type": "fail", "outcome": "rejected", "reason": f"invalid: {shown}"[:300], "error": shown}
     elif status >= 500:
         done = {"type": "info", "error": shown}
     else:  # 1xx, 3xx, a 2xx other than 200 and 202: no answer of the contract

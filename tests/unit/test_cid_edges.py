@@ -89,7 +89,12 @@ def _one(kind: str):
 def test_an_off_rule_cid_answered_400_is_a_fail_and_breaks_nothing() -> None:
     intent = _one("pair-newline")
     done = completion("c1", intent, 400, b'{"error": "cid", "field": "cid"}', None)
-    assert done["type"] == "fail" and done["outcome"] == "invalid" and "contract" not in done
+    assert (
+        done["type"] == "fail"
+        and done["outcome"] == "rejected"
+        and done["reason"].startswith("invalid: ")
+        and "contract" not in done
+    )
 
 
 def test_an_off_rule_cid_taken_is_recorded_as_taken_and_as_a_breach() -> None:

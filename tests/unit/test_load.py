@@ -70,7 +70,16 @@ INTENT = Intent(0, 0.0, "run-000000", "agent-2", "k3", 5)
         (202, b"{}", {"type": "ok", "outcome": "pending-commit"}),
         (409, b'{"reason": "no quorum"}', {"type": "fail", "outcome": "aborted", "reason": "no quorum"}),
         (429, b"", {"type": "fail", "outcome": "rejected"}),
-        (400, b"bad cid", {"type": "fail", "outcome": "invalid", "error": "HTTP 400: bad cid"}),
+        (
+            400,
+            b"bad cid",
+            {
+                "type": "fail",
+                "outcome": "rejected",
+                "reason": "invalid: HTTP 400: bad cid",
+                "error": "HTTP 400: bad cid",
+            },
+        ),
         (503, b"down", {"type": "info", "error": "HTTP 503: down"}),
         (None, b"", {"type": "info", "error": "TimeoutError: no answer"}),
     ],
