@@ -294,7 +294,7 @@ class Agent:
         method, path = scope["method"], scope["path"]
         if path == "/intents" and method == "POST":
             try:
-                key, value, cid = parse_intent(await read_body(receive, scope))
+                key, value, cid = parse_intent(await read_body(receive, scope), self.bugs)
             except BadRequest as e:
                 await respond_json(send, 400, {"error": str(e), "field": e.field})
                 return

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from netsync import buggify
 from netsync.untrusted import is_text, loads
 
 # A full match: with `$`, "abc\n" passed, and NATS strips a header value's trailing newline, so it
@@ -53,11 +52,9 @@ def _int(digits: str) -> int | _LongInt:
         return _LongInt()
 
 
-def parse_intent(body: bytes, bugs: frozenset[str] | None = None) -> tuple[str, int, str | None]:
+def parse_intent(body: bytes, bugs: frozenset[str] = frozenset()) -> tuple[str, int, str | None]:
     """(key, value, cid) of a POST /intents body, or BadRequest naming the field. `bugs`: the agent's
-    planted bugs (netsync.buggify); None reads them from the environment, as the agent's settings do."""
-    if bugs is None:
-        bugs = buggify.from_env()
+    planted bugs (netsync.buggify, read once into its settings)."""
     try:
         obj = loads(body, parse_int=_int)
     except ValueError:

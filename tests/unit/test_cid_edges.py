@@ -159,14 +159,6 @@ def test_the_planted_bug_takes_only_the_one_trailing_newline(cid: str) -> None:
         parse_intent(body(cid), frozenset({"cid-dollar-anchor"}))
 
 
-def test_without_bugs_given_netsync_reads_them_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NETSYNC_BUGGIFY", "cid-dollar-anchor")
-    assert parse_intent(body("abc\n")) == ("k", 1, "abc\n")
-    monkeypatch.delenv("NETSYNC_BUGGIFY")
-    with pytest.raises(BadRequest):
-        parse_intent(body("abc\n"))
-
-
 def test_every_character_outside_the_set_is_sent_once_in_twelve_cycles() -> None:
     outside = [i.cid[-1] for i in edges(total=len(KINDS) * len(OUTSIDE)) if i.kind == "outside"]
     assert sorted(outside) == sorted(OUTSIDE)
