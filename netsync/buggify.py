@@ -97,6 +97,29 @@ FLAGS: dict[str, Flag] = {
         "keeps its answers in memory only",
         "Agent HTTP API: a repeated POST gets its first answer, also after a restart",
     ),
+    # Issue 28: promises no scenario reached (found by planted bugs written outside the project).
+    "journal-after-answer": Flag(
+        "agent",
+        "sends the 202 first and journals (and fsyncs) the decision right after it",
+        "Pending-commit buffer: journaled and fsynced before the 202",
+    ),
+    "cap-off-by-one": Flag(
+        "agent",
+        "admits a decision while the buffer already holds NETSYNC_BUFFER_CAP (checks depth > cap)",
+        "Pending-commit buffer: bounded by NETSYNC_BUFFER_CAP",
+    ),
+    "reconnect-gives-up": Flag(
+        "orchestrator",
+        "bounds its reconnects to NATS (about 15 s of refused attempts, as nats-py's default) and then stays "
+        "disconnected",
+        "Commitment: the orchestrator resumes by itself after a NATS outage of any length",
+    ),
+    "cid-dollar-anchor": Flag(
+        "agent",
+        "checks a cid with a pattern whose $ also matches before a trailing newline, so 'abc\\n' is taken; "
+        "the orchestrator refuses its commit and the agent replays it for ever",
+        "Agent HTTP API: a cid is 1 to 64 of [A-Za-z0-9._:-], the whole string",
+    ),
 }
 
 

@@ -237,9 +237,6 @@ class Committer:
                     # A quiet second means nothing more was stored since `since`, or a server that
                     # stalled mid-scan: only the consumer can tell. Taking a stall for "not in the
                     # stream" would publish the intent a second time past the duplicate window.
-                    if "stall-is-absent" in self.bugs:
-                        self.log.info("lookup: a quiet second taken for the end", cid=cid)
-                        return None
                     try:
                         pending = (await sub.consumer_info()).num_pending
                     except (nats.errors.Error, TimeoutError) as e:
