@@ -61,7 +61,8 @@ def test_pytest_deselects_soak_scenarios_unless_asked_for(tmp_path: Path) -> Non
     _write(folder, "plain", PLAIN)
     # A plain test marked soak (as an efficacy row whose scenario is a soak) is deselected the same way.
     (folder / "test_rows.py").write_text(
-        "import pytest\n\n@pytest.mark.soak\ndef test_long_row():\n    pass\n\ndef test_short_row():\n    pass\n"
+        "import pytest\n\n@pytest.mark.soak\ndef test_long_row():\n    pass\n\n"
+        "def test_short_row():\n    pass\n"
     )
 
     def collected(*args: str) -> str:
