@@ -11,12 +11,11 @@ from typing import Any
 
 import httpx
 import nats
-from surrealdb import AsyncSurreal
 from surrealdb.errors import NotFoundError
 
 from harness import shape, store
 from harness.observe.nats import jetstream_sample
-from harness.topology.services import SURREAL_PASS, SURREAL_USER
+from harness.topology.services import surreal_session
 from harness.topology.system import System
 from harness.waiting import WaitTimeout, await_until
 
@@ -92,13 +91,9 @@ async def write_store(
     url: str, path: Path, ns: str = shape.SURREAL_NS, db_name: str = shape.SURREAL_DB
 ) -> int:
     """Every row the projector wrote, a line each (`store_line`): cid, key, value, stream_seq."""
-    db = AsyncSurreal(url)
-    await db.connect()
     n = 0
     fields = "cid, key, value, stream_seq, id"
-    try:
-        await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
-        await db.use(ns, db_name)
+    async with surreal_session(url, ns, db_name) as db:
         with open(path, "wb") as f:
             after = None
             while True:
@@ -120,8 +115,6 @@ async def write_store(
                     n += 1
                 if not rows or len(rows) < STORE_PAGE:
                     return n
-    finally:
-        await db.close()
 
 
 def _nothing_stored(e: NotFoundError, ns: str, db_name: str) -> bool:

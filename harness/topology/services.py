@@ -4,12 +4,16 @@ and the official ones (same entrypoints)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+from surrealdb import AsyncSurreal
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
+from harness import shape
 from harness.topology.disks import RunDisks
 from harness.topology.docker import DockerRun
 from harness.waiting import wait_until
@@ -22,6 +26,22 @@ SURREAL_PORT = 8000
 TOXIPROXY_API_PORT = 8474
 SURREAL_USER = "root"
 SURREAL_PASS = "root"
+
+
+@asynccontextmanager
+async def surreal_session(
+    url: str, ns: str = shape.SURREAL_NS, db_name: str = shape.SURREAL_DB
+) -> AsyncIterator[AsyncSurreal]:
+    """A signed-in session on the run's database (the harness's way into the store: collection, reset),
+    closed on leaving."""
+    db = AsyncSurreal(url)
+    await db.connect()
+    try:
+        await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
+        await db.use(ns, db_name)
+        yield db
+    finally:
+        await db.close()
 
 
 @dataclass(frozen=True)

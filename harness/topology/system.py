@@ -19,7 +19,6 @@ import httpx
 import nats
 import nats.js.errors
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
-from surrealdb import AsyncSurreal
 
 from harness import shape
 from harness.errors import TopologyError
@@ -38,13 +37,12 @@ from harness.topology.services import (
     NATS,
     NATS_CLIENT_PORT,
     NATS_MONITOR_PORT,
-    SURREAL_PASS,
     SURREAL_PORT,
-    SURREAL_USER,
     SURREALDB,
     TOXIPROXY,
     TOXIPROXY_API_PORT,
     define_stores,
+    surreal_session,
 )
 from harness.toxiproxy import Toxiproxy
 from harness.waiting import Hopeless, await_until, wait_until
@@ -238,14 +236,8 @@ class System:
         # A cluster's JetStream API may time out while it elects a leader (after a node's restart, say):
         # tried again until the deadline, and the error says what was last seen.
         await await_until(self._recreate_stream, f"stream {shape.STREAM} recreated", timeout=30, interval=0.5)
-        db = AsyncSurreal(self.surreal_url)
-        await db.connect()
-        try:
-            await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
-            await db.use(shape.SURREAL_NS, shape.SURREAL_DB)
+        async with surreal_session(self.surreal_url) as db:
             await db.query(f"REMOVE TABLE IF EXISTS {shape.STORE_TABLE}")
-        finally:
-            await db.close()
 
     async def _recreate_stream(self) -> bool:
         nc = await nats.connect(self.nats_servers, connect_timeout=2)

@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from surrealdb import AsyncSurreal
-
 from harness import shape
 from harness.collect import write_store
-from harness.topology.services import SURREAL_PASS, SURREAL_USER
+from harness.topology.services import surreal_session
 from tests.integration.netsync_procs import SurrealServer
 
 
@@ -29,15 +27,9 @@ def test_an_empty_table_in_a_used_database_collects_as_empty(
     tmp_path: Path, surreal_server: SurrealServer
 ) -> None:
     async def made_then_collected() -> int:
-        db = AsyncSurreal(surreal_server.ws_url)
-        await db.connect()
-        try:
-            await db.signin({"username": SURREAL_USER, "password": SURREAL_PASS})
-            await db.use(shape.SURREAL_NS, shape.SURREAL_DB)
+        async with surreal_session(surreal_server.ws_url) as db:
             await db.query(f"DEFINE TABLE {shape.STORE_TABLE} SCHEMALESS")
             await db.query("CREATE other:1 SET x = 1")  # another table's row is not the store's
-        finally:
-            await db.close()
         return await write_store(surreal_server.ws_url, tmp_path / "store.jsonl")
 
     assert asyncio.run(made_then_collected()) == 0

@@ -15,6 +15,7 @@ import pytest
 from harness import collect, store
 from harness.checkers.run import Run
 from harness.collect import store_line, stream_line
+from harness.topology import services
 
 SUBJECT = "root.solar.command.sentiment.set"
 GOOD = {"cid": "c-1", "key": "k7", "value": 5, "proposer": "agent-1", "decided_at": 1.5}
@@ -221,7 +222,7 @@ class Surreal:
 
 
 def test_write_store_writes_every_row_the_checkers_can_read(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(collect, "AsyncSurreal", Surreal)
+    monkeypatch.setattr(services, "AsyncSurreal", Surreal)
     assert asyncio.run(collect.write_store("ws://x", tmp_path / store.STORE)) == 4
     run = checked(tmp_path, store.STORE, *(tmp_path / store.STORE).read_bytes().splitlines(keepends=True))
     assert run.store.cid.size == 3 and run.store.no_cid == 1
