@@ -10,12 +10,12 @@ code that ran it."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from harness import store
 from harness.errors import HarnessError
+from harness.junit import VERDICT, Case, JUnitError, cases
 from harness.scenario import load_scenarios
 
 # Written per run, not part of what was run: the command that runs it again, and what was put under test
@@ -28,19 +28,11 @@ class CleanRecordError(HarnessError):
     """The JUnit XML named by --clean-from cannot be read."""
 
 
-def _cases(junit: Path) -> list[ET.Element]:
+def _cases(junit: Path) -> list[Case]:
     try:
-        with store.open_regular(junit, "a JUnit XML file") as f:
-            root = ET.fromstring(f.read(store.MAX_JSON_BYTES + 1))
-    except (OSError, store.RunDirError) as e:
-        raise CleanRecordError(f"--clean-from {junit}: {e}") from None
-    except ET.ParseError as e:
-        raise CleanRecordError(f"--clean-from {junit}: not XML ({e})") from None
-    return list(root.iter("testcase"))
-
-
-def _properties(case: ET.Element) -> dict[str, str]:
-    return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        return cases(junit)
+    except JUnitError as e:
+        raise CleanRecordError(f"--clean-from {e}") from None
 
 
 def _comparable(scenario: dict[str, Any]) -> dict[str, Any]:
@@ -53,14 +45,11 @@ def proven_clean(junit: Path, scenario_file: Path, soak_duration: str | None = N
     ((_, scenario),) = load_scenarios(scenario_file, soak_duration=soak_duration)
     want = _comparable(scenario.resolved())
     for case in _cases(junit):
-        if case.get("name") != scenario.name or case.get("classname") != f"scenarios.{scenario_file.name}":
+        if case.name != scenario.name or case.classname != f"scenarios.{scenario_file.name}":
             continue
-        if any(child.tag in ("failure", "error", "skipped") for child in case):
+        run = case.run_dir
+        if not case.passed or case.properties.get(VERDICT) != "valid" or run is None:
             continue
-        props = _properties(case)
-        if props.get("verdict") != "valid" or not props.get("run_dir"):
-            continue
-        run = Path(props["run_dir"])
         try:
             ran = store.read_json(run / store.SCENARIO, "the scenario as run")
             verdict = store.read_json(run / store.VERDICT, "a verdict")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness import junit
 from harness.checkers.verdict import details, headline
 from harness.images import Images, Mode
 from harness.paths import reports_dir
@@ -197,10 +198,10 @@ class ScenarioItem(pytest.Item):
         self.verdict = headline(result.verdict)
         self.report = result.report
         # junitxml carries these as the test case's properties.
-        self.user_properties.append(("run_dir", str(result.dir)))
-        self.user_properties.append(("verdict", self.verdict))
+        self.user_properties.append((junit.RUN_DIR, str(result.dir)))
+        self.user_properties.append((junit.VERDICT, self.verdict))
         if result.report is not None:
-            self.user_properties.append(("report", str(result.report)))
+            self.user_properties.append((junit.REPORT, str(result.report)))
         if not result.passed:
             shown = "\n".join(f"  {line}" for line in details(result.verdict))
             message = f"{headline(result.verdict)}\n{shown}\nrun directory: {result.dir}"

@@ -4,14 +4,12 @@ it. Exit 1 naming what is missing."""
 
 import os
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from harness.junit import cases  # the venv's (make setup installs the checkout)
+
 reports = Path(sys.argv[1] if len(sys.argv) > 1 else "reports")
-cases = ET.parse(reports / "junit.xml").getroot().iter("testcase")
-run_dirs = [
-    Path(p.get("value", "")) for case in cases for p in case.iter("property") if p.get("name") == "run_dir"
-]
+run_dirs = [case.run_dir for case in cases(reports / "junit.xml") if case.run_dir is not None]
 page = (reports / "index.html").read_text()
 problems = []
 for run_dir in run_dirs:
