@@ -1,0 +1,7 @@
+/**
+ * @root-solar/net-sync: root.solar's intent/commitment bridge (libp2p gossip, NATS JetStream,
+ * SurrealDB), the second implementation of solar-chaos's docs/contract.md. The public face: each
+ * concept lives in a file of its own beside this one.
+ */
+export * from './config.js'
+export * from './identity.js'
