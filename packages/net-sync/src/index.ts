@@ -5,3 +5,4 @@
  */
 export * from './config.js'
 export * from './identity.js'
+export * from './wire.js'

@@ -1,19 +1,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { peerIdForSeed, privateKeyForSeed } from '../src/index.js'
-
-/** The project's checkout (packages/net-sync/dist/test -> four levels up) and its Python venv. */
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url))
-const PYTHON = `${ROOT}.venv/bin/python`
+import { python } from './helpers.js'
 
 /** netsync's own peer ids for these seeds, computed by netsync.p2p.peer_id_for_seed. */
 function netsyncPeerIds (seeds: string[]): string[] {
-  const out = execFileSync(PYTHON, ['-c',
-    'import json, sys\nfrom netsync.p2p import peer_id_for_seed\n' +
-    'print(json.dumps([peer_id_for_seed(s) for s in json.loads(sys.argv[1])]))',
-    JSON.stringify(seeds)], { cwd: ROOT, encoding: 'utf8' })
+  const out = python('import json, sys\nfrom netsync.p2p import peer_id_for_seed\n' +
+    'print(json.dumps([peer_id_for_seed(s) for s in json.loads(sys.argv[1])]))', seeds)
   return JSON.parse(out) as string[]
 }
 
