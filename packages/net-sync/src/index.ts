@@ -6,3 +6,4 @@
 export * from './config.js'
 export * from './identity.js'
 export * from './wire.js'
+export * from './node.js'
