@@ -255,7 +255,7 @@ export function agentConfig (env: Env = process.env): AgentConfig {
     peers,
     orchestrator,
     quorum,
-    bufferCap: int(env, 'NETSYNC_BUFFER_CAP', 256, 0, 1_000_000, 'an integer from 0 to 1000000 (intents)'),
+    bufferCap: int(env, 'NETSYNC_BUFFER_CAP', 256, 1, 1_000_000, 'an integer from 1 to 1000000 (intents)'),
     journalDir: str(env, 'NETSYNC_JOURNAL_DIR', '/var/lib/netsync'),
     intentTimeoutMs: millis(env, 'NETSYNC_INTENT_TIMEOUT_MS', 80),
     commitTimeoutMs: millis(env, 'NETSYNC_COMMIT_TIMEOUT_MS', 400),
