@@ -12,15 +12,11 @@
  * so never answered) is dropped; a bad line before the last stops the open, naming the file and line.
  */
 import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises'
-import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fromJson, isJsonInteger, toJson, type JsonObject } from './wire.js'
 
 export const JOURNAL_NAME = 'pending-commit.journal'
 export const COMPACT_AFTER = 4096
-/** The age of a replay no clock can vouch for: past any duplicate window (ten years). */
-export const UNTRUSTED_AGE_S = 10 * 365 * 86400
-
 /** One decision awaiting its commit; times in Unix seconds, as in the decision frame. */
 export interface Pending {
   cid: string
@@ -47,34 +43,6 @@ export class JournalCorruptError extends Error {
   constructor (readonly path: string, readonly line: number, reason: string) {
     super(`${path}:${line}: ${reason}`)
   }
-}
-
-/** CLOCK_MONOTONIC in seconds: Python's time.monotonic() on Linux, comparable across processes of one boot. */
-export function monotonicNow (): number {
-  return Number(process.hrtime.bigint()) / 1e9
-}
-
-/** The kernel's id of this boot, or an id of this process alone when it cannot be read. */
-export function thisBoot (): string {
-  try {
-    const id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
-    if (id !== '') return id
-  } catch {}
-  return `process-${process.pid}-${process.hrtime.bigint()}`
-}
-
-/**
- * Seconds since `entry`'s first attempt (`first_attempt_age_s`), never fewer than it really is
- * (docs/contract.md, "Exactly once"): the monotonic clock when the first attempt was read in this boot
- * (the larger of it and the wall clock's age: the monotonic clock stops while a host is suspended),
- * else UNTRUSTED_AGE_S, so the orchestrator looks the replay up in the whole stream.
- */
-export function firstAttemptAge (entry: Pending, boot: string): number {
-  const now = monotonicNow()
-  if (entry.first_attempt_mono === null || entry.boot !== boot || entry.first_attempt_mono > now) {
-    return UNTRUSTED_AGE_S
-  }
-  return Math.max(now - entry.first_attempt_mono, Date.now() / 1000 - entry.first_attempt_at)
 }
 
 /** A journal record's entry, checked as netsync checks it; throws naming the field. */
