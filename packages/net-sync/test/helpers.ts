@@ -1,6 +1,13 @@
-/** What the tests share: the checkout's Python (netsync's reference behaviour) and small waits. */
-import { execFileSync } from 'node:child_process'
+/** What the tests share: the checkout's Python, and netsync's own agent as a process (the reference). */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdForSeed, type Peer } from '../src/index.js'
 
 /** The project's checkout (packages/net-sync/dist/test -> four levels up). */
 export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url))
@@ -10,4 +17,77 @@ export const PYTHON = `${ROOT}.venv/bin/python`
 /** Run `code` with netsync importable; `input` arrives as JSON in sys.argv[1]; stdout is returned. */
 export function python (code: string, input: unknown = null): string {
   return execFileSync(PYTHON, ['-c', code, JSON.stringify(input)], { cwd: ROOT, encoding: 'utf8' })
+}
+
+/** A TCP port nobody listens on now. */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+export interface Health { name: string, peer_id: string, peers_connected: string[], orchestrator_connected: boolean, buffer_depth: number }
+
+export interface NetsyncAgent {
+  name: string
+  /** its libp2p address, ending in /p2p/<peer id> */
+  peer: Peer & { name: string }
+  httpPort: number
+  log: string[]
+  health: () => Promise<Health>
+  stop: () => Promise<void>
+}
+
+/**
+ * netsync's own agent, `python -m netsync agent` from the checkout's venv, on loopback ports of its own
+ * (NETSYNC_LISTEN, NETSYNC_HTTP_PORT, a fresh NETSYNC_JOURNAL_DIR); `env` adds to them. Resolves once its
+ * /healthz answers and `ready` holds.
+ */
+export async function startNetsyncAgent (name: string, env: Record<string, string>,
+  ready: (h: Health) => boolean = () => true): Promise<NetsyncAgent> {
+  const p2pPort = await freePort()
+  const httpPort = await freePort()
+  const journal = mkdtempSync(join(tmpdir(), `net-sync-${name}-`))
+  const log: string[] = []
+  const proc: ChildProcess = spawn(PYTHON, ['-m', 'netsync', 'agent'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      NETSYNC_NAME: name,
+      NETSYNC_LISTEN: `/ip4/127.0.0.1/tcp/${p2pPort}`,
+      NETSYNC_HTTP_PORT: String(httpPort),
+      NETSYNC_JOURNAL_DIR: journal,
+      ...env
+    }
+  })
+  proc.stdout?.on('data', (d: Buffer) => log.push(d.toString()))
+  proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()))
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  const health = async (): Promise<Health> => await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json() as Health
+  const agent: NetsyncAgent = {
+    name,
+    peer: { name, addr: multiaddr(`/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${(await peerIdForSeed(env.NETSYNC_IDENTITY_SEED ?? name)).toString()}`) },
+    httpPort,
+    log,
+    health,
+    stop: async () => {
+      if (proc.exitCode === null) proc.kill('SIGTERM')
+      await exited
+      rmSync(journal, { recursive: true, force: true })
+    }
+  }
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    try {
+      if (ready(await health())) return agent
+    } catch {}
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      await agent.stop()
+      throw new Error(`netsync ${name} not ready (exit ${proc.exitCode}):\n${log.join('')}`)
+    }
+    await sleep(200)
+  }
 }
