@@ -47,11 +47,17 @@ export interface NetsyncAgent {
  */
 export async function startNetsyncAgent (name: string, env: Record<string, string>,
   ready: (h: Health) => boolean = () => true): Promise<NetsyncAgent> {
+  return await startNetsync('agent', name, env, ready)
+}
+
+/** netsync's `role` as a process, as startNetsyncAgent; an orchestrator's /healthz has `nats`. */
+export async function startNetsync<H = Health> (role: 'agent' | 'orchestrator', name: string, env: Record<string, string>,
+  ready: (h: H) => boolean = () => true): Promise<NetsyncAgent> {
   const p2pPort = await freePort()
   const httpPort = await freePort()
   const journal = mkdtempSync(join(tmpdir(), `net-sync-${name}-`))
   const log: string[] = []
-  const proc: ChildProcess = spawn(PYTHON, ['-m', 'netsync', 'agent'], {
+  const proc: ChildProcess = spawn(PYTHON, ['-m', 'netsync', role], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
@@ -82,12 +88,50 @@ export async function startNetsyncAgent (name: string, env: Record<string, strin
   const deadline = Date.now() + 60_000
   for (;;) {
     try {
-      if (ready(await health())) return agent
+      if (ready(await health() as unknown as H)) return agent
     } catch {}
     if (proc.exitCode !== null || Date.now() > deadline) {
       await agent.stop()
       throw new Error(`netsync ${name} not ready (exit ${proc.exitCode}):\n${log.join('')}`)
     }
     await sleep(200)
+  }
+}
+
+export interface NatsServer {
+  url: string
+  stop: () => Promise<void>
+}
+
+/**
+ * nats-server with JetStream as a process, on loopback ports of its own: the project's build of it
+ * (harness.images, the binary `make setup` caches; built if missing), as tests/integration runs it.
+ */
+export async function startNatsServer (): Promise<NatsServer> {
+  const binary = python('from harness.images import Images\nprint(Images("offline").binary("nats-server"))').trim()
+  const port = await freePort()
+  const monitor = await freePort()
+  const store = mkdtempSync(join(tmpdir(), 'net-sync-nats-'))
+  const log: string[] = []
+  const proc = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store, '-m', String(monitor)],
+    { stdio: ['ignore', 'pipe', 'pipe'] })
+  proc.stdout?.on('data', (d: Buffer) => log.push(d.toString()))
+  proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()))
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null) proc.kill('SIGKILL')
+    await exited
+    rmSync(store, { recursive: true, force: true })
+  }
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${monitor}/healthz`)).status === 200) return { url: `nats://127.0.0.1:${port}`, stop }
+    } catch {}
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      await stop()
+      throw new Error(`nats-server not ready (exit ${proc.exitCode}):\n${log.join('')}`)
+    }
+    await sleep(100)
   }
 }
