@@ -21,6 +21,7 @@ from harness.nemesis.own_loop import OwnLoop
 from harness.observe import EngineLost, Sampler, interval_for
 from harness.observe.events import await_engine
 from harness.observe.selftrace import SelfTrace
+from harness.observe.telemetry import TelemetryTap
 from harness.report import write_index, write_report
 from harness.scenario import SOAK, Scenario
 from harness.scenario.clock_faults import CLOCK_FAULTS
@@ -232,6 +233,7 @@ async def _drive(
     if own.refused:
         say(f"the nemesis runs at normal priority ({own.refused}); its faults may start later under load")
     sampler = Sampler(sut, out / store.SAMPLES, history.now, interval_for(scenario.load.duration), load.pids)
+    tap = TelemetryTap(sut.nats_servers, out / store.TELEMETRY, history.now)
     stop_sampling = asyncio.Event()
     active: dict[str, str] = {}
     trace = SelfTrace(out)  # SOLAR_CHAOS_TRACEMALLOC=1: where the harness's own memory grows
@@ -267,6 +269,7 @@ async def _drive(
             timings["t0_unix"] = time.time()  # the same instant on the containers' clock (their log lines' t)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(sampler.run(stop_sampling))
+                tg.create_task(tap.run(stop_sampling))
                 tg.create_task(report())
                 fault_task = tg.create_task(faults())
                 traced = tg.create_task(trace.mark_after_warmup(scenario.load.duration))

@@ -96,6 +96,7 @@ def _names(endpoint: str, node: str) -> bool:
 STREAM = "SENTIMENT"
 STREAM_SUBJECTS = "root.solar.command.>"
 COMMAND_SUBJECT = "root.solar.command.sentiment.set"
+TELEMETRY_SUBJECT = "root.solar.telemetry.peer-health"  # the scout's summaries (core NATS, not the stream)
 CONSUMER = "projector"  # the projector's durable consumer
 
 # SurrealDB: where the projector writes

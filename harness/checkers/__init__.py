@@ -12,6 +12,7 @@ from typing import Any
 
 from harness import store
 from harness.checkers import (
+    analytics,
     buffers,
     containers,
     effects,
@@ -20,6 +21,7 @@ from harness.checkers import (
     leak,
     reconciliation,
     retention,
+    telemetry,
 )
 from harness.checkers.base import Anomaly, Checker, Result, Validity, merge
 from harness.checkers.run import Run
@@ -34,6 +36,8 @@ CHECKERS: tuple[Checker, ...] = (
     containers.CHECKER,
     leak.CHECKER,
     retention.CHECKER,
+    telemetry.CHECKER,
+    analytics.CHECKER,
 )
 KINDS = tuple(kind for checker in CHECKERS for kind in checker.kinds)
 

@@ -9,7 +9,7 @@ confirmed on the real strings by `traces()`, a second pass that keeps only the s
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -97,12 +97,47 @@ class Sample(msgspec.Struct):
         return (self.consumer_num_pending or 0) + (self.consumer_num_ack_pending or 0)
 
 
+class AgentSummary(msgspec.Struct):
+    """What one telemetry summary says of one agent (docs/run-format.md, telemetry.jsonl)."""
+
+    samples: int | None = None
+    peers_reachable_min: float | None = None
+    buffer_depth_max: float | None = None
+    nats_reachable_last: bool | None = None
+
+
+class Summary(msgspec.Struct):
+    """One line of telemetry.jsonl: a scout's summary of one interval, its times on the run's clock."""
+
+    t: float
+    window_start: float
+    window_end: float
+    agents: dict[str, AgentSummary] = {}
+    messages: int | None = None
+    subject: str | None = None
+
+
+class Change(msgspec.Struct):
+    """One line of analytics.jsonl: an `applied` change, a `view` entry or a `gap` the consumer reported."""
+
+    type: str
+    t: float | None = None
+    cid: str | None = None
+    key: msgspec.Raw = _NULL
+    value: msgspec.Raw = _NULL
+    stream_seq: int | None = None
+    versionstamp: int | None = None
+    detail: str | None = None
+
+
 # What the checkers decode from each JSON-lines file: only the fields they read.
 LINE_TYPES: dict[str, type] = {
     store.HISTORY: _Op,
     store.STREAM: _Message,
     store.STORE: _Row,
     store.SAMPLES: Sample,
+    store.TELEMETRY: Summary,
+    store.ANALYTICS: Change,
 }
 
 
@@ -113,6 +148,15 @@ class _Cid(msgspec.Struct):
 STREAM_LINE = "a stream message: seq (integer), cid, key, value"
 STORE_LINE = "a store row: cid, key, value, stream_seq (integer)"
 SAMPLE_LINE = "a sample: t (number), source (string), and numeric metrics"
+CHANGE_LINE = (
+    'an analytics line: type ("applied", "view" or "gap"), and cid, key, value, stream_seq (integer),'
+    " versionstamp (integer), or a gap's detail"
+)
+CHANGE_TYPES = ("applied", "view", "gap")
+SUMMARY_LINE = (
+    "a telemetry summary: t, window_start, window_end (numbers), agents (an object of agent name to"
+    " samples, peers_reachable_min, buffer_depth_max, nats_reachable_last)"
+)
 
 
 @dataclass
@@ -216,6 +260,43 @@ class Run:
         for series in out.values():
             series.sort(key=lambda s: s.t)  # stable: samples of one instant keep their order
         return out
+
+    def _optional(self, name: str, struct: type[T], expected: str) -> list[T] | None:
+        """An optional file's lines in order, or None when the run has no such file."""
+        path = self.file(name)
+        if not path.exists() and not path.is_symlink():
+            return None
+        decode = msgspec.json.Decoder(struct).decode
+        out: list[T] = []
+        number = 0
+        try:
+            for number, line in store.numbered_lines(path):
+                out.append(store.decode_line(path, number, line, decode, expected))
+        except RecursionError:
+            raise RunDirError(path, "nested too deeply to read", number, expected) from None
+        return out
+
+    @cached_property
+    def analytics(self) -> list[Change] | None:
+        """analytics.jsonl's lines in the consumer's order, or None when the system has no consumer."""
+        lines = self._optional(store.ANALYTICS, Change, CHANGE_LINE)
+        for number, c in enumerate(lines or (), start=1):
+            if c.type not in CHANGE_TYPES:
+                raise RunDirError(self.file(store.ANALYTICS), f"type: got {c.type!r}", number, CHANGE_LINE)
+        return lines
+
+    def rows(self) -> Iterator[_Row]:
+        """store.jsonl's rows, decoded one at a time (the columns keep only hashes)."""
+        path = self.file(store.STORE)
+        decode = msgspec.json.Decoder(_Row).decode
+        for number, line in store.numbered_lines(path):
+            yield store.decode_line(path, number, line, decode, STORE_LINE)
+
+    @cached_property
+    def telemetry(self) -> list[Summary] | None:
+        """telemetry.jsonl's summaries in the order they were read, or None when the run has no such
+        file (a system that publishes no summaries: the telemetry check is not run)."""
+        return self._optional(store.TELEMETRY, Summary, SUMMARY_LINE)
 
     def traces(self, hashes: Iterable[int]) -> dict[str, Trace]:
         """Every line about the cids with these hashes, by real cid: a second pass over the three

@@ -30,6 +30,8 @@ class RunDir:
         self.stream: list[dict[str, Any]] = []
         self.store: list[dict[str, Any]] = []
         self.samples: list[dict[str, Any]] = []
+        self.telemetry: list[dict[str, Any]] | None = None  # telemetry.jsonl, written when set
+        self.analytics: list[dict[str, Any]] | None = None  # analytics.jsonl, written when set
         self.kv: dict[str, tuple[str, Any]] = {}
         self.next_seq = 1
 
@@ -219,6 +221,42 @@ class RunDir:
             self.sample(t, agent, buffer_depth=0, buffer_cap=cap)
         return self
 
+    def summary(self, start: float, end: float, **agents: dict[str, Any]) -> RunDir:
+        """A telemetry summary of [start, end], received at `end`, for the agents named (agent_1=...
+        for agent-1), each with the figures given."""
+        self.telemetry = self.telemetry or []
+        self.telemetry.append(
+            {
+                "t": end,
+                "subject": "root.solar.telemetry.peer-health",
+                "window_start": start,
+                "window_end": end,
+                "messages": len(agents),
+                "agents": {name.replace("_", "-"): figures for name, figures in agents.items()},
+            }
+        )
+        return self
+
+    def applied(self, cid: str, t: float, *, versionstamp: int | None = None) -> RunDir:
+        """The analytics consumer applied the change of cid's store row (its key, value and seq)."""
+        row = next(r for r in self.store if r["cid"] == cid)
+        self.analytics = self.analytics or []
+        stamp = versionstamp if versionstamp is not None else 65536 * (len(self.analytics) + 1)
+        self.analytics.append({"t": t, "type": "applied", "versionstamp": stamp, **row})
+        return self
+
+    def view(self, key: str, cid: str, value: Any, stream_seq: int) -> RunDir:
+        self.analytics = self.analytics or []
+        self.analytics.append(
+            {"t": 99.0, "type": "view", "key": key, "value": value, "cid": cid, "stream_seq": stream_seq}
+        )
+        return self
+
+    def gap(self, t: float, detail: str) -> RunDir:
+        self.analytics = self.analytics or []
+        self.analytics.append({"t": t, "type": "gap", "detail": detail})
+        return self
+
     def write(self, parent: Path, name: str = "run") -> Path:
         path = Path(parent) / name
         path.mkdir(parents=True, exist_ok=True)
@@ -227,6 +265,10 @@ class RunDir:
         store.write_jsonl(path / store.STREAM, self.stream)
         store.write_jsonl(path / store.STORE, self.store)
         store.write_jsonl(path / store.SAMPLES, sorted(self.samples, key=lambda s: s["t"]))
+        if self.telemetry is not None:
+            store.write_jsonl(path / store.TELEMETRY, self.telemetry)
+        if self.analytics is not None:
+            store.write_jsonl(path / store.ANALYTICS, self.analytics)
         return path
 
 
