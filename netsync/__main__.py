@@ -7,6 +7,7 @@ import sys
 
 ROLES = {
     "agent": "netsync.agent",
+    "analytics": "netsync.analytics",
     "orchestrator": "netsync.orchestrator",
     "projector": "netsync.projector",
 }

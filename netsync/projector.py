@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from prometheus_client import disable_created_metrics
 
 from netsync import buggify
+from netsync.changefeed import DEFAULT_RETENTION, retention_from_env
 from netsync.logs import Log
 from netsync.projection import CREATE, UPSERT, Malformed, parse_body
 from netsync.projector_http import Metrics, start_http
@@ -47,7 +48,13 @@ class DeadLetter(Exception):
 
 
 class Projector(StreamSide):
-    def __init__(self, settings: ProjectorSettings, log: Log, ack_wait: float = 30.0) -> None:
+    def __init__(
+        self,
+        settings: ProjectorSettings,
+        log: Log,
+        ack_wait: float = 30.0,
+        changefeed: str = DEFAULT_RETENTION,
+    ) -> None:
         self.s = settings
         self.log = log
         self.ack_wait = ack_wait
@@ -56,7 +63,7 @@ class Projector(StreamSide):
         self.nc: Any = None
         self.js: Any = None
         self.surreal = SurrealConnection(
-            settings, log, lambda up: self.metrics.surreal_connected.set(1 if up else 0)
+            settings, log, lambda up: self.metrics.surreal_connected.set(1 if up else 0), changefeed
         )
         self.last_seq = 0
         # Set once the durable consumer is bound on the stream, cleared when the connection drops or
@@ -281,6 +288,7 @@ def main() -> int:
         # Not in the contract's table: a test hook, so redelivery after a kill
         # need not take the contract's 30 s.
         ack_wait = env_int("NETSYNC_ACK_WAIT_MS", 30_000) / 1000
+        changefeed = retention_from_env()
         for var, ident in (
             ("NETSYNC_SURREAL_NS", settings.surreal_ns),
             ("NETSYNC_SURREAL_DB", settings.surreal_db),
@@ -292,4 +300,4 @@ def main() -> int:
         return 2
     disable_created_metrics()  # no *_created series beside each counter
     log = Log(settings.name)
-    return asyncio.run(Projector(settings, log, ack_wait).run())
+    return asyncio.run(Projector(settings, log, ack_wait, changefeed).run())

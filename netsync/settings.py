@@ -205,3 +205,50 @@ class ProjectorSettings:
             http_port=env_int("NETSYNC_HTTP_PORT", 8080),
             bugs=env_bugs(),
         )
+
+
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    """The analytics role: follows the projected table's changefeed (docs/contract.md, "Analytics")."""
+
+    name: str
+    surreal_url: str
+    surreal_user: str
+    surreal_pass: str
+    surreal_ns: str
+    surreal_db: str
+    http_port: int
+    state_dir: str  # its own volume: the cursor and the applied log
+    poll_interval: float
+    page_limit: int
+    table: str = field(default="sentiment")
+    bugs: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_env(cls) -> AnalyticsSettings:
+        page_limit = env_int("NETSYNC_ANALYTICS_PAGE", 1000)
+        if not 1 <= page_limit <= 1000:  # SHOW CHANGES takes no LIMIT above 1000
+            raise ConfigError(f"NETSYNC_ANALYTICS_PAGE={page_limit} must be between 1 and 1000")
+        poll_ms = env_int("NETSYNC_ANALYTICS_POLL_MS", 200)
+        if poll_ms < 1:
+            raise ConfigError(f"NETSYNC_ANALYTICS_POLL_MS={poll_ms} must be 1 or more")
+        settings = cls(
+            name=env_str("NETSYNC_NAME", "analytics"),
+            surreal_url=env_str("NETSYNC_SURREAL_URL"),
+            surreal_user=os.environ.get("NETSYNC_SURREAL_USER") or "root",
+            surreal_pass=os.environ.get("NETSYNC_SURREAL_PASS") or "root",
+            surreal_ns=os.environ.get("NETSYNC_SURREAL_NS") or "solar",
+            surreal_db=os.environ.get("NETSYNC_SURREAL_DB") or "netsync",
+            http_port=env_int("NETSYNC_HTTP_PORT", 8080),
+            state_dir=os.environ.get("NETSYNC_ANALYTICS_DIR") or "/var/lib/netsync-analytics",
+            poll_interval=poll_ms / 1000,
+            page_limit=page_limit,
+            bugs=env_bugs(),
+        )
+        for var, ident in (
+            ("NETSYNC_SURREAL_NS", settings.surreal_ns),
+            ("NETSYNC_SURREAL_DB", settings.surreal_db),
+        ):
+            if "`" in ident or "\\" in ident:  # identifiers are quoted into statements
+                raise ConfigError(f"{var}={ident!r} may not contain a backtick or a backslash")
+        return settings

@@ -136,10 +136,19 @@ def refused(error: BaseException) -> bool:
 
 
 class SurrealConnection:
-    def __init__(self, settings: ProjectorSettings, log: Log, on_change: Callable[[bool], None]) -> None:
+    def __init__(
+        self,
+        settings: ProjectorSettings,
+        log: Log,
+        on_change: Callable[[bool], None],
+        changefeed: str | None = None,
+    ) -> None:
         self.s = settings
         self.log = log
         self.on_change = on_change  # told True on connecting, False on dropping
+        # The projected table's changefeed retention (a SurrealDB duration, checked by the caller):
+        # the table is defined with it on connecting, before any row could create it without one.
+        self.changefeed = changefeed
         self.db: Any = None
         self._lock = asyncio.Lock()
         self._down_logged = False
@@ -200,6 +209,10 @@ class SurrealConnection:
             )
             check(await call(db.query_raw(define)))
             await call(db.use(ns, name))
+            if self.changefeed is not None:
+                # IF NOT EXISTS: a table already defined keeps its definition (and its feed).
+                table = f"DEFINE TABLE IF NOT EXISTS `{self.s.table}` CHANGEFEED {self.changefeed};"
+                check(await call(db.query_raw(table)))
         except BaseException:
             await self._close(db)
             raise

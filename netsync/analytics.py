@@ -1,0 +1,362 @@
+"""The analytics role (docs/contract.md, "Analytics"): follows the projected table through SurrealDB's
+changefeed into a view (per key the latest value, its cid and stream_seq), at least once in and
+exactly once in the view, and says when the feed did not give it every change.
+
+Each poll is one transaction: the next page of `SHOW CHANGES` from the cursor, the table's row
+count (or its cids, when auditing) and the server's clock, all from one snapshot. A page is applied
+(each new cid appended to the applied log, fsynced), then the cursor is saved (fsynced): a crash
+between the two rereads the page, whose cids are already applied. Caught up, the table's rows must
+all be applied or reported: more rows than that means changes the feed never gave (retention swept
+them, or they were stamped below the cursor), and the next poll lists their cids as `gap` lines. A
+server clock behind the cursor (SurrealDB restarted with its clock stepped back, stamping new rows
+below the cursor) is a `gap` line too, and the feed is read again from 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from netsync import buggify
+from netsync.changefeed import (
+    Page,
+    State,
+    StateError,
+    parse_page,
+    retention_from_env,
+    stamp_at,
+    stamp_ms,
+    unread,
+)
+from netsync.logs import Log
+from netsync.projector_http import ANSWER_DEADLINE, MAX_LINE, REQUEST_DEADLINE, Refused, read_request
+from netsync.settings import AnalyticsSettings, ConfigError
+from netsync.surreal import StatementFailed, SurrealConnection, SurrealUnavailable, call, check
+
+BACKOFF_FIRST, BACKOFF_CAP = 0.1, 2.0
+
+
+class FeedConnection(SurrealConnection):
+    """SurrealConnection, answering each statement's result."""
+
+    async def answer(self, sql: str, timeout: float = 10.0) -> list[Any]:
+        try:
+            db = await self._connection()
+        except Exception as e:
+            raise SurrealUnavailable(f"cannot connect: {e!r}") from e
+        try:
+            response = await call(db.query_raw(sql), timeout)
+            check(response)
+        except Exception as e:
+            if not isinstance(e, StatementFailed):  # the connection may be broken: open it again
+                await self.drop(db)
+            raise
+        return [stmt.get("result") for stmt in response.get("result") or [] if isinstance(stmt, dict)]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        ProcessCollector(registry=r)
+        self.applied = Counter("netsync_analytics_applied", "Changes applied (new cids)", registry=r)
+        self.duplicates = Counter(
+            "netsync_analytics_duplicates", "Changes read again for a cid already applied", registry=r
+        )
+        self.stale = Counter(
+            "netsync_analytics_stale", "Changes applied below the view's stream_seq for their key", registry=r
+        )
+        self.gaps = Counter("netsync_analytics_gaps", "Gaps reported, by kind", ["kind"], registry=r)
+        self.cursor = Gauge("netsync_analytics_cursor", "The cursor: next versionstamp to read", registry=r)
+        self.lag_s = Gauge(
+            "netsync_analytics_lag_seconds", "Age of the last page read while behind", registry=r
+        )
+        self.lag_vs = Gauge(
+            "netsync_analytics_lag_versionstamps",
+            "The server's clock as a versionstamp minus the cursor",
+            registry=r,
+        )
+        self.store_rows = Gauge(
+            "netsync_analytics_store_rows", "Rows of the table at the last check", registry=r
+        )
+        self.view_keys = Gauge("netsync_analytics_view_keys", "Keys in the view", registry=r)
+        self.surreal_connected = Gauge(
+            "netsync_analytics_surreal_connected", "1 when connected to SurrealDB", registry=r
+        )
+
+
+class Analytics:
+    def __init__(self, settings: AnalyticsSettings, log: Log, changefeed: str = "1h") -> None:
+        self.s = settings
+        self.log = log
+        self.bugs = settings.bugs  # netsync.buggify
+        buggify.announce(self.bugs, "analytics", log)
+        self.metrics = Metrics()
+        self.stopping = asyncio.Event()
+        self.surreal = FeedConnection(
+            settings,  # type: ignore[arg-type]  # the same connection fields as the projector's
+            log,
+            lambda up: self.metrics.surreal_connected.set(1 if up else 0),
+            changefeed,
+        )
+        self.state = State(
+            Path(settings.state_dir),
+            guard="apply-out-of-order" not in self.bugs,
+            lazy="cursor-before-apply" in self.bugs,
+        )
+        self.auditing = False
+        self.caught_up = False
+        self.metrics.cursor.set(self.state.cursor)
+        self.metrics.applied.inc(self.state.applied)
+        self.metrics.view_keys.set(len(self.state.view.rows))
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            self.log.info("stopping")
+            self.stopping.set()
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        server = await asyncio.start_server(self._serve, "0.0.0.0", self.s.http_port, limit=MAX_LINE)
+        self.log.info(
+            "following",
+            table=self.s.table,
+            cursor=self.state.cursor,
+            applied=self.state.applied,
+            port=self.s.http_port,
+        )
+        delay, down = BACKOFF_FIRST, False
+        try:
+            while not self.stopping.is_set():
+                try:
+                    more = await self.poll()
+                except Exception as e:  # SurrealDB away, a refused statement, a page not understood
+                    if not down:
+                        self.log.warning("changefeed read failed, retrying", error=repr(e), retry_in=delay)
+                        down = True
+                    await self._pause(delay)
+                    delay = min(delay * 2, BACKOFF_CAP)
+                    continue
+                if down:
+                    self.log.info("changefeed readable again", cursor=self.state.cursor)
+                delay, down = BACKOFF_FIRST, False
+                if not more:
+                    await self._pause(self.s.poll_interval)
+        finally:
+            server.close()
+            await self.surreal.drop()
+            self.state.close()
+            self.log.info("stopped", cursor=self.state.cursor, applied=self.state.applied)
+        return 0
+
+    # -- one poll ---------------------------------------------------------------
+
+    async def poll(self) -> bool:
+        """Read and apply one page; True when more may follow at once."""
+        tb, cursor = self.s.table, self.state.cursor
+        probe = f"SELECT VALUE cid FROM `{tb}`" if self.auditing else f"SELECT count() FROM `{tb}` GROUP ALL"
+        answer = await self.surreal.answer(
+            f"BEGIN; SHOW CHANGES FOR TABLE `{tb}` SINCE {cursor} LIMIT {self.s.page_limit}; {probe}; "
+            "RETURN time::now(); COMMIT;"
+        )
+        if len(answer) < 4:
+            raise SurrealUnavailable(f"the poll's transaction answered {len(answer)} results, not 4")
+        feed, rows, now = answer[-4], answer[-3], answer[-2]
+        now_ms = int(now.timestamp() * 1000) if hasattr(now, "timestamp") else int(time.time() * 1000)
+        page = parse_page(feed, cursor, self.s.page_limit)
+        checking = "skip-gap" not in self.bugs
+        if checking and cursor > 0 and now_ms < stamp_ms(cursor - 1):
+            self._clock_back(cursor, now_ms)
+            return True
+        self._apply(page)
+        self.caught_up = not page.full
+        if page.full:
+            last_ms = stamp_ms(page.last or cursor)
+            self.metrics.lag_s.set(max(0.0, (now_ms - last_ms) / 1000))
+            self.metrics.lag_vs.set(max(0, stamp_at(now_ms) - self.state.cursor))
+            return True
+        self.metrics.lag_s.set(0)
+        self.metrics.lag_vs.set(0)
+        if self.auditing:
+            self.auditing = False
+            self._report_unread(rows if isinstance(rows, list) else [])
+        else:
+            count = (
+                rows[0].get("count", 0)
+                if isinstance(rows, list) and rows and isinstance(rows[0], dict)
+                else 0
+            )
+            self.metrics.store_rows.set(count)
+            if checking and count > len(self.state.view.cids) and count > self.state.known:
+                self.log.warning(
+                    "the table holds rows the feed did not give: auditing",
+                    rows=count,
+                    applied=len(self.state.view.cids),
+                    reported=len(self.state.gapped),
+                )
+                self.auditing = True
+                return True
+        return False
+
+    def _apply(self, page: Page) -> None:
+        now = time.time()
+        lines: list[dict[str, Any]] = []
+        for stamp, bound in page.backwards:
+            lines.append(
+                self._gap("stamp-back", f"versionstamp {stamp} at or below {bound} in one page", now)
+            )
+        if page.ignored:
+            self.log.info("feed entries that are no row", entries=page.ignored[:20])
+        if "cursor-before-apply" in self.bugs:
+            self.state.save_cursor(page.next_cursor)
+        changes = reversed(page.changes) if "apply-out-of-order" in self.bugs else page.changes
+        for ch in changes:
+            outcome = self.state.view.apply(ch, self.state.guard)
+            if outcome == "duplicate":
+                self.metrics.duplicates.inc()
+                continue
+            self.metrics.applied.inc()
+            if outcome == "stale":
+                self.metrics.stale.inc()
+            lines.append({"t": now, "type": "applied", **ch.line()})
+            self.log.info(
+                "applied", cid=ch.cid, versionstamp=ch.versionstamp, key=ch.key, stream_seq=ch.stream_seq
+            )
+        self.state.applied += sum(1 for rec in lines if rec["type"] == "applied")
+        if lines:
+            self.state.append(lines)
+        if page.next_cursor != self.state.cursor:
+            self.state.save_cursor(page.next_cursor)
+        self.metrics.cursor.set(self.state.cursor)
+        self.metrics.view_keys.set(len(self.state.view.rows))
+
+    def _gap(
+        self, kind: str, detail: str, now: float, cid: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        self.metrics.gaps.labels(kind).inc()
+        self.state.gaps += 1
+        self.log.error("changefeed gap", cid=cid, kind=kind, detail=detail, **fields)
+        rec: dict[str, Any] = {"t": now, "type": "gap", "kind": kind, "detail": detail}
+        if cid is not None:
+            rec["cid"] = cid
+            self.state.gapped.add(cid)
+        return rec
+
+    def _clock_back(self, cursor: int, now_ms: int) -> None:
+        detail = (
+            f"the server's clock ({now_ms} ms) is behind the cursor {cursor} ({stamp_ms(cursor - 1)} ms): "
+            "its new rows are stamped below the cursor; reading the feed again from 0"
+        )
+        self.state.append([self._gap("clock-back", detail, time.time(), cursor=cursor, server_ms=now_ms)])
+        self.state.save_cursor(0)
+        self.metrics.cursor.set(0)
+
+    def _report_unread(self, table_cids: list[Any]) -> None:
+        known = self.state.view.cids | self.state.gapped
+        missing = unread(table_cids, known)
+        now = time.time()
+        detail = (
+            "a row of the table whose change the feed never gave after cursor {c}: swept by the retention, "
+            "or stamped below the cursor"
+        )
+        lines = [self._gap("unread", detail.format(c=self.state.cursor), now, cid) for cid in missing]
+        if lines:
+            self.state.append(lines)
+
+    # -- HTTP -----------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "name": self.s.name,
+            "connected_surreal": self.surreal.connected,
+            "cursor": self.state.cursor,
+            "applied": self.state.applied,
+            "gaps": self.state.gaps,
+            "caught_up": self.caught_up,
+        }
+
+    def _body(self, path: str) -> tuple[str, str, bytes]:
+        if path == "/healthz":
+            return "200 OK", "application/json", json.dumps(self.health()).encode()
+        if path == "/metrics":
+            return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
+        if path == "/applied":
+            self.state.flush()
+            return "200 OK", "application/x-ndjson", self.state.log_path.read_bytes()
+        if path == "/view":
+            rows = sorted(self.state.view.rows.values(), key=lambda r: r.key)
+            return (
+                "200 OK",
+                "application/x-ndjson",
+                "".join(json.dumps(r.line()) + "\n" for r in rows).encode(),
+            )
+        return "404 Not Found", "application/json", b'{"error": "not found"}'
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            try:
+                async with asyncio.timeout(REQUEST_DEADLINE):
+                    method, path = await read_request(reader)
+                if method != "GET":
+                    status, ctype, body = (
+                        "405 Method Not Allowed",
+                        "application/json",
+                        b'{"error": "GET only"}',
+                    )
+                else:
+                    status, ctype, body = self._body(path)
+            except TimeoutError:
+                status, ctype, body = (
+                    "408 Request Timeout",
+                    "application/json",
+                    b'{"error": "request too slow"}',
+                )
+            except Refused as e:
+                status, ctype, body = e.status, "application/json", json.dumps({"error": str(e)}).encode()
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode("latin-1") + body)
+            await asyncio.wait_for(writer.drain(), ANSWER_DEADLINE)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            writer.transport.abort()
+        finally:
+            writer.close()
+
+
+def main() -> int:
+    try:
+        settings = AnalyticsSettings.from_env()
+        changefeed = retention_from_env()
+    except ConfigError as e:
+        Log("analytics").error("bad configuration", error=str(e))
+        return 2
+    disable_created_metrics()
+    log = Log(settings.name)
+    try:
+        analytics = Analytics(settings, log, changefeed)
+    except (StateError, OSError) as e:
+        log.error("cannot open the analytics volume", error=str(e))
+        return 2
+    return asyncio.run(analytics.run())
