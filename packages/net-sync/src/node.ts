@@ -9,7 +9,7 @@
  * also send one frame, close its side and read one answer. `{"type": "ping"}` is answered
  * `{"type": "pong"}` on every handled protocol.
  */
-import { createLibp2p, type Libp2p } from 'libp2p'
+import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@libp2p/yamux'
@@ -17,6 +17,7 @@ import { identify, type Identify } from '@libp2p/identify'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey, Stream } from '@libp2p/interface'
+import type { FloodSub, FloodSubComponents } from '@libp2p/floodsub'
 import { encodeFrame, readFrames, RID, type JsonObject } from './wire.js'
 
 /** The peer could not be reached, or its stream broke. The next call dials afresh. */
@@ -37,6 +38,8 @@ export interface NodeOptions {
   privateKey: Ed25519PrivateKey
   /** the listen multiaddr, NETSYNC_LISTEN (`/ip4/0.0.0.0/tcp/4001`) */
   listen: Multiaddr | string
+  /** a pubsub service for telemetry (telemetry.ts: telemetryPubsub()), reachable as node.pubsub */
+  pubsub?: (components: FloodSubComponents) => FloodSub
 }
 
 export interface Peer {
@@ -128,7 +131,12 @@ export class FrameNode {
   private readonly channels = new Map<string, Channel>()
   private readonly opening = new Map<string, Promise<Channel>>()
 
-  constructor (readonly libp2p: Libp2p<{ identify: Identify }>) {}
+  constructor (readonly libp2p: Libp2p<{ identify: Identify, pubsub?: FloodSub }>) {}
+
+  /** The telemetry pubsub, when the node was created with one. */
+  get pubsub (): FloodSub | undefined {
+    return this.libp2p.services.pubsub
+  }
 
   /** This node's peer id (`12D3KooW...`). */
   get peerId (): string {
@@ -244,13 +252,15 @@ async function serve (stream: Stream, handler: FrameHandler): Promise<void> {
 
 /** A node with the contract's transports, listening on `options.listen`; started. */
 export async function createNode (options: NodeOptions): Promise<FrameNode> {
+  const services: ServiceFactoryMap<{ identify: Identify, pubsub?: FloodSub }> = { identify: identify() }
+  if (options.pubsub !== undefined) services.pubsub = options.pubsub
   const libp2p = await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: [multiaddr(options.listen).toString()] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    services: { identify: identify() }
+    services
   })
   return new FrameNode(libp2p)
 }
