@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nats
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -32,6 +33,7 @@ from prometheus_client import (
 
 from netsync import buggify
 from netsync.changefeed import (
+    SUMMARY_SUBJECT,
     Page,
     State,
     StateError,
@@ -39,12 +41,14 @@ from netsync.changefeed import (
     retention_from_env,
     stamp_at,
     stamp_ms,
+    summary_agents,
     unread,
 )
 from netsync.logs import Log
 from netsync.projector_http import ANSWER_DEADLINE, MAX_LINE, REQUEST_DEADLINE, Refused, read_request
 from netsync.settings import AnalyticsSettings, ConfigError
 from netsync.surreal import StatementFailed, SurrealConnection, SurrealUnavailable, call, check
+from netsync.untrusted import loads
 
 BACKOFF_FIRST, BACKOFF_CAP = 0.1, 2.0
 CHECK_INTERVAL = 1.0  # seconds between two counts of the table
@@ -93,6 +97,14 @@ class Metrics:
             "netsync_analytics_store_rows", "Rows of the table at the last check", registry=r
         )
         self.view_keys = Gauge("netsync_analytics_view_keys", "Keys in the view", registry=r)
+        self.telemetry = Counter(
+            "netsync_analytics_telemetry", "Scout summaries taken into the view", registry=r
+        )
+        self.telemetry_malformed = Counter(
+            "netsync_analytics_telemetry_malformed",
+            "Messages on the scout's subject that are no summary",
+            registry=r,
+        )
         self.surreal_connected = Gauge(
             "netsync_analytics_surreal_connected", "1 when connected to SurrealDB", registry=r
         )
@@ -119,6 +131,8 @@ class Analytics:
         )
         self.auditing = False
         self.caught_up = False
+        self.nc: Any = None
+        self.telemetry: dict[str, dict[str, Any]] = {}  # per agent, the last summary's figures
         self._checked_at = float("-inf")
         self.metrics.cursor.set(self.state.cursor)
         self.metrics.applied.inc(self.state.applied)
@@ -147,6 +161,7 @@ class Analytics:
             applied=self.state.applied,
             port=self.s.http_port,
         )
+        scout = asyncio.create_task(self._follow_telemetry()) if self.s.nats_servers else None
         delay, down = BACKOFF_FIRST, False
         try:
             while not self.stopping.is_set():
@@ -166,10 +181,61 @@ class Analytics:
                     await self._pause(self.s.poll_interval)
         finally:
             server.close()
+            if scout is not None:
+                scout.cancel()
+            if self.nc is not None:
+                try:
+                    await asyncio.wait_for(self.nc.close(), 5)
+                except Exception as e:
+                    self.log.warning("nats close failed", error=repr(e))
             await self.surreal.drop()
             self.state.close()
             self.log.info("stopped", cursor=self.state.cursor, applied=self.state.applied)
         return 0
+
+    # -- the scout's summaries ---------------------------------------------------
+
+    async def _follow_telemetry(self) -> None:
+        """Subscribe to the scout's subject (core NATS: a summary sent while away is not seen) and
+        keep per agent what the last summary said; nats-py reconnects for ever once connected."""
+
+        async def on_summary(msg: Any) -> None:
+            try:
+                agents = summary_agents(loads(msg.data))
+            except ValueError as e:
+                self.metrics.telemetry_malformed.inc()
+                self.log.warning(
+                    "telemetry summary not understood",
+                    error=str(e),
+                    body=msg.data[:200].decode(errors="replace"),
+                )
+                return
+            self.metrics.telemetry.inc()
+            self.telemetry.update(agents)
+
+        async def on_error(e: Exception) -> None:
+            self.log.warning("nats error", error=repr(e))
+
+        delay = BACKOFF_FIRST
+        while self.nc is None and not self.stopping.is_set():
+            try:
+                self.nc = await nats.connect(
+                    list(self.s.nats_servers),
+                    name=self.s.name,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    error_cb=on_error,
+                )
+                await self.nc.subscribe(SUMMARY_SUBJECT, cb=on_summary)
+                self.log.info("following telemetry", subject=SUMMARY_SUBJECT)
+            except Exception as e:
+                if self.nc is not None:
+                    await self.nc.close()
+                    self.nc = None
+                self.log.warning("nats connect failed, retrying", error=repr(e), retry_in=delay)
+                await self._pause(delay)
+                delay = min(delay * 2, BACKOFF_CAP)
 
     # -- one poll ---------------------------------------------------------------
 
@@ -305,6 +371,7 @@ class Analytics:
             "applied": self.state.applied,
             "gaps": self.state.gaps,
             "caught_up": self.caught_up,
+            "connected_nats": bool(self.nc.is_connected) if self.nc is not None else None,
         }
 
     def _body(self, path: str) -> tuple[str, str, bytes]:
@@ -322,6 +389,9 @@ class Analytics:
                 "application/x-ndjson",
                 "".join(json.dumps(r.line()) + "\n" for r in rows).encode(),
             )
+        if path == "/telemetry":
+            agents = [self.telemetry[a] for a in sorted(self.telemetry)]
+            return "200 OK", "application/x-ndjson", "".join(json.dumps(a) + "\n" for a in agents).encode()
         return "404 Not Found", "application/json", b'{"error": "not found"}'
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

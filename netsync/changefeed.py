@@ -164,6 +164,30 @@ class View:
         return "applied"
 
 
+# The scout's subject, as netsync.telemetry.SUMMARY_SUBJECT (not imported: that module pulls libp2p in).
+SUMMARY_SUBJECT = "root.solar.telemetry.peer-health"
+SUMMARY_FIELDS = ("samples", "peers_reachable_min", "buffer_depth_max", "nats_reachable_last")
+
+
+def summary_agents(summary: Any) -> dict[str, dict[str, Any]]:
+    """Per agent what one scout summary said (docs/contract.md, "Telemetry"), with its window;
+    ValueError naming what is wrong for a message that is not a summary."""
+    if not isinstance(summary, dict) or not isinstance(summary.get("agents"), dict):
+        raise ValueError("not an object with an object 'agents'")
+    window = {}
+    for name in ("window_start", "window_end"):
+        v = summary.get(name)
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            raise ValueError(f"{name} is not a number")
+        window[name] = v
+    out = {}
+    for agent, figures in summary["agents"].items():
+        if not isinstance(figures, dict):
+            raise ValueError(f"agents.{agent} is not an object")
+        out[agent] = {"agent": agent, **window, **{f: figures.get(f) for f in SUMMARY_FIELDS}}
+    return out
+
+
 def unread(table_cids: list[Any], known: set[str]) -> list[str]:
     """The cids of the table's rows whose change the consumer never read, nor reported yet."""
     return sorted({c for c in table_cids if isinstance(c, str)} - known)

@@ -221,6 +221,7 @@ class AnalyticsSettings:
     state_dir: str  # its own volume: the cursor and the applied log
     poll_interval: float
     page_limit: int
+    nats_servers: tuple[str, ...] = ()  # the scout's summaries: none followed when empty
     table: str = field(default="sentiment")
     bugs: frozenset[str] = frozenset()
 
@@ -243,6 +244,7 @@ class AnalyticsSettings:
             state_dir=os.environ.get("NETSYNC_ANALYTICS_DIR") or "/var/lib/netsync-analytics",
             poll_interval=poll_ms / 1000,
             page_limit=page_limit,
+            nats_servers=nats_servers() if os.environ.get("NETSYNC_NATS_URL") else (),
             bugs=env_bugs(),
         )
         for var, ident in (

@@ -13,14 +13,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from surrealdb import AsyncSurreal
 
 from harness.images import Images
 from harness.waiting import await_until
-from netsync.changefeed import stamp_ms
+from netsync.changefeed import SUMMARY_SUBJECT, stamp_ms
 from netsync.projection import UPSERT
-from tests.integration.netsync_procs import READY_TIMEOUT, NetsyncProcess, SurrealServer, free_port
+from tests.integration.netsync_procs import (
+    READY_TIMEOUT,
+    NatsServer,
+    NetsyncProcess,
+    SurrealServer,
+    free_port,
+)
 
 DEADLINE = 60.0
 
@@ -296,6 +303,39 @@ async def test_planted_cursor_before_apply_loses_a_page_to_a_crash_and_reports_i
         assert analytics.applied() == []
         assert sorted(g["cid"] for g in analytics.gaps()) == sorted(f"c{i}" for i in range(50))
     finally:
+        analytics.proc.kill()
+
+
+async def test_the_scouts_summaries_land_in_the_view_per_agent(
+    tmp_path: Path, surreal_server: SurrealServer, nats_server: NatsServer
+) -> None:
+    analytics = Analytics(tmp_path, surreal_server, NETSYNC_NATS_URL=nats_server.url)
+    await analytics.start()
+    nc = await nats.connect(nats_server.url)
+    try:
+        await until(lambda: analytics.health()["connected_nats"], "analytics to connect to NATS")
+        figures = {"samples": 5, "peers_reachable_min": 2, "buffer_depth_max": 0, "nats_reachable_last": True}
+        first = {"window_start": 10.0, "window_end": 11.0, "messages": 10, "agents": {"agent-1": figures}}
+        second = {
+            "window_start": 11.0,
+            "window_end": 12.0,
+            "messages": 5,
+            "agents": {"agent-2": {**figures, "buffer_depth_max": 7, "nats_reachable_last": False}},
+        }
+        for body in (first, b"not json", {"agents": []}, second):
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            await nc.publish(SUMMARY_SUBJECT, data)
+        await nc.flush()
+        await until(lambda: len(analytics.lines("/telemetry")) == 2, "both agents in the view")
+        assert analytics.lines("/telemetry") == [
+            {"agent": "agent-1", "window_start": 10.0, "window_end": 11.0, **figures},
+            {"agent": "agent-2", "window_start": 11.0, "window_end": 12.0, **second["agents"]["agent-2"]},
+        ]
+        metrics = analytics.get("/metrics").decode()
+        assert "netsync_analytics_telemetry_total 2.0" in metrics
+        assert "netsync_analytics_telemetry_malformed_total 2.0" in metrics
+    finally:
+        await nc.close()
         analytics.proc.kill()
 
 

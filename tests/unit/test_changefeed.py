@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from netsync.changefeed import (
+    SUMMARY_SUBJECT,
     Change,
     ConfigError,
     FeedError,
@@ -21,6 +22,7 @@ from netsync.changefeed import (
     retention_from_env,
     stamp_at,
     stamp_ms,
+    summary_agents,
     unread,
 )
 
@@ -117,6 +119,35 @@ def test_without_the_guard_the_last_applied_wins() -> None:
     view.apply(Change(1, "a", "k", 10, 5), guard=False)
     view.apply(Change(2, "b", "k", 20, 4), guard=False)
     assert view.rows["k"].cid == "b"
+
+
+def test_a_summary_gives_per_agent_its_figures_and_window() -> None:
+    figures = {"samples": 3, "peers_reachable_min": 1, "buffer_depth_max": 4, "nats_reachable_last": False}
+    summary = {"window_start": 1.0, "window_end": 2, "messages": 3, "agents": {"agent-1": figures}}
+    assert summary_agents(summary) == {
+        "agent-1": {"agent": "agent-1", "window_start": 1.0, "window_end": 2, **figures}
+    }
+
+
+@pytest.mark.parametrize(
+    ("summary", "names"),
+    [
+        ([], "agents"),
+        ({"agents": []}, "agents"),
+        ({"agents": {}, "window_start": "1", "window_end": 2}, "window_start"),
+        ({"agents": {}, "window_start": 1, "window_end": True}, "window_end"),
+        ({"agents": {"agent-1": 3}, "window_start": 1, "window_end": 2}, "agents.agent-1"),
+    ],
+)
+def test_a_message_that_is_no_summary_names_what_is_wrong(summary: Any, names: str) -> None:
+    with pytest.raises(ValueError, match=names):
+        summary_agents(summary)
+
+
+def test_the_subject_is_the_scouts() -> None:
+    from netsync.telemetry import SUMMARY_SUBJECT as SCOUTS
+
+    assert SUMMARY_SUBJECT == SCOUTS
 
 
 def test_unread_names_the_tables_cids_neither_applied_nor_reported() -> None:
