@@ -23,15 +23,12 @@ from typing import Any
 import nats
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
 
 from netsync import buggify
+from netsync.analytics_http import Metrics, start_http
 from netsync.changefeed import (
     SUMMARY_SUBJECT,
     Page,
@@ -45,7 +42,6 @@ from netsync.changefeed import (
     unread,
 )
 from netsync.logs import Log
-from netsync.projector_http import ANSWER_DEADLINE, MAX_LINE, REQUEST_DEADLINE, Refused, read_request
 from netsync.settings import AnalyticsSettings, ConfigError
 from netsync.surreal import StatementFailed, SurrealConnection, SurrealUnavailable, call, check
 from netsync.untrusted import loads
@@ -70,44 +66,6 @@ class FeedConnection(SurrealConnection):
                 await self.drop(db)
             raise
         return [stmt.get("result") for stmt in response.get("result") or [] if isinstance(stmt, dict)]
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = r = CollectorRegistry()
-        ProcessCollector(registry=r)
-        self.applied = Counter("netsync_analytics_applied", "Changes applied (new cids)", registry=r)
-        self.duplicates = Counter(
-            "netsync_analytics_duplicates", "Changes read again for a cid already applied", registry=r
-        )
-        self.stale = Counter(
-            "netsync_analytics_stale", "Changes applied below the view's stream_seq for their key", registry=r
-        )
-        self.gaps = Counter("netsync_analytics_gaps", "Gaps reported, by kind", ["kind"], registry=r)
-        self.cursor = Gauge("netsync_analytics_cursor", "The cursor: next versionstamp to read", registry=r)
-        self.lag_s = Gauge(
-            "netsync_analytics_lag_seconds", "Age of the last page read while behind", registry=r
-        )
-        self.lag_vs = Gauge(
-            "netsync_analytics_lag_versionstamps",
-            "The server's clock as a versionstamp minus the cursor",
-            registry=r,
-        )
-        self.store_rows = Gauge(
-            "netsync_analytics_store_rows", "Rows of the table at the last check", registry=r
-        )
-        self.view_keys = Gauge("netsync_analytics_view_keys", "Keys in the view", registry=r)
-        self.telemetry = Counter(
-            "netsync_analytics_telemetry", "Scout summaries taken into the view", registry=r
-        )
-        self.telemetry_malformed = Counter(
-            "netsync_analytics_telemetry_malformed",
-            "Messages on the scout's subject that are no summary",
-            registry=r,
-        )
-        self.surreal_connected = Gauge(
-            "netsync_analytics_surreal_connected", "1 when connected to SurrealDB", registry=r
-        )
 
 
 class Analytics:
@@ -153,7 +111,7 @@ class Analytics:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        server = await asyncio.start_server(self._serve, "0.0.0.0", self.s.http_port, limit=MAX_LINE)
+        server = await start_http(self._body, self.s.http_port)
         self.log.info(
             "following",
             table=self.s.table,
@@ -393,38 +351,6 @@ class Analytics:
             agents = [self.telemetry[a] for a in sorted(self.telemetry)]
             return "200 OK", "application/x-ndjson", "".join(json.dumps(a) + "\n" for a in agents).encode()
         return "404 Not Found", "application/json", b'{"error": "not found"}'
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                async with asyncio.timeout(REQUEST_DEADLINE):
-                    method, path = await read_request(reader)
-                if method != "GET":
-                    status, ctype, body = (
-                        "405 Method Not Allowed",
-                        "application/json",
-                        b'{"error": "GET only"}',
-                    )
-                else:
-                    status, ctype, body = self._body(path)
-            except TimeoutError:
-                status, ctype, body = (
-                    "408 Request Timeout",
-                    "application/json",
-                    b'{"error": "request too slow"}',
-                )
-            except Refused as e:
-                status, ctype, body = e.status, "application/json", json.dumps({"error": str(e)}).encode()
-            head = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode("latin-1") + body)
-            await asyncio.wait_for(writer.drain(), ANSWER_DEADLINE)
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-            writer.transport.abort()
-        finally:
-            writer.close()
 
 
 def main() -> int:

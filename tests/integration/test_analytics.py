@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.integration.netsync_procs import (
     NetsyncProcess,
     SurrealServer,
     free_port,
+    http_status,
 )
 
 DEADLINE = 60.0
@@ -186,6 +188,10 @@ async def test_rows_are_applied_once_each_and_a_rewrite_changes_nothing(
         assert len(analytics.applied()) == 120
         assert "netsync_analytics_applied_total 120.0" in analytics.get("/metrics").decode()
         assert analytics.health()["connected_surreal"] is True
+        assert http_status(f"http://127.0.0.1:{analytics.port}/nothing") == 404
+        post = urllib.request.Request(f"http://127.0.0.1:{analytics.port}/view", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError, match="405"):
+            urllib.request.urlopen(post, timeout=5)
     finally:
         analytics.proc.kill()
 
