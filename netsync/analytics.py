@@ -79,9 +79,13 @@ class Analytics:
         self.surreal = FeedConnection(
             settings,  # type: ignore[arg-type]  # the same connection fields as the projector's
             log,
-            lambda up: self.metrics.surreal_connected.set(1 if up else 0),
+            self._connection_changed,
             changefeed,
         )
+        self.changefeed = changefeed
+        self._table_checked = False
+        self._no_feed_reported = False
+        self._ahead_logged = False
         self.state = State(
             Path(settings.state_dir),
             guard="apply-out-of-order" not in self.bugs,
@@ -197,8 +201,33 @@ class Analytics:
 
     # -- one poll ---------------------------------------------------------------
 
+    def _connection_changed(self, up: bool) -> None:
+        self.metrics.surreal_connected.set(1 if up else 0)
+        if not up:
+            self._table_checked = False  # a restarted or replaced server: look at its table again
+
+    async def _check_table(self) -> None:
+        """Once per connection: a table defined without a changefeed (its first row written before
+        anyone defined it) gives no change at all; a different retention is the operator's to know."""
+        answer = await self.surreal.answer("INFO FOR DB;")
+        tables = answer[0].get("tables") if answer and isinstance(answer[0], dict) else None
+        definition = tables.get(self.s.table) if isinstance(tables, dict) else None
+        self._table_checked = True
+        if not isinstance(definition, str):
+            return  # not there yet: defined on connecting, so a race with a REMOVE; seen next time
+        if " CHANGEFEED " not in definition and not self._no_feed_reported:
+            self._no_feed_reported = True
+            detail = f"the table has no changefeed, so none of its rows can be followed: {definition}"
+            self.state.append([self._gap("no-changefeed", detail, time.time())])
+        elif f" CHANGEFEED {self.changefeed}" not in definition:
+            self.log.warning(
+                "the table's changefeed retention is not ours", definition=definition, ours=self.changefeed
+            )
+
     async def poll(self) -> bool:
         """Read and apply one page; True when more may follow at once."""
+        if not self._table_checked:
+            await self._check_table()
         tb, cursor = self.s.table, self.state.cursor
         # The table's count is checked once caught up, at most once per CHECK_INTERVAL (it scans the
         # table: 60 ms at 20,000 rows); its cids only when auditing.
@@ -223,9 +252,22 @@ class Analytics:
         if checking and cursor > 0 and now_ms < stamp_ms(cursor - 1):
             self._clock_back(cursor, now_ms)
             return True
+        ceiling = stamp_at(now_ms)
+        ahead = checking and page.next_cursor > ceiling + (1 << 16)
+        if ahead:
+            # Entries stamped past the server's clock: written before a restart with the clock stepped
+            # back, read then. The cursor stays at the clock, where the new rows are stamped.
+            if not self._ahead_logged:
+                self.log.warning(
+                    "feed entries stamped ahead of the server's clock: the cursor follows the clock",
+                    last=page.last,
+                    server_ms=now_ms,
+                )
+                self._ahead_logged = True
+            page.cursor_cap = max(cursor, ceiling)
         self._apply(page)
-        self.caught_up = not page.full
-        if page.full:
+        self.caught_up = not page.full or ahead
+        if page.full and not ahead:
             last_ms = stamp_ms(page.last or cursor)
             self.metrics.lag_s.set(max(0.0, (now_ms - last_ms) / 1000))
             self.metrics.lag_vs.set(max(0, stamp_at(now_ms) - self.state.cursor))
@@ -264,7 +306,7 @@ class Analytics:
         if page.ignored:
             self.log.info("feed entries that are no row", entries=page.ignored[:20])
         if "cursor-before-apply" in self.bugs:
-            self.state.save_cursor(page.next_cursor)
+            self.state.save_cursor(page.capped_cursor)
         changes = reversed(page.changes) if "apply-out-of-order" in self.bugs else page.changes
         for ch in changes:
             outcome = self.state.view.apply(ch, self.state.guard)
@@ -281,8 +323,8 @@ class Analytics:
         self.state.applied += sum(1 for rec in lines if rec["type"] == "applied")
         if lines:
             self.state.append(lines)
-        if page.next_cursor != self.state.cursor:
-            self.state.save_cursor(page.next_cursor)
+        if page.capped_cursor != self.state.cursor:
+            self.state.save_cursor(page.capped_cursor)
         self.metrics.cursor.set(self.state.cursor)
         self.metrics.view_keys.set(len(self.state.view.rows))
 

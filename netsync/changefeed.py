@@ -82,6 +82,7 @@ class Page:
     changes: list[Change] = field(default_factory=list)
     backwards: list[tuple[int, int]] = field(default_factory=list)  # (stamp, the bound it broke)
     ignored: list[str] = field(default_factory=list)  # entries that are no row of ours
+    cursor_cap: int | None = None  # set when entries are stamped past the server's clock
 
     @property
     def full(self) -> bool:
@@ -92,6 +93,11 @@ class Page:
     def next_cursor(self) -> int:
         """Where the next read starts: SINCE is inclusive, so one past the last entry."""
         return self.cursor if self.last is None else max(self.cursor, self.last + 1)
+
+    @property
+    def capped_cursor(self) -> int:
+        """next_cursor, but never past `cursor_cap`."""
+        return self.next_cursor if self.cursor_cap is None else min(self.next_cursor, self.cursor_cap)
 
 
 def _row_change(versionstamp: int, row: Any) -> Change | None:

@@ -280,6 +280,22 @@ async def test_an_outage_longer_than_the_retention_is_reported_as_a_gap(
         analytics.proc.kill()
 
 
+async def test_a_table_made_without_a_changefeed_is_reported_with_each_row(
+    tmp_path: Path, surreal_server: SurrealServer, store: Store
+) -> None:
+    await store.write(range(0, 5))  # before anyone defined the table: SurrealDB makes it without a feed
+    analytics = Analytics(tmp_path, surreal_server)
+    await analytics.start()
+    try:
+        await until(lambda: len(analytics.gaps()) == 6, "the missing feed and its 5 rows reported")
+        gaps = analytics.gaps()
+        assert gaps[0]["kind"] == "no-changefeed" and "CHANGEFEED" not in gaps[0]["detail"]
+        assert sorted(g.get("cid") for g in gaps[1:]) == [f"c{i}" for i in range(5)]
+        assert analytics.applied() == [], "SHOW CHANGES gives nothing for rows written without a feed"
+    finally:
+        analytics.proc.kill()
+
+
 async def test_planted_apply_out_of_order_leaves_older_values_in_the_view(
     tmp_path: Path, surreal_server: SurrealServer, store: Store
 ) -> None:
@@ -393,6 +409,15 @@ async def test_a_clock_stepped_back_across_a_restart_is_reported_and_reread(
             gaps = analytics.gaps()
             assert [g["kind"] for g in gaps] == ["clock-back"]
             assert_exactly_once(analytics, {f"c{i}" for i in range(40)})
+            # Its cursor now follows the server's clock, under the old entries: later rows are read too.
+            await store.write(range(40, 60))
+            await analytics.await_applied(60)
+            await until(
+                lambda: "netsync_analytics_store_rows 60.0" in analytics.get("/metrics").decode(),
+                "a count of the table after the last writes",
+            )
+            assert [g["kind"] for g in analytics.gaps()] == ["clock-back"], "reported once, not again"
+            assert_exactly_once(analytics, {f"c{i}" for i in range(60)})
         finally:
             analytics.proc.send_signal(signal.SIGKILL)
             analytics.proc.kill()

@@ -58,6 +58,13 @@ def test_a_page_gives_its_rows_in_order_and_the_next_cursor_past_its_last_entry(
     assert page.backwards == []
 
 
+def test_a_capped_page_keeps_its_cursor_at_the_cap() -> None:
+    page = parse_page([update(STAMP, "a"), update(STAMP + 500, "b")], cursor=STAMP - 10, limit=10)
+    assert page.capped_cursor == STAMP + 501
+    page.cursor_cap = STAMP + 100  # the server's clock: b was stamped before a restart stepped it back
+    assert page.capped_cursor == STAMP + 100 and page.next_cursor == STAMP + 501
+
+
 def test_an_empty_page_keeps_the_cursor_and_is_not_full() -> None:
     page = parse_page([], cursor=STAMP, limit=10)
     assert page.next_cursor == STAMP and not page.full and page.changes == []
