@@ -135,3 +135,35 @@ export async function startNatsServer (): Promise<NatsServer> {
     await sleep(100)
   }
 }
+
+export interface SurrealServer {
+  url: string
+  stop: () => Promise<void>
+}
+
+/** SurrealDB (the project's cached build, harness.images) as a process on a loopback port, in memory. */
+export async function startSurreal (): Promise<SurrealServer> {
+  const binary = python('from harness.images import Images\nprint(Images("offline").binary("surreal"))').trim()
+  const port = await freePort()
+  const log: string[] = []
+  const proc = spawn(binary, ['start', '--user', 'root', '--pass', 'root', '--bind', `127.0.0.1:${port}`, 'memory'],
+    { stdio: ['ignore', 'pipe', 'pipe'] })
+  proc.stdout?.on('data', (d: Buffer) => log.push(d.toString()))
+  proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()))
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null) proc.kill('SIGKILL')
+    await exited
+  }
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/health`)).status === 200) return { url: `ws://127.0.0.1:${port}/rpc`, stop }
+    } catch {}
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      await stop()
+      throw new Error(`surreal not ready (exit ${proc.exitCode}):\n${log.join('')}`)
+    }
+    await sleep(100)
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * The projector's store (docs/contract.md, "Projector: the only writer of SurrealDB"): a signed-in
+ * SurrealDB session on the configured namespace and database (defined when missing, as netsync does),
+ * and the one write: `UPSERT type::record('sentiment', <cid>)` with `{cid, key, value, stream_seq,
+ * written_at}`, so a redelivery rewrites the same row.
+ */
+import { Surreal } from 'surrealdb'
+
+export const SENTIMENT_TABLE = 'sentiment'
+export const UPSERT =
+  'UPSERT type::record($tb, $cid) CONTENT {cid: $cid, key: $key, value: $value, stream_seq: $seq, written_at: time::now()};'
+
+export interface StoreConfig {
+  /** NETSYNC_SURREAL_URL: ws://host:port/rpc */
+  url: string
+  user: string
+  pass: string
+  ns: string
+  db: string
+}
+
+export interface SentimentRow {
+  cid: string
+  key: string
+  value: bigint | number
+  /** the message's stream sequence */
+  seq: number
+}
+
+const IDENT = /^[A-Za-z0-9_]+$/
+
+/** Connect, sign in, define the namespace and database when missing, and use them. */
+export async function openStore (config: StoreConfig): Promise<Surreal> {
+  for (const [what, name] of [['NETSYNC_SURREAL_NS', config.ns], ['NETSYNC_SURREAL_DB', config.db]] as const) {
+    if (!IDENT.test(name)) throw new RangeError(`${what}=${JSON.stringify(name)}: letters, digits and _ only`)
+  }
+  const db = new Surreal()
+  try {
+    await db.connect(config.url)
+    await db.signin({ username: config.user, password: config.pass })
+    await db.query(`DEFINE NAMESPACE IF NOT EXISTS \`${config.ns}\`; USE NS \`${config.ns}\`; DEFINE DATABASE IF NOT EXISTS \`${config.db}\`;`).collect()
+    await db.use({ namespace: config.ns, database: config.db })
+  } catch (err) {
+    await db.close().catch(() => {})
+    throw err
+  }
+  return db
+}
+
+/** Write one message's row; resolves once SurrealDB answered the write (ack only after it). */
+export async function writeSentiment (db: Surreal, row: SentimentRow): Promise<void> {
+  await db.query(UPSERT, { tb: SENTIMENT_TABLE, cid: row.cid, key: row.key, value: row.value, seq: row.seq }).collect()
+}
