@@ -2,7 +2,8 @@
 changefeed into a view (per key the latest value, its cid and stream_seq), at least once in and
 exactly once in the view, and says when the feed did not give it every change.
 
-Each poll is one transaction: the next page of `SHOW CHANGES` from the cursor, the table's row
+Each poll is one transaction: the next page of the database's feed (`SHOW CHANGES FOR DATABASE`:
+LIMIT counts every table's entries, so a short page is the feed's end) from the cursor, the table's row
 count (or its cids, when auditing) and the server's clock, all from one snapshot. A page is applied
 (each new cid appended to the applied log, fsynced), then the cursor is saved (fsynced): a crash
 between the two rereads the page, whose cids are already applied. Caught up, the table's rows must
@@ -239,7 +240,7 @@ class Analytics:
         else:
             probe = ""
         answer = await self.surreal.answer(
-            f"BEGIN; SHOW CHANGES FOR TABLE `{tb}` SINCE {cursor} LIMIT {self.s.page_limit}; {probe}"
+            f"BEGIN; SHOW CHANGES FOR DATABASE SINCE {cursor} LIMIT {self.s.page_limit}; {probe}"
             "RETURN time::now(); COMMIT;"
         )
         want = 4 if probe else 3  # the statements' results and COMMIT's
@@ -247,7 +248,7 @@ class Analytics:
             raise SurrealUnavailable(f"the poll's transaction answered {len(answer)} results, not {want}")
         feed, rows, now = answer[-want], answer[-3] if probe else None, answer[-2]
         now_ms = int(now.timestamp() * 1000) if hasattr(now, "timestamp") else int(time.time() * 1000)
-        page = parse_page(feed, cursor, self.s.page_limit)
+        page = parse_page(feed, cursor, self.s.page_limit, tb)
         checking = "skip-gap" not in self.bugs
         if checking and cursor > 0 and now_ms < stamp_ms(cursor - 1):
             self._clock_back(cursor, now_ms)

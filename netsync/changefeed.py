@@ -82,6 +82,7 @@ class Page:
     changes: list[Change] = field(default_factory=list)
     backwards: list[tuple[int, int]] = field(default_factory=list)  # (stamp, the bound it broke)
     ignored: list[str] = field(default_factory=list)  # entries that are no row of ours
+    others: int = 0  # changes of other tables (a database's feed)
     cursor_cap: int | None = None  # set when entries are stamped past the server's clock
 
     @property
@@ -111,8 +112,28 @@ def _row_change(versionstamp: int, row: Any) -> Change | None:
     return Change(versionstamp, cid, key, value, seq)
 
 
-def parse_page(answer: Any, cursor: int, limit: int) -> Page:
-    """The page SHOW CHANGES answered from `cursor`; FeedError if it is not one."""
+def table_of(change: Any) -> str | None:
+    """The table one change of the database's feed is about: an update's or delete's record id
+    (`sentiment:x`, or the SDK's RecordID), a table definition's name."""
+    if not isinstance(change, dict) or len(change) != 1:
+        return None
+    body = next(iter(change.values()))
+    if not isinstance(body, dict):
+        return None
+    if "define_table" in change:
+        return body.get("name") if isinstance(body.get("name"), str) else None
+    rid = body.get("id")
+    table = getattr(rid, "table_name", None)
+    if table is None and isinstance(rid, str):
+        table = rid.partition(":")[0]
+    return table if isinstance(table, str) else None
+
+
+def parse_page(answer: Any, cursor: int, limit: int, table: str | None = None) -> Page:
+    """The page SHOW CHANGES answered from `cursor`; FeedError if it is not one. With `table`, the
+    answer is the database's feed (`SHOW CHANGES FOR DATABASE`: SurrealDB 3.3.5 applies LIMIT
+    before a table's filter, so a table's own feed cannot tell its end from a run of other tables'
+    entries) and the changes of other tables are passed over."""
     if not isinstance(answer, list):
         raise FeedError(f"SHOW CHANGES answered {type(answer).__name__}, not a list: {answer!r:.200}")
     page = Page(cursor, limit, entries=len(answer))
@@ -128,6 +149,9 @@ def parse_page(answer: Any, cursor: int, limit: int) -> Page:
         bound = max(bound, stamp)
         page.last = stamp if page.last is None else max(page.last, stamp)
         for change in changes:
+            if table is not None and table_of(change) not in (table, None):
+                page.others += 1
+                continue
             kind = next(iter(change), None) if isinstance(change, dict) and len(change) == 1 else None
             row = _row_change(stamp, change[kind]) if kind == "update" else None
             if row is None:

@@ -296,6 +296,32 @@ async def test_a_table_made_without_a_changefeed_is_reported_with_each_row(
         analytics.proc.kill()
 
 
+async def test_other_tables_changes_between_ours_do_not_hide_them(
+    tmp_path: Path, surreal_server: SurrealServer, store: Store
+) -> None:
+    """SurrealDB 3.3.5 applies SHOW CHANGES' LIMIT before the table filter: FOR TABLE sentiment
+    LIMIT 5 answered only the table's definition while 12 entries of another table came first."""
+    analytics = Analytics(tmp_path, surreal_server, NETSYNC_ANALYTICS_PAGE="5")
+    await analytics.start()
+    db = await store._session()
+    try:
+        await db.query_raw("DEFINE TABLE IF NOT EXISTS other CHANGEFEED 1h;")
+        await store.write(range(0, 2))
+        for i in range(20):
+            await db.query_raw("CREATE type::record('other', $i) SET x = $i;", {"i": i})
+        await store.write(range(2, 4))
+        await analytics.await_applied(4)
+        await until(
+            lambda: "netsync_analytics_store_rows 4.0" in analytics.get("/metrics").decode(),
+            "a count of the table after the writes",
+        )
+        assert_exactly_once(analytics, {f"c{i}" for i in range(4)})
+        assert analytics.gaps() == []
+    finally:
+        await db.close()
+        analytics.proc.kill()
+
+
 async def test_planted_apply_out_of_order_leaves_older_values_in_the_view(
     tmp_path: Path, surreal_server: SurrealServer, store: Store
 ) -> None:

@@ -65,6 +65,21 @@ def test_a_capped_page_keeps_its_cursor_at_the_cap() -> None:
     assert page.capped_cursor == STAMP + 100 and page.next_cursor == STAMP + 501
 
 
+def test_a_database_page_passes_over_other_tables_but_counts_them_for_its_end() -> None:
+    other = {"changes": [{"update": {"id": "other:x", "cid": "o", "key": "k", "value": 1, "stream_seq": 1}}]}
+    other_def = {"changes": [{"define_table": {"name": "other"}}]}
+    answer = [
+        {**DEFINE, "versionstamp": STAMP},
+        {**other_def, "versionstamp": STAMP + 1},
+        {**other, "versionstamp": STAMP + 2},
+        update(STAMP + 3, "a"),
+    ]
+    page = parse_page(answer, cursor=0, limit=4, table="sentiment")
+    assert [c.cid for c in page.changes] == ["a"] and page.others == 2
+    assert page.ignored == [f"{STAMP}:define_table"]
+    assert page.full and page.next_cursor == STAMP + 4
+
+
 def test_an_empty_page_keeps_the_cursor_and_is_not_full() -> None:
     page = parse_page([], cursor=STAMP, limit=10)
     assert page.next_cursor == STAMP and not page.full and page.changes == []
