@@ -250,3 +250,46 @@ def test_lazy_appends_reach_the_file_only_when_flushed(tmp_path: Path) -> None:
     state.flush()
     assert "a" in (tmp_path / "applied.jsonl").read_text()
     state.close()
+
+
+# -- the role's settings ---------------------------------------------------------------
+
+
+def test_the_analytics_settings_and_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from netsync.settings import AnalyticsSettings
+
+    for var in (
+        "NETSYNC_NATS_URL",
+        "NETSYNC_ANALYTICS_PAGE",
+        "NETSYNC_ANALYTICS_POLL_MS",
+        "NETSYNC_ANALYTICS_DIR",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETSYNC_SURREAL_URL", "ws://toxiproxy:24001/rpc")
+    s = AnalyticsSettings.from_env()
+    assert (s.name, s.page_limit, s.poll_interval, s.nats_servers) == ("analytics", 1000, 0.2, ())
+    assert s.state_dir == "/var/lib/netsync-analytics" and s.table == "sentiment"
+    monkeypatch.setenv("NETSYNC_NATS_URL", "nats://a:1,nats://b:2")
+    assert AnalyticsSettings.from_env().nats_servers == ("nats://a:1", "nats://b:2")
+
+
+@pytest.mark.parametrize(
+    ("var", "raw"),
+    [
+        ("NETSYNC_ANALYTICS_PAGE", "0"),
+        ("NETSYNC_ANALYTICS_PAGE", "1001"),
+        ("NETSYNC_ANALYTICS_POLL_MS", "0"),
+        ("NETSYNC_ANALYTICS_POLL_MS", "fast"),
+        ("NETSYNC_SURREAL_DB", "a`b"),
+        ("NETSYNC_SURREAL_URL", ""),
+    ],
+)
+def test_a_bad_analytics_setting_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, raw: str
+) -> None:
+    from netsync.settings import AnalyticsSettings
+
+    monkeypatch.setenv("NETSYNC_SURREAL_URL", "ws://toxiproxy:24001/rpc")
+    monkeypatch.setenv(var, raw)
+    with pytest.raises(ConfigError, match=var):
+        AnalyticsSettings.from_env()
