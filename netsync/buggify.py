@@ -32,6 +32,17 @@ FLAGS: dict[str, Flag] = {
         "republishes a replay past the duplicate window without looking it up in the stream",
         "Exactly once, also past the duplicate window",
     ),
+    "window-age-at-send": Flag(
+        "orchestrator",
+        "judges a replay inside the duplicate window by its age when it publishes, not when it lands:"
+        " the decision's wait for NATS and the publish's own flight are not counted",
+        "Exactly once, also past the duplicate window, when the link to NATS is slow",
+    ),
+    "stall-is-absent": Flag(
+        "orchestrator",
+        "takes a stream lookup that stopped answering half-way for 'not in the stream'",
+        "Exactly once, also past the duplicate window, when NATS stalls during a lookup",
+    ),
     "trust-agent-clock": Flag(
         "orchestrator",
         "dates a replay by the agent's first_attempt_at (the agent's clock) instead of its age",

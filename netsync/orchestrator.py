@@ -149,8 +149,10 @@ class Committer:
             )
         self.stream_ready = True
 
-    async def publish(self, d: dict[str, Any]) -> tuple[int, bool]:
-        """(seq, duplicate). Raises Unavailable when NATS cannot take it now."""
+    async def publish(self, d: dict[str, Any], received: float | None = None) -> tuple[int, bool]:
+        """(seq, duplicate). Raises Unavailable when NATS cannot take it now. `received`: when the
+        decision arrived (time.monotonic()), from which its age is counted; now when not given."""
+        received = time.monotonic() if received is None else received
         if self.nc is None or not self.nc.is_connected:
             raise Unavailable("not connected to NATS")
         try:
@@ -160,11 +162,12 @@ class Committer:
             if self._replay(d) and "no-window-lookup" not in self.bugs:
                 # The window in force now, from the stream itself: an operator may have changed it
                 # since this orchestrator started, and trusting the setting would skip the lookup.
+                asked = time.monotonic()
                 info = await self.nc.jetstream(timeout=2).stream_info(self.stream.name)
-                first = self.first_attempt(d)
+                first = self.first_attempt(d, time.monotonic() - received)
                 if (
                     first is None
-                    or time.time() - first >= (info.config.duplicate_window or 0.0) * WINDOW_MARGIN
+                    or self._lands_at(asked) - first >= (info.config.duplicate_window or 0.0) * WINDOW_MARGIN
                 ):
                     self.on_lookup()
                     self.log.info("window lookup", cid=d["cid"], attempt=d.get("attempt"))
@@ -199,22 +202,41 @@ class Committer:
         except (TypeError, ValueError):
             return True  # cannot tell: treat it as a replay
 
-    def first_attempt(self, d: dict[str, Any]) -> float | None:
+    def _lands_at(self, asked: float) -> float:
+        """The latest a publish sent now lands in the stream (Unix s), for the window's test: later by
+        the PubAck's wait, or by the round trip to NATS just measured (from `asked`, monotonic) when
+        the link is slower than that. Without it, a replay judged inside the window lands after it
+        when the link to NATS is slow, and is stored twice (found by slow-stream-window)."""
+        if "window-age-at-send" in self.bugs:
+            return time.time()
+        return time.time() + max(self.publish_timeout, time.monotonic() - asked)
+
+    def first_attempt(self, d: dict[str, Any], waited: float = 0.0) -> float | None:
         """When the decision was first tried, on this host's clock (NATS's), or None when it cannot tell.
         From the agent's `first_attempt_age_s` (measured on the agent's clock alone), not its
         `first_attempt_at`: an agent whose clock runs ahead of NATS's by more than the lookup's slack
         would be judged inside the window, or scanned from after its message (agent-clock-skew)."""
+        if "window-age-at-send" in self.bugs:
+            waited = 0.0
         try:
             if "first_attempt_age_s" in d and "trust-agent-clock" not in self.bugs:
-                return time.time() - max(0.0, float(d["first_attempt_age_s"]))
+                # the age was measured when the agent sent it; `waited` s have passed since it arrived
+                return time.time() - waited - max(0.0, float(d["first_attempt_age_s"]))
             return float(d["first_attempt_at"])  # an agent that does not send the age
         except (KeyError, TypeError, ValueError):
             return None
 
     async def find(self, cid: str, since: float, info: StreamInfo) -> int | None:
         """The seq of the stream message carrying `cid`, looking from `since` (Unix s) in the
-        stream `info` describes. A headers-only ordered scan: the stream itself says whether a
-        publish landed."""
+        stream `info` describes. A headers-only scan by a consumer of its own: the stream itself
+        says whether a publish landed.
+
+        Not an ordered consumer: nats-py (2.16) resets one that missed a heartbeat or a message by
+        re-creating it from a start sequence while keeping our start time, which the server refuses
+        (both set), so the scan went quiet and the old consumer said nothing was pending: "absent",
+        and the intent was stored twice (lookup-stall, with NATS paused mid-scan). Here every message
+        must come in the consumer's own order, and "absent" needs the consumer to say it has
+        delivered exactly what this scan read and has nothing left."""
         assert self.nc is not None
         js = self.nc.jetstream(timeout=2)
         last = info.state.last_seq
@@ -227,8 +249,13 @@ class Committer:
             ack_policy=AckPolicy.NONE,
             headers_only=True,
             inactive_threshold=10,
+            # delivered in windows the client must have read, as an ordered consumer is: a scan
+            # reads the stream, not a copy the server pushed into this process ahead of it
+            flow_control=True,
+            idle_heartbeat=5,
         )
-        sub = await js.subscribe(SUBJECT, stream=self.stream.name, ordered_consumer=True, config=cfg)
+        sub = await js.subscribe(SUBJECT, stream=self.stream.name, config=cfg)
+        read = 0  # messages this scan read, in the consumer's sequence
         try:
             while True:
                 try:
@@ -237,13 +264,25 @@ class Committer:
                     # A quiet second means nothing more was stored since `since`, or a server that
                     # stalled mid-scan: only the consumer can tell. Taking a stall for "not in the
                     # stream" would publish the intent a second time past the duplicate window.
+                    if "stall-is-absent" in self.bugs:
+                        return None
                     try:
-                        pending = (await sub.consumer_info()).num_pending
+                        ci = await sub.consumer_info()
                     except (nats.errors.Error, TimeoutError) as e:
                         raise Unavailable(f"the lookup of {cid} stalled: {type(e).__name__}") from e
-                    if pending == 0:
+                    delivered = ci.delivered.consumer_seq or 0
+                    if ci.num_pending == 0 and delivered == read:
                         return None
-                    raise Unavailable(f"the lookup of {cid} stalled with {pending} messages unread") from None
+                    raise Unavailable(
+                        f"the lookup of {cid} stalled: read {read} of {delivered} delivered, "
+                        f"{ci.num_pending} more unread"
+                    ) from None
+                read += 1
+                if msg.metadata.sequence.consumer != read:  # one lost on the way: cannot tell
+                    raise Unavailable(
+                        f"the lookup of {cid} missed messages: consumer seq "
+                        f"{msg.metadata.sequence.consumer} after {read - 1}"
+                    )
                 if msg.headers and msg.headers.get(CID_HEADER) == cid:
                     return msg.metadata.sequence.stream
                 if msg.metadata.sequence.stream >= last:
@@ -299,7 +338,7 @@ class Orchestrator:
             return {"cid": cid, "status": "invalid", "error": f"cid must be {CID_RULE}"}
         t0 = time.monotonic()
         try:
-            seq, dup = await self.bridge.call(self.committer.publish(d))
+            seq, dup = await self.bridge.call(self.committer.publish(d, t0))
         except Unavailable as e:
             self.m_decisions.labels("nats-unavailable").inc()
             self.m_nats.set(0)

@@ -54,10 +54,51 @@ async def test_a_lookup_that_stalls_half_way_is_unavailable_not_absent(nats_serv
         pid = nats_server.proc.pid  # type: ignore[union-attr]
         os.kill(pid, signal.SIGSTOP)
         try:
-            await asyncio.sleep(2.5)
+            # longer than the scan takes to read what reached this process before the stop (about
+            # 2.5 s of messages with flow control's windows), so the scan does meet the silence
+            await asyncio.sleep(5)
         finally:
             os.kill(pid, signal.SIGCONT)
         with pytest.raises(Unavailable, match="stalled"):
             await lookup
+    finally:
+        await committer.close()
+
+
+def _replay(cid: str, age_s: float) -> dict[str, object]:
+    return {
+        "type": "decision",
+        "cid": cid,
+        "key": "k",
+        "value": 1,
+        "attempt": 2,
+        "first_attempt_age_s": age_s,
+    }
+
+
+@pytest.mark.parametrize(
+    ("age_s", "waited_s", "looked_up"),
+    [
+        (1.0, 0.0, False),  # lands by 1.0 + 0.3 s: inside 90 % of a 2 s window, Nats-Msg-Id suffices
+        (1.6, 0.0, True),  # lands up to 1.9 s after its first attempt: past 1.8 s, looked up
+        (1.2, 0.4, True),  # aged 1.2 s when sent, but it waited 0.4 s before the window was read
+    ],
+)
+async def test_a_replay_is_looked_up_when_its_publish_could_land_past_the_window(
+    nats_server: NatsServer, age_s: float, waited_s: float, looked_up: bool
+) -> None:
+    """The window's test counts the time from the decision's arrival and its publish's flight (the
+    PubAck's wait, 300 ms here), not only the age the agent sent (slow-stream-window found why)."""
+    committer = Committer(nats_server.url, StreamSettings(duplicate_window_s=2.0), 0.3, Log("window-test"))
+    lookups: list[int] = []
+    committer.on_lookup = lambda: lookups.append(1)
+    await committer.connect()
+    try:
+        await committer.ensure_stream()
+        seq, duplicate = await committer.publish(
+            _replay(f"w-{age_s}-{waited_s}", age_s), time.monotonic() - waited_s
+        )
+        assert seq >= 1 and not duplicate
+        assert bool(lookups) is looked_up
     finally:
         await committer.close()
