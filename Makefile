@@ -8,10 +8,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv engine tools images doctor test test-unit scenarios soak efficacy lint format bench mutation clean
+.PHONY: help setup venv engine tools images doctor test test-unit test-ts scenarios soak efficacy lint format bench mutation clean
 
 help:
 	@echo "make test        set up what is missing, run the harness's own tests"
+	@echo "make test-ts     the TypeScript package's tests (packages/net-sync, Node 22 from npm); part of make test"
 	@echo "make scenarios   set up what is missing, run scenarios/ and write reports/"
 	@echo "make soak        the scenarios marked soak, DURATION=10m by default (make soak DURATION=8h)"
 	@echo "make efficacy    each planted bug of netsync against its scenario: caught, and clean without it"
@@ -49,6 +50,19 @@ doctor: venv
 
 test: setup
 	scripts/run-pytest.sh tests/unit tests/integration $(PYTEST_ARGS)
+	$(MAKE) test-ts
+
+# packages/net-sync (@root-solar/net-sync, issue 29): Node 22 from the npm registry
+# (scripts/node22.sh, cached in ~/.cache/solar-chaos/node22), `npm ci` when the lockfile changed, then its
+# node:test suite, which runs netsync's own processes beside it (so `setup` comes first).
+NET_SYNC := packages/net-sync
+WITH_NODE22 = PATH="$$(dirname "$$(scripts/node22.sh)"):$$PATH"
+$(NET_SYNC)/node_modules/.package-lock.json: $(NET_SYNC)/package-lock.json
+	@command -v npm >/dev/null || scripts/ensure-tools.sh npm
+	@$(WITH_NODE22) && cd $(NET_SYNC) && npm ci --no-audit --no-fund
+
+test-ts: setup $(NET_SYNC)/node_modules/.package-lock.json
+	@$(WITH_NODE22) && cd $(NET_SYNC) && npm run build && npm test
 
 test-unit: venv
 	scripts/run-pytest.sh tests/unit $(PYTEST_ARGS)

@@ -2,7 +2,7 @@
 # Node 22 for packages/net-sync (js-libp2p 3 needs Node 22: on Node 20 a connection fails with
 # EncryptionFailedError, Promise.withResolvers). Debian's nodejs is too old, so it comes from the npm
 # registry: the npm package `node` at a pinned version, whose preinstall fetches the binary package
-# `node-linux-<arch>` of the same version. Installed into .cache/node22/ of the checkout (gitignored).
+# `node-linux-<arch>` of the same version. Installed into the project's cache folder.
 #
 # Idempotent: when the pinned binary is already there, nothing is installed (well under a second).
 # Prints the absolute path of the node binary on stdout; everything else goes to stderr.
@@ -10,8 +10,8 @@
 set -euo pipefail
 
 NODE_VERSION=22.23.3
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${NODE22_CACHE:-$ROOT/.cache/node22}"
+# In the project's cache folder, outside the checkout, so a fresh clone reuses it (docs/operations.md).
+CACHE="${NODE22_CACHE:-${SOLAR_CHAOS_CACHE:-$HOME/.cache/solar-chaos}/node22}"
 BIN="$CACHE/node_modules/node/bin/node"
 
 if [[ -x "$BIN" && "$("$BIN" --version 2>/dev/null)" == "v$NODE_VERSION" ]]; then
