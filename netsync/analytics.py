@@ -49,6 +49,7 @@ from netsync.untrusted import loads
 
 BACKOFF_FIRST, BACKOFF_CAP = 0.1, 2.0
 CHECK_INTERVAL = 1.0  # seconds between two counts of the table
+RESCAN_S = 2.0  # how far back the feed is read again when the table holds rows it did not give
 
 
 class FeedConnection(SurrealConnection):
@@ -87,6 +88,7 @@ class Analytics:
         self._table_checked = False
         self._no_feed_reported = False
         self._ahead_logged = False
+        self._rescan_from: int | None = None  # the cursor before the last seconds were read again
         self.state = State(
             Path(settings.state_dir),
             guard="apply-out-of-order" not in self.bugs,
@@ -286,13 +288,26 @@ class Analytics:
                 else 0
             )
             self.metrics.store_rows.set(count)
-            if checking and count > len(self.state.view.cids) and count > self.state.known:
+            missing = checking and count > len(self.state.view.cids) and count > self.state.known
+            if missing and self._rescan_from is None:
+                # First read the last RESCAN_S again: with concurrent writers SurrealDB makes an entry
+                # visible after a later-stamped one (measured), below a cursor already past it.
+                back = max(0, min(cursor, stamp_at(stamp_ms(cursor) - int(RESCAN_S * 1000))))
                 self.log.warning(
-                    "the table holds rows the feed did not give: auditing",
+                    "the table holds rows the feed did not give: reading the last seconds again",
                     rows=count,
                     applied=len(self.state.view.cids),
                     reported=len(self.state.gapped),
+                    cursor=cursor,
+                    back_to=back,
                 )
+                self._rescan_from = cursor
+                self.state.save_cursor(back)
+                self.metrics.cursor.set(back)
+                return True
+            self._rescan_from = None
+            if missing:
+                self.log.warning("rows still missing after reading again: auditing", rows=count)
                 self.auditing = True
                 return True
         return False
@@ -318,6 +333,14 @@ class Analytics:
             if outcome == "stale":
                 self.metrics.stale.inc()
             lines.append({"t": now, "type": "applied", **ch.line()})
+            if self._rescan_from is not None and ch.versionstamp < self._rescan_from:
+                self.metrics.late.inc()
+                self.log.warning(
+                    "a change visible only after the cursor passed its stamp",
+                    cid=ch.cid,
+                    versionstamp=ch.versionstamp,
+                    passed_by=self._rescan_from,
+                )
             self.log.info(
                 "applied", cid=ch.cid, versionstamp=ch.versionstamp, key=ch.key, stream_seq=ch.stream_seq
             )

@@ -26,6 +26,11 @@ class Metrics:
         self.stale = Counter(
             "netsync_analytics_stale", "Changes applied below the view's stream_seq for their key", registry=r
         )
+        self.late = Counter(
+            "netsync_analytics_late",
+            "Changes found by reading the feed again, below a cursor that had passed their stamp",
+            registry=r,
+        )
         self.gaps = Counter("netsync_analytics_gaps", "Gaps reported, by kind", ["kind"], registry=r)
         self.cursor = Gauge("netsync_analytics_cursor", "The cursor: next versionstamp to read", registry=r)
         self.lag_s = Gauge(

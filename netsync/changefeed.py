@@ -22,7 +22,7 @@ from netsync.settings import ConfigError
 LIMIT_MAX = 1000  # SHOW CHANGES' own bound on LIMIT
 # A SurrealDB duration, as `DEFINE TABLE ... CHANGEFEED <duration>` takes it: 30s, 1h, 1h30m.
 DURATION = re.compile(r"^(?:[0-9]+(?:ns|us|µs|ms|s|m|h|d|w|y))+$")
-LAZY_FLUSH_S = 1.0  # buggify cursor-before-apply: how long applied lines may sit in the buffer
+LAZY_FLUSH_S = 10.0  # buggify cursor-before-apply: how long applied lines may sit in the buffer
 RETENTION_ENV = "NETSYNC_CHANGEFEED_RETENTION"
 DEFAULT_RETENTION = "1h"
 

@@ -4,6 +4,7 @@ GET /applied and GET /view. Crashes are SIGKILLs; the clock step is libfaketime 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import urllib.error
@@ -201,11 +202,22 @@ async def test_planted_cursor_before_apply_loses_a_page_to_a_crash_and_reports_i
     try:
         await store.write(range(0, 50))
         await until(lambda: analytics.health()["applied"] == 50, "the page to be read")
-        analytics.proc.kill()  # within a second of the page: its lines were still in the buffer
+        # Stamps older than the two seconds it reads again when rows are missing (RESCAN_S), and
+        # younger than the ten its planted buffer waits before a flush (LAZY_FLUSH_S).
+        await asyncio.sleep(3)
+        await store.write(range(50, 51))
+        await until(lambda: analytics.health()["applied"] == 51, "the last row to be read")
+        analytics.proc.kill()  # the 51 lines were still in the buffer, the cursor past them on disk
         await analytics.start()
         await until(lambda: len(analytics.gaps()) >= 50, "the lost page to be reported as unread")
-        assert analytics.applied() == []
+        assert [r["cid"] for r in analytics.applied()] == ["c50"], "found again: inside the two seconds"
         assert sorted(g["cid"] for g in analytics.gaps()) == sorted(f"c{i}" for i in range(50))
+        late = [
+            r
+            for r in analytics.proc.lines()
+            if r["msg"] == "a change visible only after the cursor passed its stamp"
+        ]
+        assert [r["cid"] for r in late] == ["c50"]
     finally:
         analytics.proc.kill()
 
