@@ -1,5 +1,5 @@
 /** What the tests share: the checkout's Python, and netsync's own agent as a process (the reference). */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -26,6 +26,41 @@ export async function freePort (): Promise<number> {
   const { port } = server.address() as { port: number }
   await new Promise<void>((resolve) => server.close(() => resolve()))
   return port
+}
+
+/** A child process whose output is kept for the error message, and a stop that waits for its exit. */
+interface Child { proc: ChildProcess, log: string[], stop: () => Promise<void> }
+
+function child (command: string, args: string[], options: SpawnOptions,
+  signal: NodeJS.Signals, cleanup: () => void = () => {}): Child {
+  const log: string[] = []
+  const proc: ChildProcess = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
+  proc.stdout?.on('data', (d: Buffer) => log.push(d.toString()))
+  proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()))
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null) proc.kill(signal)
+    await exited
+    cleanup()
+  }
+  return { proc, log, stop }
+}
+
+/** Polls `probe` every `everyMs` until it holds; stops the child and throws with its log when the child
+ * exits first or `timeoutMs` passes. */
+async function untilReady (what: string, c: Child, probe: () => Promise<boolean>,
+  timeoutMs: number, everyMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      if (await probe()) return
+    } catch {}
+    if (c.proc.exitCode !== null || Date.now() > deadline) {
+      await c.stop()
+      throw new Error(`${what} not ready (exit ${c.proc.exitCode}):\n${c.log.join('')}`)
+    }
+    await sleep(everyMs)
+  }
 }
 
 export interface Health { name: string, peer_id: string, peers_connected: string[], orchestrator_connected: boolean, buffer_depth: number }
@@ -56,10 +91,8 @@ export async function startNetsync<H = Health> (role: 'agent' | 'orchestrator', 
   const p2pPort = await freePort()
   const httpPort = await freePort()
   const journal = mkdtempSync(join(tmpdir(), `net-sync-${name}-`))
-  const log: string[] = []
-  const proc: ChildProcess = spawn(PYTHON, ['-m', 'netsync', role], {
+  const c = child(PYTHON, ['-m', 'netsync', role], {
     cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       PATH: process.env.PATH,
       NETSYNC_NAME: name,
@@ -68,34 +101,18 @@ export async function startNetsync<H = Health> (role: 'agent' | 'orchestrator', 
       NETSYNC_JOURNAL_DIR: journal,
       ...env
     }
-  })
-  proc.stdout?.on('data', (d: Buffer) => log.push(d.toString()))
-  proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()))
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  }, 'SIGTERM', () => rmSync(journal, { recursive: true, force: true }))
   const health = async (): Promise<Health> => await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json() as Health
   const agent: NetsyncAgent = {
     name,
     peer: { name, addr: multiaddr(`/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${(await peerIdForSeed(env.NETSYNC_IDENTITY_SEED ?? name)).toString()}`) },
     httpPort,
-    log,
+    log: c.log,
     health,
-    stop: async () => {
-      if (proc.exitCode === null) proc.kill('SIGTERM')
-      await exited
-      rmSync(journal, { recursive: true, force: true })
-    }
+    stop: c.stop
   }
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    try {
-      if (ready(await health() as unknown as H)) return agent
-    } catch {}
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      await agent.stop()
-      throw new Error(`netsync ${name} not ready (exit ${proc.exitCode}):\n${log.join('')}`)
-    }
-    await sleep(200)
-  }
+  await untilReady(`netsync ${name}`, c, async () => ready(await health() as unknown as H), 60_000, 200)
+  return agent
 }
 
 export interface NatsServer {
@@ -112,28 +129,11 @@ export async function startNatsServer (): Promise<NatsServer> {
   const port = await freePort()
   const monitor = await freePort()
   const store = mkdtempSync(join(tmpdir(), 'net-sync-nats-'))
-  const log: string[] = []
-  const proc = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store, '-m', String(monitor)],
-    { stdio: ['ignore', 'pipe', 'pipe'] })
-  proc.stdout?.on('data', (d: Buffer) => log.push(d.toString()))
-  proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()))
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
-  const stop = async (): Promise<void> => {
-    if (proc.exitCode === null) proc.kill('SIGKILL')
-    await exited
-    rmSync(store, { recursive: true, force: true })
-  }
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${monitor}/healthz`)).status === 200) return { url: `nats://127.0.0.1:${port}`, stop }
-    } catch {}
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      await stop()
-      throw new Error(`nats-server not ready (exit ${proc.exitCode}):\n${log.join('')}`)
-    }
-    await sleep(100)
-  }
+  const c = child(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store, '-m', String(monitor)], {},
+    'SIGKILL', () => rmSync(store, { recursive: true, force: true }))
+  await untilReady('nats-server', c, async () => (await fetch(`http://127.0.0.1:${monitor}/healthz`)).status === 200,
+    30_000, 100)
+  return { url: `nats://127.0.0.1:${port}`, stop: c.stop }
 }
 
 export interface SurrealServer {
@@ -145,25 +145,9 @@ export interface SurrealServer {
 export async function startSurreal (): Promise<SurrealServer> {
   const binary = python('from harness.images import Images\nprint(Images("offline").binary("surreal"))').trim()
   const port = await freePort()
-  const log: string[] = []
-  const proc = spawn(binary, ['start', '--user', 'root', '--pass', 'root', '--bind', `127.0.0.1:${port}`, 'memory'],
-    { stdio: ['ignore', 'pipe', 'pipe'] })
-  proc.stdout?.on('data', (d: Buffer) => log.push(d.toString()))
-  proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()))
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
-  const stop = async (): Promise<void> => {
-    if (proc.exitCode === null) proc.kill('SIGKILL')
-    await exited
-  }
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/health`)).status === 200) return { url: `ws://127.0.0.1:${port}/rpc`, stop }
-    } catch {}
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      await stop()
-      throw new Error(`surreal not ready (exit ${proc.exitCode}):\n${log.join('')}`)
-    }
-    await sleep(100)
-  }
+  const c = child(binary, ['start', '--user', 'root', '--pass', 'root', '--bind', `127.0.0.1:${port}`, 'memory'], {},
+    'SIGKILL')
+  await untilReady('surreal', c, async () => (await fetch(`http://127.0.0.1:${port}/health`)).status === 200,
+    30_000, 100)
+  return { url: `ws://127.0.0.1:${port}/rpc`, stop: c.stop }
 }
