@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nats
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     disable_created_metrics,
@@ -30,8 +29,8 @@ from prometheus_client import (
 
 from netsync import buggify
 from netsync.analytics_http import Metrics, start_http
+from netsync.analytics_scout import Scout
 from netsync.changefeed import (
-    SUMMARY_SUBJECT,
     Page,
     State,
     StateError,
@@ -39,13 +38,11 @@ from netsync.changefeed import (
     retention_from_env,
     stamp_at,
     stamp_ms,
-    summary_agents,
     unread,
 )
 from netsync.logs import Log
 from netsync.settings import AnalyticsSettings, ConfigError
 from netsync.surreal import StatementFailed, SurrealConnection, SurrealUnavailable, call, check
-from netsync.untrusted import loads
 
 BACKOFF_FIRST, BACKOFF_CAP = 0.1, 2.0
 CHECK_INTERVAL = 1.0  # seconds between two counts of the table
@@ -96,8 +93,7 @@ class Analytics:
         )
         self.auditing = False
         self.caught_up = False
-        self.nc: Any = None
-        self.telemetry: dict[str, dict[str, Any]] = {}  # per agent, the last summary's figures
+        self.scout = Scout(settings, log, self.metrics) if settings.nats_servers else None
         self._checked_at = float("-inf")
         self.metrics.cursor.set(self.state.cursor)
         self.metrics.applied.inc(self.state.applied)
@@ -126,7 +122,7 @@ class Analytics:
             applied=self.state.applied,
             port=self.s.http_port,
         )
-        scout = asyncio.create_task(self._follow_telemetry()) if self.s.nats_servers else None
+        scout = asyncio.create_task(self.scout.follow(self.stopping, self._pause)) if self.scout else None
         delay, down = BACKOFF_FIRST, False
         try:
             while not self.stopping.is_set():
@@ -146,61 +142,13 @@ class Analytics:
                     await self._pause(self.s.poll_interval)
         finally:
             server.close()
-            if scout is not None:
+            if scout is not None and self.scout is not None:
                 scout.cancel()
-            if self.nc is not None:
-                try:
-                    await asyncio.wait_for(self.nc.close(), 5)
-                except Exception as e:
-                    self.log.warning("nats close failed", error=repr(e))
+                await self.scout.close()
             await self.surreal.drop()
             self.state.close()
             self.log.info("stopped", cursor=self.state.cursor, applied=self.state.applied)
         return 0
-
-    # -- the scout's summaries ---------------------------------------------------
-
-    async def _follow_telemetry(self) -> None:
-        """Subscribe to the scout's subject (core NATS: a summary sent while away is not seen) and
-        keep per agent what the last summary said; nats-py reconnects for ever once connected."""
-
-        async def on_summary(msg: Any) -> None:
-            try:
-                agents = summary_agents(loads(msg.data))
-            except ValueError as e:
-                self.metrics.telemetry_malformed.inc()
-                self.log.warning(
-                    "telemetry summary not understood",
-                    error=str(e),
-                    body=msg.data[:200].decode(errors="replace"),
-                )
-                return
-            self.metrics.telemetry.inc()
-            self.telemetry.update(agents)
-
-        async def on_error(e: Exception) -> None:
-            self.log.warning("nats error", error=repr(e))
-
-        delay = BACKOFF_FIRST
-        while self.nc is None and not self.stopping.is_set():
-            try:
-                self.nc = await nats.connect(
-                    list(self.s.nats_servers),
-                    name=self.s.name,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    connect_timeout=2,
-                    error_cb=on_error,
-                )
-                await self.nc.subscribe(SUMMARY_SUBJECT, cb=on_summary)
-                self.log.info("following telemetry", subject=SUMMARY_SUBJECT)
-            except Exception as e:
-                if self.nc is not None:
-                    await self.nc.close()
-                    self.nc = None
-                self.log.warning("nats connect failed, retrying", error=repr(e), retry_in=delay)
-                await self._pause(delay)
-                delay = min(delay * 2, BACKOFF_CAP)
 
     # -- one poll ---------------------------------------------------------------
 
@@ -395,7 +343,7 @@ class Analytics:
             "applied": self.state.applied,
             "gaps": self.state.gaps,
             "caught_up": self.caught_up,
-            "connected_nats": bool(self.nc.is_connected) if self.nc is not None else None,
+            "connected_nats": self.scout.connected if self.scout is not None else None,
         }
 
     def _body(self, path: str) -> tuple[str, str, bytes]:
@@ -414,7 +362,8 @@ class Analytics:
                 "".join(json.dumps(r.line()) + "\n" for r in rows).encode(),
             )
         if path == "/telemetry":
-            agents = [self.telemetry[a] for a in sorted(self.telemetry)]
+            telemetry = self.scout.telemetry if self.scout is not None else {}
+            agents = [telemetry[a] for a in sorted(telemetry)]
             return "200 OK", "application/x-ndjson", "".join(json.dumps(a) + "\n" for a in agents).encode()
         return "404 Not Found", "application/json", b'{"error": "not found"}'
 
