@@ -175,6 +175,17 @@ class OrchestratorSettings:
         )
 
 
+def surreal_env() -> dict[str, str]:
+    """The SurrealDB connection the projector and analytics both read, with the contract's defaults."""
+    return {
+        "surreal_url": env_str("NETSYNC_SURREAL_URL"),
+        "surreal_user": os.environ.get("NETSYNC_SURREAL_USER") or "root",
+        "surreal_pass": os.environ.get("NETSYNC_SURREAL_PASS") or "root",
+        "surreal_ns": os.environ.get("NETSYNC_SURREAL_NS") or "solar",
+        "surreal_db": os.environ.get("NETSYNC_SURREAL_DB") or "netsync",
+    }
+
+
 @dataclass(frozen=True)
 class ProjectorSettings:
     name: str
@@ -197,11 +208,7 @@ class ProjectorSettings:
             nats_servers=nats_servers(),
             stream=os.environ.get("NETSYNC_STREAM") or "SENTIMENT",
             consumer=os.environ.get("NETSYNC_CONSUMER") or "projector",
-            surreal_url=env_str("NETSYNC_SURREAL_URL"),
-            surreal_user=os.environ.get("NETSYNC_SURREAL_USER") or "root",
-            surreal_pass=os.environ.get("NETSYNC_SURREAL_PASS") or "root",
-            surreal_ns=os.environ.get("NETSYNC_SURREAL_NS") or "solar",
-            surreal_db=os.environ.get("NETSYNC_SURREAL_DB") or "netsync",
+            **surreal_env(),
             http_port=env_int("NETSYNC_HTTP_PORT", 8080),
             bugs=env_bugs(),
         )
@@ -235,11 +242,7 @@ class AnalyticsSettings:
             raise ConfigError(f"NETSYNC_ANALYTICS_POLL_MS={poll_ms} must be 1 or more")
         settings = cls(
             name=env_str("NETSYNC_NAME", "analytics"),
-            surreal_url=env_str("NETSYNC_SURREAL_URL"),
-            surreal_user=os.environ.get("NETSYNC_SURREAL_USER") or "root",
-            surreal_pass=os.environ.get("NETSYNC_SURREAL_PASS") or "root",
-            surreal_ns=os.environ.get("NETSYNC_SURREAL_NS") or "solar",
-            surreal_db=os.environ.get("NETSYNC_SURREAL_DB") or "netsync",
+            **surreal_env(),
             http_port=env_int("NETSYNC_HTTP_PORT", 8080),
             state_dir=os.environ.get("NETSYNC_ANALYTICS_DIR") or "/var/lib/netsync-analytics",
             poll_interval=poll_ms / 1000,
