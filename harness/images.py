@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sys
-import tempfile
 import time
 import tomllib
 from collections.abc import Callable
@@ -26,16 +24,15 @@ import docker.errors
 from harness import engine
 from harness.build_cache import BuildCache, digest
 from harness.errors import ImageError
+from harness.image_builds import DOCKER_DIR, IMAGE_LABEL, ImageBuilds  # noqa: F401 (IMAGE_LABEL: harness.mutation)
 from harness.paths import ROOT, cache_dir
 
-DOCKER_DIR = ROOT / "docker"
 ROLES = ("base", "nats", "toxiproxy", "surrealdb", "reaper", "netsync")
 # Roles the topology runs; "base" is only a parent image.
 RUNTIME_ROLES = ROLES[1:]
 # Built here in every mode, official too: netsync (the system under test) and the reaper (ours accepts only
 # the run's own label filter; Ryuk, the official one, takes any filter from whoever reaches its port).
 BUILT_HERE = ("reaper", "netsync")
-IMAGE_LABEL = "solar-chaos.image"
 
 
 class Mode(StrEnum):
@@ -89,8 +86,8 @@ def _stderr_log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-class Images:
-    """Resolves each role to an image reference and builds what is missing."""
+class Images(ImageBuilds):
+    """Resolves each role to an image reference and builds what is missing (the builders: ImageBuilds)."""
 
     def __init__(self, mode: Mode | str = Mode.AUTO, log: Log = _stderr_log) -> None:
         self.spec = load_spec()
@@ -172,6 +169,10 @@ class Images:
                 out.append(ImageStatus(role, ref, False, self._version(role)))
         return out
 
+    @property
+    def offline(self) -> bool:
+        return self.mode is Mode.OFFLINE
+
     def _base_ref(self) -> str:
         """What images built here start FROM: our base offline, the pinned python image officially."""
         return self.ref("base") if self.mode is Mode.OFFLINE else self.spec["base"]["official"]
@@ -224,17 +225,6 @@ class Images:
         builder = getattr(self, f"_build_{role}")
         builder(ref)
 
-    def _build_base(self, ref: str) -> None:
-        rootfs = self.builds.rootfs(self.key("base"))
-        repo, tag = ref.rsplit(":", 1)
-        self.log(f"images: importing {rootfs.name}")
-        engine.client().api.import_image_from_file(
-            str(rootfs),
-            repository=repo,
-            tag=tag,
-            changes=["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-        )
-
     def binary(self, name: str) -> Path:
         """A compiled server binary from the cache (built if missing), for running
         NATS, Toxiproxy or SurrealDB as plain processes in tests:
@@ -246,96 +236,6 @@ class Images:
         ]
         return self.builds.go_binaries(role, self.key(role)) / file
 
-    def _build_nats(self, ref: str) -> None:
-        self._docker_build(
-            ref,
-            DOCKER_DIR / "offline/nats/Dockerfile",
-            {"": self.builds.go_binaries("nats", self.key("nats"))},
-        )
-
-    def _build_toxiproxy(self, ref: str) -> None:
-        self._docker_build(
-            ref,
-            DOCKER_DIR / "offline/toxiproxy/Dockerfile",
-            {"": self.builds.go_binaries("toxiproxy", self.key("toxiproxy"))},
-        )
-
     def surreal_binary(self) -> Path:
         """The compiled `surreal` binary, from the cache or compiled now (about 14 min cold, 2 cores)."""
         return self.builds.surreal_binary(self.key("surrealdb"))
-
-    def _build_surrealdb(self, ref: str) -> None:
-        folder = DOCKER_DIR / "offline/surrealdb"
-        self._docker_build(ref, folder / "Dockerfile", {"surreal": self.surreal_binary()}, base=True)
-
-    def _build_reaper(self, ref: str) -> None:
-        folder = DOCKER_DIR / "offline/reaper"
-        wheels = self.builds.wheels("reaper", self.spec["reaper"]["requirements"])
-        self._docker_build(
-            ref,
-            folder / "Dockerfile",
-            {"wheels": wheels, "reaper.py": folder / "reaper.py"},
-            base=True,
-            network="none" if self.mode is Mode.OFFLINE else None,  # officially FROM a pulled python image
-        )
-
-    def _build_netsync(self, ref: str) -> None:
-        req = ROOT / "netsync" / "requirements.txt"
-        lines = [ln.strip() for ln in req.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-        wheels = self.builds.wheels("netsync", lines)
-        debs = self.builds.debs("netsync", self.spec["netsync"]["debs"])
-        faketime = next(debs.glob("usr/lib/*/faketime/libfaketimeMT.so.1"), None)
-        if faketime is None:
-            raise ImageError(f"no libfaketimeMT.so.1 in {debs}: remove that folder and build again")
-        self._docker_build(
-            ref,
-            DOCKER_DIR / "netsync" / "Dockerfile",
-            {"wheels": wheels, "netsync": ROOT / "netsync", "libfaketimeMT.so.1": faketime},
-            base=True,
-            network="none" if self.mode is Mode.OFFLINE else None,
-        )
-
-    def _docker_build(
-        self,
-        ref: str,
-        dockerfile: Path,
-        files: dict[str, Path],
-        base: bool = False,
-        network: str | None = "none",
-    ) -> None:
-        """Build from a fresh context holding the Dockerfile and `files` (name -> source;
-        a source folder under name "" is spread into the context's root)."""
-        buildargs = {}
-        if base:
-            if self.mode is Mode.OFFLINE:
-                self.ensure(("base",))
-            buildargs["BASE"] = self._base_ref()
-        with tempfile.TemporaryDirectory() as ctx:
-            c = Path(ctx)
-            shutil.copy2(dockerfile, c / "Dockerfile")
-            for name, src in files.items():
-                dst = c / name if name else c
-                if src.is_dir():
-                    shutil.copytree(
-                        src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
-                    )
-                else:
-                    shutil.copy2(src, dst)
-            if "wheels" in files:
-                names = sorted(p.name for p in (c / "wheels").glob("*.whl"))
-                (c / "wheels" / "requirements.txt").write_text("".join(f"/tmp/wheels/{n}\n" for n in names))
-            t0 = time.monotonic()
-            try:
-                engine.client().images.build(
-                    path=ctx,
-                    tag=ref,
-                    buildargs=buildargs,
-                    network_mode=network,
-                    rm=True,
-                    forcerm=True,
-                    labels={IMAGE_LABEL: ref.split("/", 1)[-1].split(":")[0]},
-                )
-            except docker.errors.BuildError as e:
-                tail = "".join(str(x.get("stream", x.get("error", ""))) for x in list(e.build_log)[-15:])
-                raise ImageError(f"docker build of {ref} failed: {e.msg}\n{tail}") from e
-            self.builds.record_time(f"docker-build:{ref.split(':')[0]}", time.monotonic() - t0)

@@ -1,0 +1,148 @@
+"""How each image built here is made (Images' builders): from a fresh build context holding its Dockerfile
+and the cache's products (harness/build_cache.py), with no network offline, labelled with its role."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+
+from harness import engine
+from harness.build_cache import BuildCache
+from harness.errors import ImageError
+from harness.paths import ROOT
+
+DOCKER_DIR = ROOT / "docker"
+IMAGE_LABEL = "solar-chaos.image"
+
+
+class ImageBuilds:
+    """The `_build_<role>` methods Images calls for a role it builds here."""
+
+    builds: BuildCache
+    spec: dict
+
+    # Provided by Images.
+    @property
+    def offline(self) -> bool:
+        raise NotImplementedError
+
+    def key(self, role: str) -> str:
+        raise NotImplementedError
+
+    def ref(self, role: str) -> str:
+        raise NotImplementedError
+
+    def _base_ref(self) -> str:
+        raise NotImplementedError
+
+    def ensure(self, roles: tuple[str, ...]) -> Any:
+        raise NotImplementedError
+
+    def log(self, msg: str) -> None:
+        raise NotImplementedError
+
+    def _build_base(self, ref: str) -> None:
+        rootfs = self.builds.rootfs(self.key("base"))
+        repo, tag = ref.rsplit(":", 1)
+        self.log(f"images: importing {rootfs.name}")
+        engine.client().api.import_image_from_file(
+            str(rootfs),
+            repository=repo,
+            tag=tag,
+            changes=["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        )
+
+    def _build_nats(self, ref: str) -> None:
+        self._docker_build(
+            ref,
+            DOCKER_DIR / "offline/nats/Dockerfile",
+            {"": self.builds.go_binaries("nats", self.key("nats"))},
+        )
+
+    def _build_toxiproxy(self, ref: str) -> None:
+        self._docker_build(
+            ref,
+            DOCKER_DIR / "offline/toxiproxy/Dockerfile",
+            {"": self.builds.go_binaries("toxiproxy", self.key("toxiproxy"))},
+        )
+
+    def _build_surrealdb(self, ref: str) -> None:
+        folder = DOCKER_DIR / "offline/surrealdb"
+        self._docker_build(ref, folder / "Dockerfile", {"surreal": self.surreal_binary()}, base=True)
+
+    def _build_reaper(self, ref: str) -> None:
+        folder = DOCKER_DIR / "offline/reaper"
+        wheels = self.builds.wheels("reaper", self.spec["reaper"]["requirements"])
+        self._docker_build(
+            ref,
+            folder / "Dockerfile",
+            {"wheels": wheels, "reaper.py": folder / "reaper.py"},
+            base=True,
+            network="none" if self.offline else None,  # officially FROM a pulled python image
+        )
+
+    def _build_netsync(self, ref: str) -> None:
+        req = ROOT / "netsync" / "requirements.txt"
+        lines = [ln.strip() for ln in req.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        wheels = self.builds.wheels("netsync", lines)
+        debs = self.builds.debs("netsync", self.spec["netsync"]["debs"])
+        faketime = next(debs.glob("usr/lib/*/faketime/libfaketimeMT.so.1"), None)
+        if faketime is None:
+            raise ImageError(f"no libfaketimeMT.so.1 in {debs}: remove that folder and build again")
+        self._docker_build(
+            ref,
+            DOCKER_DIR / "netsync" / "Dockerfile",
+            {"wheels": wheels, "netsync": ROOT / "netsync", "libfaketimeMT.so.1": faketime},
+            base=True,
+            network="none" if self.offline else None,
+        )
+
+    def _docker_build(
+        self,
+        ref: str,
+        dockerfile: Path,
+        files: dict[str, Path],
+        base: bool = False,
+        network: str | None = "none",
+    ) -> None:
+        """Build from a fresh context holding the Dockerfile and `files` (name -> source;
+        a source folder under name "" is spread into the context's root)."""
+        buildargs = {}
+        if base:
+            if self.offline:
+                self.ensure(("base",))
+            buildargs["BASE"] = self._base_ref()
+        with tempfile.TemporaryDirectory() as ctx:
+            c = Path(ctx)
+            shutil.copy2(dockerfile, c / "Dockerfile")
+            for name, src in files.items():
+                dst = c / name if name else c
+                if src.is_dir():
+                    shutil.copytree(
+                        src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+                    )
+                else:
+                    shutil.copy2(src, dst)
+            if "wheels" in files:
+                names = sorted(p.name for p in (c / "wheels").glob("*.whl"))
+                (c / "wheels" / "requirements.txt").write_text("".join(f"/tmp/wheels/{n}\n" for n in names))
+            t0 = time.monotonic()
+            try:
+                engine.client().images.build(
+                    path=ctx,
+                    tag=ref,
+                    buildargs=buildargs,
+                    network_mode=network,
+                    rm=True,
+                    forcerm=True,
+                    labels={IMAGE_LABEL: ref.split("/", 1)[-1].split(":")[0]},
+                )
+            except docker.errors.BuildError as e:
+                tail = "".join(str(x.get("stream", x.get("error", ""))) for x in list(e.build_log)[-15:])
+                raise ImageError(f"docker build of {ref} failed: {e.msg}\n{tail}") from e
+            self.builds.record_time(f"docker-build:{ref.split(':')[0]}", time.monotonic() - t0)
