@@ -90,6 +90,8 @@ export interface ProjectorConfig {
   surrealPass: string
   surrealNs: string
   surrealDb: string
+  /** NETSYNC_CHANGEFEED_RETENTION: the projected table's changefeed (`DEFINE TABLE IF NOT EXISTS ... CHANGEFEED <it>`) */
+  changefeedRetention: string
   httpPort: number
   bugs: ReadonlySet<string>
 }
@@ -296,6 +298,18 @@ export function orchestratorConfig (env: Env = process.env): OrchestratorConfig 
   }
 }
 
+/** A SurrealDB duration above zero, as `CHANGEFEED <duration>` takes it (netsync's changefeed.DURATION). */
+const DURATION = /^(?:[0-9]+(?:ns|us|µs|ms|s|m|h|d|w|y))+$/
+
+export function changefeedRetention (env: Env = process.env): string {
+  const name = 'NETSYNC_CHANGEFEED_RETENTION'
+  const value = str(env, name, '1h')
+  if (!DURATION.test(value) || !/[1-9]/.test(value)) {
+    throw new ConfigError(name, `${name}=${JSON.stringify(value)} is not a SurrealDB duration above zero (30s, 10m, 1h)`)
+  }
+  return value
+}
+
 export function projectorConfig (env: Env = process.env): ProjectorConfig {
   return {
     role: 'projector',
@@ -309,6 +323,7 @@ export function projectorConfig (env: Env = process.env): ProjectorConfig {
     surrealPass: str(env, 'NETSYNC_SURREAL_PASS', 'root'),
     surrealNs: str(env, 'NETSYNC_SURREAL_NS', 'solar'),
     surrealDb: str(env, 'NETSYNC_SURREAL_DB', 'netsync'),
+    changefeedRetention: changefeedRetention(env),
     httpPort: httpPort(env),
     bugs: parseBugs(env)
   }
