@@ -9,9 +9,6 @@ import contextlib
 import fcntl
 import json
 import shlex
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,11 +18,10 @@ from pathlib import Path
 from harness.mutation.mutants import Drawn
 from harness.mutation.outcome import SURVIVED, Classified, ScenarioResult, classify, score
 from harness.mutation.table import Guard
-from harness.paths import ROOT
+from harness.subrun import run_cli
 
 MUTANT_REPO = "solar-chaos-mutant"  # not solar-chaos/*: `solar-chaos images` would call it stale
 APP = "/opt/netsync/app"  # where docker/netsync/Dockerfile puts the package
-STOP_GRACE_S = 90  # after SIGTERM, the harness heals its faults and removes its containers
 
 
 @dataclass
@@ -82,28 +78,9 @@ def remove_image(tag: str, say: Say) -> None:
 def run_scenario(scenario: str, image: str, reports: Path, timeout_s: float) -> ScenarioResult:
     """`solar-chaos run scenarios/NAME.yaml --sut-image IMAGE` at the file's own seed; stopped by SIGTERM
     (the harness then tears down what it made) when it runs past `timeout_s`."""
-    reports.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "harness.cli", "run", f"scenarios/{scenario}.yaml"]
-    cmd += ["--reports", str(reports), "--sut-image", image]
-    t0 = time.monotonic()
-    with open(reports / "stdout.txt", "w") as out, open(reports / "stderr.txt", "w") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err)
-        try:
-            rc: int | None = proc.wait(timeout=max(timeout_s, 1))
-        except subprocess.TimeoutExpired:
-            rc = None
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    seconds = time.monotonic() - t0
-    verdicts = sorted(reports.glob("*/*/verdict.json"))
-    verdict = json.loads(verdicts[-1].read_text()) if verdicts else None
-    tail = "\n".join((reports / "stderr.txt").read_text(errors="replace").splitlines()[-8:])
-    run_dir = str(verdicts[-1].parent.relative_to(reports.parents[2])) if verdicts else ""
-    return ScenarioResult(scenario, seconds, rc, verdict, tail, run_dir)
+    child = run_cli([f"scenarios/{scenario}.yaml", "--sut-image", image], reports, timeout_s)
+    run_dir = str(child.run_dir.relative_to(reports.parents[2])) if child.run_dir else ""
+    return ScenarioResult(scenario, child.seconds, child.rc, child.verdict, child.stderr_tail, run_dir)
 
 
 def judge(drawn: Drawn, guard: Guard, base: str, tag: str, out: Path, opts: Options, say: Say) -> dict:
