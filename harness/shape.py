@@ -49,19 +49,26 @@ def cluster_members(name: str, leader: str, nodes: list[str]) -> list[str]:
     raise ValueError(f"not a cluster target: {name!r} ({', '.join(CLUSTER_TARGETS)})")
 
 
-def node_names(agents: int, nats: int = 1) -> list[str]:
-    """Every container of a topology with `agents` agents and `nats` NATS nodes that a fault can name."""
-    return [*agent_names(agents), "orchestrator", "projector", *nats_names(nats), "surrealdb"]
+ANALYTICS = "analytics"  # the opt-in consumer of the store's changefeed (topology.analytics)
+
+
+def node_names(agents: int, nats: int = 1, analytics: bool = False) -> list[str]:
+    """Every container of a topology with `agents` agents and `nats` NATS nodes (and the analytics node,
+    when it has one) that a fault can name."""
+    extra = [ANALYTICS] if analytics else []
+    return [*agent_names(agents), "orchestrator", "projector", *extra, *nats_names(nats), "surrealdb"]
 
 
 # Data-plane links (each one a Toxiproxy proxy)
 
 
-def data_plane_links(agents: int, nats: int = 1) -> list[tuple[str, str]]:
+def data_plane_links(agents: int, nats: int = 1, analytics: bool = False) -> list[tuple[str, str]]:
     """Every proxied link of the topology as (from, to): the links a fault can act on. In a NATS cluster
     the orchestrator and the projector have a link to every NATS node, and every NATS node one to each
-    other (its cluster route)."""
+    other (its cluster route). The analytics node, when there is one, reads SurrealDB and hears the
+    scout's summaries from NATS."""
     names, servers = agent_names(agents), nats_names(nats)
+    extra = [*((ANALYTICS, n) for n in servers), (ANALYTICS, "surrealdb")] if analytics else []
     return [
         *((a, b) for a in names for b in names if a != b),
         *((a, "orchestrator") for a in names),
@@ -69,10 +76,11 @@ def data_plane_links(agents: int, nats: int = 1) -> list[tuple[str, str]]:
         *(("projector", n) for n in servers),
         ("projector", "surrealdb"),
         *((a, b) for a in servers for b in servers if a != b),
+        *extra,
     ]
 
 
-def select_links(selector: str, agents: int, nats: int = 1) -> list[tuple[str, str]]:
+def select_links(selector: str, agents: int, nats: int = 1, analytics: bool = False) -> list[tuple[str, str]]:
     """The links of a topology with `agents` agents and `nats` NATS nodes that the selector `FROM>TO`
     names; each end a node or a group (`agents`, `*`, and `nats` in a cluster). The scenario model checks
     selectors; here a malformed one is a ValueError."""
@@ -80,7 +88,8 @@ def select_links(selector: str, agents: int, nats: int = 1) -> list[tuple[str, s
     if not sep or ">" in dst:
         raise ValueError(f"not a link selector: {selector!r} (FROM>TO)")
     src, dst = src.strip(), dst.strip()
-    return [(a, b) for a, b in data_plane_links(agents, nats) if _names(src, a) and _names(dst, b)]
+    links = data_plane_links(agents, nats, analytics)
+    return [(a, b) for a, b in links if _names(src, a) and _names(dst, b)]
 
 
 def _names(endpoint: str, node: str) -> bool:
