@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from harness.errors import HarnessError
 from harness.shape import (
+    ANALYTICS,
     CLUSTER_TARGETS,
     GROUPS,
     MAX_AGENTS,
@@ -153,10 +154,11 @@ PositiveDuration = Annotated[
 # Nodes and links
 
 
-def _nodes_allowed(agents: int, nats: int = 1) -> str:
+def _nodes_allowed(agents: int, nats: int = 1, analytics: bool = False) -> str:
     agents_text = "agent-1" if agents == 1 else f"agent-1..agent-{agents}"
     nats_text = "nats" if nats == 1 else f"nats-1..nats-{nats}, {', '.join(CLUSTER_TARGETS)}"
-    return ", ".join([agents_text, "orchestrator", "projector", nats_text, "surrealdb"])
+    extra = [ANALYTICS] if analytics else []
+    return ", ".join([agents_text, "orchestrator", "projector", *extra, nats_text, "surrealdb"])
 
 
 LINK_FORMS = (
@@ -165,21 +167,26 @@ LINK_FORMS = (
 )
 LINKS_ALLOWED = (
     "agent-i>agent-j, agent-i>orchestrator, orchestrator>nats, projector>nats, projector>surrealdb; "
-    "in a NATS cluster orchestrator>nats-i, projector>nats-i, nats-i>nats-j"
+    "in a NATS cluster orchestrator>nats-i, projector>nats-i, nats-i>nats-j; with topology.analytics "
+    "analytics>surrealdb, analytics>nats"
 )
 # Every node name some topology has: the largest, and both spellings of NATS (alone, or in a cluster).
 _ANY_NODE = (
-    frozenset(node_names(MAX_AGENTS))
+    frozenset(node_names(MAX_AGENTS, analytics=True))
     | frozenset(node_names(MAX_AGENTS, max(NATS_NODES)))
     | frozenset(CLUSTER_TARGETS)
 )
 
 
-def _node_error(name: str, agents: int, nats: int = 1) -> tuple[str, str] | None:
+def _node_error(name: str, agents: int, nats: int = 1, analytics: bool = False) -> tuple[str, str] | None:
     """What is wrong with `name` as a node of a topology with `agents` agents and `nats` NATS nodes
-    (what, allowed), or None."""
-    if name in node_names(agents, nats) or (name in CLUSTER_TARGETS and nats != 1):
+    (and the analytics node or not) (what, allowed), or None."""
+    if name in node_names(agents, nats, analytics) or (name in CLUSTER_TARGETS and nats != 1):
         return None
+    if name == ANALYTICS:
+        return "analytics is not in the topology (topology.analytics: false)", (
+            "topology.analytics: true, or a node: " + _nodes_allowed(agents, nats)
+        )
     if name in CLUSTER_TARGETS:
         what = f"{name} follows a NATS cluster at run time; NATS is one server here (topology.nats.nodes: 1)"
         return what, "topology.nats.nodes 3 or 5, or a node: " + _nodes_allowed(agents, nats)
@@ -224,23 +231,24 @@ def _link_selector(selector: str) -> str:
     return f"{src}>{dst}"
 
 
-def _reference_error(name: str, kind: str, agents: int, nats: int = 1) -> tuple[str, str] | None:
+def _reference_error(
+    name: str, kind: str, agents: int, nats: int = 1, analytics: bool = False
+) -> tuple[str, str] | None:
     if kind == "node":
-        return _node_error(name, agents, nats)
+        return _node_error(name, agents, nats, analytics)
     src, dst = _split_link(name)
     for end in (src, dst):
         if end in GROUPS or (end == "nats" and nats != 1):  # a cluster's nodes, as a group
             continue
-        if problem := _node_error(end, agents, nats):
+        if problem := _node_error(end, agents, nats, analytics):
             return problem
-    if not select_links(name, agents, nats):
+    if not select_links(name, agents, nats, analytics):
         return f"{name} matches no link of the topology", LINKS_ALLOWED
     return None
 
 
-_NODE_PATTERN = (
-    rf"^(agent-[1-{MAX_AGENTS}]|nats-[1-{max(NATS_NODES)}]|{'|'.join((*SERVICES, *CLUSTER_TARGETS))})$"
-)
+_NAMED_NODES = "|".join((*SERVICES, ANALYTICS, *CLUSTER_TARGETS))
+_NODE_PATTERN = rf"^(agent-[1-{MAX_AGENTS}]|nats-[1-{max(NATS_NODES)}]|{_NAMED_NODES})$"
 NodeName = Annotated[
     str, AfterValidator(_known_node), WithJsonSchema({"type": "string", "pattern": _NODE_PATTERN})
 ]
