@@ -176,6 +176,16 @@ class Topology(_Strict):
     replay_interval: PositiveDuration = 0.2
     disk: Disks = Field(default_factory=dict, description=DISK_FORMS + "; absent: container")
     nats: NatsSettings = Field(default_factory=NatsSettings)
+    analytics: bool = Field(
+        False,
+        description="an analytics node (netsync's analytics role, node `analytics`) follows the store's "
+        "changefeed and the scout's summaries; its applied changes and view are judged (analytics.jsonl)",
+    )
+    changefeed_retention: PositiveDuration = Field(
+        3600.0,
+        description="how long SurrealDB keeps the projected table's changefeed (NETSYNC_CHANGEFEED_RETENTION "
+        "of the projector and analytics); whole seconds, 1s or more: " + DURATION_FORMS,
+    )
 
     @model_validator(mode="after")
     def _quorum_within_agents(self) -> Topology:
@@ -184,6 +194,12 @@ class Topology(_Strict):
                 f"quorum {self.quorum} is more than the {self.agents} agents",
                 f"1..{self.agents}",
                 at=("quorum",),
+            )
+        if self.changefeed_retention < 1 or self.changefeed_retention != int(self.changefeed_retention):
+            raise _problem(
+                f"got {self.changefeed_retention:g}s: SurrealDB keeps a changefeed for whole seconds",
+                "a whole number of seconds, 1s or more: 30s, 10m, 1h",
+                at=("changefeed_retention",),
             )
         for key in self.disk:
             if problem := (_node_error(key, self.agents) if key.startswith("agent-") else None):
@@ -194,6 +210,11 @@ class Topology(_Strict):
     def faultfs_nodes(self) -> tuple[str, ...]:
         """The nodes whose data directory sits on faultfs."""
         return on_faultfs(self.disk, self.agents, self.nats.nodes)
+
+    @property
+    def surreal_retention(self) -> str:
+        """changefeed_retention as SurrealDB writes a duration (`3600s`)."""
+        return f"{int(self.changefeed_retention)}s"
 
     @property
     def effective_quorum(self) -> int:
