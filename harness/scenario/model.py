@@ -216,12 +216,13 @@ class Scenario(_Strict):
 
     def _misfits(self) -> Iterator[tuple[Loc, str, str]]:
         agents, nats, end = self.topology.agents, self.topology.nats.nodes, self.load.duration
+        analytics = self.topology.analytics
         for i, fault in enumerate(self.faults):
             here = ("faults", i, fault.fault)
             if fault.at >= end:
                 yield (*here, "at"), f"{fault.at:g}s is not before the load ends", f"0s..{end:g}s (excluded)"
             for path, name, kind in fault.references():
-                if problem := _reference_error(name, kind, agents, nats):
+                if problem := _reference_error(name, kind, agents, nats, analytics):
                     yield (*here, *path), *problem
             if (
                 nats != 1
@@ -269,7 +270,7 @@ class Scenario(_Strict):
             if self.random.at >= end:
                 yield ("random", "at"), f"{self.random.at:g}s is not before the load ends", f"0s..{end:g}s"
             for i, name in enumerate(self.random.targets or ()):
-                if problem := _node_error(name, agents, nats):
+                if problem := _node_error(name, agents, nats, analytics):
                     yield ("random", "targets", i), *problem
         if self.expect.min_committed > (intents := self.load.intents):
             yield (
