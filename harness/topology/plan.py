@@ -46,6 +46,8 @@ class SystemConfig:
     nats_sync_interval: str | None = None  # JetStream's sync_interval in NATS's config; None: its default
     nats_nodes: int = 1  # one server (`nats`) or a cluster (`nats-1`..`nats-N`)
     stream_replicas: int = 1
+    analytics: bool = False  # the analytics node follows the store's changefeed (topology.analytics)
+    changefeed_retention: str = "1h"  # NETSYNC_CHANGEFEED_RETENTION of the projector and analytics
 
     def agent_names(self) -> list[str]:
         return shape.agent_names(self.agents)
@@ -72,9 +74,11 @@ _SERVICE_LINK_PORTS = {
     ("orchestrator", "nats"): 23001,
     ("projector", "nats"): 23002,
     ("projector", "surrealdb"): 23003,
+    ("analytics", "surrealdb"): 23004,
+    ("analytics", "nats"): 23005,
 }
 # In a cluster: the clients' links to node i, and node i's route to node j.
-_CLUSTER_CLIENT_PORTS = {"orchestrator": 23010, "projector": 23020}
+_CLUSTER_CLIENT_PORTS = {"orchestrator": 23010, "projector": 23020, "analytics": 23030}
 _ROUTE_PORTS = 23100
 
 
@@ -106,7 +110,7 @@ def plan_links(cfg: SystemConfig) -> dict[str, Link]:
     routes among them."""
     links = [
         Link(a, b, _listen_port(a, b), _upstream(a, b))
-        for a, b in shape.data_plane_links(cfg.agents, cfg.nats_nodes)
+        for a, b in shape.data_plane_links(cfg.agents, cfg.nats_nodes, cfg.analytics)
     ]
     return {link.name: link for link in links}
 
