@@ -203,8 +203,9 @@ def known(ctl: Controls, pairs: list[tuple[str, str]]) -> list[str]:
 
 
 def _selected(ctl: Controls, selectors: list[str]) -> list[str]:
+    cfg = ctl.sut.cfg
     return known(
-        ctl, [pair for s in selectors for pair in select_links(s, ctl.agents, ctl.sut.cfg.nats_nodes)]
+        ctl, [pair for s in selectors for pair in select_links(s, ctl.agents, cfg.nats_nodes, cfg.analytics)]
     )
 
 
