@@ -9,6 +9,7 @@ from pathlib import Path
 
 from testcontainers.core.network import Network
 
+from harness.topology.analytics_node import analytics_env, analytics_volume, changefeed_env
 from harness.topology.disks import RunDisks
 from harness.topology.docker import DockerRun
 from harness.topology.identity import peer_id_for_seed
@@ -72,8 +73,11 @@ class _Nodes:
             {
                 "NETSYNC_NATS_URL": self._nats_clients_url("projector"),
                 "NETSYNC_SURREAL_URL": f"ws://toxiproxy:{self.links['projector>surrealdb'].port}/rpc",
+                **changefeed_env(self.cfg),
             },
         )
+        if self.cfg.analytics:
+            self._node("analytics", nets, analytics_env(self.cfg, self.links), analytics_volume(self.run))
         for a in agents:
             peers = ",".join(
                 f"{b}=/dns4/toxiproxy/tcp/{self.links[f'{a}>{b}'].port}/p2p/{peer_id_for_seed(b)}"
