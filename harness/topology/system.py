@@ -66,7 +66,7 @@ class System:
 
     @property
     def nodes(self) -> list[str]:
-        return shape.node_names(self.cfg.agents, self.cfg.nats_nodes)
+        return shape.node_names(self.cfg.agents, self.cfg.nats_nodes, self.cfg.analytics)
 
     def __enter__(self) -> System:
         self.images.ensure()  # a no-op when every image is present
@@ -121,7 +121,8 @@ class System:
         for node in self.cfg.nats_names():
             NATS.wait_ready(self.run, node)
         SURREALDB.wait_ready(self.run)
-        for node in ("orchestrator", "projector", *self.cfg.agent_names()):
+        extra = [shape.ANALYTICS] if self.cfg.analytics else []
+        for node in ("orchestrator", "projector", *extra, *self.cfg.agent_names()):
             self.wait_http(node)
         self.wait_field("orchestrator", "nats", True)
         if self.cfg.nats_nodes > 1:
@@ -197,7 +198,11 @@ class System:
     def resettable(self) -> bool:
         """Whether reset() can make this system as new: every node answers and no agent
         holds buffered intents (those would be replayed into the next scenario); in a NATS cluster,
-        every NATS node answers too (a stream recreated on a partial cluster would start under-replicated)."""
+        every NATS node answers too (a stream recreated on a partial cluster would start under-replicated).
+        Never with an analytics node: its view, cursor and applied log would carry the last scenario's
+        changes into the next, so each such scenario brings its system up anew."""
+        if self.cfg.analytics:
+            return False
         try:
             for node in self.cfg.nats_names():  # answering; reset waits for the replicas to be current
                 if httpx.get(NATS.health_url(self.run, node), timeout=1.0).status_code != 200:
