@@ -50,6 +50,8 @@ def system_config(s: Scenario, sut_image: str | None = None, buggify: tuple[str,
         nats_nodes=s.topology.nats.nodes,
         stream_replicas=s.topology.nats.stream_replicas,
         clock=any(kind in CLOCK_FAULTS for kind in s.fault_kinds()),
+        analytics=s.topology.analytics,
+        changefeed_retention=s.topology.surreal_retention,
     )
 
 
