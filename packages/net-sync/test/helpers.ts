@@ -29,9 +29,9 @@ export async function freePort (): Promise<number> {
 }
 
 /** A child process whose output is kept for the error message, and a stop that waits for its exit. */
-interface Child { proc: ChildProcess, log: string[], stop: () => Promise<void> }
+export interface Child { proc: ChildProcess, log: string[], stop: () => Promise<void> }
 
-function child (command: string, args: string[], options: SpawnOptions,
+export function child (command: string, args: string[], options: SpawnOptions,
   signal: NodeJS.Signals, cleanup: () => void = () => {}): Child {
   const log: string[] = []
   const proc: ChildProcess = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -48,7 +48,7 @@ function child (command: string, args: string[], options: SpawnOptions,
 
 /** Polls `probe` every `everyMs` until it holds; stops the child and throws with its log when the child
  * exits first or `timeoutMs` passes. */
-async function untilReady (what: string, c: Child, probe: () => Promise<boolean>,
+export async function untilReady (what: string, c: Child, probe: () => Promise<boolean>,
   timeoutMs: number, everyMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
