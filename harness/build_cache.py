@@ -1,7 +1,8 @@
 """The slow products that the offline images are built from, kept in the cache folder under a name that
 holds the hash of their inputs, so that a second build compiles nothing and deleting an image forces no
 recompile: the Debian root filesystem (debootstrap), the Go binaries (NATS, Toxiproxy), the SurrealDB
-server (cargo), the wheels (pip) and Debian packages' files (libfaketime).
+server (cargo), the wheels (pip), Debian packages' files (libfaketime), and for the TypeScript package Node 22
+(scripts/node22.sh), its node_modules (`npm ci`) and its compiled dist/.
 Each is written under a temporary name and renamed when whole; every
 build's time is kept in build-times.json (the first, cold, one beside the last)."""
 
@@ -179,6 +180,63 @@ class BuildCache:
             )
             self.record_time(f"wheels:{name}", time.monotonic() - t0)
             _keep(Path(tmp), out)
+        return out
+
+    def node22(self) -> Path:
+        """Node 22's binary from the npm registry, installed once into the cache by scripts/node22.sh."""
+        env = {**os.environ, "NODE22_CACHE": str(self.cache / "node22")}
+        got = subprocess.run(
+            [str(ROOT / "scripts" / "node22.sh")], env=env, capture_output=True, text=True, check=False
+        )
+        if got.returncode != 0:
+            raise ImageError(f"scripts/node22.sh failed (exit {got.returncode}): {got.stderr.strip()[-600:]}")
+        return Path(got.stdout.strip())
+
+    def node_modules(self, name: str, package: Path, dev: bool) -> Path:
+        """`npm ci` (`--omit=dev` unless `dev`) of `package`'s package.json and package-lock.json, in a cache
+        folder keyed by their hash and Node's version, never in the checkout; returns that folder (its
+        node_modules inside)."""
+        files = [package / "package.json", package / "package-lock.json"]
+        node = self.node22()
+        key = digest({"lock": [hashlib.sha256(f.read_bytes()).hexdigest() for f in files], "node": node.name})
+        kind = "dev" if dev else "prod"
+        out = self.cache / "npm" / f"{name}-{kind}-{key[:12]}"
+        if out.exists():
+            return out
+        if not shutil.which("npm"):
+            raise ImageError(f"npm is missing, needed to fetch {name}'s dependencies; fix: apt install npm")
+        with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
+            for f in files:
+                shutil.copy2(f, Path(tmp) / f.name)
+            env = {**os.environ, "PATH": f"{node.parent}:{os.environ.get('PATH', '')}"}
+            cmd = ["npm", "ci", "--no-audit", "--no-fund", *([] if dev else ["--omit=dev"])]
+            t0 = time.monotonic()
+            self.run(cmd, f"npm ci {name} {kind}", env=env, cwd=Path(tmp))
+            self.record_time(f"npm:{name}-{kind}", time.monotonic() - t0)
+            _keep(Path(tmp), out)
+        return out
+
+    def tsc_dist(self, name: str, package: Path, key: str) -> Path:
+        """The package's src/ compiled by its own tsconfig.json and TypeScript (the dev dependencies), into
+        a cache folder keyed by `key` (the image's input hash): the checkout's dist/ is left alone, which
+        other builds rewrite. Returns the folder holding dist/src."""
+        out = self.cache / "build" / f"{name}-dist-{key[:12]}"
+        if out.exists():
+            return out
+        dev = self.node_modules(name, package, dev=True)
+        node = self.node22()
+        with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
+            work = Path(tmp)
+            for f in ("package.json", "tsconfig.json"):
+                shutil.copy2(package / f, work / f)
+            shutil.copytree(package / "src", work / "src")
+            (work / "node_modules").symlink_to(dev / "node_modules")
+            t0 = time.monotonic()
+            tsc = dev / "node_modules" / "typescript" / "bin" / "tsc"
+            self.run([str(node), str(tsc), "-p", str(work / "tsconfig.json")], f"tsc {name}", cwd=work)
+            self.record_time(f"tsc:{name}", time.monotonic() - t0)
+            (work / "node_modules").unlink()
+            _keep(work / "dist", out / "dist")
         return out
 
     def run(

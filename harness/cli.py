@@ -18,7 +18,7 @@ FIX_IMAGES = "solar-chaos images"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from harness.images import Images
+    from harness.images import DEFAULT_ROLES, Images
 
     fixes: list[str] = []
     try:
@@ -36,8 +36,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for st in imgs.status():
         state = "ok     " if st.present else "MISSING"
         size = f"{st.size_mb:.0f} MB" if st.size_mb else ""
-        print(f"{st.role:<10} {state}  {st.ref:<48} {st.version:<10} {size}")
-        if not st.present:
+        # An implementation other than netsync is needed only where one is chosen (docs/implementations.md)
+        optional = st.role not in DEFAULT_ROLES and st.role != "base"
+        note = f"(only for --sut {st.role}; built at its first run)" if optional and not st.present else ""
+        print(f"{st.role:<10} {state}  {st.ref:<48} {st.version:<10} {size}{note}")
+        if not st.present and not optional:
             fixes.append(f"{FIX_IMAGES} --mode {imgs.mode.value}   # builds {st.role}")
     from harness.faultfs.control import fuse_problem
 
@@ -209,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("images", help="build (offline) or pull (official) the images; cached")
     i.add_argument("--mode", default="auto", choices=["auto", "offline", "official"], help=mode_help)
     i.add_argument("--check", action="store_true", help="only check; exit 1 when any is missing")
-    i.add_argument("roles", nargs="*", help="only these roles (nats toxiproxy surrealdb reaper netsync)")
+    i.add_argument(
+        "roles", nargs="*", help="only these roles (nats toxiproxy surrealdb reaper netsync net-sync-ts)"
+    )
     i.set_defaults(func=cmd_images)
 
     r = sub.add_parser(

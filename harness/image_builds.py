@@ -3,7 +3,9 @@ and the cache's products (harness/build_cache.py), with no network offline, labe
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +20,8 @@ from harness.paths import ROOT
 
 DOCKER_DIR = ROOT / "docker"
 IMAGE_LABEL = "solar-chaos.image"
+# On an implementation's image: the planted bugs it knows, comma-separated (docs/implementations.md).
+BUGS_LABEL = "solar-chaos.bugs"
 
 
 class ImageBuilds:
@@ -90,10 +94,7 @@ class ImageBuilds:
         req = ROOT / "netsync" / "requirements.txt"
         lines = [ln.strip() for ln in req.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         wheels = self.builds.wheels("netsync", lines)
-        debs = self.builds.debs("netsync", self.spec["netsync"]["debs"])
-        faketime = next(debs.glob("usr/lib/*/faketime/libfaketimeMT.so.1"), None)
-        if faketime is None:
-            raise ImageError(f"no libfaketimeMT.so.1 in {debs}: remove that folder and build again")
+        faketime = self._faketime()
         self._docker_build(
             ref,
             DOCKER_DIR / "netsync" / "Dockerfile",
@@ -102,6 +103,54 @@ class ImageBuilds:
             network="none" if self.offline else None,
         )
 
+    def _faketime(self) -> Path:
+        """libfaketime's library for the agents, from the Debian package netsync's spec pins."""
+        debs = self.builds.debs("netsync", self.spec["netsync"]["debs"])
+        faketime = next(debs.glob("usr/lib/*/faketime/libfaketimeMT.so.1"), None)
+        if faketime is None:
+            raise ImageError(f"no libfaketimeMT.so.1 in {debs}: remove that folder and build again")
+        return faketime
+
+    def _build_net_sync_ts(self, ref: str) -> None:
+        """The TypeScript implementation: Node 22, dist/src compiled on the host, production node_modules,
+        and the label solar-chaos.bugs from the compiled config.js's KNOWN_BUGS."""
+        pkg = ROOT / self.spec["net-sync-ts"]["package"]
+        node = self.builds.node22()
+        dist = self.builds.tsc_dist("net-sync-ts", pkg, self.key("net-sync-ts"))
+        prod = self.builds.node_modules("net-sync-ts", pkg, dev=False)
+        self._docker_build(
+            ref,
+            DOCKER_DIR / "net-sync-ts" / "Dockerfile",
+            {
+                "node": node,
+                "libfaketimeMT.so.1": self._faketime(),
+                "package.json": pkg / "package.json",
+                "dist": dist / "dist",
+                "node_modules": prod / "node_modules",
+            },
+            base=True,
+            network="none" if self.offline else None,
+            labels={BUGS_LABEL: ",".join(self._ts_known_bugs(node, dist, prod))},
+        )
+
+    def _ts_known_bugs(self, node: Path, dist: Path, prod: Path) -> list[str]:
+        """KNOWN_BUGS of the compiled config.js, asked of Node itself (the dependencies beside it)."""
+        with tempfile.TemporaryDirectory(dir=self.builds.cache) as tmp:
+            shutil.copytree(dist / "dist", Path(tmp) / "dist")
+            (Path(tmp) / "node_modules").symlink_to(prod / "node_modules")
+            shutil.copy2(ROOT / self.spec["net-sync-ts"]["package"] / "package.json", Path(tmp))
+            config = Path(tmp) / "dist" / "src" / "config.js"
+            script = f"console.log(JSON.stringify((await import({json.dumps(config.as_uri())})).KNOWN_BUGS))"
+            got = subprocess.run(
+                [str(node), "--input-type=module", "-e", script], capture_output=True, text=True, check=False
+            )
+        if got.returncode != 0:
+            raise ImageError(f"cannot read KNOWN_BUGS from net-sync's config.js: {got.stderr.strip()[-600:]}")
+        bugs = json.loads(got.stdout)
+        if not isinstance(bugs, list) or not all(isinstance(b, str) and b and "," not in b for b in bugs):
+            raise ImageError(f"net-sync's KNOWN_BUGS is not a list of flag names: {got.stdout.strip()[:200]}")
+        return bugs
+
     def _docker_build(
         self,
         ref: str,
@@ -109,6 +158,7 @@ class ImageBuilds:
         files: dict[str, Path],
         base: bool = False,
         network: str | None = "none",
+        labels: dict[str, str] | None = None,
     ) -> None:
         """Build from a fresh context holding the Dockerfile and `files` (name -> source;
         a source folder under name "" is spread into the context's root)."""
@@ -140,7 +190,7 @@ class ImageBuilds:
                     network_mode=network,
                     rm=True,
                     forcerm=True,
-                    labels={IMAGE_LABEL: ref.split("/", 1)[-1].split(":")[0]},
+                    labels={IMAGE_LABEL: ref.split("/", 1)[-1].split(":")[0], **(labels or {})},
                 )
             except docker.errors.BuildError as e:
                 tail = "".join(str(x.get("stream", x.get("error", ""))) for x in list(e.build_log)[-15:])

@@ -24,15 +24,23 @@ import docker.errors
 from harness import engine
 from harness.build_cache import BuildCache, digest
 from harness.errors import ImageError
-from harness.image_builds import DOCKER_DIR, IMAGE_LABEL, ImageBuilds  # noqa: F401 (IMAGE_LABEL: harness.mutation)
+from harness.image_builds import BUGS_LABEL, DOCKER_DIR, IMAGE_LABEL, ImageBuilds  # noqa: F401 (IMAGE_LABEL: harness.mutation)
 from harness.paths import ROOT, cache_dir
 
-ROLES = ("base", "nats", "toxiproxy", "surrealdb", "reaper", "netsync")
+ROLES = ("base", "nats", "toxiproxy", "surrealdb", "reaper", "netsync", "net-sync-ts")
 # Roles the topology runs; "base" is only a parent image.
 RUNTIME_ROLES = ROLES[1:]
-# Built here in every mode, official too: netsync (the system under test) and the reaper (ours accepts only
-# the run's own label filter; Ryuk, the official one, takes any filter from whoever reaches its port).
-BUILT_HERE = ("reaper", "netsync")
+# The implementations of docs/contract.md built here, each an image of its own (docs/implementations.md).
+IMPLEMENTATIONS = ("netsync", "net-sync-ts")
+# What a system needs besides its implementations' images.
+INFRA_ROLES = tuple(r for r in RUNTIME_ROLES if r not in IMPLEMENTATIONS)
+# What ensure() makes unless told: a system of netsync alone. Another implementation's image is made when a
+# system first runs it (System.__enter__), so that its sources being edited hold up no netsync run.
+DEFAULT_ROLES = (*INFRA_ROLES, "netsync")
+# Built here in every mode, official too: the implementations (the systems under test) and the reaper (ours
+# accepts only the run's own label filter; Ryuk, the official one, takes any filter from whoever reaches
+# its port).
+BUILT_HERE = ("reaper", *IMPLEMENTATIONS)
 
 
 class Mode(StrEnum):
@@ -152,6 +160,19 @@ class Images(ImageBuilds):
                 [DOCKER_DIR / "netsync" / "Dockerfile", *_tree(src, (".py", ".txt"))], ROOT
             )
             parts["base"] = self._base_ref()
+        elif role == "net-sync-ts":
+            pkg = ROOT / self.spec[role]["package"]
+            parts["files"] = _file_digest(
+                [
+                    DOCKER_DIR / "net-sync-ts" / "Dockerfile",
+                    ROOT / "scripts" / "node22.sh",  # pins Node's version
+                    *(pkg / f for f in ("package.json", "package-lock.json", "tsconfig.json")),
+                    *_tree(pkg / "src", (".ts",)),
+                ],
+                ROOT,
+            )
+            parts["base"] = self._base_ref()
+            parts["debs"] = self.spec["netsync"]["debs"]
         return digest(parts)
 
     # -- status ---------------------------------------------------------------
@@ -200,7 +221,7 @@ class Images(ImageBuilds):
 
     # -- building -------------------------------------------------------------
 
-    def ensure(self, roles: tuple[str, ...] = RUNTIME_ROLES) -> dict[str, str]:
+    def ensure(self, roles: tuple[str, ...] = DEFAULT_ROLES) -> dict[str, str]:
         """Build or pull whatever is missing; return role -> image reference."""
         for role in roles:
             if not self.present(role):
@@ -222,8 +243,20 @@ class Images(ImageBuilds):
                 ) from e
             return
         self.log(f"images: building {ref}")
-        builder = getattr(self, f"_build_{role}")
+        builder = getattr(self, f"_build_{role.replace('-', '_')}")
         builder(ref)
+
+    def known_bugs(self, image: str) -> frozenset[str] | None:
+        """The planted bugs an implementation's image says it knows (its label solar-chaos.bugs), read from
+        the image, never from its code; None when the image carries no such label (an image of another
+        origin: --sut-image)."""
+        try:
+            labels = engine.client().images.get(image).labels or {}
+        except docker.errors.ImageNotFound:
+            raise ImageError(f"no image {image} on this engine: build it (solar-chaos images)") from None
+        if BUGS_LABEL not in labels:
+            return None
+        return frozenset(n for n in labels[BUGS_LABEL].split(",") if n)
 
     def binary(self, name: str) -> Path:
         """A compiled server binary from the cache (built if missing), for running

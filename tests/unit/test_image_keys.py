@@ -11,12 +11,17 @@ from harness.images import Images, Mode
 
 @pytest.fixture
 def docker_copy(tmp_path, monkeypatch):
-    """A copy of docker/ and netsync/ whose files a test may change."""
+    """A copy of docker/, netsync/ and the TypeScript package's inputs whose files a test may change."""
     root = tmp_path / "root"
     shutil.copytree(images_mod.ROOT / "docker", root / "docker")
     shutil.copytree(
         images_mod.ROOT / "netsync", root / "netsync", ignore=shutil.ignore_patterns("__pycache__")
     )
+    pkg = images_mod.ROOT / "packages" / "net-sync"
+    shutil.copytree(pkg / "src", root / "packages" / "net-sync" / "src")
+    for name in ("package.json", "package-lock.json", "tsconfig.json"):
+        shutil.copy2(pkg / name, root / "packages" / "net-sync" / name)
+    shutil.copytree(images_mod.ROOT / "scripts", root / "scripts")
     monkeypatch.setattr(images_mod, "ROOT", root)
     monkeypatch.setattr(images_mod, "DOCKER_DIR", root / "docker")
     return root
@@ -49,7 +54,21 @@ def test_a_changed_base_recipe_changes_every_image_built_on_it(docker_copy) -> N
     spec.write_text(spec.read_text().replace('"ca-certificates"]', '"ca-certificates", "procps"]'))
     after = {r: offline().ref(r) for r in images_mod.ROLES}
     changed = {r for r in images_mod.ROLES if after[r] != before[r]}
-    assert changed == {"base", "surrealdb", "reaper", "netsync"}
+    assert changed == {"base", "surrealdb", "reaper", "netsync", "net-sync-ts"}
+
+
+def test_a_changed_typescript_source_or_lockfile_changes_only_the_net_sync_ts_tag(docker_copy) -> None:
+    pkg = docker_copy / "packages" / "net-sync"
+    before = {r: offline().ref(r) for r in images_mod.ROLES}
+    (pkg / "src" / "config.ts").write_text((pkg / "src" / "config.ts").read_text() + "// changed\n")
+    after = {r: offline().ref(r) for r in images_mod.ROLES}
+    assert {r for r in images_mod.ROLES if after[r] != before[r]} == {"net-sync-ts"}
+    (pkg / "package-lock.json").write_text((pkg / "package-lock.json").read_text() + "\n")
+    assert offline().ref("net-sync-ts") != after["net-sync-ts"]
+    node22 = docker_copy / "scripts" / "node22.sh"  # Node's version is pinned there
+    again = offline().ref("net-sync-ts")
+    node22.write_text(node22.read_text().replace("NODE_VERSION=22.", "NODE_VERSION=23."))
+    assert offline().ref("net-sync-ts") != again
 
 
 def test_a_bumped_nats_version_changes_the_nats_tag(docker_copy) -> None:
