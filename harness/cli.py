@@ -12,6 +12,7 @@ from harness import __version__, engine
 from harness.cli_check import cmd_check
 from harness.cli_run import Terminated, cmd_run
 from harness.errors import HarnessError
+from harness.shrink import cli as shrink_cli
 from harness.terminal import DEBUG_HINT, debug, safe, say_error
 
 FIX_IMAGES = "solar-chaos images"
@@ -282,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         "first when verdict.json is missing): one self-contained page, nothing fetched. For a run folder "
         "reports/<run-id>/, every scenario's report and the folder's index.html.",
     )
+
+    shrink_cli.add_parser(sub)  # harness/shrink/cli.py
 
     sc = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     sc.set_defaults(func=cmd_schema)
