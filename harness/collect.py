@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import nats
 from surrealdb.errors import NotFoundError
 
 from harness import shape, store
+from harness.observe.analytics import write_analytics
 from harness.observe.nats import jetstream_sample
 from harness.topology.services import surreal_session
 from harness.topology.system import System
@@ -41,9 +43,13 @@ async def wait_drained(sut: System, within: float, say: Progress) -> None:
         say(f"not drained: {e}")
 
 
-async def collect(sut: System, out: Path, say: Progress) -> dict[str, Any]:
+async def collect(
+    sut: System, out: Path, say: Progress, t0_unix: float | None = None, within: float = 15.0
+) -> dict[str, Any]:
     """The stream into stream.jsonl and the store into store.jsonl, each written as it is read (a soak's
-    hundreds of thousands of records never sit in memory); returns how many of each.
+    hundreds of thousands of records never sit in memory); with an analytics node, its applied changes
+    and view into analytics.jsonl once it has followed the store (`t0_unix`: the run's t = 0, `within`:
+    how long it may take); returns how many of each.
 
     The store first: the projector writes only what the stream holds, so every row read then has its
     message in the stream read after it (or legally gone by a limit). Read the other way round, a
@@ -53,7 +59,11 @@ async def collect(sut: System, out: Path, say: Progress) -> dict[str, Any]:
     rows = await write_store(sut.surreal_url, out / store.STORE)
     messages = await write_stream(sut.nats_servers, out / store.STREAM)
     say(f"collected {messages} stream messages, {rows} store rows")
-    return {"stream_msgs": messages, "store_rows": rows}
+    counts: dict[str, Any] = {"stream_msgs": messages, "store_rows": rows}
+    if sut.cfg.analytics:
+        t0 = t0_unix if t0_unix is not None else time.time()
+        counts["analytics_applied"] = await write_analytics(sut, out / store.ANALYTICS, t0, within, say)
+    return counts
 
 
 async def write_stream(servers: str | list[str], path: Path) -> int:
