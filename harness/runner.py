@@ -171,7 +171,8 @@ async def run_scenario(
             await _drive(scenario, seed, sut, out, say, f"{run_id}-s{seed}", timings, load_workers)
             timings["drive_s"] = time.monotonic() - t
             t = time.monotonic()
-            summary = await collect(sut, out, say)
+            within = scenario.expect.recovery.drained_within
+            summary = await collect(sut, out, say, timings.get("t0_unix"), within)
             timings["collect_s"] = time.monotonic() - t
         except EngineLost as e:
             # Nothing to collect: the stream and the store went with the engine. The history stays.
