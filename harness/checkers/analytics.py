@@ -121,6 +121,9 @@ def check(run: Run) -> Result:
     lines = run.analytics
     if lines is None:
         return Result({"judged": False, "why": f"no {store.ANALYTICS}: the system has no analytics consumer"})
+    uncollected = [c for c in lines if c.type == "uncollected"]
+    if uncollected:  # the node could not be read at the end: nothing here may be judged as whole
+        return Result({"judged": False}, valid="unknown", error=uncollected[0].detail or "uncollected")
     applied = [c for c in lines if c.type == "applied"]
     view = {_key(c.key): c for c in lines if c.type == "view"}
     gaps = [c for c in lines if c.type == "gap"]
