@@ -141,10 +141,11 @@ export interface SurrealServer {
   stop: () => Promise<void>
 }
 
-/** SurrealDB (the project's cached build, harness.images) as a process on a loopback port, in memory. */
-export async function startSurreal (): Promise<SurrealServer> {
+/** SurrealDB (the project's cached build, harness.images) as a process on a loopback port, in memory;
+ * `port` to start it again where a stopped one was. */
+export async function startSurreal (port?: number): Promise<SurrealServer> {
   const binary = python('from harness.images import Images\nprint(Images("offline").binary("surreal"))').trim()
-  const port = await freePort()
+  port ??= await freePort()
   const c = child(binary, ['start', '--user', 'root', '--pass', 'root', '--bind', `127.0.0.1:${port}`, 'memory'], {},
     'SIGKILL')
   await untilReady('surreal', c, async () => (await fetch(`http://127.0.0.1:${port}/health`)).status === 200,
