@@ -5,6 +5,7 @@
  * written_at}`, so a redelivery rewrites the same row.
  */
 import { Surreal } from 'surrealdb'
+import { changefeedRetention } from './config.js'
 
 export const SENTIMENT_TABLE = 'sentiment'
 export const UPSERT =
@@ -17,6 +18,11 @@ export interface StoreConfig {
   pass: string
   ns: string
   db: string
+  /** NETSYNC_CHANGEFEED_RETENTION: when given, the table is defined `IF NOT EXISTS ... CHANGEFEED <it>`
+   * before any row could create it without one, as netsync's projector does */
+  changefeed?: string
+  /** the SDK's own reconnecting (default true); false for a caller that opens a new session itself */
+  reconnect?: boolean
 }
 
 export interface SentimentRow {
@@ -34,12 +40,16 @@ export async function openStore (config: StoreConfig): Promise<Surreal> {
   for (const [what, name] of [['NETSYNC_SURREAL_NS', config.ns], ['NETSYNC_SURREAL_DB', config.db]] as const) {
     if (!IDENT.test(name)) throw new RangeError(`${what}=${JSON.stringify(name)}: letters, digits and _ only`)
   }
+  if (config.changefeed !== undefined) changefeedRetention({ NETSYNC_CHANGEFEED_RETENTION: config.changefeed })
   const db = new Surreal()
   try {
-    await db.connect(config.url)
+    await db.connect(config.url, { reconnect: config.reconnect ?? true })
     await db.signin({ username: config.user, password: config.pass })
     await db.query(`DEFINE NAMESPACE IF NOT EXISTS \`${config.ns}\`; USE NS \`${config.ns}\`; DEFINE DATABASE IF NOT EXISTS \`${config.db}\`;`).collect()
     await db.use({ namespace: config.ns, database: config.db })
+    if (config.changefeed !== undefined) {
+      await db.query(`DEFINE TABLE IF NOT EXISTS ${SENTIMENT_TABLE} CHANGEFEED ${config.changefeed};`).collect()
+    }
   } catch (err) {
     await db.close().catch(() => {})
     throw err
