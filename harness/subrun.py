@@ -4,11 +4,14 @@ then heals its faults and removes its containers) and, past a grace, SIGKILL; it
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,3 +52,18 @@ def run_cli(args: list[str], reports: Path, timeout_s: float) -> ChildRun:
     verdict = json.loads(verdicts[-1].read_text()) if verdicts else None
     tail = "\n".join((reports / "stderr.txt").read_text(errors="replace").splitlines()[-8:])
     return ChildRun(rc, seconds, verdict, verdicts[-1].parent if verdicts else None, tail)
+
+
+@contextlib.contextmanager
+def held(lock: Path | None) -> Iterator[None]:
+    """An exclusive flock on `lock` for the block (none when None): the heavy work of a shared machine,
+    one at a time."""
+    if lock is None:
+        yield
+        return
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

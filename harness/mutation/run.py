@@ -5,20 +5,18 @@ summary.md and survivors/*.diff; the terminal shows each mutant as it is judged.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import shlex
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.mutation.mutants import Drawn
 from harness.mutation.outcome import SURVIVED, Classified, ScenarioResult, classify, score
 from harness.mutation.table import Guard
-from harness.subrun import run_cli
+from harness.subrun import held, run_cli
 
 MUTANT_REPO = "solar-chaos-mutant"  # not solar-chaos/*: `solar-chaos images` would call it stale
 APP = "/opt/netsync/app"  # where docker/netsync/Dockerfile puts the package
@@ -37,19 +35,6 @@ class Options:
 
 
 Say = Callable[[str], None]
-
-
-@contextlib.contextmanager
-def held(lock: Path | None) -> Iterator[None]:
-    if lock is None:
-        yield
-        return
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def build_image(base: str, drawn: Drawn, tag: str) -> None:

@@ -29,6 +29,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--confirm", default="2/3", help="K/N runs that must fail to confirm the result (default 2/3)"
     )
+    p.add_argument(
+        "--lock", type=Path, default=None, help="a lock file held (flock) around each run, to share a machine"
+    )
     p.set_defaults(func=cmd_shrink)
 
 
@@ -48,7 +51,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    result = Shrink(origin, budget, first, confirm, say).run()
+    result = Shrink(origin, budget, first, confirm, say, args.lock).run()
     for note in result.notes:
         print(f"note: {note}")
     if result.minimal is None:

@@ -22,6 +22,7 @@ from harness.scenario import ScenarioError
 from harness.shrink.candidate import Origin, Shape
 from harness.shrink.oracle import Judged, Outcome, Quota, judge_once
 from harness.shrink.passes import PASSES
+from harness.subrun import held
 
 LOG = "shrink.jsonl"
 MINIMAL = "minimal.yaml"
@@ -47,8 +48,16 @@ class Result:
 
 
 class Shrink:
-    def __init__(self, origin: Origin, budget_s: float, first: Quota, confirm: Quota, say: Say) -> None:
-        self.origin, self.first, self.confirm, self.say = origin, first, confirm, say
+    def __init__(
+        self,
+        origin: Origin,
+        budget_s: float,
+        first: Quota,
+        confirm: Quota,
+        say: Say,
+        lock: Path | None = None,
+    ) -> None:
+        self.origin, self.first, self.confirm, self.say, self.lock = origin, first, confirm, say, lock
         self.out = origin.run_dir / "shrink"
         self.out.mkdir(exist_ok=True)
         self.deadline = time.monotonic() + budget_s
@@ -124,7 +133,8 @@ class Shrink:
             if self._left() <= 0:
                 raise OutOfBudget()
             reports = self._folder(shape) / f"run-{len(outcomes) + 1}"
-            judged = judge_once(self.origin, file, reports, self._left())
+            with held(self.lock):
+                judged = judge_once(self.origin, file, reports, self._left())
             outcomes.append(judged.outcome)
             self.runs += 1
             self.run_seconds.append(judged.seconds)
