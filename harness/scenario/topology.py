@@ -1,7 +1,8 @@
 """The system a scenario brings up (`topology`): agents, quorum, the agents' settings, where the nodes keep
 their data (`topology.disk`: the container's own file system, or faultfs, which can lose unsynced writes
 and fail calls; docs/faultfs.md) and NATS (`topology.nats`: one server or a cluster, the stream's
-replicas, how JetStream syncs its files)."""
+replicas, how JetStream syncs its files) and which implementation runs each node
+(`topology.implementations`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
+from harness.scenario.implementations import IMPLEMENTATION_FORMS, Implementations
 from harness.scenario.types import (
     DURATION_FORMS,
     MAX_BUFFER_CAP,
@@ -186,6 +188,11 @@ class Topology(_Strict):
         description="how long SurrealDB keeps the projected table's changefeed (NETSYNC_CHANGEFEED_RETENTION "
         "of the projector and analytics); whole seconds, 1s or more: " + DURATION_FORMS,
     )
+    implementations: Implementations | None = Field(
+        None,
+        description="which implementation runs which node (agents, orchestrator, projector): "
+        f"{IMPLEMENTATION_FORMS}; absent, or a node left out: --sut's, else netsync",
+    )
 
     @model_validator(mode="after")
     def _quorum_within_agents(self) -> Topology:
@@ -204,6 +211,14 @@ class Topology(_Strict):
         for key in self.disk:
             if problem := (_node_error(key, self.agents) if key.startswith("agent-") else None):
                 raise _problem(*problem, at=("disk", key))
+        chosen = self.implementations.agents if self.implementations is not None else None
+        if isinstance(chosen, list) and len(chosen) != self.agents:
+            raise _problem(
+                f"{len(chosen)} implementations for the {self.agents} agents",
+                f"a list of {self.agents} (one per agent, agent-1 first) or one name for all: "
+                f"{IMPLEMENTATION_FORMS}",
+                at=("implementations", "agents"),
+            )
         return self
 
     @property
@@ -213,8 +228,9 @@ class Topology(_Strict):
 
     @property
     def surreal_retention(self) -> str:
-        """changefeed_retention as SurrealDB writes a duration (`3600s`)."""
-        return f"{int(self.changefeed_retention)}s"
+        """changefeed_retention as SurrealDB writes a duration back in INFO FOR DB (`1h`, `1m30s`): the
+        analytics role compares its own with the table's definition and warns when they differ."""
+        return surreal_duration(int(self.changefeed_retention))
 
     @property
     def effective_quorum(self) -> int:
