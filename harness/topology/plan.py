@@ -40,6 +40,8 @@ class SystemConfig:
     stream_max_age_s: float = 0
     telemetry_interval_ms: int = 1000
     sut_image: str | None = None  # another implementation of docs/contract.md
+    # node -> implementation built here (harness/implementations.py); a node absent: sut_image, else netsync
+    implementations: tuple[tuple[str, str], ...] = ()
     buggify: tuple[str, ...] = ()  # netsync's planted bugs (NETSYNC_BUGGIFY, docs/contract.md)
     clock: bool = False  # the agents run under libfaketime (a scenario with clock faults; docs/clock.md)
     faultfs: tuple[str, ...] = ()  # nodes whose data directory sits on faultfs (topology.disk)
