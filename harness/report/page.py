@@ -284,7 +284,7 @@ def render(
         f"<p>{_h(text(scenario.get('description') or ''))}</p><dl>{dl}</dl>"
         "<h2 id=checks>Checks</h2>"
         f"<table><tr><th>check</th><th>verdict</th><th>figures</th></tr>{checks}</table>"
-        f"<h2 id=rerun>Re-run it as it ran</h2><pre>{_h(rerun_of(scenario))}</pre>"
+        f"<h2 id=rerun>Re-run it as it ran</h2><pre>{_h(rerun_of(scenario))}</pre>{_shrunk(run_dir)}"
         f"<h2 id=timeline>Timeline</h2>{_timeline(history, faults, end)}"
         f"<h2 id=plots>Over time (fault windows shaded)</h2>{figure_html}"
         f"<h2 id=anomalies>Anomalies ({len(anomalies)})</h2>{anomaly_html}{trace_html}"
@@ -292,6 +292,29 @@ def render(
         "</body></html>"
     )
     return Page(html, read.problems)
+
+
+SHRUNK_NOTE_BYTES = 4096  # of minimal.yaml's opening comment, shown as text
+
+
+def _shrunk(run_dir: Path) -> str:
+    """A link to what `solar-chaos shrink` made of this run (shrink/minimal.yaml, shrink/minimal.html),
+    when those are plain files: a run directory is untrusted, so a link or anything else is ignored."""
+    folder = run_dir / "shrink"
+    minimal, page = folder / "minimal.yaml", folder / "minimal.html"
+    if folder.is_symlink() or minimal.is_symlink() or not minimal.is_file():
+        return ""
+    with open(minimal, "rb") as f:
+        head = f.read(SHRUNK_NOTE_BYTES).decode("utf-8", errors="replace")
+    note = "\n".join(line[2:] for line in head.splitlines() if line.startswith("# "))
+    link = (
+        "<a href='shrink/minimal.html'>its report</a>, " if page.is_file() and not page.is_symlink() else ""
+    )
+    return (
+        f"<h2 id=shrunk>Shrunk</h2><p>The smallest schedule that still fails: {link}"
+        f"<a href='shrink/minimal.yaml'>the scenario file</a>.</p>"
+        f"<pre>{_h(text(note, SHRUNK_NOTE_BYTES))}</pre>"
+    )
 
 
 def _timeline(history: History | None, faults: list[Fault], end: float) -> str:

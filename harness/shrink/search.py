@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
+from harness.report import write_report
 from harness.scenario import ScenarioError
 from harness.shrink.candidate import Origin, Shape
 from harness.shrink.oracle import Judged, Outcome, Quota, judge_once
@@ -223,3 +224,4 @@ class Shrink:
         if report.exists():
             shutil.copyfile(report, self.out / MINIMAL_REPORT)
             result.minimal_report = self.out / MINIMAL_REPORT
+        write_report(o.run_dir)  # the original's report links to the shrunk one
