@@ -20,9 +20,9 @@ import nats
 import nats.js.errors
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 
-from harness import shape
+from harness import implementations, shape
 from harness.errors import TopologyError
-from harness.images import Images
+from harness.images import INFRA_ROLES, Images
 from harness.topology.disks import RunDisks
 from harness.topology.docker import DockerRun
 from harness.topology.nats_cluster import wait_cluster_ready
@@ -58,7 +58,8 @@ class System:
         self.links = plan_links(config)
         self.run = DockerRun(images, run_id)
         self.disks = RunDisks(self.run.run_id)
-        self.sut_image = config.sut_image or images.ref("netsync")
+        # node -> image: the implementation chosen for it (harness/implementations.py)
+        self.node_images = implementations.node_images(images, config, self.nodes)
 
     @property
     def run_id(self) -> str:
@@ -69,7 +70,7 @@ class System:
         return shape.node_names(self.cfg.agents, self.cfg.nats_nodes, self.cfg.analytics)
 
     def __enter__(self) -> System:
-        self.images.ensure()  # a no-op when every image is present
+        self.images.ensure((*INFRA_ROLES, *implementations.image_roles(self.cfg)))  # a no-op when present
         self.run.__enter__()
         try:
             self.up()
@@ -105,7 +106,7 @@ class System:
             nats_routes(self.cfg, self.links),
         )
         TOXIPROXY.define(self.run, control)
-        define_netsync(self.run, self.cfg, self.links, self.disks, nets, self.sut_image, self.clock_faults)
+        define_netsync(self.run, self.cfg, self.links, self.disks, nets, self.node_images, self.clock_faults)
         # A cluster's nodes start once their routes' proxies exist: routes that connect at the first dial
         # elect a meta leader at once, where routes coming up over a second of retries could split the
         # first vote and wait out NATS's election timeout (4 s or more).
@@ -166,7 +167,7 @@ class System:
     @property
     def clock_faults(self) -> bool:
         """Whether the agents run under libfaketime (docs/clock.md): asked for (`SystemConfig.clock`), and
-        netsync's image, which has it."""
+        only images built here (netsync's, net-sync-ts's), which have it; not an image of another origin."""
         return self.cfg.clock and self.cfg.sut_image is None
 
     def set_clock(self, agent: str, offset: int) -> None:
