@@ -31,12 +31,13 @@ def define_netsync(
     links: dict[str, Link],
     disks: RunDisks,
     nets: dict[str, Network],
-    sut_image: str,
+    images: dict[str, str],
     clock_faults: bool,
 ) -> None:
-    """Define every netsync node of `cfg` on its own network of `nets`; `clock_faults`: the agents run
-    under libfaketime, each with its offset file mounted (docs/clock.md)."""
-    _Nodes(run, cfg, links, disks, sut_image, clock_faults).define(nets)
+    """Define every node of the system under test of `cfg` on its own network of `nets`, each running its
+    image of `images` (node -> image: its implementation's, harness/implementations.py); `clock_faults`:
+    the agents run under libfaketime, each with its offset file mounted (docs/clock.md)."""
+    _Nodes(run, cfg, links, disks, images, clock_faults).define(nets)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class _Nodes:
     cfg: SystemConfig
     links: dict[str, Link]
     disks: RunDisks
-    sut_image: str
+    images: dict[str, str]  # node -> image
     clock_faults: bool
 
     def define(self, nets: dict) -> None:
@@ -119,7 +120,7 @@ class _Nodes:
             base["NETSYNC_BUGGIFY"] = ",".join(self.cfg.buggify)
         self.run.container(
             name,
-            self.sut_image,
+            self.images[name],
             network=nets[name],
             command=[role],
             env={**base, **env},
