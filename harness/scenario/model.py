@@ -13,6 +13,7 @@ from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 from harness.scenario import cluster_targets
 from harness.scenario.dotted import _get_path
 from harness.scenario.faults import DISK_FAULTS, Fault, OutageFault
+from harness.scenario.implementations import SKIP_FORMS, Skips, skip_misfits
 from harness.scenario.random_block import RandomFaults
 from harness.scenario.topology import Topology
 from harness.scenario.types import (
@@ -204,6 +205,11 @@ class Scenario(_Strict):
         default_factory=list,
         description="parameter sets known invalid (the bug the scenario finds): xfail(strict) in pytest",
     )
+    implementations_skip: Skips = Field(
+        default_factory=dict,
+        description=SKIP_FORMS + "; pytest skips the scenario with that reason where a node runs it "
+        "(docs/implementations.md), solar-chaos run refuses it",
+    )
 
     _parameters: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -293,6 +299,7 @@ class Scenario(_Strict):
                 elif _id_value(value) not in {_id_value(v) for v in values}:
                     allowed = ", ".join(_id_value(v) for v in values)
                     yield at, f"{_id_value(value)} is not among its values", allowed
+        yield from skip_misfits(self.topology.implementations, self.implementations_skip)
         if (sets := self.parameter_set_count) > MAX_PARAMETER_SETS:
             yield ("matrix",), f"{sets:,} parameter sets", f"at most {MAX_PARAMETER_SETS} parameter sets"
 
