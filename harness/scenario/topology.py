@@ -165,6 +165,20 @@ class NatsSettings(_Strict):
         return f"{round(float(v) * 1000)}ms"
 
 
+# SurrealDB's units as it prints a duration, largest first (a year is 365 days).
+_SURREAL_UNITS = (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def surreal_duration(seconds: int) -> str:
+    """Whole seconds as SurrealDB prints a duration: 3600 -> 1h, 90 -> 1m30s."""
+    parts = []
+    for unit, size in _SURREAL_UNITS:
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts) or "0s"
+
+
 class Topology(_Strict):
     agents: int = Field(3, ge=1, le=MAX_AGENTS)
     quorum: int | None = Field(
