@@ -12,6 +12,7 @@ from harness import __version__, engine
 from harness.cli_check import cmd_check
 from harness.cli_run import Terminated, cmd_run
 from harness.errors import HarnessError
+from harness.implementations import NAMES as IMPLEMENTATIONS
 from harness.shrink import cli as shrink_cli
 from harness.terminal import DEBUG_HINT, debug, safe, say_error
 
@@ -230,13 +231,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--param", default=None, help="only this parameter set of the matrix, e.g. mode=refuse")
     r.add_argument("--agents", type=int, default=None, help="override topology.agents")
     r.add_argument("--images", default="auto", choices=["auto", "offline", "official"], help=mode_help)
-    r.add_argument("--sut-image", default=None, help="another implementation of docs/contract.md")
+    r.add_argument(
+        "--sut",
+        default=None,
+        choices=list(IMPLEMENTATIONS),
+        help="the implementation every node runs whose implementation the scenario does not name "
+        "(topology.implementations); default netsync; see docs/implementations.md",
+    )
+    r.add_argument(
+        "--sut-image",
+        default=None,
+        help="an image of another implementation of docs/contract.md (not with --sut)",
+    )
     r.add_argument(
         "--buggify",
         action="append",
         default=[],
         metavar="NAME",
-        help="start netsync with this planted bug (repeatable; docs/contract.md, 'Planted bugs')",
+        help="start the system under test with this planted bug (repeatable; docs/contract.md, 'Planted "
+        "bugs'); refused (skipped in pytest) where an implementation in use lacks it",
     )
     r.add_argument("--reports", default=None, help="where run directories go (default: reports/)")
     r.add_argument("--keep-running", action="store_true", help="leave the system up afterwards")

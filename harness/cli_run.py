@@ -54,6 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.checkers import exit_code
     from harness.checkers.base import merge
     from harness.images import Images
+    from harness.implementations import exclusive, skipped
     from harness.paths import reports_dir
     from harness.runner import run_scenario
     from harness.scenario import load_scenarios
@@ -68,8 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         sets = chosen
     from harness.topology.disks import faultfs_missing
 
+    exclusive(args.sut, args.sut_image)
     for _param_id, scenario in sets:  # refused, not skipped: the user asked for this scenario by name
-        if (why := faultfs_missing(scenario.topology.faultfs_nodes)) is not None:
+        why = faultfs_missing(scenario.topology.faultfs_nodes) or skipped(scenario, args.sut)
+        if why is not None:
             print(safe(f"{args.file}: cannot run here: {why}"), file=sys.stderr)
             return 2
     images = Images(args.images)
@@ -88,6 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     seed=args.seed,
                     param_id=param_id,
                     sut_image=args.sut_image,
+                    sut_name=args.sut,
                     buggify=tuple(args.buggify),
                     source=args.file,
                     agents=args.agents,

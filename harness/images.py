@@ -21,7 +21,7 @@ from pathlib import Path
 
 import docker.errors
 
-from harness import engine
+from harness import engine, implementations
 from harness.build_cache import BuildCache, digest
 from harness.errors import ImageError
 from harness.image_builds import BUGS_LABEL, DOCKER_DIR, IMAGE_LABEL, ImageBuilds  # noqa: F401 (IMAGE_LABEL: harness.mutation)
@@ -31,7 +31,7 @@ ROLES = ("base", "nats", "toxiproxy", "surrealdb", "reaper", "netsync", "net-syn
 # Roles the topology runs; "base" is only a parent image.
 RUNTIME_ROLES = ROLES[1:]
 # The implementations of docs/contract.md built here, each an image of its own (docs/implementations.md).
-IMPLEMENTATIONS = ("netsync", "net-sync-ts")
+IMPLEMENTATIONS = implementations.NAMES
 # What a system needs besides its implementations' images.
 INFRA_ROLES = tuple(r for r in RUNTIME_ROLES if r not in IMPLEMENTATIONS)
 # What ensure() makes unless told: a system of netsync alone. Another implementation's image is made when a

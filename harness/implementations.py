@@ -76,6 +76,24 @@ def in_use(agents: int, chosen: Mapping[str, str], sut_image: str | None) -> set
     return set(chosen.values()) | rest
 
 
+class _Scenario(Protocol):
+    @property
+    def topology(self) -> Any: ...
+    @property
+    def implementations_skip(self) -> dict[str, str]: ...
+
+
+def skipped(scenario: _Scenario, sut: str | None) -> str | None:
+    """Why the scenario does not run on the implementations chosen (its implementations_skip names one a
+    node would run), or None: pytest skips it with that reason, `solar-chaos run` refuses it."""
+    agents = scenario.topology.agents
+    used = in_use(agents, choose(agents, scenario.topology.implementations, sut), None)
+    for name, reason in scenario.implementations_skip.items():
+        if name in used:
+            return f"not on {name}: {' '.join(reason.split())}"
+    return None
+
+
 class _Images(Protocol):
     def ref(self, role: str) -> str: ...
     def ensure(self, roles: tuple[str, ...]) -> Any: ...

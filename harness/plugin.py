@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness import junit
+from harness import implementations, junit
 from harness.checkers.verdict import details, headline
 from harness.images import Images, Mode
 from harness.paths import reports_dir
@@ -35,16 +35,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--agents", type=int, default=None, help="override topology.agents of every scenario")
     group.addoption(
+        "--sut",
+        default=None,
+        choices=list(implementations.NAMES),
+        help="the implementation built here that every node runs whose implementation the scenario does "
+        "not name (topology.implementations); default netsync (docs/implementations.md)",
+    )
+    group.addoption(
         "--sut-image",
         default=None,
-        help="image of another implementation of docs/contract.md to put under test",
+        help="image of another implementation of docs/contract.md to put under test (not with --sut)",
     )
     group.addoption(
         "--buggify",
         action="append",
         default=[],
         metavar="NAME",
-        help="start netsync with this planted bug (repeatable; docs/contract.md, 'Planted bugs')",
+        help="start the system under test with this planted bug (repeatable; docs/contract.md, 'Planted "
+        "bugs'); refused (skipped in pytest) where an implementation in use lacks it",
     )
     group.addoption(
         "--soak-duration",
@@ -68,6 +76,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    try:
+        implementations.exclusive(config.getoption("--sut"), config.getoption("--sut-image"))
+    except implementations.ImplementationError as e:
+        raise pytest.UsageError(str(e)) from None
     config.addinivalue_line("markers", "docker: needs a Docker engine and the images (real containers)")
     config.addinivalue_line("markers", "soak: long-running soak scenario")
 
@@ -97,8 +109,26 @@ def shared_system(config: pytest.Config, scenario: Scenario) -> Any:
 
     if SYSTEM_KEY not in config.stash:
         config.stash[SYSTEM_KEY] = SharedSystem(session_images(config))
-    want = system_config(scenario, config.getoption("--sut-image"), tuple(config.getoption("--buggify")))
+    want = system_config(
+        scenario,
+        config.getoption("--sut-image"),
+        tuple(config.getoption("--buggify")),
+        config.getoption("--sut"),
+    )
     return config.stash[SYSTEM_KEY].get(want)
+
+
+def lacking_bugs(config: pytest.Config, scenario: Scenario) -> str | None:
+    """Why the planted bugs of --buggify cannot run on this scenario's implementations, or None."""
+    from harness.runner import system_config
+
+    buggify = tuple(config.getoption("--buggify"))
+    if not buggify:
+        return None
+    sut_image = config.getoption("--sut-image")
+    want = system_config(scenario, sut_image, buggify, config.getoption("--sut"))
+    used = set(implementations.image_roles(want))
+    return implementations.unknown_bugs(session_images(config), used, buggify, sut_image)
 
 
 def soak_asked(config: pytest.Config) -> bool:
@@ -145,6 +175,8 @@ class ScenarioFile(pytest.File):
                 item.add_marker(getattr(pytest.mark, marker))
             if (why := faultfs_missing(scenario.topology.faultfs_nodes)) is not None:
                 item.add_marker(pytest.mark.skip(reason=why))
+            if (why := implementations.skipped(scenario, self.config.getoption("--sut"))) is not None:
+                item.add_marker(pytest.mark.skip(reason=why))
             if (known := scenario.expected_failure) is not None:
                 # strict: a valid verdict fails the test (the harness stopped finding the bug), and so does
                 # an invalid one without the anomalies named (runtest raises another exception then).
@@ -175,6 +207,8 @@ class ScenarioItem(pytest.Item):
 
         cfg = self.config
         keep = cfg.getoption("--keep-running")
+        if (why := lacking_bugs(cfg, self.scenario)) is not None:
+            pytest.skip(why)  # before a system is brought up with a flag one of its nodes would refuse
         result = asyncio.run(
             run_scenario(
                 self.scenario,
@@ -183,6 +217,7 @@ class ScenarioItem(pytest.Item):
                 seed=cfg.getoption("--seed"),
                 param_id=self.param_id,
                 sut_image=cfg.getoption("--sut-image"),
+                sut_name=cfg.getoption("--sut"),
                 buggify=tuple(cfg.getoption("--buggify")),
                 source=self.path.relative_to(cfg.rootpath)
                 if self.path.is_relative_to(cfg.rootpath)
@@ -226,6 +261,7 @@ class ScenarioItem(pytest.Item):
         same = {
             "agents": cfg.getoption("--agents"),
             "sut_image": cfg.getoption("--sut-image"),
+            "sut": cfg.getoption("--sut"),
             "buggify": tuple(cfg.getoption("--buggify")),
             "soak_duration": cfg.getoption("--soak-duration") if SOAK in self.scenario.markers else None,
             "load_workers": cfg.getoption("--load-workers"),

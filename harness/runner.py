@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import engine, store
+from harness import engine, implementations, store
 from harness.checkers import write_verdict
 from harness.collect import Progress, collect, save_logs, wait_drained
 from harness.images import Images
@@ -30,8 +30,13 @@ from harness.topology.plan import SystemConfig
 from harness.topology.system import System
 
 
-def system_config(s: Scenario, sut_image: str | None = None, buggify: tuple[str, ...] = ()) -> SystemConfig:
+def system_config(
+    s: Scenario, sut_image: str | None = None, buggify: tuple[str, ...] = (), sut: str | None = None
+) -> SystemConfig:
+    """The system a scenario runs on; `sut` (--sut) or `sut_image` (--sut-image) for every node whose
+    implementation the scenario does not name (docs/implementations.md)."""
     st = s.stream
+    chosen = implementations.choose(s.topology.agents, s.topology.implementations, sut)
     return SystemConfig(
         agents=s.topology.agents,
         quorum=s.topology.quorum,
@@ -44,6 +49,7 @@ def system_config(s: Scenario, sut_image: str | None = None, buggify: tuple[str,
         stream_max_bytes=st.max_bytes or -1,
         stream_max_age_s=st.max_age or 0,
         sut_image=sut_image,
+        implementations=tuple(sorted(chosen.items())),
         buggify=tuple(buggify),
         faultfs=s.topology.faultfs_nodes,
         nats_sync_interval=s.topology.nats.config_value(),
@@ -79,11 +85,13 @@ def rerun_command(
     sut_image: str | None = None,
     buggify: tuple[str, ...] = (),
     pytest_id: str | None = None,
+    sut: str | None = None,
     load_workers: int = 0,
     soak_duration: str | None = None,
 ) -> str:
     """The one command that runs this scenario again as it ran: `solar-chaos run`, or pytest given the
-    item's node id. Parameter set, agent count, system under test and seed included."""
+    item's node id. Parameter set, agent count, system under test (--sut or --sut-image; the scenario's
+    own implementations are in its file) and seed included."""
     if pytest_id is not None:
         words = ["pytest", pytest_id]
     else:
@@ -91,6 +99,8 @@ def rerun_command(
     words += ["--seed", str(seed)]
     if agents:
         words += ["--agents", str(agents)]
+    if sut:
+        words += ["--sut", sut]
     if sut_image:
         words += ["--sut-image", sut_image]
     for flag in buggify:
@@ -100,6 +110,16 @@ def rerun_command(
     if soak_duration:
         words += ["--soak-duration", soak_duration]
     return shlex.join(words)
+
+
+def _nodes_record(images: Images, cfg: SystemConfig) -> dict[str, dict[str, str | None]]:
+    """scenario.json's sut.nodes: each node of the system under test, its implementation (None: an image of
+    another origin, --sut-image) and the image it ran."""
+    nodes = ["orchestrator", "projector", *cfg.agent_names(), *(["analytics"] if cfg.analytics else [])]
+    chosen = dict(cfg.implementations)
+    images_of = implementations.node_images(images, cfg, nodes)
+    rest = None if cfg.sut_image else implementations.DEFAULT
+    return {n: {"implementation": chosen.get(n, rest), "image": images_of[n]} for n in nodes}
 
 
 def scenario_dir_name(s: Scenario, param_id: str = "") -> str:
@@ -125,14 +145,26 @@ async def run_scenario(
     sut: System | None = None,
     load_workers: int = 0,
     soak_duration: str | None = None,
+    sut_name: str | None = None,
 ) -> RunResult:
     """Run one scenario, leave its run directory and judge it (verdict.json). With `sut`, a running
     system of the same configuration is reset and reused (and left running); otherwise one is brought
-    up and torn down."""
+    up and torn down. `sut_name` (--sut): the implementation of every node the scenario does not name."""
+    implementations.exclusive(sut_name, sut_image)
+    config = system_config(scenario, sut_image, buggify, sut_name)
+    if why := implementations.unknown_bugs(
+        images, set(implementations.image_roles(config)), buggify, sut_image
+    ):
+        raise implementations.ImplementationError(f"{scenario.name}: {why}")
     resolved = scenario.resolved(seed)
     seed = resolved["seed"]
-    # Beside the checkers' fields (the format ignores unknown ones): what was put under test.
-    resolved["sut"] = {"image": sut_image, "buggify": list(buggify)}
+    # Beside the checkers' fields (the format ignores unknown ones): what was put under test, node by node.
+    resolved["sut"] = {
+        "image": sut_image,
+        "implementation": sut_name,
+        "buggify": list(buggify),
+        "nodes": _nodes_record(images, config),
+    }
     if load_workers:  # --load-workers N: the load runs on Locust, one master and N workers
         resolved["load"] |= {"engine": "locust", "workers": load_workers}
     # The one command that runs it again as it ran (`source`: its file; `agents`: an --agents override).
@@ -145,6 +177,7 @@ async def run_scenario(
         sut_image=sut_image,
         buggify=buggify,
         soak_duration=soak_duration if SOAK in scenario.markers else None,
+        sut=sut_name,
     )
     run_id = engine.new_run_id()
     out = reports / run_id / scenario_dir_name(scenario, param_id)
@@ -159,7 +192,7 @@ async def run_scenario(
         t = time.monotonic()
         if sut is None:
             # Bring-up and teardown block for seconds: both run in a worker thread.
-            system = System(images, system_config(scenario, sut_image, buggify), run_id)
+            system = System(images, config, run_id)
             sut = await asyncio.to_thread(owned.enter_context, system)
             timings["bringup_s"] = time.monotonic() - t
             say(f"system up in {timings['bringup_s']:.1f} s ({sut.run_id})")
