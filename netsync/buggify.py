@@ -131,6 +131,24 @@ FLAGS: dict[str, Flag] = {
         "the orchestrator refuses its commit and the agent replays it for ever",
         "Agent HTTP API: a cid is 1 to 64 of [A-Za-z0-9._:-], the whole string",
     ),
+    "cursor-before-apply": Flag(
+        "analytics",
+        "saves the cursor past a page before applying it, and appends the applied log through a buffer "
+        "flushed every 10 s: a crash loses changes the cursor has passed",
+        "Analytics: each change appended and fsynced before the cursor passes it",
+    ),
+    "apply-out-of-order": Flag(
+        "analytics",
+        "applies each page's changes last first, and lets the last applied change of a key win whatever "
+        "its stream_seq",
+        "Analytics: the view keeps, per key, the row of highest stream_seq",
+    ),
+    "skip-gap": Flag(
+        "analytics",
+        "never checks for a gap: no count of the table, no reread, no audit, no clock-back check; a change "
+        "the feed did not give is skipped silently",
+        "Analytics: it never skips a gap silently",
+    ),
 }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -77,26 +76,11 @@ class Store:
             await db.close()
 
 
-# The planted bugs of the analytics role, registered here for the child process until netsync.buggify
-# lists them (setdefault: its own entries win once it does).
-PLANTED = (
-    "import sys; from netsync import buggify; "
-    "[buggify.FLAGS.setdefault(n, buggify.Flag('analytics', n, n)) "
-    "for n in ('cursor-before-apply', 'apply-out-of-order', 'skip-gap')]; "
-    "from netsync.__main__ import main; sys.exit(main(['analytics']))"
-)
-
-
-class PlantedProcess(NetsyncProcess):
-    def command(self) -> list[str]:
-        return [sys.executable, "-c", PLANTED]
-
-
 class Analytics:
     def __init__(self, tmp: Path, server: SurrealServer, bugs: str = "", **env: str) -> None:
         self.port = free_port()
         self.state = tmp / "analytics-volume"
-        self.proc = (PlantedProcess if bugs else NetsyncProcess)(
+        self.proc = NetsyncProcess(
             "analytics",
             {
                 "NETSYNC_BUGGIFY": bugs,
