@@ -4,7 +4,7 @@
  * and the one write: `UPSERT type::record('sentiment', <cid>)` with `{cid, key, value, stream_seq,
  * written_at}`, so a redelivery rewrites the same row.
  */
-import { Surreal } from 'surrealdb'
+import { ConnectionUnavailableError, Surreal } from 'surrealdb'
 import { changefeedRetention } from './config.js'
 
 export const SENTIMENT_TABLE = 'sentiment'
@@ -35,15 +35,40 @@ export interface SentimentRow {
 
 const IDENT = /^[A-Za-z0-9_]+$/
 
+/**
+ * Node 22's WebSocket (undici) fires `error` but never `close` when the connection is refused (its state
+ * stays CONNECTING), and SDK 2.0.8 waits for that `close` before it says anything, so connecting to a
+ * SurrealDB that is down never settled. This one closes what failed before it opened.
+ */
+class SettlingWebSocket extends WebSocket {
+  constructor (url: string | URL, protocols?: ConstructorParameters<typeof WebSocket>[1]) {
+    super(url, protocols)
+    this.addEventListener('error', () => {
+      if (this.readyState === WebSocket.CONNECTING) this.dispatchEvent(new Event('close'))
+    })
+  }
+}
+
 /** Connect, sign in, define the namespace and database when missing, and use them. */
 export async function openStore (config: StoreConfig): Promise<Surreal> {
   for (const [what, name] of [['NETSYNC_SURREAL_NS', config.ns], ['NETSYNC_SURREAL_DB', config.db]] as const) {
     if (!IDENT.test(name)) throw new RangeError(`${what}=${JSON.stringify(name)}: letters, digits and _ only`)
   }
   if (config.changefeed !== undefined) changefeedRetention({ NETSYNC_CHANGEFEED_RETENTION: config.changefeed })
-  const db = new Surreal()
+  const db = new Surreal({ websocketImpl: SettlingWebSocket })
   try {
-    await db.connect(config.url, { reconnect: config.reconnect ?? true })
+    // Without reconnecting, SDK 2.0.8's connect does not settle when the socket closed before opening:
+    // its engine says `disconnected`, which connect does not wait for. That event is the failure.
+    let unsubscribe = (): void => {}
+    const lost = new Promise<never>((_resolve, reject) => {
+      unsubscribe = db.subscribe('disconnected', () => { reject(new ConnectionUnavailableError()) })
+    })
+    lost.catch(() => {})
+    try {
+      await Promise.race([db.connect(config.url, { reconnect: config.reconnect ?? true }), lost])
+    } finally {
+      unsubscribe()
+    }
     await db.signin({ username: config.user, password: config.pass })
     await db.query(`DEFINE NAMESPACE IF NOT EXISTS \`${config.ns}\`; USE NS \`${config.ns}\`; DEFINE DATABASE IF NOT EXISTS \`${config.db}\`;`).collect()
     await db.use({ namespace: config.ns, database: config.db })
