@@ -120,6 +120,12 @@ class Expect(_Strict):
         "exact", description="exact: every accepted intent once in JetStream and once in SurrealDB"
     )
     buffers: Literal["within-cap", "ignore"] = "within-cap"
+    cdc_gaps: Literal["lost", "expected"] = Field(
+        "lost",
+        description="lost: a store row the analytics node never applied is cdc-lost, reported or not; "
+        "expected (the gap is the point): one it reported in a gap line naming its cid is counted, not "
+        "cdc-lost, and at least one such gap must be reported",
+    )
     latency: LatencyBudget = Field(default_factory=LatencyBudget)
     recovery: Recovery = Field(default_factory=Recovery)
     recovery_grace: Duration = Field(5.0, description="a healthy window starts this long after a fault stops")
@@ -278,6 +284,12 @@ class Scenario(_Strict):
             for i, name in enumerate(self.random.targets or ()):
                 if problem := _node_error(name, agents, nats, analytics):
                     yield ("random", "targets", i), *problem
+        if self.expect.cdc_gaps == "expected" and not self.topology.analytics:
+            yield (
+                ("expect", "cdc_gaps"),
+                "expected, with no analytics node to report a gap",
+                ("topology.analytics: true, or cdc_gaps: lost"),
+            )
         if self.expect.min_committed > (intents := self.load.intents):
             yield (
                 ("expect", "min_committed"),
@@ -374,6 +386,7 @@ class Scenario(_Strict):
             # beyond the run format: which checks the scenario asks for
             "reconciliation": expect.reconciliation,
             "buffers": expect.buffers,
+            "cdc_gaps": expect.cdc_gaps,
         }
         return data
 
