@@ -33,6 +33,7 @@ class Settings:
     horizon_s: float | None = None
     reconciliation: str = "exact"  # "none": the scenario waives the reconciliation anomalies
     buffers: str = "within-cap"  # "ignore": the scenario waives the buffer anomalies
+    cdc_gaps: str = "lost"  # "expected": a change the analytics consumer reported as a gap is not cdc-lost
 
     @property
     def stream_limited(self) -> bool:
@@ -102,4 +103,5 @@ def _settings(path: Path, data: dict[str, Any]) -> Settings:
         horizon_s=horizon,
         reconciliation=str(section("expect").get("reconciliation", "exact")),
         buffers=str(section("expect").get("buffers", "within-cap")),
+        cdc_gaps=rule("cdc_gaps", "lost", ("lost", "expected")),
     )
