@@ -49,8 +49,10 @@ def _capped(anomalies: list[Anomaly], kind: str) -> list[Anomaly]:
     return [*anomalies[: MAX_LISTED - 1], Anomaly(kind, f"and {rest} more of this kind")]
 
 
-def _lost(applied: list[Change], cids: set[str], gaps: list[Change]) -> list[Anomaly]:
-    seen = {c.cid for c in applied}
+def _lost(applied: list[Change], cids: set[str], gaps: list[Change], excused: set[str]) -> list[Anomaly]:
+    """Every stored cid never applied, but those in `excused` (reported as gaps, when the scenario
+    expects them)."""
+    seen = {c.cid for c in applied} | excused
     why = (
         f"; the consumer reported {len(gaps)} gap{'s' if len(gaps) > 1 else ''}, the first: {gaps[0].detail}"
         if gaps
@@ -128,8 +130,11 @@ def check(run: Run) -> Result:
     view = {_key(c.key): c for c in lines if c.type == "view"}
     gaps = [c for c in lines if c.type == "gap"]
     latest, cids, rows = _latest_rows(run)
+    # expect.cdc_gaps: expected: the consumer's own report of a change it could not read is the point
+    reported = {c.cid for c in gaps if c.cid is not None}
+    excused = reported if run.settings.cdc_gaps == "expected" else set()
     anomalies = (
-        _capped(_lost(applied, cids, gaps), "cdc-lost")
+        _capped(_lost(applied, cids, gaps, excused), "cdc-lost")
         + _capped(_out_of_order(applied, view), "cdc-order")
         + _capped(_mismatches(latest, view), "analytics-mismatch")
     )
@@ -139,6 +144,7 @@ def check(run: Run) -> Result:
         "store_rows": rows,
         "view_keys": len(view),
         "gaps": len(gaps),
+        "reported_lost": len((cids - {c.cid for c in applied}) & reported),
     }
     return Result(figures, anomalies)
 
