@@ -68,6 +68,10 @@ def check(run: Run) -> Result:
             )
         if rule == "expected" and not n:
             anomalies.append(Anomaly("expectation", f"{rule_name}: expected, yet no intent was {outcome}"))
+    if s.cdc_gaps == "expected" and not any(c.type == "gap" for c in run.analytics or ()):
+        anomalies.append(
+            Anomaly("expectation", "cdc_gaps: expected, yet the analytics consumer reported no gap")
+        )
     stops = [f.stop for f in h.faults]
     figures: dict[str, object] = {
         "committed": n_committed,
