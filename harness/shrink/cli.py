@@ -68,3 +68,23 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     if result.minimal_report:
         print(f"  {result.minimal_report}")
     return 0
+
+
+def shrink_failed(run_dir: Path, budget_s: float, lock: Path | None = None) -> str:
+    """pytest --shrink: shrink a failing item's run directory within `budget_s`, with the defaults of the
+    command; the lines its failure message gains (never raises: a run that cannot be shrunk says why)."""
+    from harness.shrink.candidate import ShrinkError, read_origin
+    from harness.shrink.oracle import Quota
+    from harness.shrink.search import Shrink
+
+    try:
+        origin = read_origin(run_dir)
+    except ShrinkError as e:
+        return f"not shrunk: {e}"
+    result = Shrink(origin, budget_s, Quota(1, 1), Quota(2, 3), lambda line: None, lock).run()
+    if result.minimal is None:
+        return f"not shrunk within the budget ({result.runs} runs): {'; '.join(result.notes)}"
+    return (
+        f"shrunk to {result.minimal.describe()} (from {result.original.describe()}) in {result.runs} runs: "
+        f"{result.minimal_file}"
+    )
