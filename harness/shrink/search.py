@@ -66,6 +66,7 @@ class Shrink:
         self.invalid: dict[str, str] = {}
         self.runs = 0
         self.run_seconds: list[float] = []
+        self.searching = True
         self.failing_run: dict[str, Path] = {}  # per candidate, a run directory that failed the same way
         self._resume()
         self.original = origin.shape()
@@ -120,7 +121,12 @@ class Shrink:
             return None
 
     def _left(self) -> float:
-        return self.deadline - time.monotonic()
+        """Time left for the current phase: the search leaves the confirmation N runs of the mean length."""
+        left = self.deadline - time.monotonic()
+        if self.searching:
+            mean = sum(self.run_seconds) / len(self.run_seconds) if self.run_seconds else 60.0
+            left -= self.confirm.n * mean
+        return left
 
     def holds(self, shape: Shape, quota: Quota, removed: str) -> bool:
         """Does `shape` fail the same way in K of N runs? Runs it as often as the quota needs, counting
@@ -192,6 +198,7 @@ class Shrink:
         except OutOfBudget:
             notes.append("the budget ended during the search: the result may not be minimal")
         minimal, confirmed = None, False
+        self.searching = False
         for shape in reversed(chain):  # the smallest that confirms; a shape that does not is never reported
             try:
                 if self.holds(shape, self.confirm, "confirmation"):
