@@ -1,6 +1,6 @@
-"""Each way a failing schedule gets smaller, in the order shrink tries them: fewer faults (ddmin), faults
-of one kind on one target merged, shorter fault windows (the first or the second half), fewer agents, a
-lower load rate, a shorter load. Each pass takes the current shape and `fails`, the oracle, and returns
+"""Each way a failing schedule gets smaller, in the order shrink tries them: fewer faults (ddmin), a
+shorter load, faults of one kind on one target merged, shorter fault windows (the first or the second
+half), fewer agents, a lower load rate. Each pass takes the current shape and `fails`, the oracle, and returns
 the smallest shape it found that still fails (the shape it was given when none did)."""
 
 from __future__ import annotations
@@ -121,11 +121,12 @@ def shorter_load(shape: Shape, fails: Fails) -> Shape:
     return shape
 
 
+# A shorter load comes second: every run after it is shorter.
 PASSES: tuple[tuple[str, Callable[[Shape, Fails], Shape]], ...] = (
     ("fewer faults", fewer_faults),
+    ("shorter load", shorter_load),
     ("merged faults", merged_faults),
     ("shorter windows", shorter_windows),
     ("fewer agents", fewer_agents),
     ("lower rate", lower_rate),
-    ("shorter load", shorter_load),
 )
