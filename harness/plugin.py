@@ -73,6 +73,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="leave each scenario's system up afterwards, for inspection",
     )
+    group.addoption(
+        "--shrink",
+        default=None,
+        metavar="BUDGET",
+        help="shrink each failing scenario (not an expected failure) to its smallest failing schedule "
+        "within BUDGET, e.g. 20m (solar-chaos shrink; docs/shrink.md)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,6 +87,13 @@ def pytest_configure(config: pytest.Config) -> None:
         implementations.exclusive(config.getoption("--sut"), config.getoption("--sut-image"))
     except implementations.ImplementationError as e:
         raise pytest.UsageError(str(e)) from None
+    if (budget := config.getoption("--shrink")) is not None:
+        from harness.scenario.types import parse_duration
+
+        try:
+            parse_duration(budget)
+        except ValueError as e:
+            raise pytest.UsageError(f"--shrink {budget!r}: {e}") from None
     config.addinivalue_line("markers", "docker: needs a Docker engine and the images (real containers)")
     config.addinivalue_line("markers", "soak: long-running soak scenario")
 
@@ -247,6 +261,11 @@ class ScenarioItem(pytest.Item):
                 expected = ", ".join(known.anomalies)
                 missed = ", ".join(sorted(missing)) or "none"
                 raise UnexpectedVerdict(f"expected invalid with {expected} (missing: {missed}); {message}")
+            if known is None and result.verdict.get("valid") is False and cfg.getoption("--shrink"):
+                from harness.scenario.types import parse_duration
+                from harness.shrink.cli import shrink_failed
+
+                message += "\n" + shrink_failed(result.dir, parse_duration(cfg.getoption("--shrink")))
             raise ScenarioFailed(message)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
