@@ -122,11 +122,12 @@ export interface NatsServer {
 
 /**
  * nats-server with JetStream as a process, on loopback ports of its own: the project's build of it
- * (harness.images, the binary `make setup` caches; built if missing), as tests/integration runs it.
+ * (harness.images, the binary `make setup` caches; built if missing), as tests/integration runs it;
+ * `port` to start a fresh one where a stopped one was.
  */
-export async function startNatsServer (): Promise<NatsServer> {
+export async function startNatsServer (port?: number): Promise<NatsServer> {
   const binary = python('from harness.images import Images\nprint(Images("offline").binary("nats-server"))').trim()
-  const port = await freePort()
+  port ??= await freePort()
   const monitor = await freePort()
   const store = mkdtempSync(join(tmpdir(), 'net-sync-nats-'))
   const c = child(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store, '-m', String(monitor)], {},
