@@ -114,7 +114,7 @@ before(async () => {
   surrealPort = await freePort()
   surreal = await startSurreal(surrealPort)
   httpPort = await freePort()
-  nc = await connect({ servers: nats.url })
+  nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 })
   jsm = await jetstreamManager(nc)
   js = jetstream(nc)
   await jsm.streams.add({ name: STREAM, subjects: ['root.solar.command.>'], duplicate_window: 120e9 })
@@ -359,4 +359,20 @@ test('the stream deleted: connected_nats false; made again: the consumer is set 
   assert.equal(Number(r.stream_seq), seq)
   assert.equal((await health()).connected_nats, true)
   assert.ok(logged('consumer gone, setting it up again').length >= 1)
+})
+
+test('NATS killed: connected_nats false; a fresh server on its port: the projector reconnects, waits for the stream, projects', async () => {
+  await nats.stop()
+  await until('connected_nats false', async () => (await health()).connected_nats ? undefined : true)
+  assert.equal(await metric('netsync_projector_nats_connected'), 0)
+  nats = await startNatsServer(Number(new URL(nats.url).port))
+  await until('the stream made on the fresh server', async () => {
+    await jsm.streams.add({ name: STREAM, subjects: ['root.solar.command.>'], duplicate_window: 120e9 })
+    return true
+  })
+  const seq = await publish(commitment('n-1', 'k', 4), 'n-1', 'n-1')
+  const r = await until('row n-1 through the fresh server', async () => await row('n-1'))
+  assert.equal(Number(r.stream_seq), seq)
+  assert.equal((await health()).connected_nats, true)
+  assert.equal(await metric('netsync_projector_nats_connected'), 1)
 })
