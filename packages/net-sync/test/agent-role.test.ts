@@ -15,7 +15,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { ANSWERS_CURRENT, fromJson, peerIdForSeed, SUMMARY_SUBJECT, type JsonObject } from '../src/index.js'
+import { multiaddr } from '@multiformats/multiaddr'
+import {
+  ANSWERS_CURRENT, createNode, fromJson, peerIdForSeed, privateKeyForSeed, SENTIMENT_PROTOCOL, SUMMARY_SUBJECT, type JsonObject
+} from '../src/index.js'
 import { child, freePort, startNatsServer, startNetsync, untilReady, type Child, type NatsServer, type NetsyncAgent } from './helpers.js'
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))
@@ -66,6 +69,7 @@ let agent: Child | undefined
 const journal = mkdtempSync(join(tmpdir(), 'net-sync-agent-role-'))
 const env: Record<string, string> = {}
 let http = ''
+let agent1 = '' // its libp2p address
 
 async function startAgent (ready: (h: Health) => boolean = (h) => h.orchestrator_connected && h.peers_connected.length === 2): Promise<Child> {
   const c = child(process.execPath, [CLI, 'agent'], { env: { PATH: process.env.PATH, ...env } }, 'SIGTERM')
@@ -106,12 +110,14 @@ before(async () => {
   const id = async (seed: string): Promise<string> => (await peerIdForSeed(seed)).toString()
   const addr = async (seed: string, port: number): Promise<string> => `/ip4/127.0.0.1/tcp/${port}/p2p/${await id(seed)}`
   const [a1, a2, a3, ao] = await Promise.all([addr('agent-1', p1), addr('agent-2', p2), addr('agent-3', p3), addr('orchestrator', po)])
+  agent1 = a1
   nats = await startNatsServer()
   nc = await connect({ servers: nats.url })
   link = await Link.open(po)
-  const telemetry = { NETSYNC_TELEMETRY_INTERVAL_MS: '200' }
+  // 1 s to gather a quorum, not 80 ms: this 2-core machine runs other suites beside this one
+  const common = { NETSYNC_TELEMETRY_INTERVAL_MS: '200', NETSYNC_INTENT_TIMEOUT_MS: '1000' }
   const python = (name: string, port: number, others: string, extra: Record<string, string> = {}): Promise<NetsyncAgent> =>
-    startNetsync('agent', name, { NETSYNC_LISTEN: `/ip4/127.0.0.1/tcp/${port}`, NETSYNC_PEERS: others, NETSYNC_ORCHESTRATOR: ao, ...telemetry, ...extra })
+    startNetsync('agent', name, { NETSYNC_LISTEN: `/ip4/127.0.0.1/tcp/${port}`, NETSYNC_PEERS: others, NETSYNC_ORCHESTRATOR: ao, ...common, ...extra })
   Object.assign(env, {
     NETSYNC_NAME: 'agent-1',
     NETSYNC_LISTEN: `/ip4/127.0.0.1/tcp/${p1}`,
@@ -119,14 +125,15 @@ before(async () => {
     NETSYNC_JOURNAL_DIR: journal,
     NETSYNC_PEERS: `agent-2=${a2},agent-3=${a3}`,
     NETSYNC_ORCHESTRATOR: `/ip4/127.0.0.1/tcp/${link.port}/p2p/${await id('orchestrator')}`, // through the link
-    NETSYNC_BUFFER_CAP: '1',
-    ...telemetry
+    NETSYNC_BUFFER_CAP: '2',
+    NETSYNC_VALUE_MAX: '1000',
+    ...common
   })
   http = `http://127.0.0.1:${httpPort}`
   // netsync's processes start in parallel (a second or more each); the agent waits for them all
   const started = await Promise.allSettled([
     startNetsync<{ nats: boolean }>('orchestrator', 'orchestrator',
-      { NETSYNC_NATS_URL: nats.url, NETSYNC_LISTEN: `/ip4/127.0.0.1/tcp/${po}`, ...telemetry }, (h) => h.nats),
+      { NETSYNC_NATS_URL: nats.url, NETSYNC_LISTEN: `/ip4/127.0.0.1/tcp/${po}`, ...common }, (h) => h.nats),
     python('agent-2', p2, `agent-1=${a1},agent-3=${a3}`),
     python('agent-3', p3, `agent-1=${a1},agent-2=${a2}`, { NETSYNC_VALUE_MAX: '10' }), // disagrees above 10
     startAgent()
@@ -156,7 +163,7 @@ test('/healthz: exactly the contract\'s fields (and clock), its peers and its or
   assert.equal(body.name, 'agent-1')
   assert.equal(body.peer_id, (await peerIdForSeed('agent-1')).toString())
   assert.equal(body.buffer_depth, 0)
-  assert.equal(body.buffer_cap, 1)
+  assert.equal(body.buffer_cap, 2)
   assert.deepEqual(body.peers_connected, ['agent-2', 'agent-3'])
   assert.equal(body.orchestrator_connected, true)
   assert.ok(Math.abs(Number(body.clock) - Date.now() / 1000) < 5)
@@ -186,25 +193,34 @@ test('a POST is committed: 200 with the stream seq of its message; a repeat, als
 })
 
 test('mixed quorum: the TS agent and netsync agents vote in one quorum, each reading the others\' votes', async () => {
+  const python = (i: number): string => `http://127.0.0.1:${peers[i]!.httpPort}`
   // agent-3 (netsync) disagrees above 10: a netsync proposer reaches 2 of 3 only with the TS agent's vote
-  const viaPython = await post({ key: 'm', value: 50, cid: 'mx-1' }, `http://127.0.0.1:${peers[0]!.httpPort}`)
+  const viaPython = await post({ key: 'm', value: 50, cid: 'mx-1' }, python(0))
   assert.equal(viaPython.status, 200, JSON.stringify(viaPython.body))
   const viaTs = await post({ key: 'm', value: 50, cid: 'mx-2' })
   assert.equal(viaTs.status, 200, JSON.stringify(viaTs.body))
-  // the TS agent's reasons reach a netsync proposer word for word
-  const outOfRange = await post({ key: 'm', value: 2_000_000, cid: 'mx-3' }, `http://127.0.0.1:${peers[1]!.httpPort}`)
+  // the TS agent (here up to 1000) refuses: the netsync proposer's 409 gives its reason word for word
+  const outOfRange = await post({ key: 'm', value: 2000, cid: 'mx-3' }, python(0))
   assert.equal(outOfRange.status, 409)
-  assert.match(String(outOfRange.body.reason), /agent-1: value outside \[-1000000, 1000000\]/)
-  // it agreed to (m, 50) under mx-2 as proposer: as a peer it refuses another value under that cid
-  const other = await post({ key: 'm', value: 51, cid: 'mx-2' }, `http://127.0.0.1:${peers[0]!.httpPort}`)
-  assert.equal(other.status, 409)
-  assert.match(String(other.body.reason), /agent-1: agreed to a different proposal under this cid/)
-  // and a netsync peer's refusal reaches the TS proposer
+  assert.match(String(outOfRange.body.reason), /^quorum impossible \(1\/2 agreed\): .*agent-1: value outside \[-1000000, 1000\]/)
+  // and the netsync peers' refusals reach the TS proposer
   const refused = await post({ key: 'm', value: 1_000_001, cid: 'mx-4' })
   assert.deepEqual(Object.keys(refused.body).sort(), ['cid', 'outcome', 'reason'])
   assert.equal(refused.status, 409)
-  assert.match(String(refused.body.reason), /^quorum impossible \(0\/2 agreed\): agent-1: value outside/)
-  assert.match(String(refused.body.reason), /agent-[23]: value outside/)
+  assert.match(String(refused.body.reason), /^quorum impossible \(0\/2 agreed\): agent-1: value outside \[-1000000, 1000\]; agent-[23]: value outside/)
+  // as a peer it serves ping, and remembers what it agreed to as proposer (m, 50 under mx-2)
+  const caller = await createNode({ privateKey: await privateKeyForSeed('agent-role-caller'), listen: '/ip4/127.0.0.1/tcp/0' })
+  try {
+    const tsAgent = { addr: multiaddr(agent1) }
+    const ask = async (frame: JsonObject): Promise<JsonObject> => await caller.request(tsAgent, SENTIMENT_PROTOCOL, frame, { timeoutMs: 3000 })
+    assert.deepEqual(await ask({ type: 'ping' }), { type: 'pong' })
+    assert.deepEqual(await ask({ type: 'propose', cid: 'mx-2', key: 'm', value: 51, proposer: 'agent-9' }),
+      { cid: 'mx-2', vote: 'disagree', voter: 'agent-1', reason: 'agreed to a different proposal under this cid' })
+    assert.deepEqual(await ask({ type: 'propose', cid: 'mx-2', key: 'm', value: 50, proposer: 'agent-9' }),
+      { cid: 'mx-2', vote: 'agree', voter: 'agent-1' })
+  } finally {
+    await caller.stop()
+  }
 })
 
 test('telemetry: netsync\'s scout hears the TS agent and names it in its summaries on NATS', async () => {
@@ -225,40 +241,54 @@ test('telemetry: netsync\'s scout hears the TS agent and names it in its summari
   assert.equal(named.peers_reachable_min, 2)
 })
 
-test('orchestrator unreachable: 202 then committed once it is back; a full buffer answers 429 before any quorum', async () => {
+/** A sample of the agent's /metrics. */
+async function metric (sample: string): Promise<number> {
+  const text = await (await fetch(`${http}/metrics`)).text()
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `))
+  return line === undefined ? NaN : Number(line.slice(sample.length + 1))
+}
+
+test('orchestrator unreachable: 202, then replayed; new decisions go behind the buffer; a full buffer answers 429', async () => {
   await link.cut()
   await until('the agent lost the orchestrator', async () => (await get('/healthz')).body, (h) => h.orchestrator_connected === false, 5000)
-  const pending = await post({ key: 'p', value: 1, cid: 'ts-p1' })
-  assert.equal(pending.status, 202, JSON.stringify(pending.body))
-  assert.deepEqual(Object.keys(pending.body).sort(), ['cid', 'outcome', 'quorum_ms'])
-  assert.equal(pending.body.outcome, 'pending-commit')
+  const first = await post({ key: 'p', value: 1, cid: 'ts-p1' })
+  assert.equal(first.status, 202, JSON.stringify(first.body))
+  assert.deepEqual(Object.keys(first.body).sort(), ['cid', 'outcome', 'quorum_ms'])
+  assert.equal(first.body.outcome, 'pending-commit')
   assert.deepEqual(await get('/intents/ts-p1'), { status: 200, body: { cid: 'ts-p1', state: 'pending-commit' } })
   assert.equal((await get('/healthz')).body.buffer_depth, 1)
-  const full = { status: 429, body: { cid: 'ts-p2', outcome: 'rejected', reason: 'buffer-full' } }
-  assert.deepEqual(await post({ key: 'p', value: 2, cid: 'ts-p2' }), full)
-  assert.deepEqual(await get('/intents/ts-p2'), { status: 200, body: { cid: 'ts-p2', state: 'rejected' } })
+  // after four failed replays the next is 1.6 s away: the orchestrator is back, but ts-p1 still buffered
+  await until('four failed replays', async () => await metric('netsync_replay_failures_total'), (n) => n >= 4, 5000)
   await link.heal()
-  const done = await until('ts-p1 committed by the replay', async () => (await get('/intents/ts-p1')).body,
-    (b) => b.state === 'committed', 10_000)
-  assert.equal((await inStream(Number(done.stream_seq))).body.cid, 'ts-p1')
-  assert.deepEqual(await post({ key: 'p', value: 1, cid: 'ts-p1' }),
-    { status: 200, body: { cid: 'ts-p1', outcome: 'committed', stream_seq: done.stream_seq, quorum_ms: pending.body.quorum_ms } })
-  assert.deepEqual(await post({ key: 'p', value: 2, cid: 'ts-p2' }), full) // a rejection is an answer too
-  const metrics = await (await fetch(`${http}/metrics`)).text()
-  for (const line of ['netsync_buffer_depth 0', 'netsync_buffer_cap 1', 'netsync_replays_total 1', 'netsync_intents_total{outcome="rejected"} 1']) {
-    assert.ok(metrics.includes(`\n${line}\n`), `${line} in /metrics`)
+  const second = await post({ key: 'p', value: 2, cid: 'ts-p2' })
+  assert.equal(second.status, 202, `decided while ts-p1 waits, it goes behind it: ${JSON.stringify(second.body)}`)
+  const full = { status: 429, body: { cid: 'ts-p3', outcome: 'rejected', reason: 'buffer-full' } }
+  assert.deepEqual(await post({ key: 'p', value: 3, cid: 'ts-p3' }), full)
+  assert.deepEqual(await get('/intents/ts-p3'), { status: 200, body: { cid: 'ts-p3', state: 'rejected' } })
+  const seqs: number[] = []
+  for (const [cid, posted] of [['ts-p1', first], ['ts-p2', second]] as const) {
+    const done = await until(`${cid} committed by the replay`, async () => (await get(`/intents/${cid}`)).body,
+      (b) => b.state === 'committed', 10_000)
+    assert.equal((await inStream(Number(done.stream_seq))).body.cid, cid)
+    assert.deepEqual(await post({ key: 'p', value: 9, cid }),
+      { status: 200, body: { cid, outcome: 'committed', stream_seq: done.stream_seq, quorum_ms: posted.body.quorum_ms } })
+    seqs.push(Number(done.stream_seq))
   }
-  assert.match(metrics, /\nprocess_resident_memory_bytes \d+/)
+  assert.ok(seqs[0]! < seqs[1]!, `committed in decision order: ${seqs.join(' < ')}`)
+  assert.deepEqual(await post({ key: 'p', value: 3, cid: 'ts-p3' }), full) // a rejection is an answer too
+  assert.deepEqual(await Promise.all(['netsync_buffer_depth', 'netsync_buffer_cap', 'netsync_replays_total',
+    'netsync_intents_total{outcome="rejected"}', 'netsync_nats_reachable'].map(metric)), [0, 2, 2, 1, 1])
+  assert.ok(await metric('process_resident_memory_bytes') > 0)
 })
 
 test('a kill and a restart keep its answers; a torn last line is dropped, a damaged earlier one stops the start naming it', async () => {
-  const before = await Promise.all(['ts-c1', 'ts-p1', 'ts-p2', 'mx-4'].map(async (cid) => await post({ key: 'x', value: 9, cid })))
+  const before = await Promise.all(['ts-c1', 'ts-p1', 'ts-p2', 'ts-p3', 'mx-4'].map(async (cid) => await post({ key: 'x', value: 9, cid })))
   agent!.proc.kill('SIGKILL')
   await agent!.stop()
   const answers = join(journal, ANSWERS_CURRENT)
   appendFileSync(answers, '{"cid":"torn","status":200,"bo') // a kill inside a write
   agent = await startAgent(() => true)
-  const again = await Promise.all(['ts-c1', 'ts-p1', 'ts-p2', 'mx-4'].map(async (cid) => await post({ key: 'y', value: 10, cid })))
+  const again = await Promise.all(['ts-c1', 'ts-p1', 'ts-p2', 'ts-p3', 'mx-4'].map(async (cid) => await post({ key: 'y', value: 10, cid })))
   assert.deepEqual(again, before)
   assert.equal((await get('/intents/torn')).status, 404)
   assert.ok(readFileSync(answers, 'utf8').endsWith('\n'), 'the torn line was cut off')
