@@ -412,6 +412,7 @@ def test_resolved_is_scenario_json_with_budgets_invariants_and_the_seed(tmp_path
         "reconciliation": "exact",
         "buffers": "within-cap",
         "unplanned_exits": "forbidden",
+        "cdc_gaps": "lost",
     }
     assert resolved["faults"][0] == {
         "fault": "outage",
