@@ -23,6 +23,8 @@ def test_the_store_is_read_before_the_stream(tmp_path: Path, monkeypatch) -> Non
 
     monkeypatch.setattr(collect, "write_stream", stream)
     monkeypatch.setattr(collect, "write_store", rows)
-    sut = SimpleNamespace(nats_servers=["nats://x"], surreal_url="ws://x")
+    sut = SimpleNamespace(
+        nats_servers=["nats://x"], surreal_url="ws://x", cfg=SimpleNamespace(analytics=False)
+    )
     asyncio.run(collect.collect(sut, tmp_path, lambda _: None))  # type: ignore[arg-type]
     assert order == ["store", "stream"]
