@@ -43,7 +43,8 @@ export interface Committed { seq: number, duplicate: boolean }
 
 /** JetStream API calls other than the publish (stream info, consumers) wait this long. */
 const API_TIMEOUT_MS = 2000
-const STREAM_GONE = /no responders|stream not found|no stream/i
+// nats.js reports a publish nothing answered (no stream takes the subject) as JetStreamNotEnabled
+const STREAM_GONE = /no responders|stream not found|no stream|jetstream is not enabled/i
 
 function sleep (ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
