@@ -15,7 +15,7 @@ import {
   commitDecision, createNode, fromJson, monotonicNow, peerIdForSeed, privateKeyForSeed, thisBoot,
   type FrameNode, type Pending, type Peer
 } from '../src/index.js'
-import { freePort, startNetsyncAgent, type NetsyncAgent } from './helpers.js'
+import { freePort, python, startNetsyncAgent, type NetsyncAgent } from './helpers.js'
 import { Nats, until } from './nats-process.js'
 
 const WINDOW_S = 2
@@ -171,6 +171,19 @@ test('the scout publishes a summary that names each agent, the Python agents inc
   assert.deepEqual([...seen].sort(), ['agent-1', 'agent-2'])
 })
 
+test('the stream deleted: the next publish finds it gone (nats-unavailable, nats false) and the one after makes it again', async () => {
+  await (await jetstreamManager(nc)).streams.delete('SENTIMENT')
+  const gone = await commitDecision(client, orchestratorPeer, entry('stream-gone'), { timeoutMs: 5000, boot })
+  assert.equal(!gone.committed && gone.status, 'nats-unavailable', JSON.stringify(gone))
+  assert.equal((await health()).nats, false)
+  const again = await commitDecision(client, orchestratorPeer, entry('stream-made-again'), { timeoutMs: 5000, boot })
+  assert.ok(again.committed, JSON.stringify(again))
+  assert.equal(again.seq, 1)
+  assert.equal((await health()).nats, true)
+  const info = await (await jetstreamManager(nc)).streams.info('SENTIMENT')
+  assert.equal(info.config.duplicate_window, WINDOW_S * 1e9)
+})
+
 test('NATS stopped: nats-unavailable and /healthz nats false; back with NATS, without any intent', async () => {
   await nc.close()
   await nats.stop()
@@ -181,4 +194,30 @@ test('NATS stopped: nats-unavailable and /healthz nats false; back with NATS, wi
   await until('/healthz nats: true again', async () => (await health()).nats)
   const back = await commitDecision(client, orchestratorPeer, entry('after-restart'), { timeoutMs: 5000, boot })
   assert.ok(back.committed, JSON.stringify(back))
+})
+
+/** The samples of a Prometheus text, `name` or `name{labels}` without `le` (and without prometheus_client's `_created`). */
+function samples (text: string): Set<string> {
+  return new Set(text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.split(' ')[0]!)
+    .filter((n) => !n.includes('_created') && !n.includes('le=')))
+}
+
+test("/metrics serves every netsync_ sample netsync's orchestrator serves after the same answers", async () => {
+  const theirs = python(`
+import json, os, sys
+os.environ["NETSYNC_NATS_URL"] = json.loads(sys.argv[1])
+from netsync.orchestrator import Orchestrator
+from netsync.settings import OrchestratorSettings
+from prometheus_client import generate_latest
+o = Orchestrator(OrchestratorSettings.from_env())
+o.m_decisions.labels("committed").inc()
+o.m_decisions.labels("nats-unavailable").inc()
+o.m_publish.observe(0.1)
+o.m_lookups.inc()
+print(generate_latest(o.registry).decode())
+`, nats.url)
+  const ours = samples(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text())
+  const wanted = [...samples(theirs)].filter((n) => n.startsWith('netsync_') || n === 'process_resident_memory_bytes' || n === 'process_open_fds')
+  assert.ok(wanted.includes('netsync_decisions_total{status="nats-unavailable"}') && wanted.includes('netsync_window_lookups_total'), wanted.join(', '))
+  assert.deepEqual(wanted.filter((n) => !ours.has(n)), [])
 })
