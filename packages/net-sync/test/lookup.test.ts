@@ -65,7 +65,7 @@ test("the window's rule: a replay's age counts to when its publish lands", () =>
   const now = 1000
   const d = { type: 'decision', cid: 'x', key: 'k', value: 1, proposer: 'p', decided_at: 0, first_attempt_at: 990, attempt: 2 } as const
   assert.equal(firstAttempt({ ...d, first_attempt_age_s: 5 }, 1, now), 994, 'from the age, aged by the wait here')
-  assert.equal(firstAttempt(d, 1, now), 990, "first_attempt_at only without an age")
+  assert.equal(firstAttempt(d, 1, now), 990, 'first_attempt_at only without an age')
   assert.equal(firstAttempt({ ...d, first_attempt_at: NaN }, 0, now), undefined)
   assert.ok(landsAt(monotonicNow(), 300, now) >= now + 0.3)
   assert.equal(pastWindow(800, 1000, 2), true)
