@@ -165,3 +165,29 @@ def test_an_unreported_loss_stays_cdc_lost_when_gaps_are_expected(tmp_path: Path
     lines = [{**x, "cid": None} if x["type"] == "gap" else x for x in lines]
     (path / store.ANALYTICS).write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert ("cdc-lost", "c1") in found(judge(path))
+
+
+def test_a_node_that_does_not_answer_leaves_one_uncollected_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import socket
+    from types import SimpleNamespace
+
+    from harness.observe import analytics
+
+    async def rows(_sut: object) -> int:
+        return 3
+
+    monkeypatch.setattr(analytics, "_store_rows", rows)
+    with socket.socket() as s:  # a port nothing listens on: the node is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sut = SimpleNamespace(http_url=lambda _node: f"http://127.0.0.1:{port}")
+    said: list[str] = []
+    path = tmp_path / store.ANALYTICS
+    got = asyncio.run(analytics.write_analytics(sut, path, 0.0, 0.3, said.append))  # type: ignore[arg-type]
+    assert got is None
+    (line,) = [json.loads(x) for x in path.read_text().splitlines()]
+    assert line["type"] == "uncollected" and "ConnectError" in line["detail"]
+    assert any("not caught up" in s for s in said) and any("not collected" in s for s in said)
