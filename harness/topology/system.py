@@ -244,6 +244,12 @@ class System:
         await await_until(self._recreate_stream, f"stream {shape.STREAM} recreated", timeout=30, interval=0.5)
         async with surreal_session(self.surreal_url) as db:
             await db.query(f"REMOVE TABLE IF EXISTS {shape.STORE_TABLE}")
+            if self.cfg.analytics:
+                # Defined again with its changefeed: the projector's next write would otherwise make the
+                # table without one, and analytics could follow none of its rows (pytest resets even a
+                # system it has just brought up).
+                retention = self.cfg.changefeed_retention
+                await db.query(f"DEFINE TABLE {shape.STORE_TABLE} CHANGEFEED {retention}")
 
     async def _recreate_stream(self) -> bool:
         nc = await nats.connect(self.nats_servers, connect_timeout=2)
