@@ -4,6 +4,8 @@ images"), it says which planted bugs it knows in its label, and libfaketime reac
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -69,3 +71,24 @@ def test_libfaketime_moves_nodes_clock(ts_image: str) -> None:
     )
     assert code == 0, out
     assert out.strip().splitlines()[-1] == "-60"  # minutes: Node's clock an hour behind the host's
+
+
+def test_pytest_skips_a_planted_bug_the_implementation_lacks_before_any_system(
+    ts_image: str, tmp_path
+) -> None:
+    """A flag absent from the image's label must not run silently clean: pytest skips with the reason."""
+    flag = "no-such-flag-anywhere"
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "s.yaml").write_text("name: s\nload: {rate: 5, duration: 5s}\n")
+    cmd = [sys.executable, "-m", "pytest", "-p", "harness.plugin", "-rs", "-q", str(folder)]
+    got = subprocess.run(
+        [*cmd, "--sut", "net-sync-ts", "--buggify", flag],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert "SKIPPED [1]" in got.stdout, got.stdout
+    assert f"--buggify {flag}: net-sync-ts has no such planted bug" in got.stdout
