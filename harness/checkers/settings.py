@@ -34,6 +34,9 @@ class Settings:
     reconciliation: str = "exact"  # "none": the scenario waives the reconciliation anomalies
     buffers: str = "within-cap"  # "ignore": the scenario waives the buffer anomalies
     cdc_gaps: str = "lost"  # "expected": a change the analytics consumer reported as a gap is not cdc-lost
+    analytics: bool = False  # topology.analytics: the system had an analytics node
+    # scenario.json's `analytics` (solar-chaos's own): why the node could not be read, when it could not
+    analytics_uncollected: str | None = None
 
     @property
     def stream_limited(self) -> bool:
@@ -83,6 +86,9 @@ def _settings(path: Path, data: dict[str, Any]) -> Settings:
         raise RunDirError(
             path, f"invariants.stream_exactly_once: got {exactly_once!r}", expected="true or false"
         )
+    analytics = section("topology").get("analytics", False)
+    if not isinstance(analytics, bool):
+        raise RunDirError(path, f"topology.analytics: got {analytics!r}", expected="true or false")
     load = section("load")
     duration = load.get("duration")
     horizon = float(duration) if _finite_number(duration) and duration >= 0 else None
@@ -104,4 +110,19 @@ def _settings(path: Path, data: dict[str, Any]) -> Settings:
         reconciliation=str(section("expect").get("reconciliation", "exact")),
         buffers=str(section("expect").get("buffers", "within-cap")),
         cdc_gaps=rule("cdc_gaps", "lost", ("lost", "expected")),
+        analytics=analytics,
+        analytics_uncollected=_uncollected(path, section("analytics")),
     )
+
+
+def _uncollected(path: Path, collection: dict[str, Any]) -> str | None:
+    """scenario.json's `analytics` object, written by the collection: `collected: false` with its
+    `detail` when the node could not be read (None when it was, or the field is absent)."""
+    collected = collection.get("collected", True)
+    detail = collection.get("detail", "")
+    if not isinstance(collected, bool) or not isinstance(detail, str):
+        got = f"collected {collected!r}, detail {detail!r}"[:80]
+        raise RunDirError(
+            path, f"analytics: got {got}", expected="collected (true or false) and detail (a string)"
+        )
+    return None if collected else detail or "the analytics node could not be read"
