@@ -48,8 +48,9 @@ async def collect(
 ) -> dict[str, Any]:
     """The stream into stream.jsonl and the store into store.jsonl, each written as it is read (a soak's
     hundreds of thousands of records never sit in memory); with an analytics node, its applied changes
-    and view into analytics.jsonl once it has followed the store (`t0_unix`: the run's t = 0, `within`:
-    how long it may take); returns how many of each.
+    and view into analytics.jsonl once it has followed the store, or scenario.json's `analytics` field
+    saying why it could not be read (`t0_unix`: the run's t = 0, `within`: how long it may take);
+    returns how many of each.
 
     The store first: the projector writes only what the stream holds, so every row read then has its
     message in the stream read after it (or legally gone by a limit). Read the other way round, a
@@ -62,7 +63,7 @@ async def collect(
     counts: dict[str, Any] = {"stream_msgs": messages, "store_rows": rows}
     if sut.cfg.analytics:
         t0 = t0_unix if t0_unix is not None else time.time()
-        counts["analytics_applied"] = await write_analytics(sut, out / store.ANALYTICS, t0, within, say)
+        counts["analytics_applied"] = await write_analytics(sut, out, t0, within, say)
     return counts
 
 

@@ -1,7 +1,8 @@
 """The analytics consumer against the store it follows (docs/run-format.md: cdc-lost, cdc-order,
 analytics-mismatch): every store row's change applied, each key's view the store's row of highest
 stream_seq, and no key's view left on an older change applied after a newer one. Not run when the
-run has no analytics.jsonl."""
+system had no analytics node; unknown when it had one whose analytics.jsonl is absent (scenario.json's
+`analytics.collected: false` says why), never a silent pass."""
 
 from __future__ import annotations
 
@@ -120,12 +121,15 @@ def _mismatches(latest: dict[str, tuple[int, str | None, Any]], view: dict[str, 
 
 
 def check(run: Run) -> Result:
+    settings = run.settings
+    if settings.analytics_uncollected is not None:  # the node could not be read: nothing to judge whole
+        return Result({"judged": False}, valid="unknown", error=settings.analytics_uncollected)
     lines = run.analytics
+    if lines is None and settings.analytics:
+        why = f"topology.analytics is true but the run has no {store.ANALYTICS}"
+        return Result({"judged": False}, valid="unknown", error=why)
     if lines is None:
         return Result({"judged": False, "why": f"no {store.ANALYTICS}: the system has no analytics consumer"})
-    uncollected = [c for c in lines if c.type == "uncollected"]
-    if uncollected:  # the node could not be read at the end: nothing here may be judged as whole
-        return Result({"judged": False}, valid="unknown", error=uncollected[0].detail or "uncollected")
     applied = [c for c in lines if c.type == "applied"]
     view = {_key(c.key): c for c in lines if c.type == "view"}
     gaps = [c for c in lines if c.type == "gap"]

@@ -149,10 +149,10 @@ STREAM_LINE = "a stream message: seq (integer), cid, key, value"
 STORE_LINE = "a store row: cid, key, value, stream_seq (integer)"
 SAMPLE_LINE = "a sample: t (number), source (string), and numeric metrics"
 CHANGE_LINE = (
-    'an analytics line: type ("applied", "view", "gap" or "uncollected"), and cid, key, value, stream_seq'
-    " (integer), versionstamp (integer), or a gap's (or uncollected's) detail"
+    'an analytics line: type ("applied", "view" or "gap"), and cid, key, value, stream_seq'
+    " (integer), versionstamp (integer), or a gap's detail"
 )
-CHANGE_TYPES = ("applied", "view", "gap", "uncollected")
+CHANGE_TYPES = ("applied", "view", "gap")
 SUMMARY_LINE = (
     "a telemetry summary: t, window_start, window_end (numbers), agents (an object of agent name to"
     " samples, peers_reachable_min, buffer_depth_max, nats_reachable_last)"

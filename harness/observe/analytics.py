@@ -1,7 +1,8 @@
 """The analytics node at the end of a run (docs/run-format.md, analytics.jsonl): wait until it has
 followed the store to its last row, then read its applied log (GET /applied) and its view (GET /view)
 into the run directory, every `t` moved from Unix seconds to the run's clock. A node that cannot be read
-leaves one `uncollected` line saying why, never a partial file that would read as whole."""
+leaves no analytics.jsonl (never a partial file that would read as whole) and scenario.json's extra
+field `analytics: {"collected": false, "detail": ...}` saying why; the check is then unknown."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from harness import shape
+from harness import shape, store
 from harness.topology.services import surreal_session
 from harness.topology.system import System
 from harness.waiting import WaitTimeout, await_until
@@ -44,8 +45,13 @@ def analytics_lines(applied: bytes, view: bytes, t0_unix: float, read_at_unix: f
     return lines
 
 
-def uncollected_line(why: str, t: float) -> dict[str, Any]:
-    return {"t": round(t, 6), "type": "uncollected", "detail": f"analytics could not be collected: {why}"}
+def record_collection(out: Path, collected: bool, detail: str = "") -> None:
+    """scenario.json's `analytics` field (solar-chaos's own; other tools ignore it): whether the node was
+    read, and if not, why."""
+    path = out / store.SCENARIO
+    resolved = store.read_json(path, "the resolved scenario, a JSON object")
+    resolved["analytics"] = {"collected": collected, **({"detail": detail} if detail else {})}
+    store.write_json(path, resolved)
 
 
 def _json_lines(body: bytes, what: str) -> list[dict[str, Any]]:
@@ -89,14 +95,15 @@ async def wait_followed(sut: System, within: float, say) -> None:  # noqa: ANN00
         say(f"analytics not caught up: {e}; last /healthz {seen}")
 
 
-async def write_analytics(sut: System, path: Path, t0_unix: float, within: float, say) -> int | None:  # noqa: ANN001
-    """analytics.jsonl from the node; the number of applied lines, or None when it could not be read
-    (the file then holds one `uncollected` line)."""
+async def write_analytics(sut: System, out: Path, t0_unix: float, within: float, say) -> int | None:  # noqa: ANN001
+    """analytics.jsonl in the run directory `out` from the node; the number of applied lines, or None when
+    it could not be read (no file then, and scenario.json says why: `record_collection`)."""
     try:
         await wait_followed(sut, within, say)
     except Exception as e:  # the store's count unreadable: what the node holds is still collected
         say(f"analytics: could not wait for it to follow the store: {type(e).__name__}: {e}")
     base = sut.http_url(shape.ANALYTICS)
+    path = out / store.ANALYTICS
     try:
         async with httpx.AsyncClient(timeout=READ_TIMEOUT_S) as http:
             read_at = time.time()
@@ -106,11 +113,13 @@ async def write_analytics(sut: System, path: Path, t0_unix: float, within: float
             r.raise_for_status()
         lines = analytics_lines(applied.content, view.content, t0_unix, read_at)
     except (httpx.HTTPError, ValueError) as e:
-        why = f"{type(e).__name__}: {e}"
-        say(f"analytics not collected: {why}")
-        _write(path, [uncollected_line(why, time.time() - t0_unix)])
+        why = f"analytics could not be collected: {type(e).__name__}: {e}"
+        say(why)
+        path.unlink(missing_ok=True)
+        record_collection(out, False, why)
         return None
     _write(path, lines)
+    record_collection(out, True)
     n = sum(1 for rec in lines if rec.get("type") == "applied")
     gaps = sum(1 for rec in lines if rec.get("type") == "gap")
     say(f"collected {n} analytics changes, {len(lines) - n - gaps} view keys, {gaps} gaps")

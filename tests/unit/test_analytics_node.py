@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from harness import store
 from harness.checkers import judge
-from harness.observe.analytics import analytics_lines, run_line, uncollected_line
+from harness.observe.analytics import analytics_lines, run_line
 from harness.scenario import Scenario
 from harness.scenario.topology import Topology
 from harness.shape import data_plane_links, node_names, select_links
@@ -111,17 +111,52 @@ def test_a_body_that_is_not_json_lines_of_objects_is_refused() -> None:
         analytics_lines(b"", b"[1, 2]\n", 0.0, 1.0)
 
 
-def test_a_node_that_could_not_be_collected_leaves_the_check_unknown(tmp_path: Path) -> None:
-    run = RunDir()
+def _one_projected(**scenario: object) -> RunDir:
+    run = RunDir(**scenario)
     run.invoke("c0", 0.0)
     run.ok("c0", 0.01, outcome="committed", stream_seq=run.message("c0"), quorum_ms=5.0)
     run.row("c0", stream_seq=1)
     run.agents_drained(1.0, ("agent-1",))
-    run.analytics = [uncollected_line("ConnectError: refused", 31.0)]
+    return run
+
+
+def test_a_node_that_could_not_be_collected_leaves_the_check_unknown(tmp_path: Path) -> None:
+    why = "analytics could not be collected: ConnectError: refused"
+    run = _one_projected(topology={"analytics": True}, analytics={"collected": False, "detail": why})
     v = judge(run.write(tmp_path))
     a = v["checks"]["analytics"]
-    assert a["valid"] == "unknown" and "refused" in a["error"]
+    assert a["valid"] == "unknown" and a["error"] == why
     assert v["valid"] == "unknown"
+
+
+def test_a_topology_with_analytics_and_no_file_is_unknown_not_a_pass(tmp_path: Path) -> None:
+    v = judge(_one_projected(topology={"analytics": True}).write(tmp_path))
+    a = v["checks"]["analytics"]
+    assert a["valid"] == "unknown" and "no analytics.jsonl" in a["error"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "field"),
+    [
+        ({"analytics": {"collected": "no"}}, "analytics"),
+        ({"analytics": {"collected": False, "detail": 5}}, "analytics"),
+        ({"analytics": [1]}, "analytics"),
+        ({"topology": {"analytics": "yes"}}, "topology.analytics"),
+    ],
+)
+def test_a_hostile_collection_field_names_the_file_and_field(
+    tmp_path: Path, scenario: dict[str, object], field: str
+) -> None:
+    v = judge(_one_projected(**scenario).write(tmp_path))
+    a = v["checks"]["analytics"]
+    assert a["valid"] == "unknown" and store.SCENARIO in a["error"] and f"{field}: got" in a["error"]
+
+
+def test_the_old_uncollected_line_is_no_type_of_the_format(tmp_path: Path) -> None:
+    run = _one_projected()
+    run.analytics = [{"t": 31.0, "type": "uncollected", "detail": "refused"}]
+    a = judge(run.write(tmp_path))["checks"]["analytics"]
+    assert a["valid"] == "unknown" and f"{store.ANALYTICS}:1" in a["error"] and "uncollected" in a["error"]
 
 
 def _lost_and_reported(expect: dict[str, str]) -> RunDir:
@@ -167,7 +202,7 @@ def test_an_unreported_loss_stays_cdc_lost_when_gaps_are_expected(tmp_path: Path
     assert ("cdc-lost", "c1") in found(judge(path))
 
 
-def test_a_node_that_does_not_answer_leaves_one_uncollected_line(
+def test_a_node_that_does_not_answer_leaves_no_file_and_says_why_in_scenario_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import asyncio
@@ -185,9 +220,12 @@ def test_a_node_that_does_not_answer_leaves_one_uncollected_line(
         port = s.getsockname()[1]
     sut = SimpleNamespace(http_url=lambda _node: f"http://127.0.0.1:{port}")
     said: list[str] = []
-    path = tmp_path / store.ANALYTICS
-    got = asyncio.run(analytics.write_analytics(sut, path, 0.0, 0.3, said.append))  # type: ignore[arg-type]
+    store.write_json(tmp_path / store.SCENARIO, {"name": "t", "topology": {"analytics": True}})
+    (tmp_path / store.ANALYTICS).write_text('{"type": "applied"}\n')  # a stale file is not left
+    got = asyncio.run(analytics.write_analytics(sut, tmp_path, 0.0, 0.3, said.append))  # type: ignore[arg-type]
     assert got is None
-    (line,) = [json.loads(x) for x in path.read_text().splitlines()]
-    assert line["type"] == "uncollected" and "ConnectError" in line["detail"]
-    assert any("not caught up" in s for s in said) and any("not collected" in s for s in said)
+    assert not (tmp_path / store.ANALYTICS).exists()
+    resolved = json.loads((tmp_path / store.SCENARIO).read_text())
+    assert resolved["name"] == "t" and resolved["analytics"]["collected"] is False
+    assert "ConnectError" in resolved["analytics"]["detail"]
+    assert any("not caught up" in s for s in said) and any("could not be collected" in s for s in said)
