@@ -60,20 +60,6 @@ class Implementations(_Strict):
     projector: Implementation | None = Field(None, description=IMPLEMENTATION_FORMS)
 
 
-# SurrealDB's units as it prints a duration, largest first (a year is 365 days).
-_SURREAL_UNITS = (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-
-
-def surreal_duration(seconds: int) -> str:
-    """Whole seconds as SurrealDB prints a duration: 3600 -> 1h, 90 -> 1m30s."""
-    parts = []
-    for unit, size in _SURREAL_UNITS:
-        n, seconds = divmod(seconds, size)
-        if n:
-            parts.append(f"{n}{unit}")
-    return "".join(parts) or "0s"
-
-
 SKIP_FORMS = f"a mapping of an implementation ({', '.join(NAMES)}) to why the scenario cannot run on it"
 
 
