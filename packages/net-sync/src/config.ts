@@ -5,6 +5,7 @@
  */
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { FLAGS } from './bugs.js'
 
 export type Env = Readonly<Record<string, string | undefined>>
 
@@ -23,8 +24,8 @@ export class ConfigError extends Error {
 export const INT64_MIN = -(2n ** 63n)
 export const INT64_MAX = 2n ** 63n - 1n
 
-/** Planted bugs this implementation knows (docs/contract.md, "Planted bugs"): none yet. */
-export const KNOWN_BUGS: readonly string[] = []
+/** Planted bugs this implementation knows (docs/contract.md, "Planted bugs"; bugs.ts): the image's label. */
+export const KNOWN_BUGS: readonly string[] = Object.keys(FLAGS)
 
 export interface PeerAddress {
   /** the name from NETSYNC_PEERS (`agent-2`) */
@@ -207,7 +208,7 @@ export function parseBugs (env: Env): ReadonlySet<string> {
   const names = (raw(env, 'NETSYNC_BUGGIFY') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
   for (const bug of names) {
     if (!KNOWN_BUGS.includes(bug)) {
-      const known = KNOWN_BUGS.length > 0 ? KNOWN_BUGS.join(', ') : 'none yet in @root-solar/net-sync'
+      const known = KNOWN_BUGS.join(', ')
       throw new ConfigError('NETSYNC_BUGGIFY', `NETSYNC_BUGGIFY: unknown planted bug ${JSON.stringify(bug)}; known: ${known}`)
     }
   }

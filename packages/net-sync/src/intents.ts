@@ -4,7 +4,7 @@
  * in netsync's words (netsync/intents.py parse_intent), and the cid an intent gets when it has none.
  */
 import { randomBytes } from 'node:crypto'
-import { CID_RULE, fromJson, isJsonInteger, isValidCid, type JsonObject, type JsonValue } from './wire.js'
+import { CID_PATTERN, CID_RULE, fromJson, isJsonInteger, isValidCid, type JsonObject, type JsonValue } from './wire.js'
 
 /** Python's default limit on an integer's digits (sys.get_int_max_str_digits), which netsync's 400 names. */
 export const MAX_INT_DIGITS = 4300
@@ -34,8 +34,12 @@ export interface Intent {
 const utf8Strict = new TextDecoder('utf-8', { fatal: true })
 const BODY = 'body must be a JSON object {key, value, cid?}'
 
-/** The intent in a `POST /intents` body, or a BadRequestError naming the field, checked in netsync's order. */
-export function parseIntent (body: Uint8Array): Intent {
+/** cid-dollar-anchor (bugs.ts): the m flag lets `$` match before a newline, so `abc\n` passes. */
+const CID_DOLLAR_ANCHORED = new RegExp(CID_PATTERN.source, 'm')
+
+/** The intent in a `POST /intents` body, or a BadRequestError naming the field, checked in netsync's order.
+ * `bugs`: the agent's planted bugs (bugs.ts). */
+export function parseIntent (body: Uint8Array, bugs: ReadonlySet<string> = new Set()): Intent {
   let obj: JsonValue
   try {
     obj = fromJson(utf8Strict.decode(body)) // a UTF-8 BOM is skipped, as Python's json does
@@ -58,7 +62,8 @@ export function parseIntent (body: Uint8Array): Intent {
   }
   if (!isJsonInteger(o, 'value')) throw new BadRequestError('value', 'value is required: an integer')
   const cid = o.cid
-  if (cid !== undefined && cid !== null && !isValidCid(cid)) {
+  const cidOk = bugs.has('cid-dollar-anchor') ? (c: unknown) => typeof c === 'string' && CID_DOLLAR_ANCHORED.test(c) : isValidCid
+  if (cid !== undefined && cid !== null && !cidOk(cid)) {
     throw new BadRequestError('cid', `cid, when given, is ${CID_RULE}`)
   }
   const unknown = Object.keys(o).filter((k) => k !== 'key' && k !== 'value' && k !== 'cid').sort()

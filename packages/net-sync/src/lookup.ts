@@ -41,9 +41,11 @@ export function isReplay (attempt: JsonValue | undefined): boolean {
  * tell. From the agent's `first_attempt_age_s` (its own clocks), aged by `waitedS` since it arrived;
  * `first_attempt_at` (the agent's wall clock) only for an agent that sends no age (agent-clock-skew).
  */
-export function firstAttempt (decision: Decision, waitedS: number, nowS = Date.now() / 1000): number | undefined {
+export function firstAttempt (decision: Decision, waitedS: number, nowS = Date.now() / 1000,
+  trustAgentClock = false): number | undefined {
   const age = decision.first_attempt_age_s
-  if (typeof age === 'number' && Number.isFinite(age)) return nowS - waitedS - Math.max(0, age)
+  // trustAgentClock: the planted bug trust-agent-clock (bugs.ts) dates it by the agent's clock
+  if (typeof age === 'number' && Number.isFinite(age) && !trustAgentClock) return nowS - waitedS - Math.max(0, age)
   const at = decision.first_attempt_at
   return Number.isFinite(at) ? at : undefined
 }
@@ -80,7 +82,7 @@ export function duplicateWindowS (info: StreamInfo): number {
  * LookupStalledError when it cannot tell.
  */
 export async function findInStream (js: JetStreamClient, jsm: JetStreamManager, info: StreamInfo, cid: string,
-  since: number): Promise<number | undefined> {
+  since: number, stallIsAbsent = false): Promise<number | undefined> {
   if (info.state.messages === 0) return undefined
   const stream = info.config.name
   const last = info.state.last_seq
@@ -112,9 +114,11 @@ export async function findInStream (js: JetStreamClient, jsm: JetStreamManager, 
         }
       } catch (err) {
         if (err instanceof LookupStalledError) throw err
+        if (stallIsAbsent) return undefined
         throw new LookupStalledError(`the lookup of ${cid} stalled: ${(err as Error).name}: ${(err as Error).message}`)
       }
       if (got > 0) continue
+      if (stallIsAbsent) return undefined // the planted bug stall-is-absent (bugs.ts): silence taken for absence
       // A quiet second: nothing more was stored since `since`, or NATS stalled mid-scan; only the consumer
       // can tell. Taking a stall for "absent" would publish the intent a second time past the window.
       let state

@@ -310,6 +310,8 @@ export class Projector {
     let body: Commitment
     try {
       body = parseBody(m.data)
+      const early = this.config.bugs.has('ack-before-write') // buggify: acked before the write
+      if (early) m.ack()
       if (!await this.write(body, seq, held)) return false
     } catch (err) {
       if (err instanceof Malformed) this.deadLetter(m, new DeadLetter('malformed', err.message))
@@ -352,7 +354,7 @@ export class Projector {
       for (;;) {
         attempt++
         try {
-          await this.surreal.run(async (db) => { await writeSentiment(db, { ...body, seq }) })
+          await this.surreal.run(async (db) => { await writeSentiment(db, { ...body, seq }, this.config.bugs.has('duplicate-rows')) })
           if (attempt > 1) this.log.info('write succeeded after retries', { cid, seq, attempts: attempt })
           return true
         } catch (err) {

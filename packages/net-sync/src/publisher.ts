@@ -37,12 +37,16 @@ export interface PublisherOptions {
   log: Log
   /** called when a replay is looked up in the stream (a metric) */
   onLookup?: () => void
+  /** planted bugs (bugs.ts) of the orchestrator */
+  bugs?: ReadonlySet<string>
 }
 
 export interface Committed { seq: number, duplicate: boolean }
 
 /** JetStream API calls other than the publish (stream info, consumers) wait this long. */
 const API_TIMEOUT_MS = 2000
+/** reconnect-gives-up: nats.js gives up after this many attempts 250 ms apart (about 15 s refused) */
+const RECONNECT_BOUND = 60
 // nats.js reports a publish nothing answered (no stream takes the subject) as JetStreamNotEnabled
 const STREAM_GONE = /no responders|stream not found|no stream|jetstream is not enabled/i
 
@@ -63,7 +67,11 @@ export class Publisher {
   private confirming = false
   private readonly stopping = new AbortController()
 
-  constructor (readonly options: PublisherOptions) {}
+  private readonly bugs: ReadonlySet<string>
+
+  constructor (readonly options: PublisherOptions) {
+    this.bugs = options.bugs ?? new Set()
+  }
 
   /** Connected to NATS with the stream in place, as last seen (docs/contract.md, "Health"). */
   get ready (): boolean {
@@ -81,7 +89,8 @@ export class Publisher {
           const nc = await connect({
             servers,
             reconnect: true,
-            maxReconnectAttempts: -1, // an outage of any length ends with this orchestrator back on NATS
+            // an outage of any length ends with this orchestrator back on NATS
+            maxReconnectAttempts: this.bugs.has('reconnect-gives-up') ? RECONNECT_BOUND : -1,
             reconnectTimeWait: 250,
             timeout: 1000,
             pingInterval: 2000,
@@ -207,16 +216,19 @@ export class Publisher {
     try {
       if (!this.streamReady) await this.ensureStream()
       const js = this.client()
-      if (replay) {
+      if (replay && !this.bugs.has('no-window-lookup')) {
         // The window in force now, read from the stream: an operator may have changed it since this started.
         const asked = monotonicNow()
         const jsm = await this.manager()
         const info = await jsm.streams.info(stream.name)
-        const first = firstAttempt(decision, monotonicNow() - receivedMono)
-        if (pastWindow(first, landsAt(asked, publishTimeoutMs), duplicateWindowS(info))) {
+        // window-age-at-send: neither the wait for NATS nor the publish's flight counted
+        const late = this.bugs.has('window-age-at-send')
+        const first = firstAttempt(decision, late ? 0 : monotonicNow() - receivedMono, undefined, this.bugs.has('trust-agent-clock'))
+        const lands = late ? Date.now() / 1000 : landsAt(asked, publishTimeoutMs)
+        if (pastWindow(first, lands, duplicateWindowS(info))) {
           this.options.onLookup?.()
           log.info('window lookup', { cid: decision.cid, attempt: decision.attempt })
-          const seq = await findInStream(js, jsm, info, decision.cid, first ?? 0) // unknown: all of it
+          const seq = await findInStream(js, jsm, info, decision.cid, first ?? 0, this.bugs.has('stall-is-absent')) // unknown: all of it
           log.info('window lookup done', { cid: decision.cid, found_seq: seq ?? null })
           if (seq !== undefined) return { seq, duplicate: true }
         }
@@ -225,7 +237,10 @@ export class Publisher {
       h.set(CID_HEADER, decision.cid)
       const body = { cid: decision.cid, key: decision.key, value: decision.value, proposer: decision.proposer, decided_at: decision.decided_at }
       const ack = await js.publish(COMMAND_SUBJECT, toJson(body), {
-        msgID: decision.cid, headers: h, timeout: publishTimeoutMs, expect: { streamName: stream.name }
+        ...(this.bugs.has('no-dedup-header') ? {} : { msgID: decision.cid }), // buggify: no Nats-Msg-Id
+        headers: h,
+        timeout: publishTimeoutMs,
+        expect: { streamName: stream.name }
       })
       this.streamReady = true
       return { seq: ack.seq, duplicate: ack.duplicate }

@@ -10,6 +10,9 @@ import { changefeedRetention } from './config.js'
 export const SENTIMENT_TABLE = 'sentiment'
 export const UPSERT =
   'UPSERT type::record($tb, $cid) CONTENT {cid: $cid, key: $key, value: $value, stream_seq: $seq, written_at: time::now()};'
+/** duplicate-rows (bugs.ts): a row with a fresh id per write, so a redelivery adds a second row */
+const CREATE_FRESH =
+  'CREATE type::table($tb) CONTENT {cid: $cid, key: $key, value: $value, stream_seq: $seq, written_at: time::now()};'
 
 export interface StoreConfig {
   /** NETSYNC_SURREAL_URL: ws://host:port/rpc */
@@ -82,7 +85,8 @@ export async function openStore (config: StoreConfig): Promise<Surreal> {
   return db
 }
 
-/** Write one message's row; resolves once SurrealDB answered the write (ack only after it). */
-export async function writeSentiment (db: Surreal, row: SentimentRow): Promise<void> {
-  await db.query(UPSERT, { tb: SENTIMENT_TABLE, cid: row.cid, key: row.key, value: row.value, seq: row.seq }).collect()
+/** Write one message's row; resolves once SurrealDB answered the write (ack only after it). `freshId`: the
+ * planted bug duplicate-rows. */
+export async function writeSentiment (db: Surreal, row: SentimentRow, freshId = false): Promise<void> {
+  await db.query(freshId ? CREATE_FRESH : UPSERT, { tb: SENTIMENT_TABLE, cid: row.cid, key: row.key, value: row.value, seq: row.seq }).collect()
 }

@@ -78,7 +78,7 @@ test('bad agent settings name the variable and what is allowed', () => {
   configError(() => agentConfig({ NETSYNC_ORCHESTRATOR: ORCH, NETSYNC_COMMIT_TIMEOUT_MS: '1.5' }), 'NETSYNC_COMMIT_TIMEOUT_MS', /not an integer/)
   configError(() => agentConfig({ NETSYNC_ORCHESTRATOR: ORCH, NETSYNC_HTTP_PORT: '70000' }), 'NETSYNC_HTTP_PORT', /1 to 65535/)
   configError(() => agentConfig({ NETSYNC_ORCHESTRATOR: ORCH, NETSYNC_LISTEN: 'tcp:4001' }), 'NETSYNC_LISTEN', /not a multiaddr/)
-  configError(() => agentConfig({ NETSYNC_ORCHESTRATOR: ORCH, NETSYNC_BUGGIFY: 'journal-late' }), 'NETSYNC_BUGGIFY', /unknown planted bug "journal-late"/)
+  configError(() => agentConfig({ NETSYNC_ORCHESTRATOR: ORCH, NETSYNC_BUGGIFY: 'skip-gap' }), 'NETSYNC_BUGGIFY', /unknown planted bug "skip-gap"/)
 })
 
 test('the orchestrator: NATS servers comma-separated, the stream settings with their defaults', () => {

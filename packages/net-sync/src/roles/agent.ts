@@ -5,7 +5,10 @@
  * buffer, replayed head first. Each answer is remembered by cid (answers.ts) before it is sent. The
  * behaviour where the contract is terse is netsync/agent.py's.
  */
+import { mkdtempSync } from 'node:fs'
 import type { Server } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ANSWERS_KEPT, AnswerLog, type Answer } from '../answers.js'
@@ -13,6 +16,7 @@ import { BufferFullError, PendingCommitBuffer, type Pending, type Reservation } 
 import type { RoleHandle } from '../cli.js'
 import { monotonicNow, thisBoot } from '../clock.js'
 import { commitDecision, type CommitResult } from '../commit.js'
+import { announce, KEPT_RECORD } from '../bugs.js'
 import { agentConfig, type AgentConfig, type Env } from '../config.js'
 import { close, httpServer, json, listen, type Reply, type Request, type Route } from '../http.js'
 import { privateKeyForSeed } from '../identity.js'
@@ -25,6 +29,9 @@ import { gatherQuorum, serveVotes, Votes } from '../quorum.js'
 import { ReplayLoop } from '../replay.js'
 import { TELEMETRY_TOPIC, telemetryPubsub } from '../telemetry.js'
 import { DECISION_PROTOCOL, SENTIMENT_PROTOCOL, toJson, type JsonObject } from '../wire.js'
+
+/** journal-late (bugs.ts): how long after its 202 a decision is journaled */
+const JOURNAL_LATE_MS = 2000
 
 function rejected (cid: string): Answer {
   return { status: 429, body: { cid, outcome: 'rejected', reason: 'buffer-full' } }
@@ -47,10 +54,14 @@ export class Agent {
   private readonly peerOk = new Map<string, boolean>()
   private natsReachable = false
   private readonly replay: ReplayLoop
+  private readonly bugs: ReadonlySet<string>
+  /** keep-every-intent (bugs.ts): a debug record of every decided intent, never trimmed */
+  private readonly kept: string[] = []
 
   constructor (readonly config: AgentConfig, private readonly log: Log, readonly node: FrameNode,
     readonly buffer: PendingCommitBuffer, readonly answers: AnswerLog) {
     this.metrics = new AgentMetrics(config.bufferCap)
+    this.bugs = config.bugs
     this.votes = new Votes(config.valueMin, config.valueMax)
     this.replay = new ReplayLoop(buffer, {
       intervalMs: config.replayIntervalMs,
@@ -108,6 +119,7 @@ export class Agent {
       this.log.info('aborted', { cid, reason: result.reason, quorum_ms: quorumMs })
       return this.remember(cid, { status: 409, body: { cid, outcome: 'aborted', reason: result.reason } })
     }
+    if (this.bugs.has('keep-every-intent')) this.kept.push(`${cid} ${key} ${value} decided in ${quorumMs} ms `.padEnd(KEPT_RECORD, '.'))
     const now = Date.now() / 1000
     const entry: Pending = {
       cid, key, value, proposer: this.config.name, decided_at: now, first_attempt_at: now, attempt: 1,
@@ -121,7 +133,13 @@ export class Agent {
       }
     }
     try {
-      await slot.append(entry) // fsynced before the 202
+      if (this.bugs.has('journal-late')) { // buggify: journaled two seconds after the 202
+        setTimeout(() => { void this.journalLate(entry) }, JOURNAL_LATE_MS)
+      } else if (this.bugs.has('journal-after-answer')) { // buggify: journaled once the 202 is on its way
+        setImmediate(() => { void this.journalLate(entry) })
+      } else {
+        await slot.append(entry) // fsynced before the 202
+      }
     } catch (err) {
       if (!(err instanceof BufferFullError)) throw err
       this.log.error('buffer full despite reservation', { cid }) // cannot happen while slots hold; never drop silently
@@ -131,6 +149,17 @@ export class Agent {
     this.replay.wake()
     this.log.info('pending-commit', { cid, depth: this.buffer.length, quorum_ms: quorumMs })
     return this.remember(cid, { status: 202, body: { cid, outcome: 'pending-commit', quorum_ms: quorumMs } })
+  }
+
+  /** journal-late, journal-after-answer (bugs.ts): the decision reaches the journal after its 202. */
+  private async journalLate (entry: Pending): Promise<void> {
+    try {
+      await this.buffer.append(entry)
+      this.refreshGauges()
+      this.replay.wake()
+    } catch (err) {
+      this.log.error('journal write failed', { cid: entry.cid, error: (err as Error).message })
+    }
   }
 
   /** One attempt to commit `entry`; never throws (the replay loop must not end on a failure). */
@@ -231,7 +260,7 @@ export class Agent {
           const body = await req.body()
           let intent
           try {
-            intent = parseIntent(body)
+            intent = parseIntent(body, this.bugs)
           } catch (err) {
             if (err instanceof BadRequestError) return json(400, err.toJSON())
             throw err
@@ -283,15 +312,20 @@ export class Agent {
 /** Starts the agent: journal and answers read back, libp2p listening, then HTTP; resolves once it serves. */
 export async function start (env: Env, log: Log): Promise<RoleHandle> {
   const config = agentConfig(env) // a ConfigError: the command exits 2 naming the variable
+  announce(config.bugs, 'agent', log)
+  const bugs = config.bugs
+  // buggify buffer-unbounded: no cap at all; cap-off-by-one: the buffer's check admits one more
+  const cap = bugs.has('buffer-unbounded') ? 1 << 30 : config.bufferCap + (bugs.has('cap-off-by-one') ? 1 : 0)
   const opened: Array<() => Promise<void> | void> = []
   const undo = async (): Promise<void> => { for (const f of opened.reverse()) await f() }
   let agent: Agent
   let server: Server
   try {
     // A damaged journal or answers file stops the start here, naming the file and line.
-    const buffer = await PendingCommitBuffer.open(config.journalDir, config.bufferCap)
+    const buffer = await PendingCommitBuffer.open(config.journalDir, cap, { fsync: !bugs.has('journal-no-fsync') })
     opened.push(async () => await buffer.close())
-    const answers = AnswerLog.open(config.journalDir, ANSWERS_KEPT)
+    // buggify forget-answers: kept where no restart finds them again, as if in memory only
+    const answers = AnswerLog.open(bugs.has('forget-answers') ? mkdtempSync(join(tmpdir(), 'answers-')) : config.journalDir, ANSWERS_KEPT)
     opened.push(() => { answers.close() })
     const node = await createNode({ privateKey: await privateKeyForSeed(config.identitySeed), listen: config.listen, pubsub: telemetryPubsub() })
     opened.push(async () => await node.stop())

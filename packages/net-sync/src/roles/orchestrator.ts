@@ -5,6 +5,7 @@
  * answers /healthz `{"name", "peer_id", "nats"}` and /metrics. libp2p serves from the start; decisions
  * are answered `nats-unavailable` until NATS and the stream are there.
  */
+import { announce } from '../bugs.js'
 import { orchestratorConfig, type Env } from '../config.js'
 import type { RoleHandle } from '../cli.js'
 import { monotonicNow } from '../clock.js'
@@ -29,13 +30,15 @@ function cidOf (cid: JsonValue | undefined): string {
 
 export async function start (env: Env, log: Log): Promise<RoleHandle> {
   const config = orchestratorConfig(env)
+  announce(config.bugs, 'orchestrator', log)
   const metrics = new OrchestratorMetrics()
   const publisher = new Publisher({
     servers: config.natsServers,
     stream: config.stream,
     publishTimeoutMs: config.publishTimeoutMs,
     log,
-    onLookup: () => { metrics.lookups.inc() }
+    onLookup: () => { metrics.lookups.inc() },
+    bugs: config.bugs
   })
   const node = await createNode({
     privateKey: await privateKeyForSeed(config.identitySeed), listen: config.listen, pubsub: telemetryPubsub()

@@ -4,6 +4,7 @@
  * "connected_surreal", "last_seq"}`) and `GET /metrics` (netsync's projector metric names) on
  * NETSYNC_HTTP_PORT.
  */
+import { announce } from '../bugs.js'
 import type { RoleHandle } from '../cli.js'
 import { projectorConfig, type Env } from '../config.js'
 import { close, httpServer, json, listen } from '../http.js'
@@ -12,6 +13,7 @@ import { Projector } from '../projector.js'
 
 export async function start (env: Env, log: Log): Promise<RoleHandle> {
   const config = projectorConfig(env)
+  announce(config.bugs, 'projector', log)
   const projector = new Projector(config, log)
   const server = httpServer([
     { method: 'GET', path: '/healthz', handler: () => json(200, projector.health()) },
