@@ -21,7 +21,17 @@ from harness.scenario import load_scenarios
 # Written per run, not part of what was run: the command that runs it again, and what was put under test
 # (compared on its own).
 _NOT_COMPARED = ("rerun", "sut")
-CLEAN_SUT = {"image": None, "buggify": []}
+
+
+def _clean_on(ran: Any, sut: str | None) -> bool:
+    """Whether scenario.json's `sut` says: no planted bug, no other image, implementation `sut` (--sut).
+    Its other fields (each node's image) are written per run."""
+    return (
+        isinstance(ran, dict)
+        and ran.get("image") is None
+        and ran.get("buggify") == []
+        and ran.get("implementation") == sut
+    )
 
 
 class CleanRecordError(HarnessError):
@@ -39,9 +49,12 @@ def _comparable(scenario: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in scenario.items() if k not in _NOT_COMPARED}
 
 
-def proven_clean(junit: Path, scenario_file: Path, soak_duration: str | None = None) -> Path | None:
+def proven_clean(
+    junit: Path, scenario_file: Path, soak_duration: str | None = None, sut: str | None = None
+) -> Path | None:
     """The run directory of a passed test case of `junit` that ran `scenario_file` (one scenario, no
-    matrix) valid against the clean system exactly as it would run now; None when there is none."""
+    matrix) valid against the clean system (of implementation `sut`, --sut) exactly as it would run now;
+    None when there is none."""
     ((_, scenario),) = load_scenarios(scenario_file, soak_duration=soak_duration)
     want = _comparable(scenario.resolved())
     for case in _cases(junit):
@@ -55,6 +68,6 @@ def proven_clean(junit: Path, scenario_file: Path, soak_duration: str | None = N
             verdict = store.read_json(run / store.VERDICT, "a verdict")
         except store.RunDirError:
             continue
-        if verdict.get("valid") is True and ran.get("sut") == CLEAN_SUT and _comparable(ran) == want:
+        if verdict.get("valid") is True and _clean_on(ran.get("sut"), sut) and _comparable(ran) == want:
             return run
     return None
