@@ -49,7 +49,9 @@ def test_a_valid_clean_run_of_the_same_scenario_stands(tmp_path: Path) -> None:
 def test_a_clean_run_stands_for_its_own_implementation_only(tmp_path: Path) -> None:
     # scenario.json's sut as runs write it: the implementation (--sut) and each node's image
     nodes = {"agent-1": {"implementation": "net-sync-ts", "image": "solar-chaos/net-sync-ts:abc"}}
-    run = _run_dir(tmp_path, "a", sut={"image": None, "implementation": "net-sync-ts", "buggify": [], "nodes": nodes})
+    run = _run_dir(
+        tmp_path, "a", sut={"image": None, "implementation": "net-sync-ts", "buggify": [], "nodes": nodes}
+    )
     assert proven_clean(_junit(tmp_path, run), SCENARIO, sut="net-sync-ts") == run
     assert proven_clean(_junit(tmp_path, run), SCENARIO) is None
 
