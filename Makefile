@@ -15,7 +15,7 @@ help:
 	@echo "make test-ts     the TypeScript package's tests (packages/net-sync, Node 22 from npm); part of make test"
 	@echo "make scenarios   set up what is missing, run scenarios/ and write reports/"
 	@echo "make soak        the scenarios marked soak, DURATION=10m by default (make soak DURATION=8h)"
-	@echo "make efficacy    each planted bug of netsync against its scenario: caught, and clean without it"
+	@echo "make efficacy    each planted bug against its scenario: caught, and clean without it (SUT=net-sync-ts: that implementation's)"
 	@echo "make setup       venv + Docker engine + images, nothing else"
 	@echo "make doctor      what is present, what is missing"
 	@echo "make lint        ruff check and format check, actionlint on .github/workflows"
@@ -79,7 +79,7 @@ soak: setup
 	  --self-contained-html --junitxml=reports/soak-junit.xml $(PYTEST_ARGS)
 
 efficacy: setup
-	scripts/run-pytest.sh tests/efficacy $(PYTEST_ARGS)
+	scripts/run-pytest.sh tests/efficacy $(if $(SUT),--sut $(SUT)) $(PYTEST_ARGS)
 
 # actionlint is built once from its Go module into the cache (scripts/ensure-actionlint.sh).
 lint: venv
