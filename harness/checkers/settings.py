@@ -86,12 +86,12 @@ def _settings(path: Path, data: dict[str, Any]) -> Settings:
         raise RunDirError(
             path, f"invariants.stream_exactly_once: got {exactly_once!r}", expected="true or false"
         )
-    analytics = section("topology").get("analytics", False)
-    if not isinstance(analytics, bool):
-        raise RunDirError(path, f"topology.analytics: got {analytics!r}", expected="true or false")
     load = section("load")
     duration = load.get("duration")
     horizon = float(duration) if _finite_number(duration) and duration >= 0 else None
+    analytics = section("topology").get("analytics", False)
+    if not isinstance(analytics, bool):
+        raise RunDirError(path, f"topology.analytics: got {analytics!r}", expected="true or false")
     return Settings(
         intent_ms=number("budgets", "intent_ms", 100.0),
         commit_ms=number("budgets", "commit_ms", 500.0),
