@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness import store
-from harness.checkers.run import Fault, History, Ops, Run, Sample, Trace
+from harness.checkers.run import Change, Fault, History, Ops, Run, Sample, Trace
 from harness.checkers.settings import Settings
 from harness.checkers.verdict import headline, word
 from harness.report import plots
@@ -267,7 +267,9 @@ def render(
 
     anomaly_html = read.part("the anomalies", lambda: _anomalies_html(anomalies))
     fault_html = read.part("the faults", lambda: _faults_html(faults, logs, window_of))
-    figures = _figures_of(history, samples, settings, faults, end)
+    analytics = read.get("analytics", lambda: run.analytics, None)
+    lag = (analytics, timings.get("t0_unix"))
+    figures = _figures_of(history, samples, settings, faults, end, lag)
     figure_html = "".join(f"<figure><figcaption>{_h(c)}</figcaption>{svg}</figure>" for c, svg in figures)
     valid = verdict["valid"]
     name = text(scenario.get("name") or run_dir.name, 200)
@@ -329,8 +331,10 @@ def _figures_of(
     settings: Settings | None,
     faults: list[Fault],
     end: float,
+    lag: tuple[list[Change] | None, float | None] = (None, None),
 ) -> list[tuple[str, str]]:
-    """Each plot's caption and SVG, or the notice of why it is not drawn."""
+    """Each plot's caption and SVG, or the notice of why it is not drawn; `lag`: analytics.jsonl's lines
+    (None: no such file) and timings.json's t0_unix, for the analytics lag beside the stream's."""
     budgets = {"intent_ms": settings.intent_ms, "commit_ms": settings.commit_ms} if settings else {}
     limits = (settings.max_msgs, settings.max_bytes) if settings else (None, None)
     cap = settings.buffer_cap if settings else None
@@ -363,7 +367,8 @@ def _figures_of(
             of_samples(lambda s: plots.resources(s, faults, end)),
         ),
         (
-            "Peers reachable per agent, beside stream lag",
-            of_samples(lambda s: plots.peers_and_lag(s, faults, end)),
+            "Peers reachable per agent, beside stream lag"
+            + (" and analytics lag (behind the store)" if lag[0] is not None else ""),
+            of_samples(lambda s: plots.peers_and_lag(s, faults, end, *lag)),
         ),
     ]

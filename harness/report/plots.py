@@ -17,6 +17,7 @@ from harness.checkers.run import (
     PENDING,
     PENDING_COMMIT,
     REJECTED,
+    Change,
     Fault,
     Ops,
     Sample,
@@ -269,12 +270,43 @@ def resources(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: fl
     return _svg(fig)
 
 
+STAMP_SHIFT = 16  # a SurrealDB versionstamp's bits below its wall-clock milliseconds
+
+
+def analytics_lag(changes: Sequence[Change], t0_unix: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per `applied` change: (when it was applied, seconds behind the store's write of its row), on the
+    run's clock. The write's time is the row's versionstamp: SurrealDB 3 stamps a change with its wall
+    clock in Unix milliseconds above the low 16 bits (netsync/changefeed.py, stamp_ms). Without t0_unix
+    (timings.json) or a versionstamp, nothing; a lag below zero (clocks that disagree) is dropped."""
+    if number(t0_unix) is None:
+        return np.array([]), np.array([])
+    points = [
+        (c.t, c.t - ((c.versionstamp >> STAMP_SHIFT) / 1000.0 - t0_unix))
+        for c in changes
+        if c.type == "applied" and c.t is not None and isinstance(c.versionstamp, int) and c.versionstamp > 0
+    ]
+    t, lag = usable("analytics lag", [p[0] for p in points], [p[1] for p in points])
+    ahead = lag < 0
+    if ahead.any():
+        note(
+            f"{int(ahead.sum())} changes applied before their stamp's time (clocks that disagree): not drawn"
+        )
+    return t[~ahead], lag[~ahead]
+
+
 @drawn("Peers and stream lag")
-def peers_and_lag(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: float) -> str:
-    """Peers each agent reached (its last request) beside the stream's lag (the consumer backlog):
-    does trouble between agents show up as lag in the stream?"""
+def peers_and_lag(
+    samples: dict[str, list[Sample]],
+    faults: Sequence[Fault],
+    end: float,
+    changes: Sequence[Change] | None = None,
+    t0_unix: float | None = None,
+) -> str:
+    """Peers each agent reached (its last request) beside the stream's lag (the consumer backlog) and,
+    when the run has analytics.jsonl, the analytics consumer's lag behind the store (`analytics_lag`,
+    p50 and p99 per bin): does trouble between agents show up as lag in the stream, and downstream?"""
     end = span(end)
-    fig, axes = _axes(2)
+    fig, axes = _axes(3 if changes is not None else 2)
     shown = []
     for source in _agents(samples):
         t, peers = series(samples[source], "peers_reachable")
@@ -288,10 +320,35 @@ def peers_and_lag(samples: dict[str, list[Sample]], faults: Sequence[Fault], end
     lag = _backlog(axes[1], samples.get("jetstream", []))
     if not lag:
         note("no jetstream sample with a consumer backlog")
+    labels = ["peers reachable", "stream lag\n(consumer backlog)"]
+    if changes is not None:
+        lag += _analytics_lag(axes[2], changes, t0_unix, bin_width(end))
+        labels.append("analytics lag s\n(behind the store)")
     if not shown and not lag:
         plt.close(fig)
         raise NotDrawn("no agent peers_reachable and no consumer backlog in samples.jsonl")
-    for ax, label in zip(axes, ("peers reachable", "stream lag\n(consumer backlog)"), strict=True):
+    for ax, label in zip(axes, labels, strict=True):
         _shade(ax, faults, end)
         _finish(ax, end, label)
     return _svg(fig)
+
+
+def _analytics_lag(ax: plt.Axes, changes: Sequence[Change], t0_unix: float | None, w: float) -> int:
+    """The analytics lag's p50 and p99 per bin on `ax`; the points drawn."""
+    t, lag = analytics_lag(changes, t0_unix)
+    if not len(t):
+        note("no applied change with a versionstamp and a t (or no t0_unix in timings.json)")
+        ax.text(0.5, 0.5, "no analytics lag", transform=ax.transAxes, ha="center")
+        return 0
+    x, p50, p99 = _binned_percentiles(t, lag, w)
+    (a,) = ax.step(x, p50, where="post", color="#1f77b4", lw=1)
+    (b,) = ax.step(x, p99, where="post", color="#d62728", lw=1)
+    legend(
+        ax,
+        [(a, "p50"), (b, f"p99 (over the run {np.percentile(lag, 99):.3g} s)")],
+        loc="upper right",
+        fontsize=7,
+        ncols=2,
+        frameon=False,
+    )
+    return len(t)
