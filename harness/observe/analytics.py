@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from harness.topology.services import surreal_session
 from harness.topology.system import System
 from harness.waiting import WaitTimeout, await_until
 
-READ_TIMEOUT_S = 30.0  # one GET of the applied log: a soak's is tens of megabytes
+READ_TIMEOUT_S = 30.0  # between two reads of a body (httpx: per read, not the whole GET)
 
 
 def run_line(line: dict[str, Any], t0_unix: float) -> dict[str, Any]:
@@ -39,9 +41,9 @@ def view_line(row: dict[str, Any], t: float) -> dict[str, Any]:
 def analytics_lines(applied: bytes, view: bytes, t0_unix: float, read_at_unix: float) -> list[dict[str, Any]]:
     """The file's lines from the two bodies: the applied log in the consumer's order, then the view.
     ValueError when a body's line is no JSON object (the node answered something else)."""
-    lines = [run_line(rec, t0_unix) for rec in _json_lines(applied, "/applied")]
+    lines = [run_line(rec, t0_unix) for rec in _records(applied.splitlines(), "/applied")]
     t = read_at_unix - t0_unix
-    lines += [view_line(rec, t) for rec in _json_lines(view, "/view")]
+    lines += [view_line(rec, t) for rec in _records(view.splitlines(), "/view")]
     return lines
 
 
@@ -54,16 +56,20 @@ def record_collection(out: Path, collected: bool, detail: str = "") -> None:
     store.write_json(path, resolved)
 
 
-def _json_lines(body: bytes, what: str) -> list[dict[str, Any]]:
-    out = []
-    for number, raw in enumerate(body.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        rec = json.loads(raw)
-        if not isinstance(rec, dict):
-            raise ValueError(f"{what} line {number} is not a JSON object: {raw[:200]!r}")
-        out.append(rec)
-    return out
+def _record(raw: bytes | str, number: int, what: str) -> dict[str, Any] | None:
+    """One line of a body as a JSON object (None: a blank line); ValueError when it is not one."""
+    if not raw.strip():
+        return None
+    rec = json.loads(raw)
+    if not isinstance(rec, dict):
+        raise ValueError(f"{what} line {number} is not a JSON object: {raw[:200]!r}")
+    return rec
+
+
+def _records(lines: Iterable[bytes | str], what: str) -> Iterator[dict[str, Any]]:
+    for number, raw in enumerate(lines, start=1):
+        if (rec := _record(raw, number, what)) is not None:
+            yield rec
 
 
 async def _store_rows(sut: System) -> int:
@@ -102,31 +108,46 @@ async def write_analytics(sut: System, out: Path, t0_unix: float, within: float,
         await wait_followed(sut, within, say)
     except Exception as e:  # the store's count unreadable: what the node holds is still collected
         say(f"analytics: could not wait for it to follow the store: {type(e).__name__}: {e}")
-    base = sut.http_url(shape.ANALYTICS)
-    path = out / store.ANALYTICS
+    path, part = out / store.ANALYTICS, out / f"{store.ANALYTICS}.part"
     try:
-        async with httpx.AsyncClient(timeout=READ_TIMEOUT_S) as http:
-            read_at = time.time()
-            applied = await http.get(f"{base}/applied")
-            view = await http.get(f"{base}/view")
-        for r in (applied, view):
-            r.raise_for_status()
-        lines = analytics_lines(applied.content, view.content, t0_unix, read_at)
-    except (httpx.HTTPError, ValueError) as e:
+        counts = await _read_node(sut.http_url(shape.ANALYTICS), part, t0_unix)
+    except (httpx.HTTPError, ValueError, OSError) as e:
         why = f"analytics could not be collected: {type(e).__name__}: {e}"
         say(why)
+        part.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
         record_collection(out, False, why)
         return None
-    _write(path, lines)
+    part.replace(path)
     record_collection(out, True)
-    n = sum(1 for rec in lines if rec.get("type") == "applied")
-    gaps = sum(1 for rec in lines if rec.get("type") == "gap")
-    say(f"collected {n} analytics changes, {len(lines) - n - gaps} view keys, {gaps} gaps")
-    return n
+    say(f"collected {counts['applied']} analytics changes, {counts['view']} view keys, {counts['gap']} gaps")
+    return counts["applied"]
 
 
-def _write(path: Path, lines: list[dict[str, Any]]) -> None:
-    with open(path, "w") as f:
-        for rec in lines:
-            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+async def _read_node(base: str, path: Path, t0_unix: float) -> Counter[str]:
+    """GET /applied streamed into `path` a line at a time (a 2-hour soak's log is a hundred megabytes:
+    never held whole), then GET /view; the lines of each type written."""
+    counts: Counter[str] = Counter()
+    async with httpx.AsyncClient(timeout=READ_TIMEOUT_S) as http:
+        with open(path, "w") as f:
+            async with http.stream("GET", f"{base}/applied") as r:
+                r.raise_for_status()
+                async for rec in _stream_records(r.aiter_lines(), "/applied"):
+                    line = run_line(rec, t0_unix)
+                    counts[str(line.get("type"))] += 1
+                    f.write(json.dumps(line, separators=(",", ":")) + "\n")
+            read_at = time.time()
+            view = await http.get(f"{base}/view")
+            view.raise_for_status()
+            for rec in _records(view.content.splitlines(), "/view"):
+                counts["view"] += 1
+                f.write(json.dumps(view_line(rec, read_at - t0_unix), separators=(",", ":")) + "\n")
+    return counts
+
+
+async def _stream_records(lines: AsyncIterator[str], what: str) -> AsyncIterator[dict[str, Any]]:
+    number = 0
+    async for raw in lines:
+        number += 1
+        if (rec := _record(raw, number, what)) is not None:
+            yield rec

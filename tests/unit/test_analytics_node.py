@@ -229,3 +229,60 @@ def test_a_node_that_does_not_answer_leaves_no_file_and_says_why_in_scenario_jso
     assert resolved["name"] == "t" and resolved["analytics"]["collected"] is False
     assert "ConnectError" in resolved["analytics"]["detail"]
     assert any("not caught up" in s for s in said) and any("could not be collected" in s for s in said)
+
+
+def test_the_applied_log_is_streamed_into_the_file_and_a_bad_line_leaves_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+
+    from harness.observe import analytics
+
+    bodies = {
+        "/applied": b'{"t": 1000.5, "type": "applied", "cid": "c1", "key": "k", "value": 1}\n'
+        b'\n{"t": 1001.0, "type": "gap", "kind": "unread", "detail": "swept", "cid": "c2"}\n',
+        "/view": b'{"key": "k", "value": 1, "cid": "c1", "stream_seq": 1}\n',
+        "/healthz": b'{"caught_up": true, "applied": 1, "gaps": 1}',
+    }
+
+    class Node(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = bodies[self.path]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    async def rows(_sut: object) -> int:
+        return 2
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Node)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sut = SimpleNamespace(http_url=lambda _node: f"http://127.0.0.1:{server.server_address[1]}")
+    store.write_json(tmp_path / store.SCENARIO, {"name": "t"})
+    monkeypatch.setattr(analytics, "_store_rows", rows)
+    try:
+        said: list[str] = []
+        got = asyncio.run(analytics.write_analytics(sut, tmp_path, 1000.0, 2.0, said.append))  # type: ignore[arg-type]
+        lines = [json.loads(x) for x in (tmp_path / store.ANALYTICS).read_text().splitlines()]
+        assert got == 1 and [(x["type"], x.get("cid")) for x in lines] == [
+            ("applied", "c1"),
+            ("gap", "c2"),
+            ("view", "c1"),
+        ]
+        assert lines[0]["t"] == 0.5 and lines[1]["t"] == 1.0
+        assert json.loads((tmp_path / store.SCENARIO).read_text())["analytics"] == {"collected": True}
+        bodies["/applied"] += b"[3]\n"  # the node answers something else on its fourth line
+        assert asyncio.run(analytics.write_analytics(sut, tmp_path, 1000.0, 2.0, said.append)) is None  # type: ignore[arg-type]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [store.SCENARIO]
+        detail = json.loads((tmp_path / store.SCENARIO).read_text())["analytics"]["detail"]
+        assert "/applied line 4 is not a JSON object" in detail
+    finally:
+        server.shutdown()
+        server.server_close()
