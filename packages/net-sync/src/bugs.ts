@@ -58,6 +58,11 @@ export const FLAGS: Readonly<Record<string, Flag>> = {
     mistake: 'admits a decision while the buffer already holds NETSYNC_BUFFER_CAP (checks depth > cap)',
     promise: 'Pending-commit buffer: bounded by NETSYNC_BUFFER_CAP'
   },
+  'reject-after-commit': {
+    role: 'agent',
+    mistake: 'with a full buffer, seeks a quorum and tries a direct commit, and answers 429 only when that fails',
+    promise: 'Pending-commit buffer: a 429 comes before any quorum is sought'
+  },
   'journal-late': {
     role: 'agent',
     mistake: 'answers 202 at once and journals each decision two seconds after its answer',
@@ -72,6 +77,16 @@ export const FLAGS: Readonly<Record<string, Flag>> = {
     role: 'agent',
     mistake: 'sends the 202 first and journals (and fsyncs) the decision right after it',
     promise: 'Pending-commit buffer: journaled and fsynced before the 202'
+  },
+  'forget-first-attempt': {
+    role: 'agent',
+    mistake: "after a restart, sends replays with first_attempt_at counted from the process's start",
+    promise: 'Exactly once past the duplicate window, across a restart of the agent'
+  },
+  'trust-journal-clock': {
+    role: 'agent',
+    mistake: "after a restart, ages a replay by the journal's wall-clock time alone (now - first_attempt_at)",
+    promise: "Exactly once past the duplicate window, across a restart with the agent's clock stepped back"
   },
   'forget-answers': {
     role: 'agent',
@@ -92,6 +107,16 @@ export const FLAGS: Readonly<Record<string, Flag>> = {
     role: 'projector',
     mistake: 'CREATEs a row with a fresh id instead of UPSERTing sentiment:<cid>',
     promise: 'Projector: a redelivery rewrites the same row'
+  },
+  'store-failure-refused': {
+    role: 'projector',
+    mistake: "counts SurrealDB's answer that its store failed (a disk's EIO) as a refusal of the statement",
+    promise: 'Dead letters: an outage of the store, however long, never dead-letters an intent'
+  },
+  'wrong-value': {
+    role: 'projector',
+    mistake: "writes each key's last value in a fetched batch into every row of that key in the batch",
+    promise: "Projector: the row holds the message's key and value"
   },
   'ack-before-write': {
     role: 'projector',

@@ -310,6 +310,7 @@ export class Projector {
     let body: Commitment
     try {
       body = parseBody(m.data)
+      if (this.config.bugs.has('wrong-value')) body = { ...body, value: lastValueOf(body.key, held) ?? body.value }
       const early = this.config.bugs.has('ack-before-write') // buggify: acked before the write
       if (early) m.ack()
       if (!await this.write(body, seq, held)) return false
@@ -359,7 +360,8 @@ export class Projector {
           return true
         } catch (err) {
           this.metrics.writeFailures.inc()
-          if (refused(err)) refusals++
+          // buggify store-failure-refused: SurrealDB's answer that its store failed counted as a refusal
+          if (refused(err) || (this.config.bugs.has('store-failure-refused') && err instanceof ServerError)) refusals++
           if (refusals >= REFUSALS) {
             throw new DeadLetter('refused', `SurrealDB refused it ${refusals} times: ${describe(err)}`, attempt)
           }
@@ -381,4 +383,16 @@ export class Projector {
       clearInterval(keepAlive)
     }
   }
+}
+
+/** wrong-value (bugs.ts): the value of the last message of `key` among those held (the fetched batch). */
+function lastValueOf (key: string, held: readonly JsMsg[]): Commitment['value'] | undefined {
+  let value: Commitment['value'] | undefined
+  for (const m of held) {
+    try {
+      const body = parseBody(m.data)
+      if (body.key === key) value = body.value
+    } catch {} // a malformed one is dead-lettered in its turn
+  }
+  return value
 }

@@ -33,6 +33,12 @@ import { DECISION_PROTOCOL, SENTIMENT_PROTOCOL, toJson, type JsonObject } from '
 /** journal-late (bugs.ts): how long after its 202 a decision is journaled */
 const JOURNAL_LATE_MS = 2000
 
+/** reject-after-commit (bugs.ts): the slot of an intent decided with a full buffer, which holds nothing */
+const NO_ROOM: Reservation = {
+  append: async () => { throw new BufferFullError('the buffer is full') },
+  release: () => {}
+}
+
 function rejected (cid: string): Answer {
   return { status: 429, body: { cid, outcome: 'rejected', reason: 'buffer-full' } }
 }
@@ -57,6 +63,8 @@ export class Agent {
   private readonly bugs: ReadonlySet<string>
   /** keep-every-intent (bugs.ts): a debug record of every decided intent, never trimmed */
   private readonly kept: string[] = []
+  private readonly startedAt = Date.now() / 1000
+  private readonly startedMono = monotonicNow()
 
   constructor (readonly config: AgentConfig, private readonly log: Log, readonly node: FrameNode,
     readonly buffer: PendingCommitBuffer, readonly answers: AnswerLog) {
@@ -89,13 +97,14 @@ export class Agent {
     // The slot is taken before any side effect, so a 429 always comes before a quorum is sought and a
     // decision whose commit failed always finds room.
     const slot = this.buffer.reserve()
-    if (slot === undefined) return this.remember(cid, rejected(cid))
+    // buggify reject-after-commit: with a full buffer, a quorum and a direct commit first, the 429 only if that fails
+    if (slot === undefined && !this.bugs.has('reject-after-commit')) return this.remember(cid, rejected(cid))
     const { promise, resolve } = Promise.withResolvers<void>()
     this.inflight.set(cid, promise)
     try {
-      return await this.decide(cid, key, value, slot)
+      return await this.decide(cid, key, value, slot ?? NO_ROOM)
     } finally {
-      slot.release()
+      slot?.release()
       this.inflight.delete(cid)
       resolve()
     }
@@ -125,7 +134,7 @@ export class Agent {
       cid, key, value, proposer: this.config.name, decided_at: now, first_attempt_at: now, attempt: 1,
       first_attempt_mono: monotonicNow(), boot: this.boot
     }
-    if (this.buffer.length === 0) { // else it goes behind what is buffered: commits keep decision order
+    if (this.buffer.length === 0 || slot === NO_ROOM) { // else it goes behind what is buffered: commits keep decision order
       const commit = await this.commit(entry)
       if (commit.committed) {
         this.log.info('committed', { cid, stream_seq: commit.seq, quorum_ms: quorumMs })
@@ -142,7 +151,7 @@ export class Agent {
       }
     } catch (err) {
       if (!(err instanceof BufferFullError)) throw err
-      this.log.error('buffer full despite reservation', { cid }) // cannot happen while slots hold; never drop silently
+      if (slot !== NO_ROOM) this.log.error('buffer full despite reservation', { cid }) // cannot happen while slots hold; never drop silently
       return this.remember(cid, rejected(cid))
     }
     this.refreshGauges()
@@ -167,7 +176,8 @@ export class Agent {
     const t0 = performance.now()
     let result: CommitResult
     try {
-      result = await commitDecision(this.node, this.config.orchestrator, entry,
+      const sent = this.bugs.has('forget-first-attempt') || this.bugs.has('trust-journal-clock') ? this.agedByWallClock(entry) : entry
+      result = await commitDecision(this.node, this.config.orchestrator, sent,
         { timeoutMs: this.config.commitTimeoutMs, boot: this.boot })
     } catch (err) {
       result = { committed: false, status: 'error', error: `${(err as Error).name}: ${(err as Error).message}` }
@@ -182,6 +192,16 @@ export class Agent {
       this.log.warning('commit refused', { cid: entry.cid, status: result.status, error: result.error })
     }
     return result
+  }
+
+  /** forget-first-attempt, trust-journal-clock (bugs.ts): an intent decided before this process started is
+   * aged by the wall clock alone, and with forget-first-attempt from this process's start. */
+  private agedByWallClock (entry: Pending): Pending {
+    const earlier = entry.boot !== this.boot || (entry.first_attempt_mono ?? 0) < this.startedMono
+    if (!earlier) return entry
+    const at = this.bugs.has('forget-first-attempt') ? Math.max(entry.first_attempt_at, this.startedAt) : entry.first_attempt_at
+    const age = Math.max(0, Date.now() / 1000 - at)
+    return { ...entry, first_attempt_at: at, first_attempt_mono: monotonicNow() - age, boot: this.boot }
   }
 
   /** The replay loop committed `entry`: its cid's answer is now 200 with the seq. */
