@@ -69,8 +69,8 @@ def check(run: Run) -> Result:
         if rule == "expected" and not n:
             anomalies.append(Anomaly("expectation", f"{rule_name}: expected, yet no intent was {outcome}"))
     # No analytics.jsonl (the node could not be read): the analytics check says unknown, not this one.
-    gaps = run.analytics
-    if s.cdc_gaps == "expected" and gaps is not None and not any(c.type == "gap" for c in gaps):
+    lines = run.changes() if s.cdc_gaps == "expected" else None
+    if lines is not None and not any(c.type == "gap" for c in lines):
         anomalies.append(
             Anomaly("expectation", "cdc_gaps: expected, yet the analytics consumer reported no gap")
         )
