@@ -278,12 +278,30 @@ class Run:
 
     @cached_property
     def analytics(self) -> list[Change] | None:
-        """analytics.jsonl's lines in the consumer's order, or None when the system has no consumer."""
-        lines = self._optional(store.ANALYTICS, Change, CHANGE_LINE)
-        for number, c in enumerate(lines or (), start=1):
-            if c.type not in CHANGE_TYPES:
-                raise RunDirError(self.file(store.ANALYTICS), f"type: got {c.type!r}", number, CHANGE_LINE)
-        return lines
+        """analytics.jsonl's lines in the consumer's order, or None when the system has no consumer. Held
+        whole: for the report; the checkers read `changes()`, a line at a time."""
+        lines = self.changes()
+        return None if lines is None else list(lines)
+
+    def changes(self) -> Iterator[Change] | None:
+        """analytics.jsonl's lines decoded one at a time, in the consumer's order (a `type` that is not
+        the format's is a RunDirError naming the line), or None when the run has no such file."""
+        path = self.file(store.ANALYTICS)
+        if not path.exists() and not path.is_symlink():
+            return None
+        return self._changes(path)
+
+    def _changes(self, path: Path) -> Iterator[Change]:
+        decode = msgspec.json.Decoder(Change).decode
+        number = 0
+        try:
+            for number, line in store.numbered_lines(path):
+                c = store.decode_line(path, number, line, decode, CHANGE_LINE)
+                if c.type not in CHANGE_TYPES:
+                    raise RunDirError(path, f"type: got {c.type!r}", number, CHANGE_LINE)
+                yield c
+        except RecursionError:
+            raise RunDirError(path, "nested too deeply to read", number, CHANGE_LINE) from None
 
     def rows(self) -> Iterator[_Row]:
         """store.jsonl's rows, decoded one at a time (the columns keep only hashes)."""
