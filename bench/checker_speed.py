@@ -9,7 +9,7 @@ reports/bench/rundirs/<N>/ (kept, and reused while the generator's version, N an
 the same), reads its files once so that every step finds them in the page cache, and then
 measures, each in a fresh subprocess:
 
-- `floor`: every line of the five files through the standard library's json.loads, read in
+- `floor`: every line of the six files through the standard library's json.loads, read in
   binary, one call per line (scenario.json, not a JSON-lines file, in one call), nothing else;
 - `judge`: `harness.checkers.judge(run_dir)`, which must find the run valid; a benchmark of a
   checker that finds anomalies in a valid run is wrong, so the script says so loudly and
@@ -47,7 +47,14 @@ sys.path.insert(0, str(ROOT))
 
 import rundir_gen  # noqa: E402
 
-FILES = ("scenario.json", "history.jsonl", "stream.jsonl", "store.jsonl", "samples.jsonl")
+FILES = (
+    "scenario.json",
+    "history.jsonl",
+    "stream.jsonl",
+    "store.jsonl",
+    "samples.jsonl",
+    "analytics.jsonl",
+)
 GIB = 2**30
 PARSERS = ("floor", "orjson", "msgspec")
 
@@ -57,7 +64,7 @@ PARSERS = ("floor", "orjson", "msgspec")
 
 
 def _parse_all(run_dir: Path, step: str) -> dict[str, Any]:
-    """Parse every line of the five files; returns lines per file and the seconds."""
+    """Parse every line of the six files; returns lines per file and the seconds."""
     if step == "floor":
         loads_scenario = loads_line = json.loads
         decoders = {}
@@ -117,7 +124,7 @@ def _phases(run_dir: Path) -> dict[str, Any]:
     phases: dict[str, float] = {}
     peaks: dict[str, float] = {"start": peak()}
     t_all = time.perf_counter()
-    for attr in ("settings", "history", "stream", "store", "samples"):
+    for attr in ("settings", "history", "stream", "store", "samples", "analytics"):
         t0 = time.perf_counter()
         getattr(run, attr)
         phases[f"read {attr}"] = time.perf_counter() - t0

@@ -2,7 +2,7 @@
 of any size, for measuring the checker: `python bench/rundir_gen.py DIR --lines N --seed S`.
 
 It writes scenario.json, history.jsonl (N lines, rounded down to an even number), stream.jsonl,
-store.jsonl and samples.jsonl, plus rundir.json (what was asked and what was written; the
+store.jsonl, samples.jsonl and analytics.jsonl, plus rundir.json (what was asked and what was written; the
 checker ignores it). It streams: memory stays constant whatever N, so 10,000,000 lines are fine.
 
 What the run looks like, so that every checker finds it valid:
@@ -26,6 +26,10 @@ What the run looks like, so that every checker finds it valid:
   `cid`, `key`, `value`, `proposer`, `decided_at`).
 - store.jsonl: one row per stream message (`cid`, `key`, `value`, `stream_seq`), in an order
   shuffled within a window of 4096 rows (SurrealDB returns rows in no particular order).
+- analytics.jsonl (topology.analytics: true): an `applied` line per store row, in stream order,
+  150 ms after the message (`versionstamp`: SurrealDB 3's form, the write's Unix ms above 16 bits),
+  then a `view` line per key (64) holding its last message: one line per row, as a real
+  consumer's log has, and a per-key dict of 64 entries is all it keeps (memory stays constant).
 - samples.jsonl: each second, one sample per agent (buffer depth within the cap and 0 at the
   end, rss and fds steady with noise) and one of jetstream (its message count, a small
   consumer backlog); a last sample of each after the last operation.
@@ -46,7 +50,7 @@ import sys
 import time
 from pathlib import Path
 
-VERSION = 2  # bump when the output changes: bench/checker_speed.py regenerates its cache
+VERSION = 3  # bump when the output changes: bench/checker_speed.py regenerates its cache
 SUBJECT = "root.solar.command.sentiment.set"
 AGENTS = ("agent-1", "agent-2", "agent-3")
 CLIENTS = 8
@@ -94,7 +98,7 @@ def scenario(seed: int) -> dict:
         "seed": seed,
         "budgets": {"intent_ms": 100, "commit_ms": 500, "recovery_grace_s": 5},
         "invariants": {"stream_exactly_once": True},
-        "topology": {"agents": len(AGENTS), "buffer_cap": BUFFER_CAP},
+        "topology": {"agents": len(AGENTS), "buffer_cap": BUFFER_CAP, "analytics": True},
         "stream": {"max_msgs": None, "max_bytes": None, "max_age_s": None, "duplicate_window_s": 120},
         "expect": {"min_committed": 0, "aborts": "allowed", "rejections": "allowed", "drained_within_s": 15},
     }
@@ -136,7 +140,9 @@ def generate(run_dir: Path, lines: int, seed: int = 0, faults: int | None = None
     stream = Out(run_dir / "stream.jsonl")
     store = Out(run_dir / "store.jsonl")
     samples = Out(run_dir / "samples.jsonl")
-    H, S, R, P = hist.add, stream.add, store.add, samples.add
+    analytics = Out(run_dir / "analytics.jsonl")
+    H, S, R, P, A = hist.add, stream.add, store.add, samples.add, analytics.add
+    view: dict[str, str] = {}  # per key, its last message as a view line's fields
     prefix = f"{RUN_ID}-s{seed}"
     names = ("committed", "pending-commit", "aborted", "rejected", "info-landed", "info-lost", "info-connect")
     counts = dict.fromkeys(names, 0)
@@ -151,6 +157,10 @@ def generate(run_dir: Path, lines: int, seed: int = 0, faults: int | None = None
             f'"value":{value},"proposer":"{agent}","decided_at":{EPOCH + t:.6f}}}\n'
         )
         row = f'{{"cid":"{cid}","key":"{key}","value":{value},"stream_seq":{seq}}}\n'
+        stamp = (int((EPOCH + t + 0.05) * 1000) << 16) | (seq & 0xFFFF)
+        fields = f'"cid":"{cid}","key":"{key}","value":{value},"stream_seq":{seq}'
+        A(f'{{"t":{t + 0.15:.6f},"type":"applied","versionstamp":{stamp},{fields}}}\n')
+        view[key] = fields
         if len(shuffle) < SHUFFLE:
             shuffle.append(row)
         else:
@@ -354,7 +364,9 @@ def generate(run_dir: Path, lines: int, seed: int = 0, faults: int | None = None
     rng.shuffle(shuffle)
     for row in shuffle:
         R(row)
-    for f in (hist, stream, store, samples):
+    for key in sorted(view):
+        A(f'{{"t":{t + 1.0:.6f},"type":"view",{view[key]}}}\n')
+    for f in (hist, stream, store, samples, analytics):
         f.close()
     info = {
         "generator": "bench/rundir_gen.py",
@@ -366,6 +378,7 @@ def generate(run_dir: Path, lines: int, seed: int = 0, faults: int | None = None
         "stream_lines": stream.n,
         "store_lines": store.n,
         "samples_lines": samples.n,
+        "analytics_lines": analytics.n,
         "duration_s": round(t, 3),
         "outcomes": counts,
     }
@@ -465,6 +478,14 @@ def verify(run_dir: Path) -> dict:
             last[s["source"]] = s
     assert all(s.get("buffer_depth", 0) == 0 for s in last.values()), "undrained"
     assert max(s["t"] for s in last.values()) >= last_t, "no sample after the last operation"
+    applied: set[str] = set()
+    with open(run_dir / "analytics.jsonl", "rb") as f:
+        for n, line in enumerate(f, 1):
+            a = json.loads(line)
+            if a["type"] == "applied":
+                assert a["cid"] in stream and a["cid"] not in applied, f"analytics:{n}: {a['cid']}"
+                applied.add(a["cid"])
+    assert len(applied) == len(stream), f"applied {len(applied)} of {len(stream)} rows"
     quorum.sort()
     commit.sort()
     p99q = quorum[int(0.99 * (len(quorum) - 1))] if quorum else 0.0
