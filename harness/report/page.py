@@ -19,8 +19,10 @@ from html import escape
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from harness import store
-from harness.checkers.run import Change, Fault, History, Ops, Run, Sample, Trace
+from harness.checkers.run import Fault, History, Ops, Run, Sample, Trace
 from harness.checkers.settings import Settings
 from harness.checkers.verdict import headline, word
 from harness.report import plots
@@ -267,8 +269,9 @@ def render(
 
     anomaly_html = read.part("the anomalies", lambda: _anomalies_html(anomalies))
     fault_html = read.part("the faults", lambda: _faults_html(faults, logs, window_of))
-    analytics = read.get("analytics", lambda: run.analytics, None)
-    lag = (analytics, timings.get("t0_unix"))
+    changes = run.changes()  # analytics.jsonl, a line at a time (a soak's is a hundred megabytes)
+    times = None if changes is None else read.get("analytics", lambda: plots.applied_times(changes), None)
+    lag = (times, timings.get("t0_unix"))
     figures = _figures_of(history, samples, settings, faults, end, lag)
     figure_html = "".join(f"<figure><figcaption>{_h(c)}</figcaption>{svg}</figure>" for c, svg in figures)
     valid = verdict["valid"]
@@ -331,10 +334,11 @@ def _figures_of(
     settings: Settings | None,
     faults: list[Fault],
     end: float,
-    lag: tuple[list[Change] | None, float | None] = (None, None),
+    lag: tuple[tuple[np.ndarray, np.ndarray] | None, float | None] = (None, None),
 ) -> list[tuple[str, str]]:
-    """Each plot's caption and SVG, or the notice of why it is not drawn; `lag`: analytics.jsonl's lines
-    (None: no such file) and timings.json's t0_unix, for the analytics lag beside the stream's."""
+    """Each plot's caption and SVG, or the notice of why it is not drawn; `lag`: analytics.jsonl's
+    `plots.applied_times` (None: no such file, or unreadable) and timings.json's t0_unix, for the
+    analytics lag beside the stream's."""
     budgets = {"intent_ms": settings.intent_ms, "commit_ms": settings.commit_ms} if settings else {}
     limits = (settings.max_msgs, settings.max_bytes) if settings else (None, None)
     cap = settings.buffer_cap if settings else None

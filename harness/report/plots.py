@@ -4,7 +4,8 @@ Series are binned (at most MAX_BINS points), so a plot's size does not grow with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -273,19 +274,29 @@ def resources(samples: dict[str, list[Sample]], faults: Sequence[Fault], end: fl
 STAMP_SHIFT = 16  # a SurrealDB versionstamp's bits below its wall-clock milliseconds
 
 
-def analytics_lag(changes: Sequence[Change], t0_unix: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per `applied` change: (when it was applied, seconds behind the store's write of its row), on the
-    run's clock. The write's time is the row's versionstamp: SurrealDB 3 stamps a change with its wall
-    clock in Unix milliseconds above the low 16 bits (netsync/changefeed.py, stamp_ms). Without t0_unix
-    (timings.json) or a versionstamp, nothing; a lag below zero (clocks that disagree) is dropped."""
-    if number(t0_unix) is None:
+def applied_times(changes: Iterable[Change]) -> tuple[np.ndarray, np.ndarray]:
+    """Per `applied` change with a `t` and a versionstamp: (when it was applied, on the run's clock; when
+    the store wrote its row, Unix seconds). SurrealDB 3 stamps a change with its wall clock in Unix
+    milliseconds above the low 16 bits (netsync/changefeed.py, stamp_ms). Read a line at a time: two
+    floats per change are kept, whatever the log's length."""
+    applied, written = array("d"), array("d")
+    for c in changes:
+        if c.type == "applied" and c.t is not None and c.versionstamp is not None and c.versionstamp > 0:
+            applied.append(c.t)
+            written.append((c.versionstamp >> STAMP_SHIFT) / 1000.0)
+    return np.frombuffer(applied, dtype=np.float64), np.frombuffer(written, dtype=np.float64)
+
+
+def analytics_lag(
+    times: tuple[np.ndarray, np.ndarray], t0_unix: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(when each change was applied, seconds behind the store's write of its row), on the run's clock,
+    from `applied_times` and timings.json's t0_unix (without it, nothing); a lag below zero (clocks that
+    disagree) is dropped and counted."""
+    if (t0 := number(t0_unix)) is None:
         return np.array([]), np.array([])
-    points = [
-        (c.t, c.t - ((c.versionstamp >> STAMP_SHIFT) / 1000.0 - t0_unix))
-        for c in changes
-        if c.type == "applied" and c.t is not None and isinstance(c.versionstamp, int) and c.versionstamp > 0
-    ]
-    t, lag = usable("analytics lag", [p[0] for p in points], [p[1] for p in points])
+    applied, written = times
+    t, lag = usable("analytics lag", applied, applied - (written - t0))
     ahead = lag < 0
     if ahead.any():
         note(
@@ -299,14 +310,15 @@ def peers_and_lag(
     samples: dict[str, list[Sample]],
     faults: Sequence[Fault],
     end: float,
-    changes: Sequence[Change] | None = None,
+    times: tuple[np.ndarray, np.ndarray] | None = None,
     t0_unix: float | None = None,
 ) -> str:
     """Peers each agent reached (its last request) beside the stream's lag (the consumer backlog) and,
-    when the run has analytics.jsonl, the analytics consumer's lag behind the store (`analytics_lag`,
-    p50 and p99 per bin): does trouble between agents show up as lag in the stream, and downstream?"""
+    when the run has analytics.jsonl (`times`: its `applied_times`), the analytics consumer's lag behind
+    the store (`analytics_lag`, p50 and p99 per bin): does trouble between agents show up as lag in the
+    stream, and downstream?"""
     end = span(end)
-    fig, axes = _axes(3 if changes is not None else 2)
+    fig, axes = _axes(3 if times is not None else 2)
     shown = []
     for source in _agents(samples):
         t, peers = series(samples[source], "peers_reachable")
@@ -321,8 +333,8 @@ def peers_and_lag(
     if not lag:
         note("no jetstream sample with a consumer backlog")
     labels = ["peers reachable", "stream lag\n(consumer backlog)"]
-    if changes is not None:
-        lag += _analytics_lag(axes[2], changes, t0_unix, bin_width(end))
+    if times is not None:
+        lag += _analytics_lag(axes[2], times, t0_unix, bin_width(end))
         labels.append("analytics lag s\n(behind the store)")
     if not shown and not lag:
         plt.close(fig)
@@ -333,9 +345,11 @@ def peers_and_lag(
     return _svg(fig)
 
 
-def _analytics_lag(ax: plt.Axes, changes: Sequence[Change], t0_unix: float | None, w: float) -> int:
+def _analytics_lag(
+    ax: plt.Axes, times: tuple[np.ndarray, np.ndarray], t0_unix: float | None, w: float
+) -> int:
     """The analytics lag's p50 and p99 per bin on `ax`; the points drawn."""
-    t, lag = analytics_lag(changes, t0_unix)
+    t, lag = analytics_lag(times, t0_unix)
     if not len(t):
         note("no applied change with a versionstamp and a t (or no t0_unix in timings.json)")
         ax.text(0.5, 0.5, "no analytics lag", transform=ax.transAxes, ha="center")

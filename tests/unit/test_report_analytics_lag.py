@@ -45,9 +45,9 @@ def test_the_lag_is_the_applied_time_minus_the_stamps_write_time() -> None:
         Change("gap", t=3.0, detail="swept"),
         Change("applied", t=3.0),  # no versionstamp: no lag to tell
     ]
-    t, lag = plots.analytics_lag(changes, T0)
+    t, lag = plots.analytics_lag(plots.applied_times(changes), T0)
     assert list(t) == [2.0] and abs(lag[0] - 0.5) < 1e-3
-    assert len(plots.analytics_lag(changes, None)[0]) == 0
+    assert len(plots.analytics_lag(plots.applied_times(changes), None)[0]) == 0
 
 
 def test_the_plot_has_the_analytics_lag_only_with_analytics_jsonl(tmp_path: Path) -> None:
@@ -69,10 +69,11 @@ def test_odd_values_leave_the_plot_and_the_page_standing(tmp_path: Path) -> None
         Change("applied", t=1.0, versionstamp=2**63 - 1),  # written far in the future
         Change("applied", t=1e300, versionstamp=_stamp(1.0)),
     ]
-    html = unescape(plots.peers_and_lag(samples, [], 10.0, changes, T0))
+    times = plots.applied_times(changes)
+    html = unescape(plots.peers_and_lag(samples, [], 10.0, times, T0))
     assert "<svg" in html and "p99 (over the run 0.25 s)" in html
     assert "applied before their stamp's time" in html and "analytics lag values not drawn" in html
-    html = unescape(plots.peers_and_lag(samples, [], 10.0, changes, float("nan")))  # no usable t0_unix
+    html = unescape(plots.peers_and_lag(samples, [], 10.0, times, float("nan")))  # no usable t0_unix
     assert "<svg" in html and "no analytics lag" in html
     run = _run()
     run.analytics = [{"t": 1.0, "type": "applied", "versionstamp": "big"}]  # a malformed file
