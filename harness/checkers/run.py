@@ -276,13 +276,6 @@ class Run:
             raise RunDirError(path, "nested too deeply to read", number, expected) from None
         return out
 
-    @cached_property
-    def analytics(self) -> list[Change] | None:
-        """analytics.jsonl's lines in the consumer's order, or None when the system has no consumer. Held
-        whole: for the report; the checkers read `changes()`, a line at a time."""
-        lines = self.changes()
-        return None if lines is None else list(lines)
-
     def changes(self) -> Iterator[Change] | None:
         """analytics.jsonl's lines decoded one at a time, in the consumer's order (a `type` that is not
         the format's is a RunDirError naming the line), or None when the run has no such file."""
