@@ -96,6 +96,11 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--shrink {budget!r}: {e}") from None
     config.addinivalue_line("markers", "docker: needs a Docker engine and the images (real containers)")
     config.addinivalue_line("markers", "soak: long-running soak scenario")
+    config.addinivalue_line(
+        "markers",
+        "nightly: a scenario (or its efficacy row) past CI's time budget: `make scenarios` runs it, CI "
+        "deselects it (-m 'not nightly'), the nightly workflow runs it (docs/operations.md, CI)",
+    )
 
 
 def session_images(config: pytest.Config) -> Images:
