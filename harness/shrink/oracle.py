@@ -50,6 +50,7 @@ class Judged:
     run_dir: Path | None
     seconds: float
     detail: str  # for an error: why it could not be judged
+    stopped: bool = False  # stopped at its deadline (the budget's end): not a judgement at all
 
 
 def judge_once(origin: Origin, file: Path, reports: Path, timeout_s: float) -> Judged:
@@ -59,7 +60,8 @@ def judge_once(origin: Origin, file: Path, reports: Path, timeout_s: float) -> J
         why = "stopped at the budget's end" if child.rc is None else f"exit {child.rc}, no verdict"
         if verdict is not None:
             why = f"not judged: {verdict.get('error') or verdict.get('valid')}"
-        return Judged("error", [], child.run_dir, child.seconds, f"{why}; {child.stderr_tail[-400:]}")
+        tail = child.stderr_tail[-400:]
+        return Judged("error", [], child.run_dir, child.seconds, f"{why}; {tail}", stopped=child.rc is None)
     kinds = sorted({a.get("kind") for a in verdict.get("anomalies", []) if isinstance(a, dict)} - {None})
     outcome: Outcome = "fails" if origin.kinds & set(kinds) else "passes"
     return Judged(outcome, kinds, child.run_dir, child.seconds, "")

@@ -26,6 +26,7 @@ from harness.shrink.passes import PASSES
 from harness.subrun import held
 
 LOG = "shrink.jsonl"
+MIN_RUN_S = 20.0  # a run is not started with less time left than this
 MINIMAL = "minimal.yaml"
 MINIMAL_REPORT = "minimal.html"
 Say = Callable[[str], None]
@@ -137,11 +138,14 @@ class Shrink:
         key = shape.key()
         outcomes = self.outcomes.setdefault(key, [])
         while (decided := quota.decided(outcomes)) is None:
-            if self._left() <= 0:
-                raise OutOfBudget()
             reports = self._folder(shape) / f"run-{len(outcomes) + 1}"
-            with held(self.lock):
+            with held(self.lock):  # the time left is what is left once the machine is ours
+                if self._left() < MIN_RUN_S:
+                    raise OutOfBudget()
                 judged = judge_once(self.origin, file, reports, self._left())
+            if judged.stopped:  # cut short by the budget: it judged nothing, so nothing is recorded
+                self._log(event="stopped", key=key, removed=removed, run_dir=str(judged.run_dir or ""))
+                raise OutOfBudget()
             outcomes.append(judged.outcome)
             self.runs += 1
             self.run_seconds.append(judged.seconds)
