@@ -8,12 +8,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv engine tools images doctor test test-unit test-ts scenarios soak efficacy lint format bench mutation clean
+.PHONY: help setup venv engine tools images doctor test test-unit test-ts scenarios scenarios-ts-smoke soak efficacy lint format bench mutation clean
 
 help:
 	@echo "make test        set up what is missing, run the harness's own tests"
 	@echo "make test-ts     the TypeScript package's tests (packages/net-sync, Node 22 from npm); part of make test"
 	@echo "make scenarios   set up what is missing, run scenarios/ and write reports/"
+	@echo "make scenarios-ts-smoke  CI's smoke run of the TypeScript implementation (nats-down, every node net-sync-ts)"
 	@echo "make soak        the scenarios marked soak, DURATION=10m by default (make soak DURATION=8h)"
 	@echo "make efficacy    each planted bug against its scenario: caught, and clean without it (SUT=net-sync-ts: that implementation's)"
 	@echo "make setup       venv + Docker engine + images, nothing else"
@@ -71,6 +72,13 @@ test-unit: venv
 scenarios: setup
 	scripts/run-pytest.sh scenarios --html=reports/index.html --self-contained-html \
 	  --junitxml=reports/junit.xml $(PYTEST_ARGS)
+
+# CI's smoke run of the TypeScript implementation (.ci/run): one scenario with every node net-sync-ts.
+# The mixed clusters (scenarios/mixed-*.yaml) already run in `make scenarios`; every scenario against
+# net-sync-ts runs in the nightly workflow (.github/workflows/nightly-ts.yml). docs/operations.md, "CI".
+scenarios-ts-smoke: setup
+	scripts/run-pytest.sh "scenarios/nats-down.yaml::nats-down[mode=refuse]" --sut net-sync-ts \
+	  --html=reports/ts-smoke.html --self-contained-html --junitxml=reports/ts-smoke-junit.xml $(PYTEST_ARGS)
 
 # Soak scenarios (marker soak) for DURATION, with their reports beside the others.
 DURATION ?= 10m
