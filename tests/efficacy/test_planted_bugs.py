@@ -45,17 +45,26 @@ def test_the_table_names_every_flag_once_and_shipped_scenarios() -> None:
         assert (ROOT / "scenarios" / f"{row.scenario}.yaml").is_file(), f"scenarios/{row.scenario}.yaml"
 
 
-def _is_soak(row: Planted) -> bool:
+NIGHTLY = "nightly"  # a scenario past CI's budget (docs/operations.md, CI): its row goes with it
+
+
+def _markers(row: Planted) -> list[str]:
+    """The row's scenario's markers that decide where the row runs: soak, nightly."""
     path = ROOT / "scenarios" / f"{row.scenario}.yaml"
     if not path.is_file():  # the table's test names it; collection goes on
-        return False
+        return []
     ((_, loaded),) = load_scenarios(path)
-    return SOAK in loaded.markers
+    return [m for m in loaded.markers if m in (SOAK, NIGHTLY)]
+
+
+def _is_soak(row: Planted) -> bool:
+    return SOAK in _markers(row)
 
 
 def _rows() -> list:
     return [
-        pytest.param(row, id=row.flag, marks=[pytest.mark.soak] if _is_soak(row) else []) for row in planted()
+        pytest.param(row, id=row.flag, marks=[getattr(pytest.mark, m) for m in _markers(row)])
+        for row in planted()
     ]
 
 
