@@ -13,11 +13,11 @@ import { ServerError } from 'surrealdb'
 import type { ProjectorConfig } from './config.js'
 import type { Log } from './log.js'
 import { writeSentiment } from './store.js'
+import { COMMAND_SUBJECT } from './lookup.js'
 import { DeadLetter, logDeadLetter, Malformed, parseBody, type Commitment } from './deadletter.js'
 import { refused, SurrealSession } from './surreal-session.js'
 import { ProjectorMetrics } from './projector-metrics.js'
 
-export const SUBJECT = 'root.solar.command.sentiment.set'
 export const BATCH = 32
 /** How long one fetch waits for its batch to fill (nats.js's least). */
 export const FETCH_EXPIRES_MS = 1_000
@@ -187,7 +187,7 @@ export class Projector {
           if (!(err instanceof JetStreamApiError && err.code === CONSUMER_NOT_FOUND)) throw err
           await jsm.consumers.add(stream, {
             name, durable_name: name, deliver_policy: DeliverPolicy.All, ack_policy: AckPolicy.Explicit,
-            ack_wait: nanos(ackWaitMs), filter_subject: SUBJECT
+            ack_wait: nanos(ackWaitMs), filter_subject: COMMAND_SUBJECT
           })
           this.log.info('consumer created', { stream, consumer: name })
         }

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node'
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
 import { ServerError, type Surreal } from 'surrealdb'
-import { changefeedRetention, ConfigError, Log, openStore, toJson, writeSentiment } from '../src/index.js'
+import { changefeedRetention, COMMAND_SUBJECT, ConfigError, Log, openStore, toJson, writeSentiment } from '../src/index.js'
 import { start } from '../src/roles/projector.js'
 import { refused, SurrealUnavailable } from '../src/surreal-session.js'
 import type { RoleHandle } from '../src/cli.js'
@@ -18,7 +18,7 @@ import { freePort, startSurreal, startNatsServer, ROOT, PYTHON, type NatsServer,
 import { spawn } from 'node:child_process'
 
 const STREAM = 'SENTIMENT'
-const SUBJECT = 'root.solar.command.sentiment.set'
+
 const ACK_WAIT_MS = 2_000
 
 let nats: NatsServer
@@ -85,7 +85,7 @@ async function metric (name: string): Promise<number> {
 async function publish (body: string | object, cid?: string, msgID?: string): Promise<number> {
   const h = headers()
   if (cid !== undefined) h.set('Correlation-Id', cid)
-  const ack = await js.publish(SUBJECT, typeof body === 'string' ? body : toJson(body),
+  const ack = await js.publish(COMMAND_SUBJECT, typeof body === 'string' ? body : toJson(body),
     { headers: h, ...(msgID !== undefined ? { msgID } : {}) })
   return ack.seq
 }
