@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import html
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--shrink",
         default=None,
         metavar="BUDGET",
-        help="shrink each failing scenario (not an expected failure) to its smallest failing schedule "
-        "within BUDGET, e.g. 20m (solar-chaos shrink; docs/shrink.md)",
+        help="shrink each failing scenario (not an expected failure, not a soak) to its smallest failing "
+        "schedule, all of them within BUDGET, e.g. 20m (solar-chaos shrink; docs/shrink.md)",
     )
 
 
@@ -212,6 +213,29 @@ class UnexpectedVerdict(Exception):
     """A parameter set expected to fail (expected_failures) failed without the anomalies it names."""
 
 
+SHRINK_DEADLINE_KEY = pytest.StashKey[float]()  # time.monotonic() at which --shrink's budget ends
+
+
+def shrink_item(config: pytest.Config, scenario: Scenario, run_dir: Path) -> str:
+    """--shrink: the lines a failing item's message gains. The budget is the session's, started by its
+    first failure and spent on failing items in turn, so a nightly job's timeout holds however many fail.
+    A soak is not shrunk: each of its candidates would run the soak's whole load."""
+    from harness.scenario.types import parse_duration
+    from harness.shrink.cli import shrink_failed
+    from harness.shrink.search import MIN_RUN_S
+
+    if SOAK in scenario.markers:
+        return (
+            "not shrunk: a soak's candidates each run its whole load (--soak-duration); "
+            f"`solar-chaos shrink {run_dir} --budget ...` shrinks it by hand (docs/shrink.md)"
+        )
+    budget = parse_duration(config.getoption("--shrink"))
+    left = config.stash.setdefault(SHRINK_DEADLINE_KEY, time.monotonic() + budget) - time.monotonic()
+    if left < MIN_RUN_S:
+        return f"not shrunk: --shrink {config.getoption('--shrink')} was spent on earlier failing items"
+    return shrink_failed(run_dir, left)
+
+
 class ScenarioItem(pytest.Item):
     def __init__(self, *, scenario: Scenario, param_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -267,10 +291,7 @@ class ScenarioItem(pytest.Item):
                 missed = ", ".join(sorted(missing)) or "none"
                 raise UnexpectedVerdict(f"expected invalid with {expected} (missing: {missed}); {message}")
             if known is None and result.verdict.get("valid") is False and cfg.getoption("--shrink"):
-                from harness.scenario.types import parse_duration
-                from harness.shrink.cli import shrink_failed
-
-                message += "\n" + shrink_failed(result.dir, parse_duration(cfg.getoption("--shrink")))
+                message += "\n" + shrink_item(cfg, self.scenario, result.dir)
             raise ScenarioFailed(message)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
