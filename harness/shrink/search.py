@@ -218,7 +218,14 @@ class Shrink:
         result.notes = notes
         if minimal is not None:
             self._write_minimal(minimal, result)
-        self._log(event="result", minimal=minimal.describe() if minimal else None, notes=notes)
+        self._log(
+            event="result",
+            minimal=minimal.describe() if minimal else None,
+            key=minimal.key() if minimal else None,
+            confirmed=confirmed,
+            runs=self.runs,
+            notes=notes,
+        )
         return result
 
     def _write_minimal(self, minimal: Shape, result: Result) -> None:
