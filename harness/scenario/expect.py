@@ -4,11 +4,60 @@ is known to end with."""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from harness.scenario.types import INT64_MAX, MAX_BUDGET_MS, Duration, PositiveDuration, _Strict
+from harness.scenario.types import (
+    INT64_MAX,
+    MAX_BUDGET_MS,
+    Duration,
+    PositiveDuration,
+    _problem,
+    _Strict,
+    shorten,
+)
+
+COMMITTED_FORMS = (
+    "a count of intents (15000), or a share of those the load sends: 50% (0% to 100%), which scales "
+    "with --soak-duration"
+)
+_SHARE = re.compile(r"(\d{1,3}(?:\.\d{1,6})?)\s*%")
+
+
+def _count_or_share(value: object) -> int | str:
+    """An intent count (0..2^63-1), or a share of the load such as `50%`, kept as text ("50%")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 0 <= value <= INT64_MAX:
+            return value
+    elif isinstance(value, str) and (m := _SHARE.fullmatch(value.strip())) and float(m[1]) <= 100:
+        return f"{float(m[1]):g}%"
+    raise _problem(f"got {shorten(repr(value))}", COMMITTED_FORMS)
+
+
+CountOrShare = Annotated[
+    int | str,
+    BeforeValidator(_count_or_share),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+                {"type": "string", "pattern": r"^\s*\d{1,3}(\.\d{1,6})?\s*%\s*$"},
+            ],
+            "description": COMMITTED_FORMS,
+        }
+    ),
+]
+
+
+def committed_floor(min_committed: int | str, intents: int) -> int:
+    """The intents that must end committed: the count as written, or its share of `intents` (rounded
+    up, so 50% of 3 is 2)."""
+    if isinstance(min_committed, int):
+        return min_committed
+    return math.ceil(intents * float(min_committed.rstrip("%")) / 100 - 1e-9)
 
 
 class LatencyBudget(_Strict):
@@ -44,8 +93,10 @@ class Expect(_Strict):
     recovery: Recovery = Field(default_factory=Recovery)
     recovery_grace: Duration = Field(5.0, description="a healthy window starts this long after a fault stops")
     stream_exactly_once: bool = True
-    min_committed: int = Field(
-        0, ge=0, le=INT64_MAX, description="at least this many intents end committed (at most the load's)"
+    min_committed: CountOrShare = Field(
+        0,
+        description="at least this many intents end committed (at most the load's), or this share of "
+        "the intents the load sends (50%)",
     )
     aborts: Outcome = Field("allowed", description="expected: some intents must abort (no quorum)")
     rejections: Outcome = Field(

@@ -12,7 +12,13 @@ from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from harness.scenario import cluster_targets
 from harness.scenario.dotted import _get_path
-from harness.scenario.expect import Expect, ExpectedFailure, LatencyBudget, Recovery  # noqa: F401 (re-exported)
+from harness.scenario.expect import (  # noqa: F401 (re-exported)
+    Expect,
+    ExpectedFailure,
+    LatencyBudget,
+    Recovery,
+    committed_floor,
+)
 from harness.scenario.faults import DISK_FAULTS, Fault, OutageFault
 from harness.scenario.implementations import SKIP_FORMS, Skips, skip_misfits
 from harness.scenario.random_block import RandomFaults
@@ -228,10 +234,10 @@ class Scenario(_Strict):
                 "expected, with no analytics node to report a gap",
                 ("topology.analytics: true, or cdc_gaps: lost"),
             )
-        if self.expect.min_committed > (intents := self.load.intents):
+        if self.committed_floor > (intents := self.load.intents):
             yield (
                 ("expect", "min_committed"),
-                f"{self.expect.min_committed} is more than the {intents} intents the load sends "
+                f"{self.committed_floor} is more than the {intents} intents the load sends "
                 f"(rate {self.load.rate:g} for {self.load.duration:g}s)",
                 f"0..{intents}",
             )
@@ -281,6 +287,11 @@ class Scenario(_Strict):
         return None
 
     @property
+    def committed_floor(self) -> int:
+        """`expect.min_committed` in intents: a share (`50%`) of the intents the load sends."""
+        return committed_floor(self.expect.min_committed, self.load.intents)
+
+    @property
     def parameters(self) -> dict[str, Any]:
         """The values a matrix or an override set, by dotted path (empty for a file as written)."""
         return dict(self._parameters)
@@ -316,7 +327,7 @@ class Scenario(_Strict):
             "duplicate_window_s": stream.duplicate_window,
         }
         data["expect"] = {
-            "min_committed": expect.min_committed,
+            "min_committed": self.committed_floor,  # a share resolved against the load
             "aborts": expect.aborts,
             "rejections": expect.rejections,
             "drained_within_s": expect.recovery.drained_within,
