@@ -216,6 +216,12 @@ class BuildCache:
             _keep(Path(tmp), out)
         return out
 
+    def stale_dists(self, name: str, key: str) -> list[Path]:
+        """The compiled-source folders of `name` (tsc_dist) that `key`, the current input hash, no longer
+        names: each source edit leaves one behind."""
+        keep = self.cache / "build" / f"{name}-dist-{key[:12]}"
+        return sorted(p for p in (self.cache / "build").glob(f"{name}-dist-*") if p != keep)
+
     def tsc_dist(self, name: str, package: Path, key: str) -> Path:
         """The package's src/ compiled by its own tsconfig.json and TypeScript (the dev dependencies), into
         a cache folder keyed by `key` (the image's input hash): the checkout's dist/ is left alone, which

@@ -133,11 +133,17 @@ def cmd_clean(args: argparse.Namespace) -> int:
     if kept:
         print(f"kept {kept} runs still alive (--all removes them too)")
     if args.images:
+        import shutil
+
         from harness.images import Images
 
-        for tag in Images("offline", log=lambda m: None).stale():
+        images = Images("offline", log=lambda m: None)
+        for tag in images.stale():
             engine.client().images.remove(tag)
             print(f"removed image {tag}")
+        for folder in images.stale_builds():
+            shutil.rmtree(folder)
+            print(f"removed build {safe(folder)}")
     elif not runs and not mounts and not dirs:
         print("nothing to clean")
     for p in failed:
@@ -311,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove containers, networks, volumes, faultfs mounts, host directories of runs no longer alive",
     )
     c.add_argument("--all", action="store_true", help="also those of runs still alive")
-    c.add_argument("--images", action="store_true", help="also solar-chaos images of outdated inputs")
+    c.add_argument("--images", action="store_true", help="also outdated images and their compiled sources")
     c.set_defaults(func=cmd_clean)
     return p
 

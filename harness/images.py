@@ -219,6 +219,10 @@ class Images(ImageBuilds):
             out += [t for t in img.tags if t not in current]
         return sorted(out)
 
+    def stale_builds(self) -> list[Path]:
+        """Build products in the cache that no current input hashes to (net-sync-ts's compiled sources)."""
+        return self.builds.stale_dists("net-sync-ts", self.key("net-sync-ts"))
+
     # -- building -------------------------------------------------------------
 
     def ensure(self, roles: tuple[str, ...] = DEFAULT_ROLES) -> dict[str, str]:

@@ -77,3 +77,19 @@ def test_a_bumped_nats_version_changes_the_nats_tag(docker_copy) -> None:
     spec.write_text(spec.read_text().replace('version = "v2.15.2"', 'version = "v2.15.3"'))
     assert offline().ref("nats") != before
     assert offline().ref("nats").startswith("solar-chaos/nats:v2.15.3-")
+
+
+def test_a_source_edit_leaves_its_old_compiled_sources_for_clean_to_remove(
+    docker_copy, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(images_mod, "cache_dir", lambda: tmp_path / "cache")
+    before = offline()
+    old = before.cache / "build" / f"net-sync-ts-dist-{before.key('net-sync-ts')[:12]}"
+    old.mkdir(parents=True)
+    assert before.stale_builds() == []  # the current one is kept
+    (docker_copy / "packages" / "net-sync" / "src" / "cli.ts").write_text("// edited\n")
+    after = offline()
+    current = after.cache / "build" / f"net-sync-ts-dist-{after.key('net-sync-ts')[:12]}"
+    current.mkdir()
+    (after.cache / "build" / "surreal-target").mkdir()  # another product: never stale here
+    assert after.stale_builds() == [old]
