@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.checkers.base import Anomaly, Checker, Result
 from harness.checkers.run import Run, Sample
-from harness.shape import is_nats
+from harness.shape import ANALYTICS, is_nats
 
 WARMUP_S = 60.0  # the first minute, or WARMUP_SHARE of the run if longer, is not judged
 WARMUP_SHARE = 0.2
@@ -29,12 +29,13 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
 }
 # Sources that hold the run's data: their memory grows with what they store, by design (SurrealDB keeps
 # every row the projector wrote, and SurrealKV every key in memory; NATS caches its stream up to its
-# limits; every node of a NATS cluster). Their RSS growth is reported beside the verdict, not judged; their
+# limits; every node of a NATS cluster; the analytics node keeps every cid it applied, its exactly-once
+# guard). Their RSS growth is reported beside the verdict, not judged; their
 # open fds are judged.
 
 
 def holds_data(source: str) -> bool:
-    return source == "surrealdb" or is_nats(source)
+    return source in ("surrealdb", ANALYTICS) or is_nats(source)
 
 
 def trend(points: list[tuple[float, float]]) -> tuple[float, float, float, float] | None:

@@ -1,8 +1,9 @@
 """Observation: periodic samples of every process of the run and of the stream and consumer, taken on
 the direct observation plane, never through Toxiproxy (samples.jsonl, docs/run-format.md): netsync's
-nodes from their /metrics (`services`), NATS from its monitoring endpoint (`nats`), SurrealDB, NATS,
-Toxiproxy, the harness itself and its Locust processes from outside (`processes`); and between
-them, each container's death, start, pause and unpause as the engine reports it (`events`)."""
+nodes, the analytics node among them when the topology has one, from their /metrics (`services`),
+NATS from its monitoring endpoint (`nats`), SurrealDB, NATS, Toxiproxy, the harness itself and its
+Locust processes from outside (`processes`); and between them, each container's death, start, pause
+and unpause as the engine reports it (`events`)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from harness.observe.events import ContainerEvents, EngineLost
 from harness.observe.nats import all_jsz, cluster_fields, jetstream_fields, jetstream_sample, server_sample
 from harness.observe.processes import ContainerProcesses, harness_sample, proc_sample
 from harness.observe.services import METRICS, parse_metrics, service_sample
+from harness.shape import ANALYTICS
 from harness.topology.system import System
 
 __all__ = ["METRICS", "EngineLost", "Sampler", "interval_for", "jetstream_sample", "parse_metrics"]
 
-SERVICES = ("orchestrator", "projector")  # netsync's nodes besides the agents
+SERVICES = ("orchestrator", "projector")  # netsync's nodes besides the agents (and analytics, when present)
 OUTSIDE = ("surrealdb", "toxiproxy")  # seen from /proc or the engine's stats (and every NATS node)
 MAX_SAMPLES = 1800  # per source over a run: longer runs sample less often
 PHASE_S = 0.5  # a round's offset from t = 0 and from each multiple of the interval
@@ -63,7 +65,8 @@ class Sampler:
     async def sample_once(self, http: httpx.AsyncClient, f: Any) -> None:
         t = round(self.now(), 3)
         probes: dict[str, Any] = {n: service_sample(http, self.sut, n) for n in self.sut.cfg.agent_names()}
-        probes |= {n: service_sample(http, self.sut, n) for n in SERVICES}
+        services = (*SERVICES, ANALYTICS) if self.sut.cfg.analytics else SERVICES
+        probes |= {n: service_sample(http, self.sut, n) for n in services}
         jsz = asyncio.ensure_future(all_jsz(http, self.sut))  # read by the jetstream and the nodes' samples
         probes["jetstream"] = self._jetstream(jsz)
         probes |= {n: self._nats(http, n, jsz) for n in self.sut.cfg.nats_names()}

@@ -328,16 +328,19 @@ def test_a_steady_long_run_is_no_leak(tmp_path: Path) -> None:
     assert "agent-1.rss_bytes" in v["checks"]["leak"]["judged"]
 
 
-def test_a_store_growing_with_its_data_is_reported_not_judged_but_its_fds_are(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["surrealdb", "analytics"])
+def test_a_store_growing_with_its_data_is_reported_not_judged_but_its_fds_are(
+    tmp_path: Path, store: str
+) -> None:
     run = _soak(400, 0.0)
     for t in range(0, 401, 10):
-        run.sample(float(t), "surrealdb", rss_bytes=70e6 + 1e6 * t, open_fds=40 + t)
+        run.sample(float(t), store, rss_bytes=70e6 + 1e6 * t, open_fds=40 + t)
     v = check(run, tmp_path)
     assert_only(v, ("leak", None))  # the fds, not the memory
-    assert details(v, "leak")[0].startswith("surrealdb open_fds: fitted growth 320")
+    assert details(v, "leak")[0].startswith(f"{store} open_fds: fitted growth 320")
     figures = v["checks"]["leak"]
-    assert figures["reported"] == {"surrealdb.rss_bytes": 320_000_000.0}
-    assert "surrealdb.rss_bytes" not in figures["judged"]
+    assert figures["reported"] == {f"{store}.rss_bytes": 320_000_000.0}
+    assert f"{store}.rss_bytes" not in figures["judged"]
 
 
 # --- retention ----------------------------------------------------------------------------------
