@@ -68,11 +68,16 @@ def test_random_many_shrinks_to_a_confirmed_schedule_of_at_most_two_faults() -> 
     assert rc == 0, (
         f"shrink exit {rc}, no confirmed minimal schedule:\n{said}\n{reports / 'shrink-stderr.txt'}"
     )
+    assert_shrunk(first.run_dir)
 
-    out = first.run_dir / "shrink"
+
+def assert_shrunk(run_dir: Path) -> None:
+    """What a user checks of `solar-chaos shrink RUN_DIR` once it has exited 0 (a resumed shrink too: its
+    log then holds a result line per invocation, the last one counts)."""
+    out = run_dir / "shrink"
     records = [json.loads(line) for line in (out / LOG).read_text().splitlines()]
     runs = [r for r in records if r["event"] == "run"]
-    (result,) = [r for r in records if r["event"] == "result"]
+    result = [r for r in records if r["event"] == "result"][-1]
     outcomes: dict[str, list[str]] = {}
     for r in runs:
         outcomes.setdefault(r["key"], []).append(r["outcome"])
@@ -92,4 +97,4 @@ def test_random_many_shrinks_to_a_confirmed_schedule_of_at_most_two_faults() -> 
 
     # What the user opens: the original report links the minimal run's report.
     assert (out / MINIMAL_REPORT).is_file()
-    assert "shrink/minimal.html" in (first.run_dir / REPORT).read_text()
+    assert "shrink/minimal.html" in (run_dir / REPORT).read_text()
