@@ -1,7 +1,9 @@
 """The scout's telemetry against what the harness saw itself (docs/run-format.md: telemetry-silent,
 telemetry-mismatch): inside healthy windows each agent is in a summary at least once every three
 summary intervals, and a summary's `buffer_depth_max` for an agent is near one of that agent's own
-samples of the same seconds spanned. Not run when the run has no telemetry.jsonl."""
+samples of the same seconds spanned. Silence inside a fault window is not judged (a partition between the
+agents and the scout silences them by design) but measured: `fault_silence_s`. Not run when the run has no
+telemetry.jsonl."""
 
 from __future__ import annotations
 
@@ -40,6 +42,11 @@ def interval(summaries: list[Summary]) -> float:
     return statistics.median(lengths) if lengths else DEFAULT_INTERVAL_S
 
 
+def fault_spans(run: Run, end: float) -> list[tuple[float, float]]:
+    """The fault windows (and their grace) within [0, end]: where silence is excused, not judged."""
+    return [(a, min(b, end)) for a, b in unhealthy(run.history.faults, end, run.settings.grace_s) if a < end]
+
+
 def silences(covered: list[tuple[float, float]], span: tuple[float, float]) -> list[tuple[float, float]]:
     """The parts of `span` that no interval of `covered` (merged, in order) reaches."""
     out, at = [], span[0]
@@ -65,19 +72,27 @@ def _agents(run: Run) -> dict[str, list[Sample]]:
     }
 
 
+def longest_silences(
+    agents: dict[str, list[Sample]], summaries: list[Summary], spans: list[tuple[float, float]]
+) -> dict[str, float]:
+    """Per agent, its longest time in no summary within `spans`."""
+    out: dict[str, float] = {}
+    for name in sorted(agents):
+        covered = merged([(s.window_start, s.window_end) for s in summaries if name in s.agents])
+        out[name] = round(max((b - a for span in spans for a, b in silences(covered, span)), default=0.0), 3)
+    return out
+
+
 def _silent(
     agents: dict[str, list[Sample]], summaries: list[Summary], spans: list[tuple[float, float]], every: float
 ):
     anomalies: list[Anomaly] = []
-    longest: dict[str, float] = {}
+    longest = longest_silences(agents, summaries, spans)
     for name in sorted(agents):
         covered = merged([(s.window_start, s.window_end) for s in summaries if name in s.agents])
         gaps = [
             g for span in spans for g in silences(covered, span) if g[1] - g[0] >= SILENT_INTERVALS * every
         ]
-        longest[name] = round(
-            max((b - a for span in spans for a, b in silences(covered, span)), default=0.0), 3
-        )
         if gaps:
             a, b = max(gaps, key=lambda g: g[1] - g[0])
             anomalies.append(
@@ -153,6 +168,9 @@ def check(run: Run) -> Result:
         "interval_s": round(every, 3),
         "healthy_s": round(sum(b - a for a, b in spans), 3),
         "longest_silence_s": longest,
+        # Not judged: a scout cut from the agents cannot hear them. Shown, so that a run can tell a fault
+        # that silenced an agent (scout-partition) from one that did not.
+        "fault_silence_s": longest_silences(agents, summaries, fault_spans(run, run.history.end)),
         "summaries_judged": judged,
     }
     return Result(figures, silent + mismatched)

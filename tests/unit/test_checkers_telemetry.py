@@ -80,7 +80,10 @@ def test_silence_during_a_fault_and_its_grace_is_not_judged(tmp_path: Path) -> N
     run.sample(6.5, "agent-2", buffer_depth=3, buffer_cap=256)  # the fault bit
     summaries(run, 5, 13, silent=("agent-2",))
     summaries(run, 13, 20)
-    assert_only(check(run, tmp_path))
+    v = check(run, tmp_path)
+    assert_only(v)
+    # Not judged, but measured: the silence the fault caused, from 5 to the grace's end at 13.
+    assert v["checks"]["telemetry"]["fault_silence_s"] == {"agent-1": 0.0, "agent-2": 8.0}
 
 
 def test_a_summary_whose_depth_no_sample_comes_near_is_a_mismatch(tmp_path: Path) -> None:
