@@ -45,8 +45,9 @@ export interface Committed { seq: number, duplicate: boolean }
 
 /** JetStream API calls other than the publish (stream info, consumers) wait this long. */
 const API_TIMEOUT_MS = 2000
-/** reconnect-gives-up: nats.js gives up after this many attempts 250 ms apart (about 15 s refused) */
-const RECONNECT_BOUND = 60
+/** reconnect-gives-up: nats.js gives up after this many refused attempts, about 15 s as nats-py's 60 take: nats.js
+ * waits 250 ms plus up to 100 ms of jitter between them (60 took 18 s, nats-long-outage's whole refusal) */
+const RECONNECT_BOUND = 50
 // nats.js reports a publish nothing answered (no stream takes the subject) as JetStreamNotEnabled
 const STREAM_GONE = /no responders|stream not found|no stream|jetstream is not enabled/i
 
