@@ -413,6 +413,18 @@ def _sent(process: str) -> None:
     return None  # a sample's send time is when it was queued: the wait for a connection is latency
 
 
+def load_plan(rate: float, seconds: float, agents: int, seed: int = 0) -> LoadPlan:
+    """The seeded plan one rate sends (open_loop), also read again to count what each agent was due."""
+    return LoadPlan(
+        rate=rate,
+        duration=seconds,
+        keys=16,
+        clients=CONNECTIONS_PER_AGENT * agents,
+        timeout=REQUEST_TIMEOUT_S,
+        seed=seed,
+    )
+
+
 async def open_loop(cluster: Cluster, rate: float, seconds: float, tag: str, run: Run, seed: int = 0) -> None:
     """Send rate*seconds intents at t0 + i/rate without waiting for answers (open loop), from the
     harness's seeded plan (harness/load/ops.py: the same seed, the same agents, keys and values) over
@@ -420,14 +432,7 @@ async def open_loop(cluster: Cluster, rate: float, seconds: float, tag: str, run
     wait for the answers, at most RUN_GRACE_S. A request's latency counts from when the client queued
     it, so time spent waiting for a free connection is in it."""
     loop = asyncio.get_running_loop()
-    plan = LoadPlan(
-        rate=rate,
-        duration=seconds,
-        keys=16,
-        clients=CONNECTIONS_PER_AGENT * len(cluster.names),
-        timeout=REQUEST_TIMEOUT_S,
-        seed=seed,
-    )
+    plan = load_plan(rate, seconds, len(cluster.names), seed)
     senders = {
         name: IntentSender(cluster.url(name), processes, REQUEST_TIMEOUT_S)
         for name, processes in connections(plan.clients, cluster.names).items()
