@@ -103,6 +103,7 @@ format: venv
 bench: setup
 	$(BIN)/pip install -q py-spy==0.4.3 orjson==3.13.0  # orjson: checker_speed's comparison parse
 	$(BIN)/python bench/netsync_throughput.py --profile
+	$(BIN)/python bench/implementations_throughput.py  # issue 29: netsync and net-sync-ts agents in one run
 	$(BIN)/python bench/bringup.py
 	$(BIN)/python bench/bringup.py --nats-nodes 3
 	$(BIN)/python bench/pause_paths.py
