@@ -4,7 +4,7 @@ over its agents, and each implementation's agents are measured apart: intents/s 
 per agent, quorum latency p50/p99, commit latency, failures, against the throughput bench's budgets.
 
     python bench/implementations_throughput.py [--agents netsync,net-sync-ts,net-sync-ts]
-                                               [--rates 300,450,600,750,900] [--seconds 10]
+                                               [--rates 60,120,180,240,300] [--seconds 10]
 
 Everything but the agents' implementation is bench/netsync_throughput.py's: NATS, SurrealDB, netsync's
 orchestrator and projector as processes on 127.0.0.1, the contract's default timeouts (intent 80 ms,
@@ -295,7 +295,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--agents", default=f"{PYTHON},{TYPESCRIPT},{TYPESCRIPT}", help="one implementation per agent"
     )
     p.add_argument(
-        "--rates", default="300,450,600,750,900", help="intents/s offered to the cluster, comma-separated"
+        "--rates", default="60,120,180,240,300", help="intents/s offered to the cluster, comma-separated"
     )
     p.add_argument("--seconds", type=float, default=10.0, help="load duration per rate")
     p.add_argument("--seed", type=int, default=0, help="the load plan's seed (agents, keys, values)")
