@@ -1,9 +1,10 @@
-"""Faults of the agents' wall clocks (docs/clock.md): the offset file libfaketime reads in each agent at every
-reading of the clock is replaced on the host (it is bind-mounted), and the agent's own clock, read from its
-/healthz, is waited for until it shows the offset: that reading is the start line's evidence (a clock that
-did not move is a fault that did not bite), and the history's `t` is when it was read. Skew and strobe put
-the host's clock back at their stop; a jump stays to the end of the load, where the nemesis heals
-everything (and a reset between scenarios puts every agent's clock back)."""
+"""Faults of the agents' and SurrealDB's wall clocks (docs/clock.md): the offset file libfaketime reads in
+each at every reading of the clock is replaced on the host (it is bind-mounted), and the node's own clock,
+read from an agent's /healthz or SurrealDB's `time::now()`, is waited for until it shows the offset: that
+reading is the start line's evidence (a clock that did not move is a fault that did not bite), and the
+history's `t` is when it was read. Skew and strobe put the host's clock back at their stop; a jump stays to
+the end of the load, where the nemesis heals everything (and a reset between scenarios puts every clock
+back)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.http1 import Pool
 from harness.scenario import ClockJumpFault, ClockSkewFault, ClockStrobeFault
 from harness.scenario.clock_faults import MIN_STROBE_PERIOD_S
+from harness.topology.services import surreal_session
 from harness.waiting import await_until
 
 if TYPE_CHECKING:
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 
 SEEN_WITHIN_S = 1.0  # the agent's clock read this close to the offset asked counts as moved
 SEEN_TIMEOUT_S = 5.0  # an agent busy or slow to answer /healthz
+# SurrealDB's clock is stepped while it is down (a crash's restart: "stepped back across a restart"), so its
+# reading waits for the restart too.
+SURREAL_SEEN_TIMEOUT_S = 30.0
+SURREALDB = "surrealdb"
 
 
 async def _agent_offset(http: Pool) -> float:
@@ -36,29 +42,45 @@ async def _agent_offset(http: Pool) -> float:
     return float(json.loads(body)["clock"]) - (before + time.time()) / 2
 
 
+async def _surreal_offset(url: str) -> float:
+    """SurrealDB's wall clock minus the host's, from its own `time::now()`."""
+    async with surreal_session(url) as db:
+        before = time.time()
+        now = await asyncio.wait_for(db.query("RETURN time::now();"), 1.0)
+        return now.timestamp() - (before + time.time()) / 2
+
+
 async def move(ctl: Controls, nodes: list[str], offset: int) -> dict[str, float]:
-    """Every node's clock set `offset` seconds off the host's; waits until each agent's own clock shows it
+    """Every node's clock set `offset` seconds off the host's; waits until each node's own clock shows it
     and returns what each read (seconds off the host's)."""
-    if not ctl.sut.clock_faults:
+    if any(n.startswith("agent-") for n in nodes) and not ctl.sut.clock_faults:
         raise RuntimeError(
             "the agents do not run under libfaketime: a system for a scenario with clock faults has it "
             "(SystemConfig.clock), with netsync's image only (not --sut-image)"
         )
+    if SURREALDB in nodes and not ctl.sut.cfg.surreal_clock:
+        raise RuntimeError("SurrealDB does not run under libfaketime: SystemConfig.surreal_clock is off")
     for node in nodes:
         ctl.sut.set_clock(node, offset)  # a file replaced on the host: no worker thread needed
     seen: dict[str, float] = {}
 
     async def read(node: str) -> None:
-        http = Pool(ctl.sut.http_url(node), size=1, timeout=1.0)
+        if node == SURREALDB:  # read by a new session each time: the server may be restarting
+            reading: Callable[[], Awaitable[float]] = lambda: _surreal_offset(ctl.sut.surreal_url)  # noqa: E731
+            timeout, close = SURREAL_SEEN_TIMEOUT_S, None
+        else:
+            http = Pool(ctl.sut.http_url(node), size=1, timeout=1.0)
+            reading, timeout, close = (lambda: _agent_offset(http)), SEEN_TIMEOUT_S, http.aclose
 
-        async def shows() -> bool:
-            seen[node] = round(await _agent_offset(http), 3)
+        async def shows() -> bool:  # a reading that fails (SurrealDB restarting) is tried again
+            seen[node] = round(await reading(), 3)
             return abs(seen[node] - offset) < SEEN_WITHIN_S
 
         try:
-            await await_until(shows, f"{node}'s clock to read {offset:+d} s off the host's", SEEN_TIMEOUT_S)
+            await await_until(shows, f"{node}'s clock to read {offset:+d} s off the host's", timeout)
         finally:
-            await http.aclose()
+            if close is not None:
+                await close()
 
     await asyncio.gather(*(read(node) for node in nodes))
     return seen

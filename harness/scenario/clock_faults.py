@@ -1,11 +1,12 @@
-"""The faults of an agent's wall clock, through libfaketime in netsync's image (docs/clock.md): skewed for a
-window, jumped once, or strobing between two offsets. Only agents (CPython under libfaketime) can be
-targets: NATS, SurrealDB and Toxiproxy are static binaries that keep the host's clock."""
+"""The faults of a node's wall clock, through libfaketime (docs/clock.md): skewed for a window, jumped once,
+or strobing between two offsets. The targets are agents (netsync's image carries libfaketime) and, for a
+skew or a jump, SurrealDB (a dynamically linked binary, given the library by the harness); NATS and
+Toxiproxy are static binaries that keep the host's clock, and so do the orchestrator and the projector."""
 
 from __future__ import annotations
 
 import random
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -22,7 +23,7 @@ ClockOffset = Annotated[
         strict=True,
         ge=-MAX_CLOCK_OFFSET_S,
         le=MAX_CLOCK_OFFSET_S,
-        description="whole seconds the agent's wall clock is moved: + ahead of the host's, - behind",
+        description="whole seconds the node's wall clock is moved: + ahead of the host's, - behind",
     ),
 ]
 
@@ -30,19 +31,26 @@ ClockOffset = Annotated[
 class _ClockFault(BaseFault):
     targets: Annotated[
         list[NodeName], BeforeValidator(lambda v: [v] if isinstance(v, str) else v), Field(min_length=1)
-    ] = Field(description="the agents whose clock moves (agent-1, ...): only agents run under libfaketime")
+    ] = Field(
+        description="the nodes whose clock moves: agents (agent-1, ...), and `surrealdb` for a skew or a jump"
+    )
+
+    # Besides the agents, the nodes of this kind a clock fault may move (each run under libfaketime).
+    other_targets: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="after")
-    def _agents_once(self) -> _ClockFault:
+    def _clocks_once(self) -> _ClockFault:
+        allowed = ", ".join(("an agent, e.g. agent-2", *self.other_targets))
         for i, node in enumerate(self.targets):
-            if not node.startswith("agent-"):
+            if not node.startswith("agent-") and node not in self.other_targets:
                 raise _problem(
-                    f"{node} keeps the host's clock (a static binary or a process without libfaketime)",
-                    "an agent, e.g. agent-2 (docs/clock.md)",
+                    f"{self.fault} cannot move {node}'s clock (NATS and Toxiproxy are static binaries, the "
+                    "orchestrator and the projector run without libfaketime)",
+                    f"{allowed} (docs/clock.md)",
                     at=("targets", i),
                 )
             if node in self.targets[:i]:
-                raise _problem(f"{node} appears twice", "each agent once", at=("targets", i))
+                raise _problem(f"{node} appears twice", "each node once", at=("targets", i))
         return self
 
     def offsets(self) -> list[int]:
@@ -82,6 +90,7 @@ class ClockSkewFault(_ClockFault):
 
     fault: Literal["clock-skew"]
     offset: ClockOffset
+    other_targets: ClassVar[tuple[str, ...]] = ("surrealdb",)
 
     def offsets(self) -> list[int]:
         return [self.offset]
@@ -93,6 +102,7 @@ class ClockJumpFault(_ClockFault):
 
     fault: Literal["clock-jump"]
     offset: ClockOffset
+    other_targets: ClassVar[tuple[str, ...]] = ("surrealdb",)
 
     @model_validator(mode="after")
     def _no_window(self) -> ClockJumpFault:

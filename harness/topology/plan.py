@@ -44,6 +44,7 @@ class SystemConfig:
     implementations: tuple[tuple[str, str], ...] = ()
     buggify: tuple[str, ...] = ()  # netsync's planted bugs (NETSYNC_BUGGIFY, docs/contract.md)
     clock: bool = False  # the agents run under libfaketime (a scenario with clock faults; docs/clock.md)
+    surreal_clock: bool = False  # SurrealDB runs under libfaketime too (a clock fault targets it)
     faultfs: tuple[str, ...] = ()  # nodes whose data directory sits on faultfs (topology.disk)
     nats_sync_interval: str | None = None  # JetStream's sync_interval in NATS's config; None: its default
     nats_nodes: int = 1  # one server (`nats`) or a cluster (`nats-1`..`nats-N`)

@@ -63,6 +63,7 @@ class Service:
         *,
         args: tuple[str, ...] = (),
         mounts: dict[str, tuple[str, str]] | None = None,
+        env: dict[str, str] | None = None,
     ) -> DockerContainer:
         """`args` go before the service's own; `mounts`: container path -> (host path, "rw" or "ro")."""
         return run.container(
@@ -70,6 +71,7 @@ class Service:
             run.images.ref(self.role),
             network=network,
             command=[*args, *self.command],
+            env=env,
             published=self.ports + extra_ports,
             mounts=mounts,
             user="0",
@@ -151,11 +153,13 @@ def define_stores(
     faultfs: tuple[str, ...],
     sync_interval: str | None,
     routes: dict[str, list[str]] | None = None,
+    surreal_clock: tuple[dict[str, tuple[str, str]], dict[str, str]] | None = None,
 ) -> None:
     """NATS and SurrealDB, each with its data on faultfs when it is in `faultfs`. A single NATS node (no
     `routes`) gets a config file only when `sync_interval` is set; each node of a cluster (`routes`: node
     -> its route URLs) gets its own. No flag sets these, and the official image has no shell: a file on the
-    host, bound read-only."""
+    host, bound read-only. `surreal_clock`: SurrealDB's extra mounts and environment for libfaketime (its
+    binary is dynamically linked; docs/clock.md)."""
     for node, node_routes in (routes or {"nats": None}).items():
         args: tuple[str, ...] = ()
         mounts = disks.data_mount(node, NATS.data_dir, faultfs)
@@ -166,7 +170,8 @@ def define_stores(
             args = ("-c", NATS_CONFIG)
         NATS.define(run, nets[node], node, args=args, mounts=mounts)
     surreal_mounts = disks.data_mount("surrealdb", SURREALDB.data_dir, faultfs)
-    SURREALDB.define(run, nets["surrealdb"], mounts=surreal_mounts)
+    clock_mounts, clock_env = surreal_clock or ({}, {})
+    SURREALDB.define(run, nets["surrealdb"], mounts={**surreal_mounts, **clock_mounts}, env=clock_env)
 
 
 TOXIPROXY = Service(

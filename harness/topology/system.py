@@ -28,6 +28,8 @@ from harness.topology.docker import DockerRun
 from harness.topology.nats_cluster import wait_cluster_ready
 from harness.topology.netsync_nodes import define_netsync
 from harness.topology.plan import (
+    CLOCK_DIR,
+    CLOCK_ENV,
     HTTP_PORT,
     SystemConfig,
     nats_routes,
@@ -104,6 +106,7 @@ class System:
             self.cfg.faultfs,
             self.cfg.nats_sync_interval,
             nats_routes(self.cfg, self.links),
+            self._surreal_clock() if self.cfg.surreal_clock else None,
         )
         TOXIPROXY.define(self.run, control)
         define_netsync(self.run, self.cfg, self.links, self.disks, nets, self.node_images, self.clock_faults)
@@ -170,6 +173,14 @@ class System:
         only images built here (netsync's, net-sync-ts's), which have it; not an image of another origin."""
         return self.cfg.clock and self.cfg.sut_image is None
 
+    def _surreal_clock(self) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+        """SurrealDB under libfaketime (docs/clock.md): its image has no libfaketime, so netsync's (the
+        Debian build the images copy) is bound read-only where CLOCK_ENV preloads it, with the offset folder
+        beside it; the binary is dynamically linked against glibc, which the library wraps."""
+        clock = Path(self.disks.file("surrealdb.clock/offset", "+0\n")).parent
+        library = str(self.images._faketime())  # noqa: SLF001 - the one place that finds the library
+        return {CLOCK_ENV["LD_PRELOAD"]: (library, "ro"), CLOCK_DIR: (str(clock), "ro")}, dict(CLOCK_ENV)
+
     def set_clock(self, agent: str, offset: int) -> None:
         """The agent's wall clock `offset` seconds off the host's from its next reading: its offset file
         (bind-mounted from the host) replaced whole, so that a reading never sees half a line."""
@@ -224,6 +235,8 @@ class System:
         if self.clock_faults:  # whatever a fault left there
             for agent in self.cfg.agent_names():
                 self.set_clock(agent, 0)
+        if self.cfg.surreal_clock:
+            self.set_clock("surrealdb", 0)
         asyncio.run(self._reset())
         if self.cfg.nats_nodes > 1:
             self.wait_cluster()
