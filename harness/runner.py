@@ -56,6 +56,7 @@ def system_config(
         nats_nodes=s.topology.nats.nodes,
         stream_replicas=s.topology.nats.stream_replicas,
         clock=any(kind in CLOCK_FAULTS for kind in s.fault_kinds()),
+        surreal_clock=any(f.fault in CLOCK_FAULTS and "surrealdb" in f.targets for f in s.faults),
         analytics=s.topology.analytics,
         changefeed_retention=s.topology.surreal_retention,
     )
