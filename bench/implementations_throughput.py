@@ -196,7 +196,15 @@ def verdict(rows: list[dict[str, Any]], agents: list[str]) -> dict[str, Any]:
         }
     py, ts = out.get(PYTHON, {}), out.get(TYPESCRIPT, {})
     p, t = py.get("highest_holding_per_agent"), ts.get("highest_holding_per_agent")
-    out["ts_over_python"] = round(t / p, 2) if p and t is not None else None
+    # One that held no rate sustains less than the ramp's first step: the ratio is then a bound.
+    lowest = rows[0]["rate"] / n if rows else None
+    out["ts_over_python"], out["ratio_is"] = None, None
+    if p and t is not None:
+        out["ts_over_python"], out["ratio_is"] = round(t / p, 2), "exact"
+    elif p is None and t and lowest:
+        out["ts_over_python"], out["ratio_is"] = round(t / lowest, 2), "more than"
+    elif t is None and p:
+        out["ts_over_python"], out["ratio_is"] = round(lowest / p, 2) if lowest else None, "less than"
     if not py or not ts or (p is None and t is None):
         out["ts_holds_at_least_python"] = None  # one is missing, or neither held any rate: no answer
     else:
@@ -253,7 +261,8 @@ def print_verdict(report: dict[str, Any]) -> None:
             f"per agent); first that breaks: {x['first_breaking_rate']}{why}"
         )
     print(
-        f"net-sync-ts / netsync per agent: {v['ts_over_python']}; "
+        f"net-sync-ts / netsync per agent: {'' if v['ratio_is'] in (None, 'exact') else v['ratio_is'] + ' '}"
+        f"{v['ts_over_python']}; "
         f"TypeScript holds at least the Python rate: {v['ts_holds_at_least_python']}"
         + (" (neither broke: both figures are lower bounds; raise --rates)" if v["neither_broke"] else "")
     )
