@@ -43,11 +43,16 @@ async def _agent_offset(http: Pool) -> float:
 
 
 async def _surreal_offset(url: str) -> float:
-    """SurrealDB's wall clock minus the host's, from its own `time::now()`."""
-    async with surreal_session(url) as db:
-        before = time.time()
-        now = await asyncio.wait_for(db.query("RETURN time::now();"), 1.0)
-        return now.timestamp() - (before + time.time()) / 2
+    """SurrealDB's wall clock minus the host's, from its own `time::now()` (a read: a write would wait for
+    the clock to pass its last versionstamp, docs/analytics.md); 2 s at most, a frozen server included."""
+
+    async def read() -> float:
+        async with surreal_session(url) as db:
+            before = time.time()
+            now = await db.query("RETURN time::now();")
+            return now.timestamp() - (before + time.time()) / 2
+
+    return await asyncio.wait_for(read(), 2.0)
 
 
 async def move(ctl: Controls, nodes: list[str], offset: int) -> dict[str, float]:
