@@ -199,7 +199,9 @@ def verdict(rows: list[dict[str, Any]], agents: list[str]) -> dict[str, Any]:
     # One that held no rate sustains less than the ramp's first step: the ratio is then a bound.
     lowest = rows[0]["rate"] / n if rows else None
     out["ts_over_python"], out["ratio_is"] = None, None
-    if p and t is not None:
+    if not py or not ts:
+        pass  # one implementation only: nothing to compare
+    elif p and t is not None:
         out["ts_over_python"], out["ratio_is"] = round(t / p, 2), "exact"
     elif p is None and t and lowest:
         out["ts_over_python"], out["ratio_is"] = round(t / lowest, 2), "more than"
