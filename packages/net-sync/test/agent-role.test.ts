@@ -19,7 +19,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import {
   ANSWERS_CURRENT, createNode, fromJson, peerIdForSeed, privateKeyForSeed, SENTIMENT_PROTOCOL, SUMMARY_SUBJECT, type JsonObject
 } from '../src/index.js'
-import { child, freePort, startNatsServer, startNetsync, untilReady, type Child, type NatsServer, type NetsyncAgent } from './helpers.js'
+import { child, freePort, startNatsServer, startNetsync, until, untilReady, type Child, type NatsServer, type NetsyncAgent } from './helpers.js'
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))
 
@@ -87,16 +87,6 @@ async function get (path: string): Promise<{ status: number, body: JsonObject }>
   return { status: res.status, body: fromJson(await res.text()) as JsonObject }
 }
 
-async function until<T> (what: string, probe: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
-  const deadline = Date.now() + ms
-  let seen: T | undefined
-  for (;;) {
-    seen = await probe()
-    if (ok(seen)) return seen
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}; last seen ${JSON.stringify(seen)}`)
-    await sleep(50)
-  }
-}
 
 /** The stream's message at `seq`: its body and its Nats-Msg-Id. */
 async function inStream (seq: number): Promise<{ body: JsonObject, msgId: string | undefined }> {
@@ -250,7 +240,7 @@ async function metric (sample: string): Promise<number> {
 
 test('orchestrator unreachable: 202, then replayed; new decisions go behind the buffer; a full buffer answers 429', async () => {
   await link.cut()
-  await until('the agent lost the orchestrator', async () => (await get('/healthz')).body, (h) => h.orchestrator_connected === false, 5000)
+  await until('the agent lost the orchestrator', async () => (await get('/healthz')).body, { ok: (h) => h !== false && h?.orchestrator_connected === false, timeoutMs: 5000, everyMs: 50 })
   const first = await post({ key: 'p', value: 1, cid: 'ts-p1' })
   assert.equal(first.status, 202, JSON.stringify(first.body))
   assert.deepEqual(Object.keys(first.body).sort(), ['cid', 'outcome', 'quorum_ms'])
@@ -258,7 +248,7 @@ test('orchestrator unreachable: 202, then replayed; new decisions go behind the 
   assert.deepEqual(await get('/intents/ts-p1'), { status: 200, body: { cid: 'ts-p1', state: 'pending-commit' } })
   assert.equal((await get('/healthz')).body.buffer_depth, 1)
   // after four failed replays the next is 1.6 s away: the orchestrator is back, but ts-p1 still buffered
-  await until('four failed replays', async () => await metric('netsync_replay_failures_total'), (n) => n >= 4, 5000)
+  await until('four failed replays', async () => await metric('netsync_replay_failures_total'), { ok: (n) => typeof n === 'number' && n >= 4, timeoutMs: 5000, everyMs: 50 })
   await link.heal()
   const second = await post({ key: 'p', value: 2, cid: 'ts-p2' })
   assert.equal(second.status, 202, `decided while ts-p1 waits, it goes behind it: ${JSON.stringify(second.body)}`)
@@ -268,7 +258,7 @@ test('orchestrator unreachable: 202, then replayed; new decisions go behind the 
   const seqs: number[] = []
   for (const [cid, posted] of [['ts-p1', first], ['ts-p2', second]] as const) {
     const done = await until(`${cid} committed by the replay`, async () => (await get(`/intents/${cid}`)).body,
-      (b) => b.state === 'committed', 10_000)
+      { ok: (b) => b !== false && b?.state === 'committed', timeoutMs: 10_000, everyMs: 50 })
     assert.equal((await inStream(Number(done.stream_seq))).body.cid, cid)
     assert.deepEqual(await post({ key: 'p', value: 9, cid }),
       { status: 200, body: { cid, outcome: 'committed', stream_seq: done.stream_seq, quorum_ms: posted.body.quorum_ms } })

@@ -63,6 +63,30 @@ export async function untilReady (what: string, c: Child, probe: () => Promise<b
   }
 }
 
+/** How `until` polls: its deadline, its pace, when a value is the one awaited (default: any value but
+ * `false` and `undefined`), and what to add to its error (a process's last log lines). */
+export interface UntilOptions<T> { timeoutMs?: number, everyMs?: number, ok?: (v: T) => boolean, context?: () => string }
+
+/** Polls `probe` until its value is the one awaited and returns it; a probe that throws is polled again.
+ * Past the deadline, throws naming what was awaited and the last value or error seen. */
+export async function until<T> (what: string, probe: () => Promise<T | false | undefined>,
+  { timeoutMs = 20_000, everyMs = 100, ok = (v) => v !== false && v !== undefined, context }: UntilOptions<T | false | undefined> = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let seen: unknown
+  for (;;) {
+    try {
+      const v = await probe()
+      if (ok(v)) return v as T
+      seen = v
+    } catch (err) { seen = err }
+    if (Date.now() > deadline) {
+      const last = seen instanceof Error ? String(seen) : JSON.stringify(seen)
+      throw new Error(`awaited ${what} for ${timeoutMs} ms; last seen: ${last}${context !== undefined ? `\n${context()}` : ''}`)
+    }
+    await sleep(everyMs)
+  }
+}
+
 export interface Health { name: string, peer_id: string, peers_connected: string[], orchestrator_connected: boolean, buffer_depth: number }
 
 export interface NetsyncAgent {

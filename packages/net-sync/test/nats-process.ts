@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { freePort, python } from './helpers.js'
+import { freePort, python, until } from './helpers.js'
 
 /** nats-server on a fixed port and store, so it can be stopped and started again as the same server. */
 export class Nats {
@@ -50,18 +50,4 @@ export class Nats {
   }
 }
 
-/** Polls `probe` until it holds; throws naming what was awaited and what was last seen. */
-export async function until<T> (what: string, probe: () => Promise<T | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let seen: unknown
-  for (;;) {
-    try {
-      const r = await probe()
-      if (r !== false) return r
-      seen = r
-    } catch (err) { seen = err }
-    if (Date.now() > deadline) throw new Error(`awaited ${what} for ${timeoutMs} ms; last seen: ${String(seen)}`)
-    await sleep(100)
-  }
-}
 

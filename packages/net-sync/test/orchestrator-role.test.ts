@@ -15,8 +15,8 @@ import {
   commitDecision, createNode, fromJson, monotonicNow, peerIdForSeed, privateKeyForSeed, thisBoot,
   type FrameNode, type Pending, type Peer
 } from '../src/index.js'
-import { freePort, python, startNetsyncAgent, type NetsyncAgent } from './helpers.js'
-import { Nats, until } from './nats-process.js'
+import { freePort, python, startNetsyncAgent, until, type NetsyncAgent } from './helpers.js'
+import { Nats } from './nats-process.js'
 
 const WINDOW_S = 2
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))

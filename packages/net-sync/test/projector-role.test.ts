@@ -14,7 +14,7 @@ import { changefeedRetention, COMMAND_SUBJECT, ConfigError, Log, openStore, toJs
 import { start } from '../src/roles/projector.js'
 import { refused, SurrealUnavailable } from '../src/surreal-session.js'
 import type { RoleHandle } from '../src/cli.js'
-import { freePort, startSurreal, startNatsServer, ROOT, PYTHON, type NatsServer, type SurrealServer } from './helpers.js'
+import { freePort, startSurreal, startNatsServer, until, ROOT, PYTHON, type NatsServer, type SurrealServer } from './helpers.js'
 import { spawn } from 'node:child_process'
 
 const STREAM = 'SENTIMENT'
@@ -52,22 +52,9 @@ async function stopProjector (): Promise<void> {
   projector = undefined
 }
 
-/** Polls `probe` until it returns a value other than undefined; throws naming what was awaited and seen. */
-async function until<T> (what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let seen: unknown
-  for (;;) {
-    try {
-      const v = await probe()
-      if (v !== undefined) return v
-    } catch (err) {
-      seen = err
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; last seen: ${String(seen)}; the projector's last lines:\n${lines.slice(-15).join('')}`)
-    }
-    await sleep(100)
-  }
+/** `until`, its error ending with the projector's last log lines. */
+async function awaited<T> (what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  return await until(what, probe, { timeoutMs, context: () => `the projector's last lines:\n${lines.slice(-15).join('')}` })
 }
 
 interface Health { name: string, connected_nats: boolean, connected_surreal: boolean, last_seq: number }
@@ -170,13 +157,13 @@ test('commitments in the stream become rows {cid, key, value, stream_seq, writte
     await publish(commitment('p-2', 'k', -5), 'p-2', 'p-2'),
     await publish(commitment('p-3', 'k', 0), 'p-3', 'p-3')
   ]
-  const r1 = await until('row p-1', async () => await row('p-1'))
+  const r1 = await awaited('row p-1', async () => await row('p-1'))
   assert.equal(String(r1.id), 'sentiment:⟨p-1⟩') // the record id is the cid (SurrealQL quotes its `-`)
   assert.deepEqual([r1.cid, r1.key, BigInt(r1.value as bigint), Number(r1.stream_seq)], ['p-1', 'ключ ☀', 9223372036854775807n, seqs[0]])
   assert.ok(r1.written_at instanceof Date || String(r1.written_at) !== '', `written_at: ${String(r1.written_at)}`)
-  const r3 = await until('row p-3', async () => await row('p-3'))
+  const r3 = await awaited('row p-3', async () => await row('p-3'))
   assert.deepEqual([r3.key, Number(r3.value), Number(r3.stream_seq)], ['k', 0, seqs[2]])
-  const h = await until('last_seq at the third message', async () => { const x = await health(); return x.last_seq === seqs[2] ? x : undefined })
+  const h = await awaited('last_seq at the third message', async () => { const x = await health(); return x.last_seq === seqs[2] ? x : undefined })
   assert.deepEqual(h, { name: 'projector-ts', connected_nats: true, connected_surreal: true, last_seq: seqs[2] })
   assert.equal(await metric('netsync_projected_total'), 3)
   assert.equal(await metric('netsync_projector_last_seq'), seqs[2])
@@ -200,7 +187,7 @@ test('a redelivery rewrites the same row: a projector that wrote and crashed bef
   await writeSentiment(db, { cid: 'r-1', key: 'k', value: 7, seq })
   const first = await row('r-1')
   await startProjector()
-  await until('r-1 projected again', async () => logged('projected').some((r) => r.cid === 'r-1') ? true : undefined)
+  await awaited('r-1 projected again', async () => logged('projected').some((r) => r.cid === 'r-1') ? true : undefined)
   const [rows] = await db.query("SELECT * FROM sentiment WHERE cid = 'r-1';").collect<[Row[]]>()
   assert.equal(rows.length, 1)
   assert.equal(Number(rows[0]!.stream_seq), seq)
@@ -222,7 +209,7 @@ test('malformed bodies are dead-lettered (terminated, logged, counted); the mess
     await publish('[1, 2]', undefined, 'm-array')
   )
   const good = await publish(commitment('m-good', 'k', 42), 'm-good', 'm-good')
-  const r = await until('row m-good behind the malformed', async () => await row('m-good'))
+  const r = await awaited('row m-good behind the malformed', async () => await row('m-good'))
   assert.equal(Number(r.stream_seq), good)
   assert.equal(Number((await row('m-between'))?.stream_seq), between)
   const dead = logged('dead-lettered').filter((x) => bad.includes(x.seq as number))
@@ -243,7 +230,7 @@ test('malformed bodies are dead-lettered (terminated, logged, counted); the mess
   assert.equal(await metric('netsync_projector_dead_letters_total'), dead0 + 6)
   for (const cid of ['m-float', 'm-big', 'm-surrogate']) assert.equal(await row(cid), undefined)
   // terminated, never redelivered, and still in the stream for an operator to read by seq
-  const info = await until('every message finished', async () => {
+  const info = await awaited('every message finished', async () => {
     const i = await jsm.consumers.info(STREAM, 'projector')
     return i.num_ack_pending === 0 && i.num_pending === 0 ? i : undefined
   })
@@ -263,7 +250,7 @@ test("netsync's projector, on the same stream into another database, writes the 
   proc.stderr.on('data', (d: Buffer) => out.push(d.toString()))
   try {
     const last = (await jsm.streams.info(STREAM)).state.last_seq
-    await until(`netsync's projector at seq ${last}`, async () => {
+    await awaited(`netsync's projector at seq ${last}`, async () => {
       const i = await jsm.consumers.info(STREAM, 'projector-py')
       return i.num_ack_pending === 0 && i.num_pending === 0 && i.delivered.stream_seq === last ? true : undefined
     }, 30_000).catch((err: unknown) => { throw new Error(`${String(err)}\n${out.join('')}`) })
@@ -306,7 +293,7 @@ test('a write SurrealDB refuses 8 times is dead-lettered (cause refused) and the
   await db.query("DEFINE FIELD key ON sentiment TYPE string ASSERT !string::starts_with($value, 'I/O error');").collect()
   const refusedSeq = await publish(commitment('x-refused', 'I/O error: EIO (os error 5)', 1), 'x-refused', 'x-refused')
   const behind = await publish(commitment('x-behind', 'k', 2), 'x-behind', 'x-behind')
-  const r = await until('row x-behind', async () => await row('x-behind'), 20_000)
+  const r = await awaited('row x-behind', async () => await row('x-behind'), 20_000)
   assert.equal(Number(r.stream_seq), behind)
   const [dead] = logged('dead-lettered').filter((x) => x.seq === refusedSeq)
   assert.equal(dead?.cause, 'refused')
@@ -323,13 +310,13 @@ test('SurrealDB stopped: nothing is acked meanwhile; restarted: everything is st
   const dead0 = await metric('netsync_projector_dead_letters_total')
   const acked0 = (await health()).last_seq
   await surreal.stop()
-  await until('connected_surreal false', async () => (await health()).connected_surreal ? undefined : true)
+  await awaited('connected_surreal false', async () => (await health()).connected_surreal ? undefined : true)
   const seqs = [
     await publish(commitment('o-1', 'k', 1), 'o-1', 'o-1'),
     await publish(commitment('o-2', 'k', 2), 'o-2', 'o-2'),
     await publish(commitment('o-3', 'k', 3), 'o-3', 'o-3')
   ]
-  await until('write failures counted', async () => await metric('netsync_projector_write_failures_total') >= 3 ? true : undefined)
+  await awaited('write failures counted', async () => await metric('netsync_projector_write_failures_total') >= 3 ? true : undefined)
   const held = await jsm.consumers.info(STREAM, 'projector')
   assert.equal(held.num_ack_pending, 3, 'delivered, none acked')
   assert.equal(held.ack_floor.stream_seq, acked0)
@@ -340,10 +327,10 @@ test('SurrealDB stopped: nothing is acked meanwhile; restarted: everything is st
   await db.close()
   db = await openStore({ url: surreal.url, user: 'root', pass: 'root', ns: 'solar', db: 'netsync' })
   for (const [i, cid] of ['o-1', 'o-2', 'o-3'].entries()) {
-    const r = await until(`row ${cid} after the restart`, async () => await row(cid))
+    const r = await awaited(`row ${cid} after the restart`, async () => await row(cid))
     assert.equal(Number(r.stream_seq), seqs[i])
   }
-  const h = await until('everything acked', async () => { const x = await health(); return x.last_seq === seqs[2] ? x : undefined })
+  const h = await awaited('everything acked', async () => { const x = await health(); return x.last_seq === seqs[2] ? x : undefined })
   assert.equal(h.connected_surreal, true)
   assert.equal((await jsm.consumers.info(STREAM, 'projector')).num_ack_pending, 0)
   assert.equal(await metric('netsync_projector_dead_letters_total'), dead0, 'an outage dead-letters nothing')
@@ -352,10 +339,10 @@ test('SurrealDB stopped: nothing is acked meanwhile; restarted: everything is st
 
 test('the stream deleted: connected_nats false; made again: the consumer is set up again and projects', async () => {
   await jsm.streams.delete(STREAM)
-  await until('connected_nats false', async () => (await health()).connected_nats ? undefined : true)
+  await awaited('connected_nats false', async () => (await health()).connected_nats ? undefined : true)
   await jsm.streams.add({ name: STREAM, subjects: ['root.solar.command.>'], duplicate_window: 120e9 })
   const seq = await publish(commitment('g-1', 'k', 9), 'g-1', 'g-1')
-  const r = await until('row g-1 from the new stream', async () => await row('g-1'))
+  const r = await awaited('row g-1 from the new stream', async () => await row('g-1'))
   assert.equal(Number(r.stream_seq), seq)
   assert.equal((await health()).connected_nats, true)
   assert.ok(logged('consumer gone, setting it up again').length >= 1)
@@ -363,15 +350,15 @@ test('the stream deleted: connected_nats false; made again: the consumer is set 
 
 test('NATS killed: connected_nats false; a fresh server on its port: the projector reconnects, waits for the stream, projects', async () => {
   await nats.stop()
-  await until('connected_nats false', async () => (await health()).connected_nats ? undefined : true)
+  await awaited('connected_nats false', async () => (await health()).connected_nats ? undefined : true)
   assert.equal(await metric('netsync_projector_nats_connected'), 0)
   nats = await startNatsServer(Number(new URL(nats.url).port))
-  await until('the stream made on the fresh server', async () => {
+  await awaited('the stream made on the fresh server', async () => {
     await jsm.streams.add({ name: STREAM, subjects: ['root.solar.command.>'], duplicate_window: 120e9 })
     return true
   })
   const seq = await publish(commitment('n-1', 'k', 4), 'n-1', 'n-1')
-  const r = await until('row n-1 through the fresh server', async () => await row('n-1'))
+  const r = await awaited('row n-1 through the fresh server', async () => await row('n-1'))
   assert.equal(Number(r.stream_seq), seq)
   assert.equal((await health()).connected_nats, true)
   assert.equal(await metric('netsync_projector_nats_connected'), 1)
