@@ -86,6 +86,8 @@ class Analytics:
         self._no_feed_reported = False
         self._ahead_logged = False
         self._rescan_from: int | None = None  # the cursor before the last seconds were read again
+        self._late = 0  # changes found below a cursor already past them, over the process's life
+        self._late_at_rescan = 0  # ... when the last seconds were last read again
         self.state = State(
             Path(settings.state_dir),
             guard="apply-out-of-order" not in self.bugs,
@@ -237,7 +239,12 @@ class Analytics:
             )
             self.metrics.store_rows.set(count)
             missing = checking and count > len(self.state.view.cids) and count > self.state.known
-            if missing and self._rescan_from is None:
+            # A reading again that found late changes does not make a row still missing a loss: while
+            # entries keep turning up late (the cursor held at a server clock stepped back, where every
+            # write in flight is stamped just below it) the next one may be late too. Read again until a
+            # reading finds none late; only then audit and report what is still missing.
+            found_late = self._rescan_from is not None and self._late > self._late_at_rescan
+            if missing and (self._rescan_from is None or found_late):
                 # First read the last RESCAN_S again: with concurrent writers SurrealDB makes an entry
                 # visible after a later-stamped one (measured), below a cursor already past it.
                 back = max(0, min(cursor, stamp_at(stamp_ms(cursor) - int(RESCAN_S * 1000))))
@@ -248,8 +255,10 @@ class Analytics:
                     reported=len(self.state.gapped),
                     cursor=cursor,
                     back_to=back,
+                    late_so_far=self._late,
                 )
                 self._rescan_from = cursor
+                self._late_at_rescan = self._late
                 self.state.save_cursor(back)
                 self.metrics.cursor.set(back)
                 return True
@@ -282,6 +291,7 @@ class Analytics:
                 self.metrics.stale.inc()
             lines.append({"t": now, "type": "applied", **ch.line()})
             if self._rescan_from is not None and ch.versionstamp < self._rescan_from:
+                self._late += 1
                 self.metrics.late.inc()
                 self.log.warning(
                     "a change visible only after the cursor passed its stamp",
@@ -342,6 +352,7 @@ class Analytics:
             "cursor": self.state.cursor,
             "applied": self.state.applied,
             "gaps": self.state.gaps,
+            "followed": self.state.known,
             "caught_up": self.caught_up,
             "connected_nats": self.scout.connected if self.scout is not None else None,
         }

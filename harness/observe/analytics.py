@@ -82,8 +82,9 @@ async def _store_rows(sut: System) -> int:
 
 
 async def wait_followed(sut: System, within: float, say) -> None:  # noqa: ANN001 (a Progress)
-    """Until the node is caught up and has applied (or reported as a gap) as many changes as the store
-    has rows; past `within`, say so and go on (what it lacks is judged: cdc-lost, analytics-mismatch)."""
+    """Until the node is caught up and has followed as many cids (applied, or reported as unread) as the
+    store has rows; past `within`, say so and go on (what it lacks is judged: cdc-lost,
+    analytics-mismatch)."""
     rows = await _store_rows(sut)
     seen: dict[str, Any] = {}
 
@@ -91,7 +92,10 @@ async def wait_followed(sut: System, within: float, say) -> None:  # noqa: ANN00
         async with httpx.AsyncClient(timeout=2.0) as http:
             h = (await http.get(f"{sut.http_url(shape.ANALYTICS)}/healthz")).json()
         seen.update(h)
-        return bool(h.get("caught_up")) and h.get("applied", 0) + h.get("gaps", 0) >= rows
+        # `followed`: the distinct cids applied or reported unread; a node without it is judged by
+        # applied + gaps (which a gap line naming no cid, or a cid applied after its report, inflates)
+        followed = h.get("followed", h.get("applied", 0) + h.get("gaps", 0))
+        return bool(h.get("caught_up")) and followed >= rows
 
     try:
         await await_until(

@@ -46,6 +46,7 @@ async def test_rows_are_applied_once_each_and_a_rewrite_changes_nothing(
         assert len(analytics.applied()) == 120
         assert "netsync_analytics_applied_total 120.0" in analytics.get("/metrics").decode()
         assert analytics.health()["connected_surreal"] is True
+        assert analytics.health()["followed"] == 120  # distinct cids, rewrites counted once
         assert http_status(f"http://127.0.0.1:{analytics.port}/nothing") == 404
         post = urllib.request.Request(f"http://127.0.0.1:{analytics.port}/view", data=b"{}", method="POST")
         with pytest.raises(urllib.error.HTTPError, match="405"):
