@@ -201,6 +201,8 @@ class Shrink:
                     break
         except OutOfBudget:
             notes.append("the budget ended during the search: the result may not be minimal")
+            if self.best.key() != chain[-1].key():
+                chain.append(self.best)  # a step the interrupted pass had accepted: confirmed first
         minimal, confirmed = None, False
         self.searching = False
         for shape in reversed(chain):  # the smallest that confirms; a shape that does not is never reported
