@@ -386,8 +386,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the `with` blocks have already killed what they started
-        print("interrupted: every process this run started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    tp.run(main)

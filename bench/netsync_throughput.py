@@ -1246,9 +1246,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run(entry: Callable[[], int]) -> None:
+    """Exit with `entry`'s status; on Ctrl-C, 130, once the `with` blocks have killed what they started."""
     try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the `with` blocks have already killed what they started
+        sys.exit(entry())
+    except KeyboardInterrupt:
         print("interrupted: every process this run started has been stopped", file=sys.stderr)
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    run(main)
