@@ -31,10 +31,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
-import platform
 import shutil
-import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -338,25 +335,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, tp._interrupt)
-    out = Path(args.out) if Path(args.out).is_absolute() else ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    started = dt.datetime.now(dt.UTC)
-    meta: dict[str, Any] = {
-        "date": started.isoformat(timespec="seconds"),
-        "command": " ".join(["python", *sys.argv]),
-        "host": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+    out, started, meta = tp.begin(args)
+    meta |= {
         "agents": args.agents,
         "orchestrator": PYTHON,
         "projector": None if args.no_projector else PYTHON,
-        "load_average_start": tp.load_average(),
-        "source": tp.source_state(),
-        "agent_env": tp.CONTRACT_TIMEOUTS,
-        "seconds_per_rate": args.seconds,
     }
     report: dict[str, Any] = {"meta": meta}
     with contextlib.ExitStack() as stack:

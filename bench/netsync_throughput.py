@@ -1198,8 +1198,9 @@ def print_verdict(report: dict[str, Any]) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def begin(args: argparse.Namespace) -> tuple[Path, dt.datetime, dict[str, Any]]:
+    """What a bench run sets up first: SIGTERM as Ctrl-C, the report's path, its start and the figures
+    that describe the run (date, command, host, load, netsync's source, the agents' timeouts)."""
     signal.signal(signal.SIGTERM, _interrupt)
     out = Path(args.out) if Path(args.out).is_absolute() else ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1216,6 +1217,14 @@ def main(argv: list[str] | None = None) -> int:
         "source": source_state(),
         "agent_env": CONTRACT_TIMEOUTS,
         "seconds_per_rate": args.seconds,
+    }
+    return out, started, meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out, started, meta = begin(args)
+    meta |= {
         "projector": not args.no_projector,
         "budgets": {
             "intent_p99_ms": INTENT_P99_BUDGET_MS,
