@@ -109,9 +109,13 @@ def _silent(
 def _near(summary_depth: float, depths: np.ndarray) -> bool:
     """Whether the depth lies within the range the agent's samples spanned, give or take the tolerance:
     a buffer filling or draining passes through every depth between two readings (flapping-nats: a
-    summary's 10 between samples of 27 and 0 is a reading of the drain, not a lie)."""
+    summary's 10 between samples of 27 and 0 is a reading of the drain, not a lie). And between two
+    readings it may rise past the highest and fall back: at the fastest pace the readings show (their
+    largest step, D per interval), by up to D/2 (nats-minority-partition: a summary's 20 beside
+    readings of 0 to 17 that moved by up to 17)."""
     low, high = float(depths.min()), float(depths.max())
-    tolerance = max(DEPTH_TOLERANCE, DEPTH_TOLERANCE_SHARE * max(summary_depth, high))
+    overshoot = float(np.abs(np.diff(depths)).max()) / 2 if len(depths) > 1 else 0.0
+    tolerance = max(DEPTH_TOLERANCE, DEPTH_TOLERANCE_SHARE * max(summary_depth, high), overshoot)
     return low - tolerance <= summary_depth <= high + tolerance
 
 

@@ -119,6 +119,24 @@ def test_a_depth_between_two_samples_of_a_draining_buffer_is_no_mismatch(tmp_pat
     assert_only(v)
 
 
+def test_a_peak_between_two_readings_of_a_moving_buffer_is_no_mismatch(tmp_path: Path) -> None:
+    """Readings of 0 and 17 a second apart: the buffer moves 17 a second, so between two readings it may
+    have passed 17 by up to half that (nats-minority-partition: a summary's 20); a summary far past that
+    pace is still a mismatch."""
+    for said, anomalies in ((20, ()), (40, (("telemetry-mismatch", None),))):
+        run = RunDir(expect={"drained_within_s": 30})
+        for i in range(20):
+            run.intent(f"ok-{i}", float(i))
+            for agent in AGENTS:
+                run.sample(float(i), agent, buffer_depth=17 if i == 10 else 0, buffer_cap=256)
+        run.agents_drained(20.0, AGENTS)
+        summaries(run, 0, 10)
+        summaries(run, 10, 11, depth=said)
+        summaries(run, 11, 20)
+        v = check(run, tmp_path / str(said))
+        assert_only(v, *anomalies * len(AGENTS))
+
+
 def test_a_malformed_summary_names_the_file_and_line(tmp_path: Path) -> None:
     path = summaries(gossiping(), 0, 3).write(tmp_path)
     line = append_line(path, store.TELEMETRY, {"t": 4.0, "window_start": "soon", "window_end": 4.0})
