@@ -104,14 +104,20 @@ def test_a_depth_within_the_tolerance_is_no_mismatch(tmp_path: Path) -> None:
     assert v["checks"]["telemetry"]["summaries_judged"] > 0
 
 
-def test_a_depth_between_two_samples_of_a_draining_buffer_is_no_mismatch(tmp_path: Path) -> None:
-    """A buffer drained from 27 to 0 between two samples passed through 10 (flapping-nats)."""
+def burst(depth: int) -> RunDir:
+    """20 s of intents, every agent's buffer read empty each second but at t=10, where it reads `depth`."""
     run = RunDir(expect={"drained_within_s": 30})
     for i in range(20):
         run.intent(f"ok-{i}", float(i))
         for agent in AGENTS:
-            run.sample(float(i), agent, buffer_depth=27 if i == 10 else 0, buffer_cap=256)
+            run.sample(float(i), agent, buffer_depth=depth if i == 10 else 0, buffer_cap=256)
     run.agents_drained(20.0, AGENTS)
+    return run
+
+
+def test_a_depth_between_two_samples_of_a_draining_buffer_is_no_mismatch(tmp_path: Path) -> None:
+    """A buffer drained from 27 to 0 between two samples passed through 10 (flapping-nats)."""
+    run = burst(27)
     summaries(run, 0, 11)
     summaries(run, 11, 12, depth=10)
     summaries(run, 12, 20)
@@ -124,12 +130,7 @@ def test_a_peak_between_two_readings_of_a_moving_buffer_is_no_mismatch(tmp_path:
     have passed 17 by up to half that (nats-minority-partition: a summary's 20); a summary far past that
     pace is still a mismatch."""
     for said, anomalies in ((20, ()), (40, (("telemetry-mismatch", None),))):
-        run = RunDir(expect={"drained_within_s": 30})
-        for i in range(20):
-            run.intent(f"ok-{i}", float(i))
-            for agent in AGENTS:
-                run.sample(float(i), agent, buffer_depth=17 if i == 10 else 0, buffer_cap=256)
-        run.agents_drained(20.0, AGENTS)
+        run = burst(17)
         summaries(run, 0, 10)
         summaries(run, 10, 11, depth=said)
         summaries(run, 11, 20)
