@@ -94,7 +94,7 @@ class ImageBuilds:
         req = ROOT / "netsync" / "requirements.txt"
         lines = [ln.strip() for ln in req.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         wheels = self.builds.wheels("netsync", lines)
-        faketime = self._faketime()
+        faketime = self.faketime()
         self._docker_build(
             ref,
             DOCKER_DIR / "netsync" / "Dockerfile",
@@ -103,8 +103,9 @@ class ImageBuilds:
             network="none" if self.offline else None,
         )
 
-    def _faketime(self) -> Path:
-        """libfaketime's library for the agents, from the Debian package netsync's spec pins."""
+    def faketime(self) -> Path:
+        """libfaketime's library for the agents (and SurrealDB under a clock fault), from the Debian
+        package netsync's spec pins."""
         debs = self.builds.debs("netsync", self.spec["netsync"]["debs"])
         faketime = next(debs.glob("usr/lib/*/faketime/libfaketimeMT.so.1"), None)
         if faketime is None:
@@ -123,7 +124,7 @@ class ImageBuilds:
             DOCKER_DIR / "net-sync-ts" / "Dockerfile",
             {
                 "node": node,
-                "libfaketimeMT.so.1": self._faketime(),
+                "libfaketimeMT.so.1": self.faketime(),
                 "package.json": pkg / "package.json",
                 "dist": dist / "dist",
                 "node_modules": prod / "node_modules",

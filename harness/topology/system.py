@@ -178,7 +178,7 @@ class System:
         Debian build the images copy) is bound read-only where CLOCK_ENV preloads it, with the offset folder
         beside it; the binary is dynamically linked against glibc, which the library wraps."""
         clock = Path(self.disks.file("surrealdb.clock/offset", "+0\n")).parent
-        library = str(self.images._faketime())  # noqa: SLF001 - the one place that finds the library
+        library = str(self.images.faketime())
         return {CLOCK_ENV["LD_PRELOAD"]: (library, "ro"), CLOCK_DIR: (str(clock), "ro")}, dict(CLOCK_ENV)
 
     def set_clock(self, agent: str, offset: int) -> None:
