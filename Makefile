@@ -55,7 +55,8 @@ test: setup
 
 # packages/net-sync (@root-solar/net-sync, issue 29): Node 22 from the npm registry
 # (scripts/node22.sh, cached in ~/.cache/solar-chaos/node22), `npm ci` when the lockfile changed, then its
-# node:test suite, which runs netsync's own processes beside it (so `setup` comes first).
+# node:test suite, which runs netsync's own processes beside it (so `setup` comes first). No file may
+# take 5 min (--test-timeout, package.json) nor the suite 15 min: a hang fails here, not at CI's limit.
 NET_SYNC := packages/net-sync
 WITH_NODE22 = PATH="$$(dirname "$$(scripts/node22.sh)"):$$PATH"
 $(NET_SYNC)/node_modules/.package-lock.json: $(NET_SYNC)/package-lock.json
@@ -63,7 +64,7 @@ $(NET_SYNC)/node_modules/.package-lock.json: $(NET_SYNC)/package-lock.json
 	@$(WITH_NODE22) && cd $(NET_SYNC) && npm ci --no-audit --no-fund
 
 test-ts: setup $(NET_SYNC)/node_modules/.package-lock.json
-	@$(WITH_NODE22) && cd $(NET_SYNC) && npm run build && npm test
+	@$(WITH_NODE22) && cd $(NET_SYNC) && npm run build && timeout --kill-after=30s 15m npm test
 
 test-unit: venv
 	scripts/run-pytest.sh tests/unit $(PYTEST_ARGS)

@@ -3,7 +3,9 @@
  * `net-sync ROLE`: the image's entrypoint, one role per process (docs/contract.md, "Roles and images"),
  * configured only by the environment. Each role lives in src/roles/<role>.ts and exports
  * `start(env, log)`, which resolves once the role serves and returns its stop. SIGTERM and SIGINT stop
- * it and exit 0; a ConfigError exits 2 naming the variable and what is allowed.
+ * it and exit 0; a stop that has not finished within STOP_GRACE_MS is logged and exits 1 (a process that
+ * never exits on SIGTERM would hang whoever waits for it); a ConfigError exits 2 naming the variable and
+ * what is allowed.
  */
 import { ConfigError, type Env } from './config.js'
 import { Log } from './log.js'
@@ -11,6 +13,27 @@ import { Log } from './log.js'
 /** A started role: `stop` closes what it holds (HTTP, libp2p, NATS, SurrealDB) and resolves. */
 export interface RoleHandle { stop: () => Promise<void> }
 export type StartRole = (env: Env, log: Log) => Promise<RoleHandle>
+
+/** How long a stop may take before the process gives up on it: under Docker's 10 s before SIGKILL. */
+export const STOP_GRACE_MS = 8_000
+
+/** `stop()` within `graceMs`: true when it finished (or failed) in time, false when it did not; a failing
+ * stop is logged, never thrown, so the process still exits. */
+export async function stopWithin (stop: () => Promise<void>, graceMs: number, log: Log): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, graceMs) })
+  const done = stop().then(() => true, (err: unknown) => {
+    log.error('stop failed', { error: err instanceof Error ? err.message : String(err) })
+    return true
+  })
+  try {
+    const inTime = await Promise.race([done, late])
+    if (!inTime) log.error('stop timed out', { grace_ms: graceMs })
+    return inTime
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 export const ROLES = ['agent', 'orchestrator', 'projector'] as const
 export type Role = typeof ROLES[number]
@@ -37,15 +60,14 @@ export async function main (argv: readonly string[], env: Env = process.env): Pr
     }
     throw err
   }
-  await new Promise<void>((resolve) => {
+  return await new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       log.info('stopping', { signal })
-      void handle.stop().finally(resolve)
+      void stopWithin(async () => { await handle.stop() }, STOP_GRACE_MS, log).then((inTime) => { resolve(inTime ? 0 : 1) })
     }
     process.once('SIGTERM', () => { stop('SIGTERM') })
     process.once('SIGINT', () => { stop('SIGINT') })
   })
-  return 0
 }
 
 if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) {

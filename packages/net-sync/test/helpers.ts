@@ -19,17 +19,30 @@ export function python (code: string, input: unknown = null): string {
   return execFileSync(PYTHON, ['-c', code, JSON.stringify(input)], { cwd: ROOT, encoding: 'utf8' })
 }
 
-/** A TCP port nobody listens on now. */
+/** Ports this test process has handed out: the kernel may give a port closed a moment ago to the next
+ * `listen(0)`, and two processes told the same port race for it (one exits with EADDRINUSE). */
+const handedOut = new Set<number>()
+
+/** A TCP port nobody listens on now, and one this test process has not handed out before. */
 export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
+  for (;;) {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+    if (!handedOut.has(port)) {
+      handedOut.add(port)
+      return port
+    }
+  }
 }
 
 /** A child process whose output is kept for the error message, and a stop that waits for its exit. */
 export interface Child { proc: ChildProcess, log: string[], stop: () => Promise<void> }
+
+/** How long `stop` waits after its signal before SIGKILL: a child that ignores SIGTERM must not hang the
+ * file's `after` hook (and with it the whole suite). */
+export const KILL_AFTER_MS = 10_000
 
 export function child (command: string, args: string[], options: SpawnOptions,
   signal: NodeJS.Signals, cleanup: () => void = () => {}): Child {
@@ -39,8 +52,15 @@ export function child (command: string, args: string[], options: SpawnOptions,
   proc.stderr?.on('data', (d: Buffer) => log.push(d.toString()))
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
   const stop = async (): Promise<void> => {
-    if (proc.exitCode === null) proc.kill(signal)
-    await exited
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill(signal)
+      const timer = setTimeout(() => {
+        log.push(`(no exit ${KILL_AFTER_MS} ms after ${signal}: SIGKILL)\n`)
+        proc.kill('SIGKILL')
+      }, KILL_AFTER_MS)
+      await exited
+      clearTimeout(timer)
+    }
     cleanup()
   }
   return { proc, log, stop }

@@ -5,7 +5,6 @@
  */
 import { test, after, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -15,15 +14,14 @@ import {
   commitDecision, createNode, fromJson, monotonicNow, peerIdForSeed, privateKeyForSeed, thisBoot,
   type FrameNode, type Pending, type Peer
 } from '../src/index.js'
-import { freePort, python, startNetsyncAgent, until, type NetsyncAgent } from './helpers.js'
+import { child, freePort, python, startNetsyncAgent, until, type Child, type NetsyncAgent } from './helpers.js'
 import { Nats } from './nats-process.js'
 
 const WINDOW_S = 2
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))
 
 let nats: Nats
-let orchestrator: ChildProcess
-const orchestratorLog: string[] = []
+let orchestrator: Child | undefined
 let httpPort: number
 let orchestratorPeer: Peer
 let agents: NetsyncAgent[] = []
@@ -31,6 +29,8 @@ let client: FrameNode
 let nc: NatsConnection
 let summaries: Subscription
 const boot = thisBoot()
+
+function orchestratorLog (): string { return orchestrator?.log.join('') ?? '' }
 
 async function health (): Promise<{ name: string, peer_id: string, nats: boolean }> {
   return await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json() as { name: string, peer_id: string, nats: boolean }
@@ -58,7 +58,7 @@ before(async () => {
   nats = await Nats.launch()
   const p2pPort = await freePort()
   httpPort = await freePort()
-  orchestrator = spawn(process.execPath, [CLI, 'orchestrator'], {
+  orchestrator = child(process.execPath, [CLI, 'orchestrator'], {
     env: {
       PATH: process.env.PATH,
       NETSYNC_NAME: 'orchestrator',
@@ -67,19 +67,21 @@ before(async () => {
       NETSYNC_NATS_URL: nats.url,
       NETSYNC_DUPLICATE_WINDOW_S: String(WINDOW_S),
       NETSYNC_TELEMETRY_INTERVAL_MS: '300'
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  orchestrator.stdout!.on('data', (d: Buffer) => orchestratorLog.push(d.toString()))
-  orchestrator.stderr!.on('data', (d: Buffer) => orchestratorLog.push(d.toString()))
+    }
+  }, 'SIGTERM')
   orchestratorPeer = { addr: multiaddr(`/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${(await peerIdForSeed('orchestrator')).toString()}`) }
-  await until('the orchestrator\'s /healthz nats: true', async () => (await health()).nats)
+  await until('the orchestrator\'s /healthz nats: true', async () => (await health()).nats,
+    { context: () => `the orchestrator (exit ${String(orchestrator?.proc.exitCode)}):\n${orchestratorLog()}` })
   nc = await connect({ servers: nats.url })
   summaries = nc.subscribe('root.solar.telemetry.peer-health')
-  agents = await Promise.all(['agent-1', 'agent-2'].map(async (name) => await startNetsyncAgent(name, {
+  // both kept for `after` even when one fails to start: a running child left behind keeps this file alive
+  const started = await Promise.allSettled(['agent-1', 'agent-2'].map(async (name) => await startNetsyncAgent(name, {
     NETSYNC_ORCHESTRATOR: orchestratorPeer.addr.toString(),
     NETSYNC_TELEMETRY_INTERVAL_MS: '100'
   }, (h) => h.orchestrator_connected)))
+  agents = started.flatMap((r) => r.status === 'fulfilled' ? [r.value] : [])
+  const failed = started.find((r) => r.status === 'rejected')
+  if (failed !== undefined) throw (failed as PromiseRejectedResult).reason
   client = await createNode({ privateKey: await privateKeyForSeed('agent-js'), listen: '/ip4/127.0.0.1/tcp/0' })
 })
 
@@ -87,11 +89,7 @@ after(async () => {
   await client?.stop()
   await Promise.all(agents.map(async (a) => { await a.stop() }))
   await nc?.close()
-  if (orchestrator !== undefined && orchestrator.exitCode === null) {
-    const exited = new Promise((resolve) => orchestrator.once('exit', resolve))
-    orchestrator.kill('SIGTERM')
-    await exited
-  }
+  await orchestrator?.stop()
   await nats?.remove()
 })
 
@@ -108,7 +106,7 @@ test("netsync's Python agents commit through it: 200, and the stream holds each 
       method: 'POST', body: JSON.stringify({ key: `key-${agent.name}`, value: 42, cid })
     })
     const body = await res.json() as { outcome: string, stream_seq: number }
-    assert.equal(res.status, 200, JSON.stringify(body) + orchestratorLog.join(''))
+    assert.equal(res.status, 200, JSON.stringify(body) + orchestratorLog())
     assert.equal(body.outcome, 'committed')
     const m = await jsm.streams.getMessage('SENTIMENT', { seq: body.stream_seq })
     assert.ok(m !== null)

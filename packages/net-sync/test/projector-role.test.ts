@@ -14,8 +14,7 @@ import { changefeedRetention, COMMAND_SUBJECT, ConfigError, Log, openStore, toJs
 import { start } from '../src/roles/projector.js'
 import { refused, SurrealUnavailable } from '../src/surreal-session.js'
 import type { RoleHandle } from '../src/cli.js'
-import { freePort, startSurreal, startNatsServer, until, ROOT, PYTHON, type NatsServer, type SurrealServer } from './helpers.js'
-import { spawn } from 'node:child_process'
+import { child, freePort, startSurreal, startNatsServer, until, ROOT, PYTHON, type NatsServer, type SurrealServer } from './helpers.js'
 
 const STREAM = 'SENTIMENT'
 
@@ -240,14 +239,11 @@ test('malformed bodies are dead-lettered (terminated, logged, counted); the mess
 
 test("netsync's projector, on the same stream into another database, writes the same rows", async () => {
   const port = await freePort()
-  const out: string[] = []
-  const proc = spawn(PYTHON, ['-m', 'netsync', 'projector'], {
+  const py = child(PYTHON, ['-m', 'netsync', 'projector'], {
     cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, ...env(), NETSYNC_NAME: 'projector-py', NETSYNC_HTTP_PORT: String(port), NETSYNC_CONSUMER: 'projector-py', NETSYNC_SURREAL_DB: 'netsync_py' }
-  })
-  proc.stdout.on('data', (d: Buffer) => out.push(d.toString()))
-  proc.stderr.on('data', (d: Buffer) => out.push(d.toString()))
+  }, 'SIGTERM')
+  const out = py.log
   try {
     const last = (await jsm.streams.info(STREAM)).state.last_seq
     await awaited(`netsync's projector at seq ${last}`, async () => {
@@ -283,8 +279,7 @@ test("netsync's projector, on the same stream into another database, writes the 
       [x.seq, x.cid, x.cause, String(x.reason).startsWith('body is not JSON') ? 'body is not JSON' : x.reason, x.attempts, x.body]
     assert.deepEqual(tsDead.map(shape), pyDead.map(shape))
   } finally {
-    proc.kill('SIGTERM')
-    await new Promise((resolve) => proc.once('exit', resolve))
+    await py.stop()
   }
 })
 
