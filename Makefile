@@ -105,6 +105,7 @@ bench: setup
 	$(BIN)/pip install -q py-spy==0.4.3 orjson==3.13.0  # orjson: checker_speed's comparison parse
 	$(BIN)/python bench/netsync_throughput.py --profile
 	$(BIN)/python bench/implementations_throughput.py  # issue 29: netsync and net-sync-ts agents in one run
+	$(BIN)/python bench/analytics_lag.py --seconds 20  # issue 30: analytics' lag behind the store at 200, 400, 800 rows/s
 	$(BIN)/python bench/bringup.py
 	$(BIN)/python bench/bringup.py --nats-nodes 3
 	$(BIN)/python bench/pause_paths.py
