@@ -8,11 +8,22 @@ from collections.abc import Callable
 from typing import Any
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def loads(data: bytes | str, parse_int: Callable[[str], Any] | None = None) -> Any:
-    """json.loads, with deep nesting a ValueError too: some 65,000 `[` fit in 64 KiB and made the
-    parser raise RecursionError, which no `except ValueError` caught."""
+    """JSON as RFC 8259 has it (docs/contract.md: "UTF-8 JSON"), every failure a ValueError: bytes are
+    UTF-8 (a leading BOM ignored, as a WHATWG decoder does; json.loads would also take UTF-16 and
+    UTF-32), `NaN`, `Infinity` and `-Infinity` are not JSON (json.loads takes them), and deep nesting
+    (some 65,000 `[` fit in 64 KiB) is a ValueError rather than the parser's RecursionError."""
+    if isinstance(data, bytes | bytearray):
+        try:
+            data = bytes(data).decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"not UTF-8: {e}") from None
     try:
-        return json.loads(data, parse_int=parse_int)
+        return json.loads(data, parse_int=parse_int, parse_constant=_not_json)
     except RecursionError:
         raise ValueError("nested too deeply to read") from None
 

@@ -73,6 +73,12 @@ DEEP = b"[" * 65_000  # under the 64 KiB body limit; json.loads raised Recursion
         (b'{"key": "k\\udfff", "value": 1}', "key", "surrogate"),
         (b'{"key": "k", "value": 1, "cid": "\\ud800"}', "cid", "A-Z"),
         (b'{"key": "k", "value": 1, "\\ud800": 1}', "\ud800", "allowed: key, value, cid"),
+        # "UTF-8 JSON" (RFC 8259): json.loads alone took UTF-16 and UTF-32 bodies, and NaN and Infinity
+        ('\ufeff{"key": "k", "value": 1}'.encode("utf-16"), "body", "JSON object"),
+        ('{"key": "k", "value": 1}'.encode("utf-32"), "body", "JSON object"),
+        (b'{"key": "k", "value": 1, "cid": "a\xff"}', "body", "JSON object"),
+        (b'{"key": "k", "value": NaN}', "body", "JSON object"),
+        (b'{"key": "k", "value": -Infinity}', "body", "JSON object"),
     ],
 )
 def test_a_hostile_body_is_a_400_naming_the_field(raw: bytes, field: str, says: str) -> None:
@@ -83,6 +89,7 @@ def test_a_hostile_body_is_a_400_naming_the_field(raw: bytes, field: str, says: 
 
 
 def test_keys_of_any_valid_unicode_still_pass() -> None:
+    assert parse_intent('\ufeff{"key": "k", "value": 1}'.encode()) == ("k", 1, None)  # a UTF-8 BOM, ignored
     for key in ["k", "ключ", "鍵", "🔑" * 128, "a\x00b", " "]:
         assert parse_intent(body(key=key, value=1)) == (key, 1, None)
     assert parse_intent(body(key="k", value=10**4000))[1] == 10**4000  # the vote rule judges it
