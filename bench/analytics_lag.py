@@ -3,6 +3,7 @@
     .venv/bin/python bench/analytics_lag.py                              # rates 200,400,800, 30 s each
     .venv/bin/python bench/analytics_lag.py --rates 200 --seconds 10     # a quick look
     .venv/bin/python bench/analytics_lag.py --rates 800 --writers 1      # one writer, as the projector
+    .venv/bin/python bench/analytics_lag.py --rates 200 --prefill 200000 # a large table first
 
 The analytics leg alone, without NATS or agents (the soak on 2 cores cannot commit 200 intents/s).
 Per rate, fresh: SurrealDB from the cached binary (`SurrealServer` of tests/integration/netsync_procs.py:
@@ -14,7 +15,8 @@ each row netsync's own write: `netsync.surreal.SurrealConnection` (which defines
 CHANGEFEED on connecting, as the projector's does) running `netsync.projection.UPSERT` with the
 projector's parameters. Row i goes to writer i mod W; W is `--writers`, or by default one writer per
 PER_WRITER rows/s: the projector is one writer, and one connection, a write at a time, waits a round
-trip per row (about 3 ms on this loaded machine: one writer reached 320 rows/s of 800 asked).
+trip per row (one writer reached 507 rows/s of 800 asked on a quiet machine, 320 on a loaded one).
+`--prefill N` puts N rows in the table, and waits for the role to apply them, before the timed writes.
 
 A row's lag is the report's (docs/report.md; harness.report.plots.analytics_lag over applied_times):
 the `t` of its `applied` line in the role's applied log minus the wall-clock ms of its versionstamp.
@@ -73,10 +75,8 @@ def writers_for(rate: float, asked: int) -> int:
     return asked if asked > 0 else max(1, math.ceil(rate / PER_WRITER))
 
 
-async def write_rows(
-    server: SurrealServer, rate: float, seconds: float, writers: int, log: Log
-) -> list[Written]:
-    """rate x seconds rows, open loop over `writers` connections, each row the projector's UPSERT."""
+def connection(server: SurrealServer, log: Log) -> SurrealConnection:
+    """A connection as the projector's: it defines the table with its CHANGEFEED on connecting."""
     settings = ProjectorSettings(
         name="bench-writer",
         nats_servers=(),
@@ -90,7 +90,36 @@ async def write_rows(
         http_port=0,  # no HTTP: only the connection is used
         table=TABLE,
     )
-    conns = [SurrealConnection(settings, log, lambda up: None, DEFAULT_RETENTION) for _ in range(writers)]
+    return SurrealConnection(settings, log, lambda up: None, DEFAULT_RETENTION)
+
+
+async def prefill(server: SurrealServer, rows: int, log: Log) -> set[str]:
+    """`rows` rows in the table before the timed writes, INSERTed 1,000 at a time (setup, not the
+    projector's write): the role counts the table once a second when caught up, so its size matters."""
+    conn = connection(server, log)
+    try:
+        for first in range(0, rows, 1000):
+            batch = [
+                {
+                    "id": f"pre-{i:08d}",
+                    "cid": f"pre-{i:08d}",
+                    "key": f"k{i % KEYS}",
+                    "value": i,
+                    "stream_seq": i + 1,
+                }
+                for i in range(first, min(rows, first + 1000))
+            ]
+            await conn.query(f"INSERT INTO {TABLE} $rows;", {"rows": batch}, timeout=60)
+    finally:
+        await conn.drop()
+    return {f"pre-{i:08d}" for i in range(rows)}
+
+
+async def write_rows(
+    server: SurrealServer, rate: float, seconds: float, writers: int, log: Log
+) -> list[Written]:
+    """rate x seconds rows, open loop over `writers` connections, each row the projector's UPSERT."""
+    conns = [connection(server, log) for _ in range(writers)]
     for conn in conns:
         await conn.query("RETURN 1;")  # connected (and the table defined) before the clock starts
     n = round(rate * seconds)
@@ -155,7 +184,8 @@ def summarise(
     missing = sorted(ours - applied_cids)
     late = sorted(w.late_s for w in written)
     span = writes_end - (min(w.acked for w in written) if written else writes_end)
-    catch_up = max(c.t for c in applied if c.t is not None) - writes_end if applied else None
+    # Catch-up only once every row is in: with one missing there was none.
+    catch_up = None if missing or not applied else max(c.t or 0.0 for c in applied) - writes_end
     p99 = tp.percentile(lags, 99)
     return {
         "rate": rate,
@@ -191,18 +221,17 @@ async def measure(args: argparse.Namespace, rate: float, workdir: Path) -> dict[
             pid = analytics.proc.pid
             assert pid is not None
             log = AppliedLog(analytics.state / "applied.jsonl")
-            meter = tp.CpuMeter({"analytics": pid, "surreal": server.pid or 0, "bench": os.getpid()})
-            cpu0 = proc_cpu(pid)
             with open(workdir / "writers.log", "a") as out:
-                written = await write_rows(server, rate, args.seconds, writers, Log("bench-writer", out))
+                wlog = Log("bench-writer", out)
+                if args.prefill:
+                    t = time.monotonic()
+                    await applied_all(log, await prefill(server, args.prefill, wlog), analytics, 600.0)
+                    print(f"  {args.prefill} rows prefilled and applied in {time.monotonic() - t:.1f} s")
+                meter = tp.CpuMeter({"analytics": pid, "surreal": server.pid or 0, "bench": os.getpid()})
+                cpu0 = proc_cpu(pid)
+                written = await write_rows(server, rate, args.seconds, writers, wlog)
             writes_end = max(w.acked for w in written)
-            ours = {w.cid for w in written}
-            deadline = time.monotonic() + args.catchup_timeout
-            while True:
-                log.read()
-                if ours <= log.cids or time.monotonic() > deadline or not analytics.proc.running:
-                    break
-                await asyncio.sleep(0.05)  # the log is polled: the role reports nothing else
+            await applied_all(log, {w.cid for w in written}, analytics, args.catchup_timeout)
             cpu = proc_cpu(pid) - cpu0
             percent = meter.percent()
             memory = tp.process_memory({"analytics": pid})
@@ -220,6 +249,18 @@ async def measure(args: argparse.Namespace, rate: float, workdir: Path) -> dict[
             return row
         finally:
             analytics.proc.terminate(timeout=10)
+
+
+async def applied_all(log: AppliedLog, cids: set[str], analytics: Analytics, timeout: float) -> bool:
+    """Wait until the applied log holds every one of `cids`, or `timeout` passed, or the role died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log.read()
+        if cids <= log.cids:
+            return True
+        if time.monotonic() > deadline or not analytics.proc.running:
+            return False
+        await asyncio.sleep(0.05)  # the log is polled: the role reports nothing else
 
 
 def _metric(text: str, name: str) -> float | None:
@@ -258,6 +299,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--catchup-timeout", type=float, default=60.0, help="seconds after the writes to apply all"
     )
+    p.add_argument("--prefill", type=int, default=0, help="rows in the table (and applied) before the writes")
     p.add_argument("--out", default="reports/bench/analytics-lag.json")
     p.add_argument("--keep", action="store_true", help="keep the processes' folders and logs")
     args = p.parse_args(argv)
@@ -269,7 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out, started, meta = tp.begin(args)
     del meta["agent_env"]  # no agents here
-    meta |= {"poll_ms": args.poll_ms, "keeps_up_rule": f"every row applied, lag p99 < {KEEPS_UP_P99_S} s"}
+    meta |= {
+        "poll_ms": args.poll_ms,
+        "prefill": args.prefill,
+        "keeps_up_rule": f"every row applied, lag p99 < {KEEPS_UP_P99_S} s",
+    }
     print(
         f"analytics lag bench: rates {args.rates} rows/s, {args.seconds:g} s each; load {tp.load_average()}"
     )
