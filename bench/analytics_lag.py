@@ -39,14 +39,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))  # the throughput bench's and surreal_speed's helpers
+sys.path.insert(0, str(ROOT / "bench"))  # surreal_speed's helpers
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import msgspec  # noqa: E402
-import netsync_throughput as tp  # noqa: E402
 from surreal_speed import proc_cpu, proc_hwm_mb  # noqa: E402
 
+from bench.throughput_meters import CpuMeter, load_average, process_memory  # noqa: E402
+from bench.throughput_run import begin, run, work_folder  # noqa: E402
+from bench.throughput_stats import ms, percentile  # noqa: E402
 from harness.checkers.run import Change  # noqa: E402
 from harness.report.plots import analytics_lag, applied_times  # noqa: E402
 from netsync.changefeed import DEFAULT_RETENTION  # noqa: E402
@@ -186,7 +188,7 @@ def summarise(
     span = writes_end - (min(w.acked for w in written) if written else writes_end)
     # Catch-up only once every row is in: with one missing there was none.
     catch_up = None if missing or not applied else max(c.t or 0.0 for c in applied) - writes_end
-    p99 = tp.percentile(lags, 99)
+    p99 = percentile(lags, 99)
     return {
         "rate": rate,
         "seconds": seconds,
@@ -197,8 +199,8 @@ def summarise(
         "missing_cids": missing[:20],
         "gaps": sum(1 for c in changes if c.type == "gap"),
         "write_rate": round((len(written) - 1) / span, 1) if span > 0 else None,
-        "write_late_p99_ms": tp.ms(1e3 * tp.percentile(late, 99)) if late else None,
-        "lag_p50_s": _s(tp.percentile(lags, 50)),
+        "write_late_p99_ms": ms(1e3 * percentile(late, 99)) if late else None,
+        "lag_p50_s": _s(percentile(lags, 50)),
         "lag_p99_s": _s(p99),
         "lag_max_s": _s(lags[-1] if lags else None),
         "lag_dropped": len(applied) - len(lags),  # applied before its stamp: clocks that disagree
@@ -227,14 +229,14 @@ async def measure(args: argparse.Namespace, rate: float, workdir: Path) -> dict[
                     t = time.monotonic()
                     await applied_all(log, await prefill(server, args.prefill, wlog), analytics, 600.0)
                     print(f"  {args.prefill} rows prefilled and applied in {time.monotonic() - t:.1f} s")
-                meter = tp.CpuMeter({"analytics": pid, "surreal": server.pid or 0, "bench": os.getpid()})
+                meter = CpuMeter({"analytics": pid, "surreal": server.pid or 0, "bench": os.getpid()})
                 cpu0 = proc_cpu(pid)
                 written = await write_rows(server, rate, args.seconds, writers, wlog)
             writes_end = max(w.acked for w in written)
             await applied_all(log, {w.cid for w in written}, analytics, args.catchup_timeout)
             cpu = proc_cpu(pid) - cpu0
             percent = meter.percent()
-            memory = tp.process_memory({"analytics": pid})
+            memory = process_memory({"analytics": pid})
             late = _metric(analytics.get("/metrics").decode(), "netsync_analytics_late_total")
             row = summarise(rate, args.seconds, written, log.changes, writes_end)
             row |= {
@@ -309,18 +311,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    out, started, meta = tp.begin(args)
+    out, started, meta = begin(args)
     del meta["agent_env"]  # no agents here
     meta |= {
         "poll_ms": args.poll_ms,
         "prefill": args.prefill,
         "keeps_up_rule": f"every row applied, lag p99 < {KEEPS_UP_P99_S} s",
     }
-    print(
-        f"analytics lag bench: rates {args.rates} rows/s, {args.seconds:g} s each; load {tp.load_average()}"
-    )
+    print(f"analytics lag bench: rates {args.rates} rows/s, {args.seconds:g} s each; load {load_average()}")
     rows = []
-    with tp.work_folder(args.keep) as workdir:
+    with work_folder(args.keep) as workdir:
         for n, rate in enumerate(args.rates, 1):
             row = asyncio.run(measure(args, rate, workdir / f"{n}-rate-{rate:g}"))
             rows.append(row)
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"late {row['late_changes']}",
                 flush=True,
             )
-    meta["load_average_end"] = tp.load_average()
+    meta["load_average_end"] = load_average()
     print()
     print(table(rows))
     print(
@@ -351,4 +351,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    tp.run(main)
+    run(main)

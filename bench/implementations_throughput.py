@@ -38,12 +38,28 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))  # the throughput bench, whose pieces this reuses
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import netsync_throughput as tp  # noqa: E402
-
+from bench.throughput_cluster import Clusters, measure_rate, process_pids  # noqa: E402
+from bench.throughput_load import Run, load_plan  # noqa: E402
+from bench.throughput_meters import load_average  # noqa: E402
+from bench.throughput_profile import (  # noqa: E402
+    PROFILED_AGENT,
+    choose_profiler,
+    profile_text,
+    profile_with_pyspy,
+)
+from bench.throughput_run import begin, run, work_folder  # noqa: E402
+from bench.throughput_stats import (  # noqa: E402
+    COMMIT_P99_BUDGET_MS,
+    FAILURE_BUDGET,
+    INTENT_P99_BUDGET_MS,
+    breaking_point,
+    commit_p99_text,
+    fmt_ms,
+    summarise,
+)
 from harness.images import Images  # noqa: E402
 from harness.load.ops import intents  # noqa: E402
 from tests.integration.netsync_procs import Cluster, NatsServer, SurrealServer  # noqa: E402
@@ -76,7 +92,7 @@ def ts_agent_command(workdir: Path) -> tuple[list[str], dict[str, Any]]:
     return [str(node), str(app / "dist" / "src" / "cli.js"), "agent"], source
 
 
-class MixedClusters(tp.Clusters):
+class MixedClusters(Clusters):
     """The throughput bench's clusters, each agent run by the implementation `agents` names for it
     (agent-1 first); a replacement cluster is mixed alike."""
 
@@ -105,11 +121,11 @@ class MixedClusters(tp.Clusters):
 
 def planned_per_agent(rate: float, seconds: float, names: list[str], tag: str, seed: int) -> Counter[str]:
     """How many intents the seeded plan sent to each agent: the same plan open_loop sent."""
-    plan = tp.load_plan(rate, seconds, len(names), seed)
+    plan = load_plan(rate, seconds, len(names), seed)
     return Counter(i.agent for i in intents(plan, names, tag))
 
 
-def split(run: tp.Run, names: list[str], agents: list[str], seed: int, tag: str) -> dict[str, Any]:
+def split(run: Run, names: list[str], agents: list[str], seed: int, tag: str) -> dict[str, Any]:
     """The rate's figures for each implementation, over its own agents' intents only, judged by the
     throughput bench's budgets; rates also per agent, so 1 agent and 2 compare."""
     planned = planned_per_agent(run.rate, run.seconds, names, tag, seed)
@@ -124,7 +140,7 @@ def split(run: tp.Run, names: list[str], agents: list[str], seed: int, tag: str)
             planned=sum(planned[n] for n in own),
             cpu={k: v for k, v in run.cpu.items() if k in own},
         )
-        row = tp.summarise(sub)
+        row = summarise(sub)
         row["agents"] = own
         row["offered_per_agent_per_s"] = round(row["offered_per_s"] / len(own), 1)
         # Both over the load's seconds. The throughput bench's achieved_per_s divides by the time to
@@ -156,13 +172,13 @@ def sweep(
     rows = []
     for rate in rates:
         cluster = clusters.at_rest(f"rate {rate:g}")
-        pids = tp.process_pids(cluster, nats_server, surreal)
+        pids = process_pids(cluster, nats_server, surreal)
         print(f"rate {rate:g}/s ({rate / len(cluster.names):g} per agent) for {seconds:g} s ...", flush=True)
         tag = f"mixed-r{rate:g}"
-        run = asyncio.run(tp.measure_rate(cluster, nats_server.url, rate, seconds, tag, pids, seed))
+        run = asyncio.run(measure_rate(cluster, nats_server.url, rate, seconds, tag, pids, seed))
         run.cluster = clusters.number
         both = split(run, cluster.names, clusters.agents, seed, tag)
-        whole = tp.summarise(run)
+        whole = summarise(run)
         rows.append({"rate": rate, "implementations": both, "whole": whole, "cluster": clusters.number})
         for implementation, r in both.items():
             o = r["outcomes"]
@@ -170,8 +186,8 @@ def sweep(
                 f"  {implementation:<11} {o['committed']} committed, {o['pending-commit']} pending, "
                 f"{o['aborted']} aborted, {o['rejected']} rejected, {o['error']} errors; "
                 f"{r['committed_per_agent_per_s']}/s per agent; "
-                f"intent p99 {tp.fmt_ms(r['intent_ms']['p99'])} ms, "
-                f"commit p99 {tp.commit_p99_text(r)} ms; cpu {r['cpu_percent_per_agent']} % per agent",
+                f"intent p99 {fmt_ms(r['intent_ms']['p99'])} ms, "
+                f"commit p99 {commit_p99_text(r)} ms; cpu {r['cpu_percent_per_agent']} % per agent",
                 flush=True,
             )
     return rows
@@ -190,7 +206,7 @@ def verdict(rows: list[dict[str, Any]], agents: list[str]) -> dict[str, Any]:
         own = [r["implementations"][implementation] for r in rows if implementation in r["implementations"]]
         if not own:
             continue
-        bp = tp.breaking_point(own)
+        bp = breaking_point(own)
         held = bp["highest_holding_rate"]
         out[implementation] = bp | {
             "highest_holding_per_agent": None if held is None else round(held / n, 1),
@@ -238,9 +254,9 @@ def table(rows: list[dict[str, Any]]) -> str:
                 f"{r['offered_per_s']:>7.1f} {r['accepted_per_agent_per_s']:>6.1f} "
                 f"{r['committed_per_agent_per_s']:>6.1f} "
                 f"{o['committed']:>6} {o['pending-commit']:>5} {o['aborted']:>5} {o['rejected']:>4} "
-                f"{o['error']:>4} {tp.fmt_ms(r['intent_ms']['p50']):>7} "
-                f"{tp.fmt_ms(r['intent_ms']['p99']):>7} "
-                f"{tp.fmt_ms(r['commit_ms']['p50']):>7} {tp.commit_p99_text(r):>7} "
+                f"{o['error']:>4} {fmt_ms(r['intent_ms']['p50']):>7} "
+                f"{fmt_ms(r['intent_ms']['p99']):>7} "
+                f"{fmt_ms(r['commit_ms']['p50']):>7} {commit_p99_text(r):>7} "
                 f"{r['cpu_percent_per_agent'] or 0:>6.0f} {'-' if others is None else f'{others:.0f}':>7}  "
                 + ("holds" if r["budget"]["holds"] else "BREAKS: " + "; ".join(r["budget"]["why"]))
             )
@@ -253,8 +269,8 @@ def print_verdict(report: dict[str, Any]) -> None:
     print(table(report["rates"]))
     print()
     print(
-        f"agents {report['meta']['agents']}; budgets: intent p99 < {tp.INTENT_P99_BUDGET_MS:.0f} ms, "
-        f"commit p99 < {tp.COMMIT_P99_BUDGET_MS:.0f} ms, aborted+rejected+errors < {tp.FAILURE_BUDGET:.0%}"
+        f"agents {report['meta']['agents']}; budgets: intent p99 < {INTENT_P99_BUDGET_MS:.0f} ms, "
+        f"commit p99 < {COMMIT_P99_BUDGET_MS:.0f} ms, aborted+rejected+errors < {FAILURE_BUDGET:.0%}"
     )
     for implementation in IMPLEMENTATIONS:
         if implementation not in v:
@@ -286,17 +302,17 @@ def profile(
     if args.agents[0] != PYTHON:
         raise SystemExit("--profile-rate profiles agent-1, which must be netsync")
     cluster = clusters.start("for the profile")
-    profiler, why_not = tp.choose_profiler("py-spy", cluster.agents[tp.PROFILED_AGENT].pid or 0)
-    print(f"profiling {tp.PROFILED_AGENT} with {profiler} at {args.profile_rate:g}/s ...", flush=True)
-    pids = tp.process_pids(cluster, nats_server, surreal)
+    profiler, why_not = choose_profiler("py-spy", cluster.agents[PROFILED_AGENT].pid or 0)
+    print(f"profiling {PROFILED_AGENT} with {profiler} at {args.profile_rate:g}/s ...", flush=True)
+    pids = process_pids(cluster, nats_server, surreal)
     got = asyncio.run(
-        tp.profile_with_pyspy(cluster, nats_server.url, args.profile_rate, args.seconds, stem, pids)
+        profile_with_pyspy(cluster, nats_server.url, args.profile_rate, args.seconds, stem, pids)
     )
-    result = {"profiler": profiler, "agent": tp.PROFILED_AGENT, "rate": args.profile_rate}
+    result = {"profiler": profiler, "agent": PROFILED_AGENT, "rate": args.profile_rate}
     result |= {"seconds": args.seconds, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    result |= {"load_average": tp.load_average(), "pyspy_not_used_because": why_not} | got
+    result |= {"load_average": load_average(), "pyspy_not_used_because": why_not} | got
     text = stem.with_name(f"{stem.name}-profile.txt")
-    text.write_text(tp.profile_text(result))
+    text.write_text(profile_text(result))
     print(f"profile: {text}", flush=True)
     return result | {"text": str(text)}
 
@@ -335,7 +351,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    out, started, meta = tp.begin(args)
+    out, started, meta = begin(args)
     meta |= {
         "agents": args.agents,
         "orchestrator": PYTHON,
@@ -343,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     report: dict[str, Any] = {"meta": meta}
     with contextlib.ExitStack() as stack:
-        workdir = stack.enter_context(tp.work_folder(args.keep))
+        workdir = stack.enter_context(work_folder(args.keep))
         ts_command, meta["net_sync_ts"] = ts_agent_command(workdir)
         print(
             f"implementations throughput bench: agents {args.agents}, rates {args.rates}, "
@@ -360,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         report["clusters_replaced"] = clusters.replaced
         if args.profile_rate:
             report["profile"] = profile(clusters, nats_server, surreal, args, out.with_suffix(""))
-    meta["load_average_end"] = tp.load_average()
+    meta["load_average_end"] = load_average()
     meta["wall_seconds"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
     print_verdict(report)
     out.write_text(json.dumps(report, indent=1) + "\n")
@@ -369,4 +385,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    tp.run(main)
+    run(main)

@@ -33,20 +33,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.netsync_throughput import (  # noqa: E402
-    Clusters,
-    CpuMeter,
-    NatsServer,
-    load_average,
-    percentile,
-    process_pids,
-    source_state,
-    work_folder,
-)
+from bench.throughput_cluster import Clusters, process_pids  # noqa: E402
+from bench.throughput_meters import CpuMeter, load_average, source_state  # noqa: E402
+from bench.throughput_run import work_folder  # noqa: E402
+from bench.throughput_stats import percentile  # noqa: E402
 from harness import store  # noqa: E402
 from harness.history import History  # noqa: E402
 from harness.load import Load, LoadPlan, LocustLoad  # noqa: E402
 from harness.load.locust_engine import harness_shard  # noqa: E402
+from tests.integration.netsync_procs import NatsServer  # noqa: E402
 
 TIMEOUT_S = 5.0
 
