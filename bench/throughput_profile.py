@@ -17,9 +17,8 @@ from typing import Any
 
 from bench.throughput_cluster import Clusters, measure_rate, process_pids
 from bench.throughput_stats import summarise
+from harness.paths import ROOT
 from tests.integration.netsync_procs import Cluster, NatsServer, SurrealServer
-
-ROOT = Path(__file__).resolve().parents[1]
 
 PROFILED_AGENT = "agent-1"
 PYSPY_RATE_HZ = 100
