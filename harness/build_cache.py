@@ -1,8 +1,9 @@
 """The slow products that the offline images are built from, kept in the cache folder under a name that
 holds the hash of their inputs, so that a second build compiles nothing and deleting an image forces no
 recompile: the Debian root filesystem (debootstrap), the Go binaries (NATS, Toxiproxy), the SurrealDB
-server (cargo), the wheels (pip), Debian packages' files (libfaketime), and for the TypeScript package Node 22
-(scripts/node22.sh), its node_modules (`npm ci`) and its compiled dist/.
+server (cargo), the wheels (pip), Debian packages (libfaketime's files; the engine image's .debs of
+docker.io), and for the TypeScript package Node 22 (scripts/node22.sh), its node_modules (`npm ci`) and its
+compiled dist/.
 Each is written under a temporary name and renamed when whole; every
 build's time is kept in build-times.json (the first, cold, one beside the last)."""
 
@@ -141,22 +142,34 @@ class BuildCache:
         out = self.cache / "debs" / f"{name}-{key}"
         if out.exists():
             return out
+        files = self.deb_files(name, packages)
+        with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
+            root = Path(tmp) / "root"
+            for deb in sorted(files.glob("*.deb")):
+                self.run(["dpkg-deb", "-x", str(deb), str(root)], f"dpkg-deb {deb.name}")
+            _keep(root, out)
+        return out
+
+    def deb_files(self, name: str, packages: list[str]) -> Path:
+        """Debian packages (`name=version`) as .deb files in one folder, fetched on the host by `apt-get
+        download` from the mirror it reaches, for an image that installs them with dpkg (no network)."""
+        key = digest({"debs": packages})[:12]
+        out = self.cache / "debs" / f"{name}-files-{key}"
+        if out.exists():
+            return out
         for tool in ("apt-get", "dpkg-deb"):
             if not shutil.which(tool):
                 raise ImageError(f"{tool} is missing, needed to fetch {', '.join(packages)}; run on Debian")
         with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
-            got, root = Path(tmp) / "got", Path(tmp) / "root"
-            got.mkdir()
+            got = Path(tmp)
             t0 = time.monotonic()
             try:
                 self.run(["apt-get", "download", *packages], f"apt-get download {name}", cwd=got)
             except ImageError:  # no package lists yet (a fresh machine): fetch them once and try again
                 self.run(["apt-get", "update", "-qq"], "apt-get update")
                 self.run(["apt-get", "download", *packages], f"apt-get download {name}", cwd=got)
-            for deb in sorted(got.glob("*.deb")):
-                self.run(["dpkg-deb", "-x", str(deb), str(root)], f"dpkg-deb {deb.name}")
             self.record_time(f"debs:{name}", time.monotonic() - t0)
-            _keep(root, out)
+            _keep(got, out)
         return out
 
     def wheels(self, name: str, requirements: list[str]) -> Path:
