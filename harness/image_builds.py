@@ -103,6 +103,13 @@ class ImageBuilds:
             network="none" if self.offline else None,
         )
 
+    def _build_engine(self, ref: str) -> None:
+        """Debian 12's docker.io, its .debs fetched on the host and installed by dpkg with no network."""
+        debs = self.builds.deb_files("engine", self.spec["engine"]["debs"])
+        folder = DOCKER_DIR / "engine"
+        files = {"debs": debs, "entrypoint.sh": folder / "entrypoint.sh"}
+        self._docker_build(ref, folder / "Dockerfile", files, base=True)
+
     def faketime(self) -> Path:
         """libfaketime's library for the agents (and SurrealDB under a clock fault), from the Debian
         package netsync's spec pins."""

@@ -40,7 +40,10 @@ DEFAULT_ROLES = (*INFRA_ROLES, "netsync")
 # Built here in every mode, official too: the implementations (the systems under test) and the reaper (ours
 # accepts only the run's own label filter; Ryuk, the official one, takes any filter from whoever reaches
 # its port).
-BUILT_HERE = ("reaper", *IMPLEMENTATIONS)
+BUILT_HERE = ("reaper", *IMPLEMENTATIONS, "engine")
+# Built only when named (`solar-chaos images engine`, or by what runs them): a Docker engine in a container,
+# for several engines on one machine (harness/topology/engines.py). Not in ROLES: no status, no default build.
+ON_DEMAND_ROLES = ("engine",)
 
 
 class Mode(StrEnum):
@@ -173,6 +176,11 @@ class Images(ImageBuilds):
             )
             parts["base"] = self._base_ref()
             parts["debs"] = self.spec["netsync"]["debs"]
+        elif role == "engine":
+            parts["files"] = _file_digest(
+                [DOCKER_DIR / "engine" / "Dockerfile", DOCKER_DIR / "engine" / "entrypoint.sh"], ROOT
+            )
+            parts["base"] = self._base_ref()
         return digest(parts)
 
     # -- status ---------------------------------------------------------------
@@ -213,7 +221,7 @@ class Images(ImageBuilds):
 
     def stale(self) -> list[str]:
         """solar-chaos images on the engine that no current input hashes to."""
-        current = {self.ref(role) for role in ROLES}
+        current = {self.ref(role) for role in (*ROLES, *ON_DEMAND_ROLES)}
         out = []
         for img in engine.client().images.list(name="solar-chaos/*"):
             out += [t for t in img.tags if t not in current]
