@@ -1,0 +1,113 @@
+"""Several engines on this machine (issue 32): three dockerds in containers joined in a Swarm, whose
+attachable overlay lets a container on engine 1 and one on engine 3 reach each other by name; a container
+taken off the overlay cannot be reached; everything is gone afterwards and the host engine never joined a
+Swarm. Prints the figures docs/scale.md records (bring-up, image load, round trips)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from harness import engine
+from harness.images import Images
+from harness.topology.engines import LocalEngines
+
+pytestmark = pytest.mark.docker
+
+ECHO_PORT = 7000
+# A TCP echo server, then a client: `n` round trips of 64 bytes, one at a time; prints the median and
+# 99th percentile in microseconds. Python of the project's base image, nothing else.
+ECHO = (
+    "import socket\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    f"s.bind(('0.0.0.0', {ECHO_PORT})); s.listen()\n"
+    "while True:\n"
+    "    c, _ = s.accept()\n"
+    "    while d := c.recv(4096): c.sendall(d)\n"
+)
+PING_PONG = (
+    "import json, socket, sys, time\n"
+    "s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
+    "s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n"
+    "t = []\n"
+    "for _ in range(int(sys.argv[3])):\n"
+    "    t0 = time.perf_counter(); s.sendall(b'x' * 64); n = 0\n"
+    "    while n < 64: n += len(s.recv(64))\n"
+    "    t.append(time.perf_counter() - t0)\n"
+    "t.sort()\n"
+    "n = len(t)\n"
+    "print(json.dumps({'n': n, 'p50_us': t[n // 2] * 1e6, 'p99_us': t[n * 99 // 100] * 1e6}))\n"
+)
+CONNECT = (
+    "import socket, sys\n"
+    "try:\n"
+    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()\n"
+    "    print('connected')\n"
+    "except OSError as e:\n"
+    "    print('failed', e)\n"
+)
+IDLE = "import time\nwhile True: time.sleep(60)\n"
+ROUND_TRIPS = 300
+
+
+@pytest.fixture(scope="module")
+def engines() -> Iterator[LocalEngines]:
+    t0 = time.monotonic()
+    with LocalEngines(3) as e:
+        took = time.monotonic() - t0
+        print(f"\nfigure: 3 engines up and joined in {took:.1f} s (privileged: {e.privileged})")
+        yield e
+    assert not engine.list_runs(e.run_id), "the engines' containers, volumes or bridge outlived the block"
+
+
+def _python(e, name: str, script: str, network: str, image: str):
+    return e.client.containers.run(
+        image, ["python3", "-c", script], name=name, network=network, detach=True, remove=False
+    )
+
+
+def test_three_engines_reach_each_other_over_the_overlay_and_a_partition_holds(engines: LocalEngines) -> None:
+    e1, e2, e3 = engines
+    assert engine.client().info()["Swarm"]["LocalNodeState"] == "inactive"  # the host engine stays out
+    nodes = e1.client.nodes.list()
+    assert sorted(n.attrs["Status"]["State"] for n in nodes) == ["ready"] * 3
+    assert sorted(n.attrs["Spec"]["Role"] for n in nodes) == ["manager", "worker", "worker"]
+    assert {e.client.info()["Driver"] for e in engines} == {"overlay2"}
+
+    base = Images().ref("base")
+    t0 = time.monotonic()
+    assert engines.load_image(e1, base) is True
+    print(f"\nfigure: {base} loaded into engine1 in {time.monotonic() - t0:.1f} s")
+    assert engines.load_image(e1, base) is False  # the same image id is not sent twice
+    assert engines.load_image(e3, base) is True
+
+    echo = _python(e1, "echo", ECHO, engines.overlay, base)
+    peer = _python(e3, "peer", IDLE, engines.overlay, base)
+    echo.reload()
+    echo_ip = echo.attrs["NetworkSettings"]["Networks"][engines.overlay]["IPAddress"]
+
+    def from_peer(script: str, *args: object) -> str:
+        return peer.exec_run(["python3", "-c", script, *map(str, args)]).output.decode().strip()
+
+    wait = time.monotonic() + 20
+    while (got := from_peer(CONNECT, "echo", ECHO_PORT)) != "connected" and time.monotonic() < wait:
+        time.sleep(0.2)  # the echo server's first instant; its container already runs
+    assert got == "connected", f"engine3 could not reach engine1's container by name: {got}"
+    across = json.loads(from_peer(PING_PONG, "echo", ECHO_PORT, ROUND_TRIPS))
+
+    e1.client.networks.create("same-engine", driver="bridge")
+    e1.client.networks.get("same-engine").connect(echo)
+    local = e1.client.containers.run(
+        base, ["python3", "-c", PING_PONG, "echo", str(ECHO_PORT), str(ROUND_TRIPS)], network="same-engine"
+    )
+    same = json.loads(local.decode())
+    print(f"\nfigure: overlay engine3->engine1 {across}; same-engine bridge {same}")
+    assert across["n"] == same["n"] == ROUND_TRIPS
+
+    # A partition-like cut: echo leaves the overlay; engine3 can no longer reach its address.
+    e1.client.networks.get(engines.overlay).disconnect(echo)
+    assert from_peer(CONNECT, echo_ip, ECHO_PORT).startswith("failed")
+    assert from_peer(CONNECT, "echo", ECHO_PORT).startswith("failed")
