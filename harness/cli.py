@@ -221,7 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--mode", default="auto", choices=["auto", "offline", "official"], help=mode_help)
     i.add_argument("--check", action="store_true", help="only check; exit 1 when any is missing")
     i.add_argument(
-        "roles", nargs="*", help="only these roles (nats toxiproxy surrealdb reaper netsync net-sync-ts)"
+        "roles",
+        nargs="*",
+        help="only these roles (nats toxiproxy surrealdb reaper netsync net-sync-ts; engine, for several "
+        "engines on one machine, only when named: docs/scale.md)",
     )
     i.set_defaults(func=cmd_images)
 
