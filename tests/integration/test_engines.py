@@ -6,6 +6,10 @@ Swarm. Prints the figures docs/scale.md records (bring-up, image load, round tri
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
 
@@ -13,7 +17,9 @@ import pytest
 
 from harness import engine
 from harness.images import Images
+from harness.paths import ROOT
 from harness.topology.engines import LocalEngines
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -111,3 +117,32 @@ def test_three_engines_reach_each_other_over_the_overlay_and_a_partition_holds(e
     e1.client.networks.get(engines.overlay).disconnect(echo)
     assert from_peer(CONNECT, echo_ip, ECHO_PORT).startswith("failed")
     assert from_peer(CONNECT, "echo", ECHO_PORT).startswith("failed")
+
+
+HARNESS_THAT_GETS_KILLED = textwrap.dedent(
+    """
+    import signal
+    from harness.topology.engines import LocalEngines
+
+    engines = LocalEngines(2).__enter__()
+    print(engines.run_id, flush=True)
+    signal.pause()  # until killed
+    """
+)
+
+
+def test_engines_of_a_killed_harness_are_removed_by_its_reaper() -> None:
+    env = {**os.environ, "RYUK_RECONNECTION_TIMEOUT": "2s", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HARNESS_THAT_GETS_KILLED], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        run_id = proc.stdout.readline().strip()
+        assert engine.is_run_id(run_id), f"the child harness did not bring its engines up: {run_id!r}"
+        (res,) = engine.list_runs(run_id).values()
+        assert (len(res.containers), len(res.volumes), len(res.networks)) == (2, 2, 1)
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_until(lambda: not engine.list_runs(run_id), f"run {run_id}'s engines removed by its reaper", 60, 0.5)
+    assert engine.client().info()["Swarm"]["LocalNodeState"] == "inactive"
