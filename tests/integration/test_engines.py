@@ -20,6 +20,7 @@ from harness.images import Images
 from harness.paths import ROOT
 from harness.topology.engines import LocalEngines
 from harness.waiting import wait_until
+from tests.integration.reach import CONNECT
 
 pytestmark = pytest.mark.docker
 
@@ -46,14 +47,6 @@ PING_PONG = (
     "t.sort()\n"
     "n = len(t)\n"
     "print(json.dumps({'n': n, 'p50_us': t[n // 2] * 1e6, 'p99_us': t[n * 99 // 100] * 1e6}))\n"
-)
-CONNECT = (
-    "import socket, sys\n"
-    "try:\n"
-    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()\n"
-    "    print('connected')\n"
-    "except OSError as e:\n"
-    "    print('failed', e)\n"
 )
 IDLE = "import time\nwhile True: time.sleep(60)\n"
 ROUND_TRIPS = 300

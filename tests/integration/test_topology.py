@@ -17,21 +17,13 @@ from harness.topology.plan import SystemConfig
 from harness.topology.system import System
 from harness.toxiproxy import Toxic, Toxiproxy
 from harness.waiting import wait_until
+from tests.integration.reach import CONNECT
 
 pytestmark = pytest.mark.docker
 
 # These tests check plumbing, not latency: generous deadlines keep them steady on a
 # busy 2-core machine (latency budgets are the scenarios' and the benchmarks' job).
 PLUMBING = {"intent_timeout_ms": 1000, "commit_timeout_ms": 2000}
-
-CONNECT = (
-    "import socket, sys\n"
-    "try:\n"
-    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()\n"
-    "    print('connected')\n"
-    "except OSError as e:\n"
-    "    print('failed', e)\n"
-)
 
 
 def tcp_from(sut: System, node: str, host: str, port: int) -> str:
