@@ -51,6 +51,7 @@ from bench.throughput_run import begin, run, work_folder  # noqa: E402
 from bench.throughput_stats import ms, percentile  # noqa: E402
 from harness.checkers.run import Change  # noqa: E402
 from harness.report.plots import analytics_lag, applied_times  # noqa: E402
+from harness.shape import STORE_TABLE as TABLE  # noqa: E402
 from netsync.changefeed import DEFAULT_RETENTION  # noqa: E402
 from netsync.logs import Log  # noqa: E402
 from netsync.projection import UPSERT  # noqa: E402
@@ -62,7 +63,6 @@ from tests.integration.netsync_procs import SurrealServer  # noqa: E402
 KEEPS_UP_P99_S = 1.0
 PER_WRITER = 200  # rows/s given to one writer by default: one at the soak's rate, as its projector
 KEYS = 64  # distinct keys, as many as the soak's view holds
-TABLE = "sentiment"
 decode_change = msgspec.json.Decoder(Change).decode
 
 
