@@ -1,12 +1,14 @@
 """What a system is before any container exists: its configuration (`SystemConfig`: agents, netsync's
 settings, the stream's limits, faultfs and NATS settings) and the data-plane links it is planned with,
-each a Toxiproxy proxy with its own listen port (`plan_links`)."""
+each a Toxiproxy proxy with its own listen port (`plan_links`), and the engine each node runs on
+(`SystemConfig.placement`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from harness import shape
+from harness.topology.placement import TOXIPROXY, Host, Placement, place
 from harness.topology.services import NATS_CLIENT_PORT, NATS_ROUTE_PORT, SURREAL_PORT
 
 P2P_PORT = 4001
@@ -51,12 +53,18 @@ class SystemConfig:
     stream_replicas: int = 1
     analytics: bool = False  # the analytics node follows the store's changefeed (topology.analytics)
     changefeed_retention: str = "1h"  # NETSYNC_CHANGEFEED_RETENTION of the projector and analytics
+    hosts: tuple[Host, ...] = ()  # which engine runs which node (topology.hosts); none: all on the local one
 
     def agent_names(self) -> list[str]:
         return shape.agent_names(self.agents)
 
     def nats_names(self) -> list[str]:
         return shape.nats_names(self.nats_nodes)
+
+    def placement(self) -> Placement:
+        """Which engine runs each node and Toxiproxy (harness/topology/placement.py). Raises TopologyError
+        for hosts that do not fit this system."""
+        return place(self.hosts, [*shape.node_names(self.agents, self.nats_nodes, self.analytics), TOXIPROXY])
 
 
 @dataclass(frozen=True)
