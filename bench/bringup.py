@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import engine  # noqa: E402
 from harness.images import Images  # noqa: E402
 from harness.shape import agent_names, nats_names  # noqa: E402
-from harness.topology.docker import free_port  # noqa: E402
 from harness.topology.identity import peer_id_for_seed  # noqa: E402
 from harness.topology.plan import HTTP_PORT, SystemConfig  # noqa: E402
+from harness.topology.ports import free_port  # noqa: E402
 from harness.topology.services import (  # noqa: E402
     NATS,
     NATS_CLUSTER,

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from harness.history import History  # noqa: E402
 from harness.load import Load, LoadPlan  # noqa: E402
 from harness.observe.processes import harness_sample  # noqa: E402
-from harness.topology.docker import free_port  # noqa: E402
+from harness.topology.ports import free_port  # noqa: E402
 
 AGENT = r"""
 import asyncio, sys

@@ -48,7 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.topology.docker import free_port  # noqa: E402
+from harness.topology.ports import free_port  # noqa: E402
 from netsync.projection import UPSERT  # noqa: E402
 
 USER = PASSWORD = "root"

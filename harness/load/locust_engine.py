@@ -25,7 +25,7 @@ from harness.errors import HarnessError
 from harness.history import History
 from harness.load.ops import ANSWERS_KEPT, Answered, LoadPlan
 from harness.load.shards import merge_shards, recent_answers
-from harness.topology.docker import free_port
+from harness.topology.ports import free_port
 
 FOLDER = "locust"
 HARNESS_SHARD = "history-harness.jsonl"

@@ -18,7 +18,7 @@ import docker
 from harness import engine
 from harness.errors import TopologyError
 from harness.images import Images
-from harness.topology.docker import RunReaper, configure_reaper
+from harness.topology.reaper import RunReaper, configure_reaper
 from harness.waiting import Hopeless, WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,25 @@ class Engine:
         return f"tcp://{self.ip}:{ENGINE_PORT}"
 
 
+def send_image(to: docker.DockerClient, ref: str, loaded: set[str], name: str) -> bool:
+    """Bring an image of this machine's engine into the engine `to` (`docker save | docker load` over both
+    APIs, no registry); False when that image id is there already (in `loaded`, the ids sent before, or
+    found there). `name` names the engine in the log."""
+    img = engine.client().images.get(ref)
+    if img.id in loaded:
+        return False
+    try:
+        to.images.get(img.id)
+    except docker.errors.ImageNotFound:
+        t0 = time.monotonic()
+        to.images.load(img.save(named=True))
+        log.info("engines: %s loaded into %s in %.1f s", ref, name, time.monotonic() - t0)
+        loaded.add(img.id)
+        return True
+    loaded.add(img.id)
+    return False
+
+
 class LocalEngines:
     """`count` engines on this machine, in a Swarm (the first a manager, the rest workers; `managers` of them
     managers), with one attachable overlay network `overlay`. A context manager: everything it made (the
@@ -84,8 +103,9 @@ class LocalEngines:
         run_id: str | None = None,
         images: Images | None = None,
         managers: int = 1,
-        overlay: str = "solar-chaos-overlay",
+        overlay: str | None = "solar-chaos-overlay",
         storage_driver: str = "overlay2",
+        reaper: bool = True,
     ) -> None:
         if count < 1 or not 1 <= managers <= count:
             raise TopologyError(f"{count} engines with {managers} managers: need 1 <= managers <= count")
@@ -95,6 +115,7 @@ class LocalEngines:
         self.images = images or Images()
         self.overlay = overlay
         self.storage_driver = storage_driver
+        self.reaper = reaper  # False: the caller's reaper of the same run watches the engines already
         self.labels = engine.run_labels(self.run_id)
         self.bridge_name = f"solar-chaos-engines-{self.run_id}"
         self.engines: list[Engine] = []
@@ -125,13 +146,16 @@ class LocalEngines:
 
     def start(self, timeout: float = 60.0) -> LocalEngines:
         image = self.images.ensure(("engine",))["engine"]
-        self._reaper = RunReaper(self.run_id, configure_reaper(self.images)).start()
+        if self.reaper:
+            self._reaper = RunReaper(self.run_id, configure_reaper(self.images)).start()
         host = engine.client()
         self._bridge = host.networks.create(self.bridge_name, driver="bridge", labels=self.labels)
         self.engines = [self._start_engine(host, image, i + 1, timeout) for i in range(self.count)]
         self._swarm()
-        first = self.engines[0].client
-        first.networks.create(self.overlay, driver="overlay", attachable=True, labels=self.labels)
+        if self.overlay is not None:
+            self.engines[0].client.networks.create(
+                self.overlay, driver="overlay", attachable=True, labels=self.labels
+            )
         return self
 
     def _start_engine(self, host: docker.DockerClient, image: str, n: int, timeout: float) -> Engine:
@@ -221,21 +245,8 @@ class LocalEngines:
     # -- images ---------------------------------------------------------------
 
     def load_image(self, target: Engine, ref: str) -> bool:
-        """Bring an image of the host engine into `target` (`docker save | docker load` over both APIs, no
-        registry); False when that image id is there already (loaded before, or found there)."""
-        img = engine.client().images.get(ref)
-        if img.id in target.loaded:
-            return False
-        try:
-            target.client.images.get(img.id)
-        except docker.errors.ImageNotFound:
-            t0 = time.monotonic()
-            target.client.images.load(img.save(named=True))
-            log.info("engines: %s loaded into %s in %.1f s", ref, target.name, time.monotonic() - t0)
-            target.loaded.add(img.id)
-            return True
-        target.loaded.add(img.id)
-        return False
+        """Bring an image of the host engine into `target` (send_image); False when it was there already."""
+        return send_image(target.client, ref, target.loaded, target.name)
 
     # -- teardown -------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from harness.images import Images
 from harness.paths import ROOT
-from harness.topology.docker import free_port
+from harness.topology.ports import free_port
 from harness.waiting import await_until, wait_until
 
 READY_TIMEOUT = 60.0

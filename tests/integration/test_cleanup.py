@@ -130,7 +130,8 @@ def test_the_reapers_port_is_on_loopback_only(images) -> None:
     reaches it (the engine's bridges' gateways included)."""
     import psutil
 
-    from harness.topology.docker import REAPER_PORT, DockerRun
+    from harness.topology.docker import DockerRun
+    from harness.topology.reaper import REAPER_PORT
 
     with DockerRun(images) as run:
         port = run.reaper.port

@@ -40,7 +40,7 @@ def test_run_ids_are_unique_and_sortable_by_time() -> None:
 
 
 def test_free_port_never_hands_out_a_port_twice() -> None:
-    from harness.topology.docker import free_port
+    from harness.topology.ports import free_port
 
     ports = [free_port() for _ in range(3000)]
     assert len(set(ports)) == len(ports)
