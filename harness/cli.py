@@ -270,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="send the load with Locust in distributed mode: one master and N worker processes",
     )
     r.add_argument(
+        "--hosts",
+        default=None,
+        metavar="FILE",
+        help="which engine runs which node: a YAML list of {engine, nodes} (or {hosts: [...]}), in place of "
+        "the scenario's topology.hosts (docs/scenarios.md)",
+    )
+    r.add_argument(
         "--soak-duration",
         default=None,
         metavar="DURATION",

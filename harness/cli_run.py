@@ -58,9 +58,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.paths import reports_dir
     from harness.runner import run_scenario
     from harness.scenario import load_scenarios
+    from harness.scenario.hosts import read_hosts_file
 
-    overrides = {"topology.agents": args.agents} if args.agents else None
-    sets = load_scenarios(Path(args.file), overrides, soak_duration=args.soak_duration)
+    overrides: dict[str, Any] = {"topology.agents": args.agents} if args.agents else {}
+    origins = {}
+    if args.hosts is not None:  # in place of the file's own topology.hosts
+        overrides["topology.hosts"] = read_hosts_file(args.hosts)
+        origins["topology.hosts"] = f"--hosts {args.hosts}"
+    sets = load_scenarios(Path(args.file), overrides, soak_duration=args.soak_duration, origins=origins)
     if args.param is not None:
         chosen = [(param_id, sc) for param_id, sc in sets if param_id == args.param]
         if not chosen:
@@ -99,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     keep_running=args.keep_running,
                     soak_duration=args.soak_duration,
                     load_workers=args.load_workers,
+                    hosts_file=args.hosts,
                 )
             )
         )

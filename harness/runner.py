@@ -25,6 +25,7 @@ from harness.observe.telemetry import TelemetryTap
 from harness.report import write_index, write_report
 from harness.scenario import SOAK, Scenario
 from harness.scenario.clock_faults import CLOCK_FAULTS
+from harness.scenario.hosts import as_hosts
 from harness.schedule import drive, plan
 from harness.topology.plan import SystemConfig
 from harness.topology.system import System
@@ -59,6 +60,7 @@ def system_config(
         surreal_clock=any(f.fault in CLOCK_FAULTS and "surrealdb" in f.targets for f in s.faults),
         analytics=s.topology.analytics,
         changefeed_retention=s.topology.surreal_retention,
+        hosts=as_hosts(s.topology.hosts),
     )
 
 
@@ -89,10 +91,11 @@ def rerun_command(
     sut: str | None = None,
     load_workers: int = 0,
     soak_duration: str | None = None,
+    hosts_file: str | None = None,
 ) -> str:
     """The one command that runs this scenario again as it ran: `solar-chaos run`, or pytest given the
     item's node id. Parameter set, agent count, system under test (--sut or --sut-image; the scenario's
-    own implementations are in its file) and seed included."""
+    own implementations are in its file), seed and a --hosts file included."""
     if pytest_id is not None:
         words = ["pytest", pytest_id]
     else:
@@ -110,6 +113,8 @@ def rerun_command(
         words += ["--load-workers", str(load_workers)]
     if soak_duration:
         words += ["--soak-duration", soak_duration]
+    if hosts_file:
+        words += ["--hosts", hosts_file]
     return shlex.join(words)
 
 
@@ -147,10 +152,12 @@ async def run_scenario(
     load_workers: int = 0,
     soak_duration: str | None = None,
     sut_name: str | None = None,
+    hosts_file: str | None = None,
 ) -> RunResult:
     """Run one scenario, leave its run directory and judge it (verdict.json). With `sut`, a running
     system of the same configuration is reset and reused (and left running); otherwise one is brought
-    up and torn down. `sut_name` (--sut): the implementation of every node the scenario does not name."""
+    up and torn down. `sut_name` (--sut): the implementation of every node the scenario does not name;
+    `hosts_file` (--hosts): named in the re-run command (its hosts are already in `scenario`)."""
     implementations.exclusive(sut_name, sut_image)
     config = system_config(scenario, sut_image, buggify, sut_name)
     if why := implementations.unknown_bugs(
@@ -179,6 +186,7 @@ async def run_scenario(
         buggify=buggify,
         soak_duration=soak_duration if SOAK in scenario.markers else None,
         sut=sut_name,
+        hosts_file=hosts_file,
     )
     run_id = engine.new_run_id()
     out = reports / run_id / scenario_dir_name(scenario, param_id)

@@ -49,6 +49,7 @@ class _Source:
             raise ScenarioError(f"{self.file}:{line}: {what}; allowed: {fields(Scenario)}")
         self.data: dict[str, Any] = data
         self.planned = 0  # faults planned so far, over the parameter sets
+        self.origins: dict[str, str] = {}  # dotted key of an override -> where it came from, e.g. --hosts F
 
     def validate(self, values: Mapping[str, _Value], parameter_set: str | None = None) -> Scenario:
         """The scenario with `values` set at their dotted paths; a parameter set drops the matrix."""
@@ -140,9 +141,17 @@ class _Source:
 
     def _message(self, path: Loc, what: str, allowed: str, values: Mapping[str, _Value]) -> tuple[int, str]:
         line = self._line(path, values)
-        where = f"{self.file}:{line}" if line is not None else f"{self.file} (overridden)"
+        where = f"{self.file}:{line}" if line is not None else self._outside(path)
         shown = shown_path(path)
         return line or 0, f"{where}: {shown}: {what}" + (f"; allowed: {allowed}" if allowed else "")
+
+    def _outside(self, path: Loc) -> str:
+        """Where a value set from outside the file came from: `FILE (topology.hosts from --hosts H)`."""
+        key = ".".join(map(str, path))
+        for k, origin in self.origins.items():
+            if key == k or key.startswith(k + "."):
+                return f"{self.file} ({k} from {origin})"
+        return f"{self.file} (overridden)"
 
     def _line(self, path: Loc, values: Mapping[str, _Value]) -> int | None:
         """The line of the deepest node of `path` present in the file; None for a value set from outside."""
@@ -182,13 +191,18 @@ SOAK = "soak"  # the marker of a soak scenario: --soak-duration sets its load's 
 
 
 def load_scenarios(
-    path: str | Path, overrides: Mapping[str, Any] | None = None, soak_duration: str | float | None = None
+    path: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    soak_duration: str | float | None = None,
+    origins: Mapping[str, str] | None = None,
 ) -> list[tuple[str, Scenario]]:
     """Every parameter set of a file as (id, scenario): one per combination of its matrix's values, with
     ids such as `mode=refuse`; a file without a matrix gives one, with the id "". `soak_duration` (e.g.
     "30m") replaces `load.duration` of a scenario marked `soak`, and leaves the others as written (its
-    random faults run until the new end unless the file bounds them). Raises ScenarioError."""
+    random faults run until the new end unless the file bounds them). `origins` says where an override
+    came from, for its errors ({"topology.hosts": "--hosts hosts.yaml"}). Raises ScenarioError."""
     source = _Source(path)
+    source.origins = dict(origins or {})
     extra = _as_values(overrides)
     base = source.validate(extra)
     if soak_duration is not None and SOAK in base.markers:

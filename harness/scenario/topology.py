@@ -2,7 +2,7 @@
 their data (`topology.disk`: the container's own file system, or faultfs, which can lose unsynced writes
 and fail calls; docs/faultfs.md) and NATS (`topology.nats`: one server or a cluster, the stream's
 replicas, how JetStream syncs its files) and which implementation runs each node
-(`topology.implementations`)."""
+(`topology.implementations`) and which engine runs each node (`topology.hosts`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
+from harness.scenario.hosts import HOSTS_FORMS, HostEntry, host_problems
 from harness.scenario.implementations import IMPLEMENTATION_FORMS, Implementations
 from harness.scenario.types import (
     DURATION_FORMS,
@@ -207,6 +208,7 @@ class Topology(_Strict):
         description="which implementation runs which node (agents, orchestrator, projector): "
         f"{IMPLEMENTATION_FORMS}; absent, or a node left out: --sut's, else netsync",
     )
+    hosts: list[HostEntry] = Field(default_factory=list, description=HOSTS_FORMS)
 
     @model_validator(mode="after")
     def _quorum_within_agents(self) -> Topology:
@@ -233,6 +235,8 @@ class Topology(_Strict):
                 f"{IMPLEMENTATION_FORMS}",
                 at=("implementations", "agents"),
             )
+        for at, what, allowed in host_problems(self.hosts, self.agents, self.nats.nodes, self.analytics):
+            raise _problem(what, allowed, at=("hosts", *at))
         return self
 
     @property

@@ -65,7 +65,7 @@ class Origin:
     file: Path  # the scenario file its `rerun` names
     param: str
     seed: int
-    sut_args: tuple[str, ...]  # --sut-image / --buggify / --load-workers as it ran
+    sut_args: tuple[str, ...]  # --sut / --sut-image / --buggify / --load-workers / --hosts as it ran
     kinds: frozenset[str]  # the anomaly kinds of its verdict: a candidate must show one of them
     scenario: Scenario  # as it ran: parameter set and overrides applied
 
@@ -128,7 +128,7 @@ def _rerun_words(rerun: str, where: Path) -> tuple[Path, str, int, int | None, s
             agents = int(value)
         elif flag == "--soak-duration":
             soak = value
-        elif flag in ("--sut-image", "--buggify", "--load-workers", "--sut"):
+        elif flag in ("--sut-image", "--buggify", "--load-workers", "--sut", "--hosts"):
             sut += [flag, value]
         else:
             raise ShrinkError(f"{where}: rerun: unknown word {flag!r} in {rerun!r}")
