@@ -20,6 +20,7 @@ from harness.scenario import SOAK, Scenario, ScenarioError, load_scenarios
 from harness.topology.disks import faultfs_missing
 
 IMAGES_KEY = pytest.StashKey[Images]()
+HOSTS_KEY = pytest.StashKey[list[dict[str, Any]]]()  # a --hosts file's hosts, read once
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,6 +71,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="send each scenario's load with Locust in distributed mode: one master and N worker processes",
     )
     group.addoption(
+        "--hosts",
+        default=None,
+        metavar="FILE",
+        help="which engine runs which node: a YAML list of {engine, nodes} (or {hosts: [...]}), in place of "
+        "every scenario's topology.hosts (docs/scenarios.md)",
+    )
+    group.addoption(
         "--keep-running",
         action="store_true",
         help="leave each scenario's system up afterwards, for inspection",
@@ -88,6 +96,13 @@ def pytest_configure(config: pytest.Config) -> None:
         implementations.exclusive(config.getoption("--sut"), config.getoption("--sut-image"))
     except implementations.ImplementationError as e:
         raise pytest.UsageError(str(e)) from None
+    if (hosts := config.getoption("--hosts")) is not None:
+        from harness.scenario.hosts import read_hosts_file
+
+        try:
+            config.stash[HOSTS_KEY] = read_hosts_file(hosts)
+        except ScenarioError as e:
+            raise pytest.UsageError(str(e)) from None
     if (budget := config.getoption("--shrink")) is not None:
         from harness.scenario.types import parse_duration
 
@@ -181,10 +196,14 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 class ScenarioFile(pytest.File):
     def collect(self) -> Any:
         agents = self.config.getoption("--agents")
-        overrides = {"topology.agents": agents} if agents else None
+        overrides: dict[str, Any] = {"topology.agents": agents} if agents else {}
+        origins = {}
+        if (hosts := self.config.stash.get(HOSTS_KEY, None)) is not None:
+            overrides["topology.hosts"] = hosts
+            origins["topology.hosts"] = f"--hosts {self.config.getoption('--hosts')}"
         soak = self.config.getoption("--soak-duration")
         try:
-            sets = load_scenarios(self.path, overrides, soak_duration=soak)
+            sets = load_scenarios(self.path, overrides, soak_duration=soak, origins=origins)
         except ScenarioError as e:
             raise self.CollectError(str(e)) from None
         for param_id, scenario in sets:
@@ -270,6 +289,7 @@ class ScenarioItem(pytest.Item):
                 sut=None if keep else shared_system(cfg, self.scenario),
                 soak_duration=cfg.getoption("--soak-duration"),
                 load_workers=cfg.getoption("--load-workers"),
+                hosts_file=cfg.getoption("--hosts"),
             )
         )
         self.seed = result.seed
@@ -310,6 +330,7 @@ class ScenarioItem(pytest.Item):
             "buggify": tuple(cfg.getoption("--buggify")),
             "soak_duration": cfg.getoption("--soak-duration") if SOAK in self.scenario.markers else None,
             "load_workers": cfg.getoption("--load-workers"),
+            "hosts_file": cfg.getoption("--hosts"),
         }
         file = self.path.relative_to(cfg.rootpath)
         rerun = (

@@ -186,3 +186,30 @@ def test_shrink_reads_a_rerun_with_hosts() -> None:
 
     *_, sut = _rerun_words("solar-chaos run scenarios/x.yaml --seed 7 --hosts h.yaml", Path("r"))
     assert sut == ("--hosts", "h.yaml")
+
+
+def test_pytest_takes_hosts_for_every_scenario_and_refuses_a_bad_file(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "s.yaml").write_text("name: s\n" + LOAD + "topology: {agents: 2}\n")
+
+    def collect(hosts: str) -> subprocess.CompletedProcess[str]:
+        path = write_hosts(tmp_path, hosts)
+        cmd = [sys.executable, "-m", "pytest", "-p", "harness.plugin", "--collect-only", "-q"]
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        return subprocess.run(
+            [*cmd, "--hosts", str(path), str(folder)], capture_output=True, text=True, cwd=tmp_path, env=env
+        )
+
+    good = collect("- engine: local\n- {engine: standin-2, nodes: [agents]}\n")
+    assert "1 test collected" in good.stdout, good.stdout + good.stderr
+    bad_form = collect("- engine: standin-0\n")
+    assert bad_form.returncode == 4 and "hosts.yaml:1: hosts.0.engine: 'standin-0'" in bad_form.stderr
+    not_here = collect("- {engine: local, nodes: [agent-3]}\n")  # a node the file's topology lacks
+    assert "(topology.hosts from --hosts " in not_here.stdout + not_here.stderr
+    assert "'agent-3' is not in the topology" in not_here.stdout + not_here.stderr
