@@ -56,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.images import Images
     from harness.implementations import exclusive, skipped
     from harness.paths import reports_dir
-    from harness.runner import run_scenario
+    from harness.runner import run_scenario, system_config
     from harness.scenario import load_scenarios
     from harness.scenario.hosts import read_hosts_file
 
@@ -76,7 +76,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     exclusive(args.sut, args.sut_image)
     for _param_id, scenario in sets:  # refused, not skipped: the user asked for this scenario by name
-        why = faultfs_missing(scenario.topology.faultfs_nodes) or skipped(scenario, args.sut)
+        why = (
+            faultfs_missing(scenario.topology.faultfs_nodes)
+            or skipped(scenario, args.sut)
+            or system_config(scenario).away_from_folders()
+        )
         if why is not None:
             print(safe(f"{args.file}: cannot run here: {why}"), file=sys.stderr)
             return 2

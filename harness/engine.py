@@ -118,9 +118,9 @@ class RunResources:
         return len(self.containers) + len(self.networks) + len(self.volumes)
 
 
-def list_runs(run_id: str | None = None) -> dict[str, RunResources]:
-    """Everything labelled by solar-chaos on this engine, grouped by run."""
-    c = client()
+def list_runs(run_id: str | None = None, on: docker.DockerClient | None = None) -> dict[str, RunResources]:
+    """Everything labelled by solar-chaos on this engine (or the engine `on`), grouped by run."""
+    c = on or client()
     flt = {"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}
     runs: dict[str, RunResources] = {}
 

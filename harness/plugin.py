@@ -206,6 +206,8 @@ class ScenarioFile(pytest.File):
             sets = load_scenarios(self.path, overrides, soak_duration=soak, origins=origins)
         except ScenarioError as e:
             raise self.CollectError(str(e)) from None
+        from harness import runner
+
         for param_id, scenario in sets:
             name = f"{scenario.name}[{param_id}]" if param_id else scenario.name
             item = ScenarioItem.from_parent(self, name=name, scenario=scenario, param_id=param_id)
@@ -216,6 +218,8 @@ class ScenarioFile(pytest.File):
                 item.add_marker(pytest.mark.skip(reason=why))
             if (why := implementations.skipped(scenario, self.config.getoption("--sut"))) is not None:
                 item.add_marker(pytest.mark.skip(reason=why))
+            if (why := runner.system_config(scenario).away_from_folders()) is not None:
+                item.add_marker(pytest.mark.skip(reason=why))  # a fault needs this machine (docs/scale.md)
             if (known := scenario.expected_failure) is not None:
                 # strict: a valid verdict fails the test (the harness stopped finding the bug), and so does
                 # an invalid one without the anomalies named (runtest raises another exception then).

@@ -108,6 +108,9 @@ class Toxiproxy:
         body = {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
         return Proxy.from_json(await self._call("POST", "/proxies", body))
 
+    async def delete(self, name: str) -> None:
+        await self._call("DELETE", f"/proxies/{name}")
+
     async def populate(self, proxies: list[tuple[str, str, str]]) -> list[Proxy]:
         """Create or replace many proxies at once: (name, listen, upstream)."""
         body = [{"name": n, "listen": li, "upstream": u, "enabled": True} for n, li, u in proxies]

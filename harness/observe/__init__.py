@@ -51,7 +51,7 @@ class Sampler:
         self.interval = interval
         self.processes = ContainerProcesses(sut)
         self.load_pids = load_pids  # the load's own processes (Locust's), by source name
-        self.events = ContainerEvents(sut.run_id, now)
+        self.events = ContainerEvents(sut.run_id, now, sut.run.fleet.clients())
         self._http: httpx.AsyncClient | None = None
 
     async def prepare(self) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import docker
 from harness import engine
 from harness.errors import HarnessError
 
@@ -30,53 +31,62 @@ class EngineLost(HarnessError):
 
 class ContainerEvents:
     """`watch = ContainerEvents(run_id, now)`; `watch.start()`, then `watch.take()` returns the sample
-    lines seen since the last call (each with its own `t` on the run's clock); `watch.lost` says why the
-    engine's stream ended, when it ended before `watch.stop()`."""
+    lines seen since the last call (each with its own `t` on the run's clock); `watch.lost` says why an
+    engine's stream ended, when it ended before `watch.stop()`. `engines`: name -> client of each engine the
+    run's containers live on (several over a placement, harness/topology/fleet.py); absent, this machine's."""
 
-    def __init__(self, run_id: str, now: Callable[[], float]) -> None:
+    def __init__(
+        self, run_id: str, now: Callable[[], float], engines: dict[str, docker.DockerClient] | None = None
+    ) -> None:
         self.run_id = run_id
         self.now = now
+        self.engines = engines
         self.lost: str | None = None
         self.lost_at: float | None = None
         self._seen: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._stream: Any = None
+        self._streams: dict[str, Any] = {}
         self._oom: set[str] = set()  # nodes the OOM killer hit since their last start
-        self._thread = threading.Thread(target=self._read, name=f"events-{run_id}", daemon=True)
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        # Opened here, not in the thread: a run whose engine cannot stream events fails before it starts.
-        self._stream = engine.client().api.events(
-            decode=True, filters={"type": "container", "label": f"{engine.RUN_LABEL}={self.run_id}"}
-        )
-        self._thread.start()
+        # Opened here, not in the threads: a run whose engine cannot stream events fails before it starts.
+        flt = {"type": "container", "label": f"{engine.RUN_LABEL}={self.run_id}"}
+        for name, client in (self.engines or {"local": engine.client()}).items():
+            self._streams[name] = client.api.events(decode=True, filters=flt)
+        for name, stream in self._streams.items():
+            t = threading.Thread(target=self._read, args=(name, stream), name=f"events-{name}", daemon=True)
+            self._threads.append(t)
+            t.start()
 
     def stop(self) -> None:
         """Stop reading; what was seen until now stays for `take`. Twice is harmless."""
         if self._stopping.is_set():
             return
         self._stopping.set()
-        if self._stream is not None:
+        for stream in self._streams.values():
             try:
-                self._stream.close()
+                stream.close()
             except Exception:  # the engine may be gone already
                 pass
-        self._thread.join(timeout=5)
+        for t in self._threads:
+            t.join(timeout=5)
 
     def take(self) -> list[dict[str, Any]]:
         with self._lock:
             seen, self._seen = self._seen, []
         return seen
 
-    def _read(self) -> None:
-        why = "the engine closed its event stream"
+    def _read(self, name: str, stream: Any) -> None:
+        which = "the engine" if self.engines is None else f"engine {name}"
+        why = f"{which} closed its event stream"
         try:
-            for event in self._stream:
+            for event in stream:
                 self._on(event)
         except Exception as e:  # a dropped connection: the engine went away
-            why = f"the engine's event stream broke ({type(e).__name__}: {e})"
-        if not self._stopping.is_set():
+            why = f"{which}'s event stream broke ({type(e).__name__}: {e})"
+        if not self._stopping.is_set() and self.lost is None:
             self.lost_at = round(self.now(), 3)
             self.lost = why
             log.warning("run %s: %s at t=%s", self.run_id, why, self.lost_at)
@@ -99,7 +109,8 @@ class ContainerEvents:
             self._seen.append(line)
 
     def _t(self, event: dict[str, Any]) -> float:
-        """The event's engine time on the run's clock (the engine runs on this host's clock)."""
+        """The event's engine time on the run's clock (the engine runs on this host's clock; another host's
+        must keep its clock in step, as NTP does, or its events shift by the difference)."""
         now = self.now()
         nanos = event.get("timeNano")
         if not isinstance(nanos, int):

@@ -5,7 +5,6 @@ with the run, so removed with it). Defined here, started with the rest by System
 
 from __future__ import annotations
 
-from harness import engine
 from harness.shape import ANALYTICS
 from harness.topology.docker import DockerRun
 from harness.topology.plan import Link, SystemConfig, links_from
@@ -34,5 +33,5 @@ def analytics_volume(run: DockerRun) -> dict[str, tuple[str, str]]:
     """A Docker volume of the run's for the node's state: it outlives a kill and a restart of the
     container (as the contract's "its own volume" asks) and goes with the run's other resources."""
     name = f"sc-{run.run_id}-{ANALYTICS}"
-    engine.client().volumes.create(name=name, labels=dict(run.labels))
+    run.fleet.target(ANALYTICS).client.volumes.create(name=name, labels=dict(run.labels))  # on its engine
     return {ANALYTICS_DIR: (name, "rw")}

@@ -85,6 +85,13 @@ class Placement:
         return [node for node, e in self.where if e == engine]
 
 
+def on_this_machine(engine: str) -> bool:
+    """Whether an engine runs on the harness's machine, so that its containers can bind this machine's folders
+    (faultfs volumes, clock files): the local engine and another engine's unix socket. Not a stand-in: its
+    dockerd has a file system of its own."""
+    return engine == LOCAL or engine.startswith("unix://")
+
+
 def _role_of(node: str) -> str | None:
     if node.startswith("agent-"):
         return "agents"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness import shape
-from harness.topology.placement import TOXIPROXY, Host, Placement, place
+from harness.topology.placement import TOXIPROXY, Host, Placement, on_this_machine, place
 from harness.topology.services import NATS_CLIENT_PORT, NATS_ROUTE_PORT, SURREAL_PORT
 
 P2P_PORT = 4001
@@ -65,6 +65,30 @@ class SystemConfig:
         """Which engine runs each node and Toxiproxy (harness/topology/placement.py). Raises TopologyError
         for hosts that do not fit this system."""
         return place(self.hosts, [*shape.node_names(self.agents, self.nats_nodes, self.analytics), TOXIPROXY])
+
+    def away_from_folders(self) -> str | None:
+        """Why this system cannot run as placed, or None: a node that needs a folder of this machine (its
+        data on faultfs, its clock under a clock fault: docs/faultfs.md, docs/clock.md) placed on an engine
+        of another machine or a stand-in, whose containers cannot bind it."""
+        needs = {n: "its data on faultfs (topology.disk)" for n in self.faultfs}
+        if self.clock:
+            needs |= dict.fromkeys(self.agent_names(), "its clock under a clock fault")
+        if self.surreal_clock:
+            needs["surrealdb"] = "its clock under a clock fault"
+        if not self.hosts or not needs:
+            return None
+        placement = self.placement()
+        away = [
+            f"{n} ({why}) on {e}"
+            for n, why in needs.items()
+            if not on_this_machine(e := placement.engine_of(n))
+        ]
+        if not away:
+            return None
+        return (
+            f"needs this machine's engine for {'; '.join(away)}: a folder of this machine cannot be bound "
+            "into another engine's container (topology.hosts: place those nodes on local; docs/scale.md)"
+        )
 
 
 @dataclass(frozen=True)

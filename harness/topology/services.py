@@ -48,7 +48,7 @@ async def surreal_session(
 class Service:
     role: str  # the image role in docker/images.toml
     command: tuple[str, ...]
-    ports: tuple[int, ...]  # published on 127.0.0.1 for the observation plane
+    ports: tuple[int, ...]  # published (on 127.0.0.1 here) for the observation plane
     health_port: int
     health_path: str
 
@@ -78,8 +78,7 @@ class Service:
         )
 
     def health_url(self, run: DockerRun, name: str | None = None) -> str:
-        port = run.host_port(name or self.role, self.health_port)
-        return f"http://127.0.0.1:{port}{self.health_path}"
+        return f"http://{run.endpoint(name or self.role, self.health_port)}{self.health_path}"
 
     def wait_ready(self, run: DockerRun, name: str | None = None, timeout: float = 30.0) -> None:
         name = name or self.role

@@ -4,7 +4,7 @@ the projector and N agents, every data-plane link behind its own Toxiproxy proxy
 Each node sits alone on its own Docker network, which it shares only with Toxiproxy:
 no route exists between data-plane peers, so a partition cannot leak through an
 address a peer learned by itself. The harness observes each node directly through
-ports published on 127.0.0.1, never through a proxy.
+ports published on 127.0.0.1 (on another host's engine: that host's address), never through a proxy.
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ class System:
         self.images = images
         self.cfg = config
         self.links = plan_links(config)
-        self.run = DockerRun(images, run_id)
+        if (why := config.away_from_folders()) is not None:
+            raise TopologyError(why)
+        self.run = DockerRun(images, run_id, config.placement() if config.hosts else None)
         self.disks = RunDisks(self.run.run_id)
         # node -> image: the implementation chosen for it (harness/implementations.py)
         self.node_images = implementations.node_images(images, config, self.nodes)
@@ -115,9 +117,8 @@ class System:
         # first vote and wait out NATS's election timeout (4 s or more).
         later = self.cfg.nats_names() if self.cfg.nats_nodes > 1 else []
         self.run.start(*(n for n in self.run.containers if n not in later))
-        tp = self.run.raw("toxiproxy")
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda net: net.connect(tp.id, network_aliases=["toxiproxy"]), nets.values()))
+            list(pool.map(lambda node: self.run.attach("toxiproxy", node, ["toxiproxy"]), nets))
         TOXIPROXY.wait_ready(self.run)
         asyncio.run(self._populate_proxies())
         if later:
@@ -296,16 +297,16 @@ class System:
     # -- the observation plane (direct, never proxied) ----------------------------
 
     def http_url(self, node: str) -> str:
-        return f"http://127.0.0.1:{self.run.host_port(node, HTTP_PORT)}"
+        return f"http://{self.run.endpoint(node, HTTP_PORT)}"
 
     @property
     def toxiproxy_url(self) -> str:
-        return f"http://127.0.0.1:{self.run.host_port('toxiproxy', TOXIPROXY_API_PORT)}"
+        return f"http://{self.run.endpoint('toxiproxy', TOXIPROXY_API_PORT)}"
 
     @property
     def nats_servers(self) -> list[str]:
         """Every NATS node's client port, directly: a client given them all fails over between them."""
-        return [f"nats://127.0.0.1:{self.run.host_port(n, NATS_CLIENT_PORT)}" for n in self.cfg.nats_names()]
+        return [f"nats://{self.run.endpoint(n, NATS_CLIENT_PORT)}" for n in self.cfg.nats_names()]
 
     @property
     def nats_url(self) -> str:
@@ -315,13 +316,11 @@ class System:
     @property
     def nats_monitor_urls(self) -> dict[str, str]:
         """Each NATS node's monitoring endpoint, by node name."""
-        return {
-            n: f"http://127.0.0.1:{self.run.host_port(n, NATS_MONITOR_PORT)}" for n in self.cfg.nats_names()
-        }
+        return {n: f"http://{self.run.endpoint(n, NATS_MONITOR_PORT)}" for n in self.cfg.nats_names()}
 
     @property
     def surreal_url(self) -> str:
-        return f"ws://127.0.0.1:{self.run.host_port('surrealdb', SURREAL_PORT)}/rpc"
+        return f"ws://{self.run.endpoint('surrealdb', SURREAL_PORT)}/rpc"
 
 
 class SharedSystem:

@@ -135,3 +135,16 @@ def test_system_config_places_its_own_nodes_and_stays_hashable() -> None:
     assert p.engine_of("toxiproxy") == "standin-1"
     assert hash(cfg) == hash(SystemConfig(agents=2, nats_nodes=3, hosts=cfg.hosts))
     assert SystemConfig().placement().engines == (LOCAL,)
+
+
+def test_a_node_that_needs_a_folder_of_this_machine_must_run_on_it() -> None:
+    away = (Host("standin-1", ("toxiproxy",)), Host("standin-2", ("nats", "agents")))
+    assert SystemConfig(faultfs=("nats",)).away_from_folders() is None  # no hosts: all here
+    why = SystemConfig(faultfs=("nats",), hosts=away).away_from_folders()
+    assert why is not None and "nats (its data on faultfs (topology.disk)) on standin-2" in why
+    why = SystemConfig(agents=2, clock=True, hosts=away).away_from_folders()
+    assert why is not None and "agent-1 (its clock under a clock fault) on standin-2" in why
+    assert "agent-2" in why
+    here = (Host("local", ("nats",)), Host("tcp://h2:2376", ("agents",)))
+    assert SystemConfig(faultfs=("nats",), hosts=here).away_from_folders() is None
+    assert SystemConfig(hosts=away).away_from_folders() is None  # nothing needs a folder
