@@ -22,6 +22,17 @@ DOCKER_DIR = ROOT / "docker"
 IMAGE_LABEL = "solar-chaos.image"
 # On an implementation's image: the planted bugs it knows, comma-separated (docs/implementations.md).
 BUGS_LABEL = "solar-chaos.bugs"
+# What the load image carries of the harness (a remote Locust worker: docker/load): the locustfile and what it
+# imports, no more (its harness/load/__init__.py is an empty one, written by the build).
+LOAD_CODE = (
+    "__init__.py",
+    "errors.py",
+    "json_limits.py",
+    "store.py",
+    "load/ops.py",
+    "load/cids.py",
+    "load/locustfile.py",
+)
 
 
 class ImageBuilds:
@@ -109,6 +120,23 @@ class ImageBuilds:
         folder = DOCKER_DIR / "engine"
         files = {"debs": debs, "entrypoint.sh": folder / "entrypoint.sh"}
         self._docker_build(ref, folder / "Dockerfile", files, base=True)
+
+    def _build_load(self, ref: str) -> None:
+        """A remote Locust worker: locust's and msgspec's wheels, and the harness's load code alone."""
+        wheels = self.builds.wheels("load", self.spec["load"]["requirements"])
+        with tempfile.TemporaryDirectory() as tmp:
+            code = Path(tmp) / "harness"
+            for name in LOAD_CODE:
+                (code / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / "harness" / name, code / name)
+            (code / "load" / "__init__.py").write_text('"""The load code of a remote Locust worker."""\n')
+            self._docker_build(
+                ref,
+                DOCKER_DIR / "load" / "Dockerfile",
+                {"wheels": wheels, "harness": code},
+                base=True,
+                network="none" if self.offline else None,
+            )
 
     def faketime(self) -> Path:
         """libfaketime's library for the agents (and SurrealDB under a clock fault), from the Debian

@@ -24,7 +24,7 @@ import docker.errors
 from harness import engine, implementations
 from harness.build_cache import BuildCache, digest
 from harness.errors import ImageError
-from harness.image_builds import BUGS_LABEL, DOCKER_DIR, IMAGE_LABEL, ImageBuilds  # noqa: F401 (IMAGE_LABEL: harness.mutation)
+from harness.image_builds import BUGS_LABEL, DOCKER_DIR, IMAGE_LABEL, LOAD_CODE, ImageBuilds  # noqa: F401 (IMAGE_LABEL: harness.mutation)
 from harness.paths import ROOT, cache_dir
 
 ROLES = ("base", "nats", "toxiproxy", "surrealdb", "reaper", "netsync", "net-sync-ts")
@@ -40,10 +40,10 @@ DEFAULT_ROLES = (*INFRA_ROLES, "netsync")
 # Built here in every mode, official too: the implementations (the systems under test) and the reaper (ours
 # accepts only the run's own label filter; Ryuk, the official one, takes any filter from whoever reaches
 # its port).
-BUILT_HERE = ("reaper", *IMPLEMENTATIONS, "engine")
+BUILT_HERE = ("reaper", *IMPLEMENTATIONS, "engine", "load")
 # Built only when named (`solar-chaos images engine`, or by what runs them): a Docker engine in a container,
 # for several engines on one machine (harness/topology/engines.py). Not in ROLES: no status, no default build.
-ON_DEMAND_ROLES = ("engine",)
+ON_DEMAND_ROLES = ("engine", "load")
 
 
 class Mode(StrEnum):
@@ -179,6 +179,11 @@ class Images(ImageBuilds):
         elif role == "engine":
             parts["files"] = _file_digest(
                 [DOCKER_DIR / "engine" / "Dockerfile", DOCKER_DIR / "engine" / "entrypoint.sh"], ROOT
+            )
+            parts["base"] = self._base_ref()
+        elif role == "load":
+            parts["files"] = _file_digest(
+                [DOCKER_DIR / "load" / "Dockerfile", *(ROOT / "harness" / f for f in LOAD_CODE)], ROOT
             )
             parts["base"] = self._base_ref()
         return digest(parts)
