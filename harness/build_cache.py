@@ -32,12 +32,29 @@ def digest(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
+def _part(out: Path) -> Path:
+    """Where this process writes a product before it is complete: its own name, so that two builds of the
+    same product at once (two harness processes) never write, or rename, each other's."""
+    return out.with_name(f"{out.name}.part-{os.getpid()}")
+
+
+def _settle(part: Path, out: Path) -> None:
+    """A complete product into place in one rename. Another process may have put the same product (same
+    inputs, same key) there first: its copy stays, ours goes."""
+    try:
+        os.replace(part, out) if part.is_file() else part.rename(out)
+    except OSError:
+        if not out.exists():
+            raise
+        shutil.rmtree(part) if part.is_dir() else part.unlink()
+
+
 def _keep(built: Path, out: Path) -> None:
     """Copy a finished build product into the cache under its final name in one rename,
     so an interrupted build never leaves a folder that looks complete."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(built, out.with_suffix(".part"))
-    out.with_suffix(".part").rename(out)
+    shutil.copytree(built, _part(out))
+    _settle(_part(out), out)
 
 
 class BuildCache:
@@ -78,9 +95,9 @@ class BuildCache:
                 for p in (root / junk).glob("*"):
                     if p.is_file():
                         p.unlink()
-            part = out.with_suffix(".part")
+            part = _part(out)
             self.run(["tar", "-C", str(root), "-cf", str(part), "."], "tar rootfs")
-            part.rename(out)
+            _settle(part, out)
             self.record_time("debootstrap", time.monotonic() - t0)
         return out
 
@@ -131,8 +148,8 @@ class BuildCache:
         )
         self.record_time("cargo:surreal", time.monotonic() - t0)
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(target / "release" / "surreal", out.with_suffix(".part"))
-        out.with_suffix(".part").rename(out)
+        shutil.copy2(target / "release" / "surreal", _part(out))
+        _settle(_part(out), out)
         return out
 
     def debs(self, name: str, packages: list[str]) -> Path:
