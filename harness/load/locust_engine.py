@@ -2,7 +2,8 @@
 headless, one local process or, with `workers`, one master and N workers (harness/load/locustfile.py).
 Each load process writes its own history shard; the harness writes its own (nemesis) lines to one
 more, and `finish()` merges them all into history.jsonl in time order. Locust's CSV, HTML report and
-logs stay in the run directory's `locust/` folder."""
+logs stay in the run directory's `locust/` folder. With `remote` engines, the workers are containers on them
+instead (harness/load/remote.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -24,6 +25,7 @@ from harness import store
 from harness.errors import HarnessError
 from harness.history import History
 from harness.load.ops import ANSWERS_KEPT, Answered, LoadPlan
+from harness.load.remote import Engine, RemoteWorkers, clock_bounds, master_addresses
 from harness.load.shards import merge_shards, recent_answers
 from harness.topology.ports import free_port
 
@@ -75,12 +77,18 @@ class LocustLoad:
         out: Path,
         workers: int = 0,
         say: Callable[[str], None] | None = None,
+        remote: Sequence[Engine] = (),
+        image: str = "",
+        run_id: str = "",
     ) -> None:
+        """`remote`: one engine per worker (then `workers` is their number), running the load image `image`
+        under the run's labels (`run_id`)."""
         self.urls, self.history, self.plan, self.cid_prefix = dict(urls), history, plan, cid_prefix
         self.out, self.folder = out, out / FOLDER
-        self.workers = workers
+        self.workers = len(remote) or workers
+        self.remote = RemoteWorkers(remote, image, run_id, self.folder) if remote else None
         self.say = say or (lambda _: None)
-        self.users = max(plan.clients, len(self.urls), workers)
+        self.users = max(plan.clients, len(self.urls), self.workers)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
         self.merged: dict[str, object] | None = None
@@ -134,7 +142,9 @@ class LocustLoad:
             "urls": self.urls,
             "cid_prefix": self.cid_prefix,
             "workers": self.workers,
+            "remote": self.remote is not None,  # the master relays t = 0, markers and lines (remote.py)
         }
+        bind, connect = ("127.0.0.1", []) if self.remote is None else master_addresses(self.remote.engines)
         (self.folder / "plan.json").write_text(json.dumps(config, indent=1))
         run_time = math.ceil(self.plan.duration + self.plan.timeout + READY_TIMEOUT_S + FINISH_GRACE_S)
         common = ["-f", str(LOCUSTFILE), "--headless", "--loglevel", "INFO"]
@@ -152,7 +162,7 @@ class LocustLoad:
                 "master",
                 [
                     *lead,
-                    *("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)),
+                    *("--master", "--master-bind-host", bind, "--master-bind-port", str(port)),
                     *(
                         "--expect-workers",
                         str(self.workers),
@@ -162,7 +172,9 @@ class LocustLoad:
                     *("--logfile", str(self.folder / "master.log")),
                 ],
             )
-            for k in range(self.workers):
+            if self.remote is not None:
+                await asyncio.to_thread(self.remote.start, config, port, connect)
+            for k in range(0 if self.remote else self.workers):
                 self._start(
                     f"worker-{k}",
                     [
@@ -225,6 +237,10 @@ class LocustLoad:
                         f"locust {name} exited ({p.returncode}) while waiting for {awaited}; "
                         f"its log: {self.folder / (name + '.out')}\n{self._tail(name)}"
                     )
+            if self.remote is not None and (gone := await asyncio.to_thread(self.remote.exited)):
+                raise HarnessError(
+                    f"locust worker {gone[0]} exited ({gone[1]}) while waiting for {awaited}:\n{gone[2]}"
+                )
             if time.monotonic() > deadline:
                 seen = sorted(p.name for p in self.folder.iterdir() if p.name.startswith(("ready-", "done-")))
                 raise TimeoutError(f"waited for {awaited}; seen: {', '.join(seen) or 'no marker'}")
@@ -260,6 +276,9 @@ class LocustLoad:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        if self.remote is not None:
+            for problem in self.remote.stop(max(1.0, deadline - time.monotonic())):
+                self.say(f"locust: {problem}")
         for log in self._logs:
             log.close()
         self._logs.clear()
@@ -273,6 +292,8 @@ class LocustLoad:
         ]
         merged = merge_shards(shards, self.out / store.HISTORY)
         self.merged = {"lines": merged.lines, "per_shard": merged.per_shard, "problems": merged.problems}
+        if self.remote is not None:  # how early each remote worker's `t` may be (harness/load/remote.py)
+            self.merged["clock_bound_s"] = clock_bounds(self.folder, self.workers)
         (self.folder / "merge.json").write_text(json.dumps(self.merged, indent=1) + "\n")
         for problem in merged.problems:
             say(f"history merge: {problem}")

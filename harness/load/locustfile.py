@@ -7,7 +7,15 @@ history shard as invoke, then ok/fail/info, with `t` on the harness's clock (doc
 Files in the folder named by $SOLAR_CHAOS_LOAD's plan: `start.json` (written by the harness at t = 0:
 its CLOCK_MONOTONIC origin, the clock every process of this host shares), `ready-K` (this process's
 users are spawned), `count-K` (operations completed so far), `done-K` (its share is complete),
-`history-K.jsonl` (its shard)."""
+`history-K.jsonl` (its shard).
+
+A remote worker (in the load image on another engine: harness/load/remote.py) shares neither that folder nor
+that clock. Its config comes inline ($SOLAR_CHAOS_LOAD_JSON, `"remote": true`), and Locust's own messages
+carry the rest: the master, here, relays start.json as `sc-start` (the seconds since t = 0 when it sends),
+and writes what the workers send it into the folder as a local process would have: `sc-marker` (ready-K,
+count-K, done-K) and `sc-lines` (history lines, appended to history-K.jsonl). A worker's `t` is the master's
+`since` plus its own monotonic time since it received it: early by the message's one-way delay, which the
+master bounds by the round trip of `sc-start` and its answer `sc-started` (written to `clock-K`)."""
 
 from __future__ import annotations
 
@@ -32,12 +40,16 @@ from harness.load.ops import Intent, LoadPlan, completion, intents, invoke
 # then installs no handler of its own: install it here, in each Locust process's main thread.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
-CONFIG: dict[str, Any] = json.loads(Path(os.environ["SOLAR_CHAOS_LOAD"]).read_text())
-FOLDER = Path(CONFIG["folder"])
+CONFIG: dict[str, Any] = json.loads(
+    os.environ.get("SOLAR_CHAOS_LOAD_JSON") or Path(os.environ["SOLAR_CHAOS_LOAD"]).read_text()
+)
+REMOTE: bool = CONFIG.get("remote", False)
+FOLDER = Path(CONFIG["folder"])  # on the master's machine: a remote worker writes nothing there itself
 PLAN = LoadPlan(**CONFIG["plan"])
 URLS: dict[str, str] = CONFIG["urls"]
 HEADERS = {"content-type": "application/json"}
 START_POLL_S = 0.002  # how often a process looks for start.json before t = 0
+RELAY_S = 0.2  # how often a remote worker sends its new history lines to the master
 
 feed: gevent.queue.Queue[Intent] = gevent.queue.Queue()
 users = itertools.count()
@@ -51,20 +63,52 @@ def now() -> float:
 
 
 def record(op: dict[str, Any]) -> None:
-    shard.write(json.dumps({"t": round(now(), 6), **op}, separators=(",", ":")) + "\n")
+    line = json.dumps({"t": round(now(), 6), **op}, separators=(",", ":")) + "\n"
+    if REMOTE:
+        pending.append(line)
+    else:
+        shard.write(line)
 
 
-def _marker(name: str, text: str = "") -> None:
+def _write_marker(name: str, text: str) -> None:
     tmp = FOLDER / f".{name}.tmp"
     tmp.write_text(text)
     tmp.replace(FOLDER / name)  # whole or absent: the harness polls for it
 
 
+def _marker(name: str, text: str = "") -> None:
+    if REMOTE:
+        relay()  # the lines first: done-K must not reach the master before them
+        ENV["environment"].runner.send_message("sc-marker", {"name": name, "text": text})
+    else:
+        _write_marker(name, text)
+
+
+pending: list[str] = []  # a remote worker's history lines not yet sent to the master
+
+
+def relay() -> None:
+    if pending:
+        lines = "".join(pending)
+        pending.clear()
+        ENV["environment"].runner.send_message("sc-lines", {"index": state["index"], "lines": lines})
+
+
+def relaying() -> None:
+    while True:
+        gevent.sleep(RELAY_S)
+        relay()
+
+
 def schedule(index: int, workers: int) -> None:
     """Queue this process's share of the plan at each intent's due time, from t = 0 on."""
-    while not (FOLDER / "start.json").exists():
-        gevent.sleep(START_POLL_S)
-    state["t0"] = json.loads((FOLDER / "start.json").read_text())["t0_monotonic"]
+    if REMOTE:
+        while state["t0"] is None:
+            gevent.sleep(START_POLL_S)
+    else:
+        while not (FOLDER / "start.json").exists():
+            gevent.sleep(START_POLL_S)
+        state["t0"] = json.loads((FOLDER / "start.json").read_text())["t0_monotonic"]
     for intent in intents(PLAN, list(URLS), CONFIG["cid_prefix"], share=(index, workers)):
         delay = intent.at - now()
         if delay > 0:
@@ -86,7 +130,11 @@ def _spawned(user_count: int, **_: Any) -> None:
         return
     index, workers = runner.worker_index, CONFIG["workers"] or 1
     state["index"], state["share"] = index, len(range(index, PLAN.total, workers))
-    shard = open(FOLDER / f"history-{index}.jsonl", "a", buffering=1)  # line-buffered: no half lines kept
+    if REMOTE:
+        shard = pending
+        gevent.spawn(relaying)
+    else:
+        shard = open(FOLDER / f"history-{index}.jsonl", "a", buffering=1)  # line-buffered: no half lines
     gevent.spawn(schedule, index, workers)
     gevent.spawn(report_progress)
     _marker(f"ready-{index}", str(user_count))
@@ -98,6 +146,56 @@ ENV: dict[str, Environment] = {}
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
     ENV["environment"] = environment
+    if not REMOTE:
+        return
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        runner.register_message("sc-marker", _on_marker)
+        runner.register_message("sc-lines", _on_lines)
+        runner.register_message("sc-started", _on_started)
+        gevent.spawn(_relay_start, runner)
+    else:
+        runner.register_message("sc-start", _on_start)
+
+
+# The master's side of a remote run.
+sent: dict[str, float] = {}  # when sc-start went out, on the master's clock
+
+
+def _relay_start(runner: MasterRunner) -> None:
+    """At t = 0 (start.json written by the harness): tell every worker how long ago t = 0 was."""
+    while not (FOLDER / "start.json").exists():
+        gevent.sleep(START_POLL_S)
+    t0 = json.loads((FOLDER / "start.json").read_text())["t0_monotonic"]
+    sent["at"] = time.monotonic()
+    runner.send_message("sc-start", {"since": sent["at"] - t0})
+
+
+def _on_marker(environment: Environment, msg: Any, **_: Any) -> None:
+    _write_marker(msg.data["name"], msg.data["text"])
+
+
+def _on_lines(environment: Environment, msg: Any, **_: Any) -> None:
+    with open(FOLDER / f"history-{int(msg.data['index'])}.jsonl", "a") as f:
+        f.write(msg.data["lines"])
+
+
+def _on_started(environment: Environment, msg: Any, **_: Any) -> None:
+    """A worker got sc-start: the round trip bounds how early its clock is (written to clock-K)."""
+    rtt = time.monotonic() - sent["at"]
+    _write_marker(f"clock-{int(msg.data['index'])}", json.dumps({"round_trip_s": round(rtt, 6)}))
+
+
+# A remote worker's side.
+def _on_start(environment: Environment, msg: Any, **_: Any) -> None:
+    state["t0"] = time.monotonic() - float(msg.data["since"])
+    environment.runner.send_message("sc-started", {"index": environment.runner.worker_index})
+
+
+@events.quitting.add_listener
+def _quitting(environment: Environment, **_: Any) -> None:
+    if REMOTE and not isinstance(environment.runner, MasterRunner):
+        relay()  # what was answered after the last relay, before Locust stops (a share not done in time)
 
 
 class IntentUser(FastHttpUser):

@@ -1,0 +1,127 @@
+"""Remote Locust workers (issue 32, harness/load/remote.py): the Locust master here and one worker in the
+`load` image on each of two engines (a stand-in engine and this machine's, against a stand-in agent; two
+stand-in engines running a placed system). The workers get t = 0 and the plan
+over Locust's messages, send their history lines back the same way, and the merged history.jsonl holds
+every intent of the plan once, invoke before its answer, in time order, within the plan's time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from harness import engine, store
+from harness.history import History
+from harness.load.locust_engine import LocustLoad, harness_shard
+from harness.load.ops import LoadPlan, intents
+from harness.load.remote import route_address
+from harness.topology.engines import LocalEngines
+from harness.topology.fleet import Target
+from harness.topology.placement import Host
+from harness.topology.plan import SystemConfig
+from harness.topology.system import System
+from tests.unit.test_load import Agent
+
+pytestmark = pytest.mark.docker
+
+PLUMBING = {"intent_timeout_ms": 1000, "commit_timeout_ms": 2000}
+SERVICES = ("toxiproxy", "nats", "surrealdb", "orchestrator", "projector")
+HOSTS = (Host("standin-1", SERVICES), Host("standin-2", ("agents",)))
+PLAN = LoadPlan(rate=20, duration=6.0, keys=16, clients=4, timeout=5.0, seed=7)
+
+
+async def drive(load: LocustLoad, history: History) -> None:
+    await load.prepare()
+    history.t0 = time.monotonic()
+    await load.run()
+
+
+async def test_workers_on_a_stand_in_engine_and_this_one_send_the_plan_once(images, tmp_path: Path) -> None:
+    ref = images.ensure(("load",))["load"]
+    plan = LoadPlan(rate=50, duration=3, keys=8, clients=4, timeout=2.0, seed=5)
+    agent = Agent()
+    server = await asyncio.start_server(agent.handle, "0.0.0.0", 0)  # reached from the stand-in's bridge
+    with LocalEngines(1, overlay=None, images=images) as standins:
+        e = standins[0]
+        here = route_address(e.ip)  # the host side of the stand-in's bridge: its containers reach it
+        urls = {"agent-1": f"http://{here}:{server.sockets[0].getsockname()[1]}"}
+        targets = [
+            Target("standin-1", e.client, "0.0.0.0", e.ip, {}, local=False),
+            Target("local", engine.client(), "127.0.0.1", "127.0.0.1", {}, local=True),
+        ]
+        history = History(harness_shard(tmp_path))
+        load = LocustLoad(
+            urls, history, plan, "run", tmp_path, remote=targets, image=ref, run_id=standins.run_id
+        )
+        async with server:
+            try:
+                await drive(load, history)
+                answered = load.answered("agent-1")  # the repeat fault's view, from the relayed shards
+            finally:
+                history.close()
+                load.finish()
+    assert not engine.list_runs(standins.run_id)
+
+    ops = [json.loads(line) for line in (tmp_path / store.HISTORY).read_text().splitlines()]
+    assert [op["t"] for op in ops] == sorted(op["t"] for op in ops)
+    sent = [op for op in ops if op["type"] == "invoke"]
+    planned = {(i.cid, i.agent, i.key, i.value) for i in intents(plan, list(urls), "run")}
+    assert {(op["cid"], op["agent"], op["key"], op["value"]) for op in sent} == planned and len(sent) == 150
+    assert Counter(op["process"].split(".")[0] for op in sent) == {"w0": 75, "w1": 75}
+    assert Counter(op["cid"] for op in ops if op["type"] in ("ok", "fail")) == Counter(
+        op["cid"] for op in sent
+    )
+    assert all(-0.05 <= op["t"] <= plan.duration + 0.5 for op in sent), "an intent sent off its time"
+    assert len(answered) > 0 and len(agent.bodies) == 150
+    merge = json.loads((tmp_path / "locust" / "merge.json").read_text())
+    assert merge["problems"] == [] and set(merge["clock_bound_s"]) == {"0", "1"}, merge
+    assert all(b is not None and 0 < b < 0.5 for b in merge["clock_bound_s"].values()), merge
+    print(f"\nfigure: clock bound (sc-start round trip) per worker: {merge['clock_bound_s']}")
+    assert (tmp_path / "locust" / "load-1.out").stat().st_size > 0  # the workers' logs kept
+
+
+def test_two_remote_workers_drive_a_plan_and_their_shards_are_merged(images, tmp_path: Path) -> None:
+    ref = images.ensure(("load",))["load"]
+    with System(images, SystemConfig(agents=2, hosts=HOSTS, **PLUMBING)) as sut:
+        targets = [sut.run.fleet.targets[n] for n in ("standin-1", "standin-2")]
+        urls = {a: sut.http_url(a) for a in sut.cfg.agent_names()}
+        history = History(harness_shard(tmp_path))
+        said: list[str] = []
+        load = LocustLoad(
+            urls, history, PLAN, "rw", tmp_path, say=said.append, remote=targets, image=ref, run_id=sut.run_id
+        )
+        try:
+            asyncio.run(drive(load, history))
+        finally:
+            history.close()
+            load.finish()
+        print("\n" + "\n".join(said))
+        run_id = sut.run_id
+    assert not engine.list_runs(run_id), "the engines, containers or networks of the run were left behind"
+
+    ops = [json.loads(line) for line in (tmp_path / store.HISTORY).read_text().splitlines()]
+    merge = json.loads((tmp_path / "locust" / "merge.json").read_text())
+    assert merge["problems"] == [] and merge["lines"] == len(ops) == 2 * PLAN.total, merge
+    bounds = merge["clock_bound_s"]
+    assert set(bounds) == {"0", "1"} and all(b is not None and 0 < b < 0.5 for b in bounds.values()), bounds
+    print(f"figure: clock bound (sc-start round trip) per worker: {bounds}")
+    assert [op["t"] for op in ops] == sorted(op["t"] for op in ops)
+    invokes = {op["cid"]: op for op in ops if op["type"] == "invoke"}
+    answers = Counter(op["cid"] for op in ops if op["type"] != "invoke")
+    assert len(invokes) == PLAN.total and answers == Counter(invokes)  # each intent once, answered once
+    assert {op["process"].split(".")[0] for op in ops} == {"w0", "w1"}  # both workers sent
+    for op in ops:
+        if op["type"] == "invoke":
+            assert -0.05 <= op["t"] <= PLAN.duration + 1.0, op  # sent on time, t = 0 being the master's
+        else:
+            assert op["t"] >= invokes[op["cid"]]["t"], op
+            assert op["t"] <= PLAN.duration + PLAN.timeout + 1.0, op
+    ok = sum(op["type"] == "ok" for op in ops)
+    assert ok >= PLAN.total * 0.9, Counter(
+        op.get("outcome", op["type"]) for op in ops if op["type"] != "invoke"
+    )
+    assert (tmp_path / "locust" / "load-1.out").stat().st_size > 0  # the workers' logs kept
