@@ -156,7 +156,9 @@ def _remove(kind: str, name: str, remove: Callable[[], object]) -> str | None:
         except docker.errors.NotFound:
             return None
         except docker.errors.APIError as e:
-            busy = e.status_code == 409 or "active endpoints" in str(e.explanation)
+            # "in use by task": a Swarm's overlay still holds the attachment of a container just removed
+            words = ("active endpoints", "in use by task")
+            busy = e.status_code == 409 or any(w in str(e.explanation) for w in words)
             if not busy or time.monotonic() >= deadline:
                 return f"{kind} {name}: {e.explanation}"
         time.sleep(0.25)

@@ -171,23 +171,40 @@ class Fleet:
             send_image(target.client, ref, target.loaded, target.name)
 
     def close(self) -> list[str]:
-        """Remove what the run left on each engine but this machine's (which the caller's run removes), then
-        the stand-in engines themselves; returns what could not be removed."""
+        """Remove what the run left on each engine but this machine's (which the caller's run removes): the
+        stand-in engines whole (everything in them goes with them); on other hosts the containers and volumes
+        on each engine, then the overlays on a manager (a worker may not remove them). Returns what could
+        not be removed."""
         problems: list[str] = []
-        for t in self.targets.values():
-            if t.name == LOCAL:
-                continue
-            try:
-                for res in engine.list_runs(self.run_id, on=t.client).values():
-                    problems += engine.remove_run(res)
-            except docker.errors.DockerException as e:
-                problems.append(f"engine {t.name}: {e}")
-            t.client.close()
         if self._standins is not None:
             try:
                 self._standins.close()
             except TopologyError as e:
                 problems.append(str(e))
             self._standins = None
+        elif self.several:
+            problems = self._remove_remote()
+        for t in self.targets.values():
+            if t.name != LOCAL:
+                t.client.close()
         self.targets.clear()
+        return problems
+
+    def _remove_remote(self) -> list[str]:
+        problems: list[str] = []
+        networks = []
+        for t in self.targets.values():
+            if t.name == LOCAL:
+                continue
+            try:
+                for res in engine.list_runs(self.run_id, on=t.client).values():
+                    problems += engine.remove_run(
+                        engine.RunResources(res.run_id, res.owner, res.containers, [], res.volumes)
+                    )
+                    if t.is_manager():
+                        networks += res.networks
+            except docker.errors.DockerException as e:
+                problems.append(f"engine {t.name}: {e}")
+        if networks:
+            problems += engine.remove_run(engine.RunResources(self.run_id, "", [], networks, []))
         return problems

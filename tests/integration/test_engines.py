@@ -20,34 +20,10 @@ from harness.images import Images
 from harness.paths import ROOT
 from harness.topology.engines import LocalEngines
 from harness.waiting import wait_until
-from tests.integration.reach import CONNECT
+from tests.integration.reach import CONNECT, ECHO, ECHO_PORT, PING_PONG
 
 pytestmark = pytest.mark.docker
 
-ECHO_PORT = 7000
-# A TCP echo server, then a client: `n` round trips of 64 bytes, one at a time; prints the median and
-# 99th percentile in microseconds. Python of the project's base image, nothing else.
-ECHO = (
-    "import socket\n"
-    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-    f"s.bind(('0.0.0.0', {ECHO_PORT})); s.listen()\n"
-    "while True:\n"
-    "    c, _ = s.accept()\n"
-    "    while d := c.recv(4096): c.sendall(d)\n"
-)
-PING_PONG = (
-    "import json, socket, sys, time\n"
-    "s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
-    "s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n"
-    "t = []\n"
-    "for _ in range(int(sys.argv[3])):\n"
-    "    t0 = time.perf_counter(); s.sendall(b'x' * 64); n = 0\n"
-    "    while n < 64: n += len(s.recv(64))\n"
-    "    t.append(time.perf_counter() - t0)\n"
-    "t.sort()\n"
-    "n = len(t)\n"
-    "print(json.dumps({'n': n, 'p50_us': t[n // 2] * 1e6, 'p99_us': t[n * 99 // 100] * 1e6}))\n"
-)
 IDLE = "import time\nwhile True: time.sleep(60)\n"
 ROUND_TRIPS = 300
 

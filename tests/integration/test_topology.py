@@ -15,25 +15,14 @@ from surrealdb import AsyncSurreal
 from harness import engine
 from harness.topology.plan import SystemConfig
 from harness.topology.system import System
-from harness.toxiproxy import Toxic, Toxiproxy
 from harness.waiting import wait_until
-from tests.integration.reach import CONNECT
+from tests.integration.reach import ip_of, round_trips_via, set_pair, tcp_from
 
 pytestmark = pytest.mark.docker
 
 # These tests check plumbing, not latency: generous deadlines keep them steady on a
 # busy 2-core machine (latency budgets are the scenarios' and the benchmarks' job).
 PLUMBING = {"intent_timeout_ms": 1000, "commit_timeout_ms": 2000}
-
-
-def tcp_from(sut: System, node: str, host: str, port: int) -> str:
-    out = sut.run.raw(node).exec_run(["python", "-c", CONNECT, host, str(port)]).output.decode()
-    return out.strip()
-
-
-def ip_of(sut: System, node: str) -> str:
-    nets = sut.run.raw(node).attrs["NetworkSettings"]["Networks"]
-    return next(iter(nets.values()))["IPAddress"]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +43,14 @@ def test_data_plane_peers_reach_each_other_only_through_toxiproxy(sut: System) -
     ]:
         got = tcp_from(sut, src, ip_of(sut, dst), port)
         assert got.startswith("failed"), f"{src} reached {dst} directly at {ip_of(sut, dst)}:{port}: {got}"
+
+
+def test_what_a_link_through_toxiproxy_costs_on_one_engine(sut: System) -> None:
+    """docs/scale.md compares it with the same link over several engines (test_several_engines)."""
+    got = round_trips_via(sut, "agent-1", "agent-2")
+    assert got["n"] == 300, got
+    print(f"\nfigure: agent-1 to agent-2 through toxiproxy (one engine): p50 {got['p50_us']:.0f} us, "
+          f"p99 {got['p99_us']:.0f} us")  # fmt: skip
 
 
 def test_a_healthy_intent_lands_once_in_stream_and_store(sut: System) -> None:
@@ -85,21 +82,6 @@ def test_a_healthy_intent_lands_once_in_stream_and_store(sut: System) -> None:
     stream, rows = wait_until(store_complete, "the projector to write all 6 rows", timeout=30, interval=0.3)
     assert sorted(stream) == sorted(cids)
     assert sorted(r["cid"] for r in rows) == sorted(cids)
-
-
-async def set_pair(sut: System, a: str, b: str, mode: str | None) -> None:
-    """Cut both directions between a and b (`refuse` or `blackhole`), or heal (None)."""
-    async with Toxiproxy(sut.toxiproxy_url) as tp:
-        for link in (f"{a}>{b}", f"{b}>{a}"):
-            if mode is None:
-                await tp.set_enabled(link, True)
-                for t in (await tp.proxies())[link].toxics:
-                    await tp.remove_toxic(link, t.name)
-            elif mode == "refuse":
-                await tp.set_enabled(link, False)
-            else:
-                for stream in ("upstream", "downstream"):
-                    await tp.add_toxic(link, Toxic(f"bh-{stream}", "timeout", stream, 1.0, {"timeout": 0}))
 
 
 def test_a_partitioned_pair_stays_apart_after_reconnects(images) -> None:
