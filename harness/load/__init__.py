@@ -14,9 +14,11 @@ from harness.history import History
 from harness.load.asyncio_engine import Load
 from harness.load.locust_engine import LocustLoad, harness_shard
 from harness.load.ops import ACCEPTED, ANSWERS_KEPT, REFUSED, Answered, Intent, LoadPlan, intents
+from harness.load.remote import ROLE as LOAD_ROLE
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
+    from harness.topology.fleet import Target
     from harness.topology.system import System
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "intents",
     "open_load",
     "plan_of",
+    "worker_engines",
 ]
 
 
@@ -54,6 +57,20 @@ def plan_of(scenario: Scenario, seed: int) -> LoadPlan:
     )
 
 
+def worker_engines(sut: System, workers: int) -> list[Target]:
+    """The engine of each of `workers` remote Locust workers: the placement's engines of nodes load-1..N,
+    over several engines; none (the workers stay local subprocesses) when the placement places no such
+    node (docs/scale.md, "Load from other hosts")."""
+    fleet = sut.run.fleet
+    if not workers or not fleet.several:
+        return []
+    try:
+        names = [fleet.placement.engine_of(f"{LOAD_ROLE}-{k}") for k in range(1, workers + 1)]  # type: ignore[union-attr]
+    except KeyError:
+        return []
+    return [fleet.targets[n] for n in names]
+
+
 def open_load(
     scenario: Scenario,
     sut: System,
@@ -71,4 +88,8 @@ def open_load(
         history = History(out / store.HISTORY)
         return history, Load(urls, history, plan, cid_prefix)
     history = History(harness_shard(out))
-    return history, LocustLoad(urls, history, plan, cid_prefix, out, workers, say)
+    remote = worker_engines(sut, workers)
+    image = sut.images.ensure((LOAD_ROLE,))[LOAD_ROLE] if remote else ""
+    return history, LocustLoad(
+        urls, history, plan, cid_prefix, out, workers, say, remote=remote, image=image, run_id=sut.run_id
+    )

@@ -71,3 +71,26 @@ def test_clock_bounds_are_the_round_trips_the_master_wrote(tmp_path) -> None:
     (tmp_path / "clock-0").write_text(json.dumps({"round_trip_s": 0.0012}))
     (tmp_path / "clock-1").write_text("{torn")
     assert clock_bounds(tmp_path, 3) == {"0": 0.0012, "1": None, "2": None}
+
+
+class FakeFleet:
+    def __init__(self, placement, several: bool) -> None:
+        self.placement, self.several = placement, several
+        self.targets = {e: f"target {e}" for e in (placement.engines if placement else ())}
+
+
+class FakeSystem:
+    def __init__(self, fleet: FakeFleet) -> None:
+        self.run = type("Run", (), {"fleet": fleet})()
+
+
+def test_the_workers_run_where_the_placement_puts_load_nodes_else_here() -> None:
+    from harness.load import worker_engines
+    from harness.topology.placement import Placement
+
+    placed = Placement(("standin-1", "standin-2"), (("load-1", "standin-2"), ("load-2", "standin-1")))
+    assert worker_engines(FakeSystem(FakeFleet(placed, True)), 2) == ["target standin-2", "target standin-1"]
+    assert worker_engines(FakeSystem(FakeFleet(placed, True)), 0) == []  # no --load-workers
+    unplaced = Placement(("standin-1", "standin-2"), (("agent-1", "standin-2"),))
+    assert worker_engines(FakeSystem(FakeFleet(unplaced, True)), 2) == []  # no load node: local subprocesses
+    assert worker_engines(FakeSystem(FakeFleet(None, False)), 2) == []  # one engine: as before issue 32
