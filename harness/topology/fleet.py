@@ -77,7 +77,7 @@ def _remote(url: str) -> Target:
 
 
 class Fleet:
-    """`with Fleet(placement, run_id, images) as fleet:` the run's engines, ready: stand-ins started and in
+    """The run's engines: after `start()`, stand-ins started and in
     their Swarm, remote engines answering and in one; `fleet.target(node)` is where a node runs. One engine
     (no placement, or one naming only `local`): this machine's, exactly as before issue 32."""
 
@@ -101,17 +101,6 @@ class Fleet:
         if not self.several:
             return self.targets[LOCAL]
         return self.targets[self.placement.engine_of(node)]  # type: ignore[union-attr]
-
-    def __enter__(self) -> Fleet:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def start(self) -> None:
         self.targets[LOCAL] = _local()

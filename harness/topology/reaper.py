@@ -115,5 +115,3 @@ class RunReaper:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-
-
