@@ -112,7 +112,7 @@ def test_two_remote_workers_drive_a_plan_and_their_shards_are_merged(images, tmp
     assert [op["t"] for op in ops] == sorted(op["t"] for op in ops)
     invokes = {op["cid"]: op for op in ops if op["type"] == "invoke"}
     answers = Counter(op["cid"] for op in ops if op["type"] != "invoke")
-    assert len(invokes) == PLAN.total and answers == Counter(invokes)  # each intent once, answered once
+    assert len(invokes) == PLAN.total and answers == Counter(list(invokes))  # each intent once, answered once
     assert {op["process"].split(".")[0] for op in ops} == {"w0", "w1"}  # both workers sent
     for op in ops:
         if op["type"] == "invoke":
