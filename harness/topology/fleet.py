@@ -92,11 +92,6 @@ class Fleet:
     def several(self) -> bool:
         return self.placement is not None and self.placement.several
 
-    @property
-    def home(self) -> Target:
-        """The placement's first engine: it runs Toxiproxy and every node no host names."""
-        return self.targets[self.placement.engines[0] if self.several else LOCAL]  # type: ignore[union-attr]
-
     def target(self, node: str) -> Target:
         if not self.several:
             return self.targets[LOCAL]
