@@ -26,7 +26,9 @@ from harness.topology.plan import SystemConfig
 from harness.topology.system import System
 from tests.unit.test_load import Agent
 
-pytestmark = pytest.mark.docker
+# About 2 to 3 minutes of stand-in engines: past CI's budget, so CI deselects it and nightly-scenarios.yml
+# runs it (`make test` runs it for a user). docs/operations.md, "CI".
+pytestmark = [pytest.mark.docker, pytest.mark.nightly]
 
 PLUMBING = {"intent_timeout_ms": 1000, "commit_timeout_ms": 2000}
 SERVICES = ("toxiproxy", "nats", "surrealdb", "orchestrator", "projector")

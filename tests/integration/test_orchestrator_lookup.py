@@ -54,14 +54,17 @@ async def test_a_lookup_that_stalls_half_way_is_unavailable_not_absent(nats_serv
         pid = nats_server.proc.pid  # type: ignore[union-attr]
         os.kill(pid, signal.SIGSTOP)
         try:
-            # longer than the scan takes to read what reached this process before the stop (about
-            # 2.5 s of messages with flow control's windows), so the scan does meet the silence
-            await asyncio.sleep(5)
+            # NATS stays stopped until the lookup has answered: the scan first reads what reached
+            # this process before the stop (about 2.5 s of messages with flow control's windows, more
+            # on a loaded machine: a fixed 5 s stop was once outlasted in CI, the scan never met the
+            # silence and found the target after SIGCONT), then meets the silence
+            await asyncio.wait({lookup}, timeout=60)
         finally:
             os.kill(pid, signal.SIGCONT)
-        # either the scan meets the silence ("stalled"), or the client reconnected during it and the
-        # consumer's own sequence shows that what it pushed meanwhile never arrived ("missed
-        # messages"): both are "cannot tell", which is the promise; "absent" would break it
+        assert lookup.done(), "the lookup still ran 60 s into the stall"
+        # the scan met the silence ("stalled"), or the client's reconnect attempt showed that what the
+        # consumer pushed never arrived ("missed messages"): both are "cannot tell", which is the
+        # promise; "absent" (None) would break it
         with pytest.raises(Unavailable, match="stalled|missed messages"):
             await lookup
     finally:

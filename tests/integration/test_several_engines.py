@@ -19,7 +19,9 @@ from harness.topology.system import System
 from harness.waiting import wait_until
 from tests.integration.reach import ip_of, round_trips_via, set_pair, tcp_from, who_answers
 
-pytestmark = pytest.mark.docker
+# About 2 to 3 minutes of stand-in engines: past CI's budget, so CI deselects it and nightly-scenarios.yml
+# runs it (`make test` runs it for a user). docs/operations.md, "CI".
+pytestmark = [pytest.mark.docker, pytest.mark.nightly]
 
 PLUMBING = {"intent_timeout_ms": 1000, "commit_timeout_ms": 2000}  # as test_topology: plumbing, not latency
 SERVICES = ("toxiproxy", "nats", "surrealdb", "orchestrator", "projector")
