@@ -149,6 +149,7 @@ def shared_system(config: pytest.Config, scenario: Scenario) -> Any:
         config.getoption("--sut-image"),
         tuple(config.getoption("--buggify")),
         config.getoption("--sut"),
+        config.getoption("--load-workers"),
     )
     return config.stash[SYSTEM_KEY].get(want)
 

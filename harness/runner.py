@@ -32,10 +32,15 @@ from harness.topology.system import System
 
 
 def system_config(
-    s: Scenario, sut_image: str | None = None, buggify: tuple[str, ...] = (), sut: str | None = None
+    s: Scenario,
+    sut_image: str | None = None,
+    buggify: tuple[str, ...] = (),
+    sut: str | None = None,
+    load_workers: int = 0,
 ) -> SystemConfig:
     """The system a scenario runs on; `sut` (--sut) or `sut_image` (--sut-image) for every node whose
-    implementation the scenario does not name (docs/implementations.md)."""
+    implementation the scenario does not name (docs/implementations.md); `load_workers` (--load-workers)
+    Locust workers, placed where the hosts name them."""
     st = s.stream
     chosen = implementations.choose(s.topology.agents, s.topology.implementations, sut)
     return SystemConfig(
@@ -61,6 +66,7 @@ def system_config(
         analytics=s.topology.analytics,
         changefeed_retention=s.topology.surreal_retention,
         hosts=as_hosts(s.topology.hosts),
+        load_workers=load_workers,
     )
 
 
@@ -159,7 +165,7 @@ async def run_scenario(
     up and torn down. `sut_name` (--sut): the implementation of every node the scenario does not name;
     `hosts_file` (--hosts): named in the re-run command (its hosts are already in `scenario`)."""
     implementations.exclusive(sut_name, sut_image)
-    config = system_config(scenario, sut_image, buggify, sut_name)
+    config = system_config(scenario, sut_image, buggify, sut_name, load_workers)
     if why := implementations.unknown_bugs(
         images, set(implementations.image_roles(config)), buggify, sut_image
     ):

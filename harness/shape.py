@@ -59,6 +59,19 @@ def node_names(agents: int, nats: int = 1, analytics: bool = False) -> list[str]
     return [*agent_names(agents), "orchestrator", "projector", *extra, *nats_names(nats), "surrealdb"]
 
 
+LOAD = "load"  # remote Locust workers: nodes load-1..load-N (--load-workers N), placed when a host names them
+MAX_LOAD_WORKERS = 64  # the most load-K a hosts file may name (--load-workers is not known when it is read)
+
+
+def load_names(workers: int) -> list[str]:
+    return [f"{LOAD}-{k}" for k in range(1, workers + 1)]
+
+
+def is_load(node: str) -> bool:
+    prefix, _, k = node.partition("-")
+    return prefix == LOAD and k.isdigit() and not k.startswith("0")
+
+
 # Data-plane links (each one a Toxiproxy proxy)
 
 

@@ -15,6 +15,7 @@ from harness.load.asyncio_engine import Load
 from harness.load.locust_engine import LocustLoad, harness_shard
 from harness.load.ops import ACCEPTED, ANSWERS_KEPT, REFUSED, Answered, Intent, LoadPlan, intents
 from harness.load.remote import ROLE as LOAD_ROLE
+from harness.shape import load_names
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
@@ -65,7 +66,7 @@ def worker_engines(sut: System, workers: int) -> list[Target]:
     if not workers or not fleet.several:
         return []
     try:
-        names = [fleet.placement.engine_of(f"{LOAD_ROLE}-{k}") for k in range(1, workers + 1)]  # type: ignore[union-attr]
+        names = [fleet.placement.engine_of(node) for node in load_names(workers)]  # type: ignore[union-attr]
     except KeyError:
         return []
     return [fleet.targets[n] for n in names]

@@ -38,9 +38,10 @@ from typing import Any, Protocol
 import docker.errors
 
 from harness import engine
+from harness.shape import LOAD
 from harness.topology.engines import send_image
 
-ROLE = "load"  # the image's role (docker/images.toml) and the workers' node names: load-1, load-2, ...
+ROLE = LOAD  # the image's role (docker/images.toml) and the workers' node names: load-1, load-2, ...
 ANY_ADDRESS = "0.0.0.0"
 CHECK_S = 1.0  # how often the waits ask the engines whether a worker has exited
 

@@ -11,7 +11,15 @@ from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, WithJ
 
 from harness.errors import TopologyError
 from harness.scenario.types import Loc, ScenarioError, _node_error, _problem, _Strict, shorten
-from harness.shape import CLUSTER_TARGETS, MAX_AGENTS, NATS_NODES, node_names
+from harness.shape import (
+    CLUSTER_TARGETS,
+    MAX_AGENTS,
+    MAX_LOAD_WORKERS,
+    NATS_NODES,
+    is_load,
+    load_names,
+    node_names,
+)
 from harness.topology.placement import (
     ENGINE_FORMS,
     ENGINE_PATTERN,
@@ -24,13 +32,15 @@ from harness.topology.placement import (
 
 HOSTS_FORMS = (
     "a list of {engine, nodes}: engine one of " + ENGINE_FORMS + "; nodes the node names it runs "
-    "(agent-2, nats-1, surrealdb, orchestrator, projector, analytics, toxiproxy) or roles (agents: every "
-    "agent, dealt round-robin over the hosts naming it; nats: the NATS node or nodes); the first engine "
-    "runs every node no host names; absent: every node on the local engine"
+    "(agent-2, nats-1, surrealdb, orchestrator, projector, analytics, toxiproxy, load-1) or roles (agents: "
+    "every agent, dealt round-robin over the hosts naming it; nats: the NATS node or nodes; load: the Locust "
+    "workers of --load-workers N, load-1..load-N, dealt the same way); the first engine runs every node no "
+    "host names (load workers: when a host names one, else they stay on this machine); absent: every node "
+    "on the local engine"
 )
 HOST_NODE_FORMS = (
-    "a node name (agent-N, nats or nats-N, surrealdb, orchestrator, projector, analytics, toxiproxy) or a "
-    "role (agents, nats)"
+    "a node name (agent-N, nats or nats-N, surrealdb, orchestrator, projector, analytics, toxiproxy, "
+    f"load-1..load-{MAX_LOAD_WORKERS}) or a role (agents, nats, load)"
 )
 
 
@@ -83,6 +93,15 @@ def host_problems(
             at = (i, "nodes", j)
             if node in ROLES or node == TOXIPROXY:
                 continue
+            if is_load(node):
+                if int(node.partition("-")[2]) > MAX_LOAD_WORKERS:
+                    named = False
+                    yield (
+                        at,
+                        f"{node}: at most {MAX_LOAD_WORKERS} load workers",
+                        f"load-1..load-{MAX_LOAD_WORKERS}",
+                    )
+                continue
             if node in CLUSTER_TARGETS:
                 named = False
                 what = f"{node} is resolved when a fault starts; a host runs nodes by name"
@@ -90,10 +109,10 @@ def host_problems(
             elif problem := _node_error(node, agents, nats, analytics):
                 named = False
                 allowed = problem[1].replace(targets, "")
-                yield at, problem[0], allowed + ", toxiproxy, or a role: agents, nats"
+                yield at, problem[0], allowed + ", toxiproxy, load-K, or a role: agents, nats, load"
     if named:
         try:
-            place(as_hosts(entries), node_names(agents, nats, analytics))
+            place(as_hosts(entries), [*node_names(agents, nats, analytics), *load_names(MAX_LOAD_WORKERS)])
         except TopologyError as e:
             yield (), str(e), ""
 

@@ -1,6 +1,8 @@
 """Which Docker engine runs which node (issue 32, `topology.hosts`): pure logic, no Docker. The first
 engine the hosts name is home: it runs Toxiproxy (unless a host names it) and every node no host names;
-with no hosts at all, every node runs on the local engine, as before placement existed."""
+with no hosts at all, every node runs on the local engine, as before placement existed. Remote Locust
+workers (`load-1`..`load-N`, --load-workers N) are placed only when a host names one of them or the role
+`load`: otherwise they stay subprocesses of the harness and the placement leaves them out."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.errors import TopologyError
-from harness.shape import is_nats
+from harness.shape import LOAD, is_load, is_nats
 
 LOCAL = "local"  # the engine the harness talks to already (DOCKER_HOST, else the local socket)
 TOXIPROXY = "toxiproxy"
-ROLES = ("agents", "nats")  # a host may name a role for every node of it: every agent-N; the NATS node(s)
+# A host may name a role for every node of it: every agent-N; the NATS node(s); every load-K (Locust worker).
+ROLES = ("agents", "nats", LOAD)
 MAX_STANDINS = 9
 ENGINE_FORMS = (
     f"local, standin-1..standin-{MAX_STANDINS} (an engine in a container on this machine), "
@@ -58,8 +61,8 @@ def engine_problem(engine: object) -> str | None:
 
 @dataclass(frozen=True)
 class Host:
-    """One engine and the nodes it runs, as written: node names (agent-2, nats-1, surrealdb, ...) or roles
-    (`agents`, `nats`)."""
+    """One engine and the nodes it runs, as written: node names (agent-2, nats-1, surrealdb, load-1, ...) or
+    roles (`agents`, `nats`, `load`)."""
 
     engine: str
     nodes: tuple[str, ...] = ()
@@ -95,6 +98,8 @@ def on_this_machine(engine: str) -> bool:
 def _role_of(node: str) -> str | None:
     if node.startswith("agent-"):
         return "agents"
+    if is_load(node):
+        return LOAD
     return "nats" if is_nats(node) else None
 
 
@@ -102,10 +107,12 @@ def place(hosts: Sequence[Host], nodes: Sequence[str]) -> Placement:
     """Each of `nodes` (and toxiproxy) on an engine. A node named on one host runs there; one named on two
     is an error. A role's nodes not named by name are dealt round-robin over the hosts naming that role, in
     host order (agent-1 to the first, agent-2 to the second, ...). Every other node runs on home, the first
-    host's engine. No hosts: every node on the local engine. Raises TopologyError naming the host."""
+    host's engine, except load workers: when no host names one of them nor `load`, they are left out (they
+    run as the harness's subprocesses). No hosts: every node on the local engine. Raises TopologyError
+    naming the host."""
     nodes = list(nodes) if TOXIPROXY in nodes else [*nodes, TOXIPROXY]
     if not hosts:
-        return Placement((LOCAL,), tuple(sorted((n, LOCAL) for n in nodes)))
+        return Placement((LOCAL,), tuple(sorted((n, LOCAL) for n in nodes if _role_of(n) != LOAD)))
     engines: list[str] = []
     for i, host in enumerate(hosts):
         if problem := engine_problem(host.engine):
@@ -125,6 +132,8 @@ def place(hosts: Sequence[Host], nodes: Sequence[str]) -> Placement:
             if node in ROLES:
                 if i not in role_hosts[node]:
                     role_hosts[node].append(i)
+            elif node not in nodes and _role_of(node) == LOAD:
+                continue  # a Locust worker this run does not have (fewer --load-workers): unused, as a role
             elif node not in nodes:
                 raise TopologyError(
                     f"hosts[{i}] ({host.engine}): {node!r} is no node of this system; allowed: "
@@ -143,4 +152,6 @@ def place(hosts: Sequence[Host], nodes: Sequence[str]) -> Placement:
         for k, node in enumerate(rest if dealt_to else []):
             where[node] = hosts[dealt_to[k % len(dealt_to)]].engine
     home = engines[0]
+    if not role_hosts[LOAD] and not any(_role_of(n) == LOAD for n in where):
+        nodes = [n for n in nodes if _role_of(n) != LOAD]
     return Placement(tuple(engines), tuple(sorted((n, where.get(n, home)) for n in nodes)))

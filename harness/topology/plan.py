@@ -54,6 +54,7 @@ class SystemConfig:
     analytics: bool = False  # the analytics node follows the store's changefeed (topology.analytics)
     changefeed_retention: str = "1h"  # NETSYNC_CHANGEFEED_RETENTION of the projector and analytics
     hosts: tuple[Host, ...] = ()  # which engine runs which node (topology.hosts); none: all on the local one
+    load_workers: int = 0  # --load-workers N: Locust workers load-1..N, placed where a host names them
 
     def agent_names(self) -> list[str]:
         return shape.agent_names(self.agents)
@@ -64,7 +65,8 @@ class SystemConfig:
     def placement(self) -> Placement:
         """Which engine runs each node and Toxiproxy (harness/topology/placement.py). Raises TopologyError
         for hosts that do not fit this system."""
-        return place(self.hosts, [*shape.node_names(self.agents, self.nats_nodes, self.analytics), TOXIPROXY])
+        nodes = shape.node_names(self.agents, self.nats_nodes, self.analytics)
+        return place(self.hosts, [*nodes, *shape.load_names(self.load_workers), TOXIPROXY])
 
     def away_from_folders(self) -> str | None:
         """Why this system cannot run as placed, or None: a node that needs a folder of this machine (its

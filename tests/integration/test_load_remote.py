@@ -1,8 +1,9 @@
 """Remote Locust workers (issue 32, harness/load/remote.py): the Locust master here and one worker in the
 `load` image on each of two engines (a stand-in engine and this machine's, against a stand-in agent; two
-stand-in engines running a placed system). The workers get t = 0 and the plan
-over Locust's messages, send their history lines back the same way, and the merged history.jsonl holds
-every intent of the plan once, invoke before its answer, in time order, within the plan's time."""
+stand-in engines running a placed system, the workers placed by the role `load`). The workers get t = 0
+and the plan over Locust's messages, send their history lines back the same way, and the merged
+history.jsonl holds every intent of the plan once, invoke before its answer, in time order, within the
+plan's time."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ import pytest
 
 from harness import engine, store
 from harness.history import History
+from harness.load import open_load, worker_engines
 from harness.load.locust_engine import LocustLoad, harness_shard
 from harness.load.ops import LoadPlan, intents
 from harness.load.remote import route_address
+from harness.scenario import Scenario
 from harness.topology.engines import LocalEngines
 from harness.topology.fleet import Target
 from harness.topology.placement import Host
@@ -32,8 +35,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.nightly]
 
 PLUMBING = {"intent_timeout_ms": 1000, "commit_timeout_ms": 2000}
 SERVICES = ("toxiproxy", "nats", "surrealdb", "orchestrator", "projector")
-HOSTS = (Host("standin-1", SERVICES), Host("standin-2", ("agents",)))
-PLAN = LoadPlan(rate=20, duration=6.0, keys=16, clients=4, timeout=5.0, seed=7)
+PLAN = LoadPlan(rate=20, duration=6.0, keys=16, clients=4, timeout=5.0, seed=7)  # as the scenario's below
 
 
 async def drive(load: LocustLoad, history: History) -> None:
@@ -86,16 +88,25 @@ async def test_workers_on_a_stand_in_engine_and_this_one_send_the_plan_once(imag
     assert (tmp_path / "locust" / "load-1.out").stat().st_size > 0  # the workers' logs kept
 
 
-def test_two_remote_workers_drive_a_plan_and_their_shards_are_merged(images, tmp_path: Path) -> None:
-    ref = images.ensure(("load",))["load"]
-    with System(images, SystemConfig(agents=2, hosts=HOSTS, **PLUMBING)) as sut:
-        targets = [sut.run.fleet.targets[n] for n in ("standin-1", "standin-2")]
-        urls = {a: sut.http_url(a) for a in sut.cfg.agent_names()}
-        history = History(harness_shard(tmp_path))
+def test_two_remote_workers_placed_by_the_role_load_drive_a_plan_and_their_shards_are_merged(
+    images, tmp_path: Path
+) -> None:
+    """As a run with `--load-workers 2` and hosts naming `load` on both engines: the runner's own path
+    (SystemConfig.load_workers, the placement, harness.load.open_load)."""
+    hosts = (Host("standin-1", (*SERVICES, "load")), Host("standin-2", ("agents", "load")))
+    scenario = Scenario.model_validate(
+        {
+            "name": "remote-load",
+            "load": {"rate": 20, "duration": "6s", "keys": 16, "clients": 4, "timeout": "5s"},
+            "topology": {"agents": 2},
+        }
+    )
+    with System(images, SystemConfig(agents=2, hosts=hosts, load_workers=2, **PLUMBING)) as sut:
+        assert [t.name for t in worker_engines(sut, 2)] == ["standin-1", "standin-2"]  # load-1, load-2
         said: list[str] = []
-        load = LocustLoad(
-            urls, history, PLAN, "rw", tmp_path, say=said.append, remote=targets, image=ref, run_id=sut.run_id
-        )
+        history, load = open_load(scenario, sut, tmp_path, PLAN.seed, "rw", workers=2, say=said.append)
+        assert load.plan == PLAN
+        assert isinstance(load, LocustLoad) and load.remote is not None, "the workers were not placed"
         try:
             asyncio.run(drive(load, history))
         finally:

@@ -87,6 +87,17 @@ def test_a_host_without_nodes_is_home_only() -> None:
             r"surrealdb is named by hosts\[0\]",
         ),
         ({"hosts": [{"engine": "standin-1"}, {"engine": "standin-1"}]}, "engine too"),
+        ({"hosts": [{"engine": "local", "nodes": ["load-65"]}]}, "at most 64 load workers"),
+        ({"hosts": [{"engine": "local", "nodes": ["load-0"]}]}, "unknown node 'load-0'"),
+        (
+            {
+                "hosts": [
+                    {"engine": "local", "nodes": ["load-1"]},
+                    {"engine": "standin-1", "nodes": ["load-1"]},
+                ]
+            },
+            r"load-1 is named by hosts\[0\]",
+        ),
     ],
 )
 def test_bad_hosts_are_refused_saying_what_and_where(topology: dict[str, Any], said: str) -> None:
@@ -213,3 +224,13 @@ def test_pytest_takes_hosts_for_every_scenario_and_refuses_a_bad_file(tmp_path: 
     not_here = collect("- {engine: local, nodes: [agent-3]}\n")  # a node the file's topology lacks
     assert "(topology.hosts from --hosts " in not_here.stdout + not_here.stderr
     assert "'agent-3' is not in the topology" in not_here.stdout + not_here.stderr
+
+
+def test_load_workers_are_hosts_nodes_by_role_or_name_and_reach_the_placement(tmp_path: Path) -> None:
+    s = scenario(hosts=[{"engine": "local"}, {"engine": "standin-1", "nodes": ["load", "load-3"]}])
+    assert s.topology.hosts[1].nodes == ["load", "load-3"]
+    placed = system_config(s, load_workers=3).placement()
+    assert placed.nodes_on("standin-1") == ["load-1", "load-2", "load-3"]
+    assert "load-1" not in dict(system_config(s).placement().where)  # no --load-workers: no workers
+    path = write_hosts(tmp_path, "- engine: local\n- {engine: standin-2, nodes: [agents, load]}\n")
+    assert read_hosts_file(path)[1] == {"engine": "standin-2", "nodes": ["agents", "load"]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import TopologyError
-from harness.shape import node_names
+from harness.shape import load_names, node_names
 from harness.topology.placement import LOCAL, Host, engine_problem, place
 from harness.topology.plan import SystemConfig
 
@@ -148,3 +148,39 @@ def test_a_node_that_needs_a_folder_of_this_machine_must_run_on_it() -> None:
     here = (Host("local", ("nats",)), Host("tcp://h2:2376", ("agents",)))
     assert SystemConfig(faultfs=("nats",), hosts=here).away_from_folders() is None
     assert SystemConfig(hosts=away).away_from_folders() is None  # nothing needs a folder
+
+
+def test_load_workers_are_dealt_like_agents_where_a_host_names_the_role() -> None:
+    hosts = [Host("local"), Host("standin-1", ("agents", "load")), Host("standin-2", ("load",))]
+    p = place(hosts, [*node_names(2), *load_names(3)])
+    assert p.nodes_on("standin-1") == ["agent-1", "agent-2", "load-1", "load-3"]
+    assert p.nodes_on("standin-2") == ["load-2"]
+    assert "load-1" not in p.nodes_on("local")
+
+
+def test_a_load_worker_named_alone_places_every_worker_and_the_rest_go_home() -> None:
+    p = place([Host("standin-1"), Host("standin-2", ("load-2",))], [*node_names(2), *load_names(3)])
+    assert p.engine_of("load-2") == "standin-2"
+    assert p.engine_of("load-1") == p.engine_of("load-3") == "standin-1"
+
+
+@pytest.mark.parametrize(
+    "hosts", [[], [Host("standin-1"), Host("standin-2", ("agents",))]], ids=["no hosts", "no host names load"]
+)
+def test_load_workers_no_host_names_stay_out_of_the_placement(hosts: list[Host]) -> None:
+    """They stay subprocesses of the harness: harness/load worker_engines finds none of them."""
+    p = place(hosts, [*node_names(2), *load_names(2)])
+    assert not [n for n, _ in p.where if n.startswith("load")]
+    with pytest.raises(KeyError):
+        p.engine_of("load-1")
+
+
+def test_the_system_config_places_its_load_workers() -> None:
+    cfg = SystemConfig(agents=2, load_workers=2, hosts=(Host("local"), Host("standin-1", ("load",))))
+    assert cfg.placement().nodes_on("standin-1") == ["load-1", "load-2"]
+    assert cfg.placement().several
+    assert "load-1" not in dict(SystemConfig(agents=2, load_workers=2).placement().where)
+    # named, but this run has fewer workers (the same hosts file serves any --load-workers): unused,
+    # and then no worker is placed: they stay local
+    fewer = SystemConfig(agents=2, load_workers=2, hosts=(Host("local"), Host("standin-1", ("load-3",))))
+    assert not [n for n, _ in fewer.placement().where if n.startswith("load")]
