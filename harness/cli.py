@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="send the load with Locust in distributed mode: one master and N worker processes",
+        help="send the load with Locust in distributed mode: one master and N worker processes (containers "
+        "on the engines where the hosts name the role load or load-K; docs/scale.md)",
     )
     r.add_argument(
         "--hosts",

@@ -68,7 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="send each scenario's load with Locust in distributed mode: one master and N worker processes",
+        help="send each scenario's load with Locust in distributed mode: one master and N worker processes "
+        "(containers on the engines where the hosts name the role load or load-K; docs/scale.md)",
     )
     group.addoption(
         "--hosts",
