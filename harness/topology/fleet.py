@@ -24,6 +24,7 @@ from harness.errors import TopologyError
 from harness.images import Images
 from harness.topology.engines import LocalEngines, send_image
 from harness.topology.placement import LOCAL, Placement
+from harness.topology.reaper import REAPER_ROLE, RunReaper
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class Fleet:
         self.images = images
         self.targets: dict[str, Target] = {}
         self._standins: LocalEngines | None = None
+        self._reapers: list[RunReaper] = []  # one on each engine but this machine's and the stand-ins
 
     @property
     def several(self) -> bool:
@@ -122,6 +124,17 @@ class Fleet:
             if n != LOCAL:
                 self.targets[n] = _remote(n)
         self._check_swarm([self.targets[n] for n in names])
+        for n in names:
+            if n != LOCAL:  # up before the run's first container there, or a killed harness leaves it
+                self._reapers.append(self._reaper_on(self.targets[n]))
+
+    def _reaper_on(self, target: Target) -> RunReaper:
+        """The run's reaper on another host's engine (or another engine of this machine): this machine's
+        reaper sees only this machine's engine. Stand-ins need none: they are containers of this machine's
+        engine."""
+        ref = self.images.ensure((REAPER_ROLE,))[REAPER_ROLE]
+        send_image(target.client, ref, target.loaded, target.name)
+        return RunReaper(self.run_id, ref, target.client, target.publish_ip, target.reach_ip).start()
 
     def _check_swarm(self, targets: list[Target]) -> None:
         """Every engine in a Swarm (the user's: docs/scale.md says how to make one), one of them a manager."""
@@ -168,6 +181,9 @@ class Fleet:
             self._standins = None
         elif self.several:
             problems = self._remove_remote()
+        for reaper in self._reapers:
+            reaper.close()  # what could not be removed, each reaper removes after its grace period
+        self._reapers.clear()
         for t in self.targets.values():
             if t.name != LOCAL:
                 t.client.close()
