@@ -270,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--all", action="store_true", help="also those of runs still alive")
     c.add_argument("--images", action="store_true", help="also outdated images and their compiled sources")
+    c.add_argument(
+        "--hosts",
+        default=None,
+        metavar="FILE",
+        help="also on the engines of other hosts a hosts file names (tcp://, ssh://, unix://; docs/scale.md)",
+    )
     c.set_defaults(func=cmd_clean)
     return p
 

@@ -15,9 +15,16 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from harness.paths import runs_state_dir
 
     runs_state_dir()  # a SOLAR_CHAOS_STATE that clean must not empty is refused before anything is removed
-    runs = engine.list_runs()
+    others = _other_hosts(args.hosts) if args.hosts else []  # a bad file too
     removed = kept = 0
     failed: list[str] = []
+    elsewhere = 0  # resources of runs found on other hosts' engines
+    if others:  # first: an engine reached through this machine's (a stand-in's address) may go with it
+        gone = _clean_hosts(others, args.all)
+        failed += gone.problems
+        kept += len(gone.kept)
+        elsewhere = sum(of for *_, of in gone.removed)
+    runs = engine.list_runs()
     for res in runs.values():
         if res.alive and not args.all:
             kept += 1
@@ -56,7 +63,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         for folder in images.stale_builds():
             shutil.rmtree(folder)
             print(f"removed build {safe(folder)}")
-    elif not runs and not mounts and not dirs:
+    elif not runs and not mounts and not dirs and not elsewhere:
         print("nothing to clean")
     for p in failed:
         print(f"could not remove {safe(p)}", file=sys.stderr)
@@ -69,3 +76,34 @@ def stale_mounts(everything: bool = False) -> list[Any]:
     from harness.faultfs.control import faultfs_mounts
 
     return [m for m in faultfs_mounts() if everything or not m.owner or not engine.owner_alive(m.owner)]
+
+
+def _other_hosts(path: str) -> list[str]:
+    """The engines of other hosts a --hosts file names (`tcp://`, `ssh://`, `unix://`): the stand-ins are
+    containers of this machine's engine, removed with it. Raises ScenarioError for a bad file."""
+    from harness.scenario.hosts import read_hosts_file
+    from harness.topology.fleet import STANDIN
+    from harness.topology.placement import LOCAL
+
+    urls = [h["engine"] for h in read_hosts_file(path)]
+    return [u for u in urls if u != LOCAL and not STANDIN.fullmatch(u)]
+
+
+def _clean_hosts(urls: list[str], everything: bool) -> Any:
+    """The runs left on the engines `urls`: removed, and said."""
+    from harness.errors import TopologyError
+    from harness.topology.fleet import Removed, connect, remove_runs
+
+    targets, done = [], Removed()
+    for url in urls:
+        try:
+            targets.append(connect(url))
+        except TopologyError as e:
+            done.problems.append(str(e))
+    gone = remove_runs(targets, everything=everything)
+    for t in targets:
+        t.client.close()
+    for run_id, where, removed, of in gone.removed:
+        print(f"run {safe(run_id)} on {safe(where)}: removed {removed} of {of}")
+    gone.problems[:0] = done.problems
+    return gone

@@ -54,7 +54,7 @@ def _local() -> Target:
     return Target(LOCAL, engine.client(), "127.0.0.1", "127.0.0.1", {}, local=True)
 
 
-def _remote(url: str) -> Target:
+def connect(url: str) -> Target:
     """Another engine: `tcp://host:port` (TLS with the certificates of DOCKER_CERT_PATH when
     DOCKER_TLS_VERIFY is set, as Docker's own CLI does) or `ssh://[user@]host` (the ssh binary): its
     containers' ports are published on the host's address, which this machine must reach; or
@@ -122,7 +122,7 @@ class Fleet:
             return
         for n in names:
             if n != LOCAL:
-                self.targets[n] = _remote(n)
+                self.targets[n] = connect(n)
         self._check_swarm([self.targets[n] for n in names])
         for n in names:
             if n != LOCAL:  # up before the run's first container there, or a killed harness leaves it
@@ -191,20 +191,46 @@ class Fleet:
         return problems
 
     def _remove_remote(self) -> list[str]:
-        problems: list[str] = []
-        networks = []
-        for t in self.targets.values():
-            if t.name == LOCAL:
+        return remove_runs([t for t in self.targets.values() if t.name != LOCAL], self.run_id).problems
+
+
+@dataclass
+class Removed:
+    """What remove_runs did: resources removed of each run (by run id and engine), runs kept, problems."""
+
+    removed: list[tuple[str, str, int, int]] = field(default_factory=list)  # run, engine, removed, of
+    kept: set[str] = field(default_factory=set)
+    problems: list[str] = field(default_factory=list)
+
+
+def remove_runs(targets: list[Target], run_id: str | None = None, everything: bool = False) -> Removed:
+    """Remove runs from the engines `targets`: the run `run_id`; else each run no longer alive (every run with
+    `everything`). Containers and volumes on each engine first, then the overlays on a manager among them (a
+    Swarm worker may not remove them)."""
+    done = Removed()
+    networks: dict[str, list] = {}
+    for t in targets:
+        try:
+            runs = engine.list_runs(run_id, on=t.client)
+            manager = t.is_manager()
+        except docker.errors.DockerException as e:
+            done.problems.append(f"engine {t.name}: {e}")
+            continue
+        for res in runs.values():
+            if run_id is None and res.alive and not everything:
+                done.kept.add(res.run_id)
                 continue
-            try:
-                for res in engine.list_runs(self.run_id, on=t.client).values():
-                    problems += engine.remove_run(
-                        engine.RunResources(res.run_id, res.owner, res.containers, [], res.volumes)
-                    )
-                    if t.is_manager():
-                        networks += res.networks
-            except docker.errors.DockerException as e:
-                problems.append(f"engine {t.name}: {e}")
-        if networks:
-            problems += engine.remove_run(engine.RunResources(self.run_id, "", [], networks, []))
-        return problems
+            n = len(res.containers) + len(res.volumes)
+            problems = engine.remove_run(
+                engine.RunResources(res.run_id, res.owner, res.containers, [], res.volumes)
+            )
+            done.problems += problems
+            if n:
+                done.removed.append((res.run_id, t.name, n - len(problems), n))
+            if manager:
+                networks.setdefault(res.run_id, []).extend(res.networks)
+    for rid, nets in networks.items():
+        problems = engine.remove_run(engine.RunResources(rid, "", [], nets, []))
+        done.problems += problems
+        done.removed.append((rid, "its overlays", len(nets) - len(problems), len(nets)))
+    return done

@@ -1,18 +1,22 @@
-"""A run's reaper on every engine of another host (issue 32, harness/topology/fleet.py): this machine's reaper
-sees only this machine's engine, so a harness killed during a run over `tcp://` engines would leave its
-containers, overlays and volumes there. Two stand-in engines play the other hosts, named by their
-`tcp://` addresses as real hosts are (not `standin-N`, which are removed whole with the run and need no
-reaper). The kill is the harness's connections to its reapers dropping without a teardown, as a SIGKILL
-drops them."""
+"""A run's reaper on every engine of another host (issue 32, harness/topology/fleet.py), and `solar-chaos
+clean --hosts FILE` over those engines: this machine's reaper sees only this machine's engine, so a harness
+killed during a run over `tcp://` engines would leave its containers, overlays and volumes there. Two
+stand-in engines play the other hosts, named by their `tcp://` addresses as real hosts are (not
+`standin-N`, which are removed whole with the run and need no reaper). The kill is the harness's
+connections to its reapers dropping without a teardown, as a SIGKILL drops them."""
 
 from __future__ import annotations
+
+import socket
+from pathlib import Path
 
 import pytest
 
 from harness import engine
+from harness.cli import main as cli
 from harness.shape import node_names
 from harness.topology.docker import DockerRun
-from harness.topology.engines import LocalEngines
+from harness.topology.engines import LocalEngines, send_image
 from harness.topology.placement import Host, place
 from harness.topology.reaper import REAPER_LABEL
 from harness.waiting import wait_until
@@ -61,3 +65,31 @@ def test_a_harness_gone_mid_run_leaves_nothing_on_other_hosts_engines(images) ->
             30,
             0.5,
         )
+
+
+def test_clean_with_hosts_removes_dead_runs_from_other_hosts_engines_and_keeps_live_ones(
+    images, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`solar-chaos clean --hosts FILE`: what a run no longer alive left on the engines the file names."""
+    base = images.ensure(("base",))["base"]
+    dead = {engine.RUN_LABEL: "sc-deadrun", engine.OWNER_LABEL: f"{socket.gethostname()}:999999:0"}
+    live = engine.run_labels("sc-liverun")  # this process: alive
+    with LocalEngines(2, overlay=None, images=images) as hosts:
+        e1, e2 = hosts[0], hosts[1]
+        send_image(e2.client, base, e2.loaded, e2.name)
+        for labels in (dead, live):
+            e2.client.containers.create(base, ["sleep", "600"], labels=labels)
+            e2.client.volumes.create(labels=labels)
+        e1.client.networks.create("sc-deadrun-net", driver="overlay", attachable=True, labels=dead)
+        path = tmp_path / "hosts.yaml"
+        path.write_text(f"- engine: local\n- engine: {e1.url}\n- engine: {e2.url}\n  nodes: [agents]\n")
+
+        assert cli(["clean", "--hosts", str(path)]) == 0
+        said = capsys.readouterr().out
+        assert f"run sc-deadrun on {e2.url}: removed 2 of 2" in said and e1.url not in said, said
+        assert "run sc-deadrun on its overlays: removed 1 of 1" in said, said
+        assert "kept " in said and "sc-liverun" not in said, said  # kept: this run and the stand-ins' own
+        for e in (e1, e2):
+            assert "sc-deadrun" not in engine.list_runs(on=e.client)
+        assert engine.list_runs(on=e2.client)["sc-liverun"].count() == 2  # (--all would take it, and this
+        # machine's live runs too: the stand-ins themselves)

@@ -234,3 +234,18 @@ def test_load_workers_are_hosts_nodes_by_role_or_name_and_reach_the_placement(tm
     assert "load-1" not in dict(system_config(s).placement().where)  # no --load-workers: no workers
     path = write_hosts(tmp_path, "- engine: local\n- {engine: standin-2, nodes: [agents, load]}\n")
     assert read_hosts_file(path)[1] == {"engine": "standin-2", "nodes": ["agents", "load"]}
+
+
+def test_clean_refuses_a_bad_hosts_file_before_it_removes_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness import engine
+    from harness.cli import main as cli
+
+    def no_engine(*_: object, **__: object) -> None:
+        raise AssertionError("clean reached the engine with a bad hosts file")
+
+    monkeypatch.setattr(engine, "list_runs", no_engine)
+    path = write_hosts(tmp_path, "- engine: local\n- engine: tcp://h3\n")
+    assert cli(["clean", "--hosts", str(path)]) == 2
+    assert f"{path}:2: hosts.1.engine: 'tcp://h3': a tcp:// engine needs host:port" in capsys.readouterr().err
