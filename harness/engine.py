@@ -20,7 +20,8 @@ from harness.errors import EngineUnavailable
 
 RUN_LABEL = "solar-chaos.run"
 OWNER_LABEL = "solar-chaos.owner"
-NODE_LABEL = "solar-chaos.node"  # which node of the run a container is
+NODE_LABEL = "solar-chaos.node"  # which node of the system under test a container is (its events are judged)
+LOAD_LABEL = "solar-chaos.load"  # which Locust worker of the run a container is (not judged: the load's own)
 FIX_ENGINE = "make engine   (or: sudo scripts/ensure-engine.sh)"
 
 

@@ -90,7 +90,9 @@ class RemoteWorkers:
                     self.image,
                     ["--master-host", host, "--master-port", str(port), "--loglevel", "INFO"],
                     name=f"sc-{self.run_id}-{name}",
-                    labels={**engine.run_labels(self.run_id), engine.NODE_LABEL: name},
+                    # not NODE_LABEL: a worker is no node of the system under test, and its end when the
+                    # load is done is no unplanned death (harness/observe/events.py reads that label)
+                    labels={**engine.run_labels(self.run_id), engine.LOAD_LABEL: name},
                     environment=env,
                     network_mode="host" if e.local else None,
                     detach=True,

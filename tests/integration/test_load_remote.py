@@ -138,3 +138,40 @@ def test_two_remote_workers_placed_by_the_role_load_drive_a_plan_and_their_shard
         op.get("outcome", op["type"]) for op in ops if op["type"] != "invoke"
     )
     assert (tmp_path / "locust" / "load-1.out").stat().st_size > 0  # the workers' logs kept
+
+
+SCENARIO = """\
+name: remote-load
+description: a short run whose Locust workers run on two stand-in engines, an outage of NATS in it
+topology: {agents: 2}
+load: {rate: 20, duration: 8s}
+faults:
+  - {at: 2s, for: 3s, fault: outage, target: nats, mode: refuse}
+"""
+HOSTS_FILE = """\
+- {engine: standin-1, nodes: [toxiproxy, nats, surrealdb, orchestrator, projector]}
+- {engine: standin-2, nodes: [agents, load]}
+- {engine: standin-3, nodes: [load]}
+"""
+
+
+def test_a_run_with_workers_placed_on_other_engines_is_judged_like_any(tmp_path: Path) -> None:
+    """`solar-chaos run FILE --hosts HOSTS --load-workers 2` with the hosts naming `load`: the run is valid,
+    each worker sent its share from its engine, and a worker's end with the load is no unplanned death (it
+    was once: the containers checker took load-1's exit for a node's)."""
+    from harness.cli import main as cli
+
+    (tmp_path / "remote-load.yaml").write_text(SCENARIO)
+    (tmp_path / "hosts.yaml").write_text(HOSTS_FILE)
+    reports = tmp_path / "reports"
+    args = ["run", str(tmp_path / "remote-load.yaml"), "--hosts", str(tmp_path / "hosts.yaml")]
+    code = cli([*args, "--load-workers", "2", "--reports", str(reports)])
+    (run,) = reports.glob("*/remote-load")
+    verdict = json.loads((run / "verdict.json").read_text())
+    assert code == 0 and verdict["valid"] is True, {
+        k: v for k, v in verdict["checks"].items() if v["valid"] is not True
+    }
+    merge = json.loads((run / "locust" / "merge.json").read_text())
+    assert merge["problems"] == [] and set(merge["clock_bound_s"]) == {"0", "1"}, merge
+    assert merge["per_shard"]["history-0.jsonl"] > 0 and merge["per_shard"]["history-1.jsonl"] > 0, merge
+    assert json.loads((run / "scenario.json").read_text())["load"]["workers"] == 2
