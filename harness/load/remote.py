@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ import docker.errors
 from harness import engine
 from harness.shape import LOAD
 from harness.topology.engines import send_image
+from harness.topology.ports import route_address
 
 ROLE = LOAD  # the image's role (docker/images.toml) and the workers' node names: load-1, load-2, ...
 ANY_ADDRESS = "0.0.0.0"
@@ -54,14 +54,6 @@ class Engine(Protocol):
     reach_ip: str
     local: bool
     loaded: set[str]
-
-
-def route_address(ip: str) -> str:
-    """This machine's address on its route to `ip` (no packet is sent: a UDP socket's connect only picks
-    the route)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect((ip, 9))
-        return str(s.getsockname()[0])
 
 
 def master_addresses(engines: Sequence[Engine]) -> tuple[str, list[str]]:

@@ -1,5 +1,5 @@
 """Ports of this machine the harness hands out: where a container's port is published, where a Locust
-master listens."""
+master listens; and this machine's address on its route to another host."""
 
 from __future__ import annotations
 
@@ -57,3 +57,11 @@ def free_port() -> int:
         if port not in _GIVEN:
             _GIVEN.add(port)
             return port
+
+
+def route_address(ip: str) -> str:
+    """This machine's address on its route to `ip` (no packet is sent: a UDP socket's connect only picks
+    the route)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((ip, 9))
+        return str(s.getsockname()[0])

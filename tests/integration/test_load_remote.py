@@ -20,12 +20,12 @@ from harness.history import History
 from harness.load import open_load, worker_engines
 from harness.load.locust_engine import LocustLoad, harness_shard
 from harness.load.ops import LoadPlan, intents
-from harness.load.remote import route_address
 from harness.scenario import Scenario
 from harness.topology.engines import LocalEngines
 from harness.topology.fleet import Target
 from harness.topology.placement import Host
 from harness.topology.plan import SystemConfig
+from harness.topology.ports import route_address
 from harness.topology.system import System
 from tests.unit.test_load import Agent
 

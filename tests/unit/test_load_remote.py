@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from harness import images as images_mod
 from harness.image_builds import LOAD_CODE
 from harness.images import Images, Mode
-from harness.load.remote import ANY_ADDRESS, clock_bounds, master_addresses, route_address
+from harness.load.remote import ANY_ADDRESS, clock_bounds, master_addresses
+from harness.topology.ports import route_address
 
 
 def test_the_load_image_is_built_only_when_named_and_pins_what_the_harness_runs() -> None:
