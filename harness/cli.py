@@ -12,6 +12,7 @@ from harness import __version__, engine
 from harness.cli_check import cmd_check
 from harness.cli_clean import cmd_clean, stale_mounts
 from harness.cli_run import Terminated, cmd_run
+from harness.cli_swarm import cmd_swarm
 from harness.errors import HarnessError
 from harness.implementations import NAMES as IMPLEMENTATIONS
 from harness.shrink import cli as shrink_cli
@@ -277,6 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="also on the engines of other hosts a hosts file names (tcp://, ssh://, unix://; docs/scale.md)",
     )
     c.set_defaults(func=cmd_clean)
+
+    w = sub.add_parser(
+        "swarm",
+        help="make the engines a hosts file names one Swarm (init on one, join the rest; docs/scale.md)",
+    )
+    w.add_argument("hosts", metavar="HOSTS", help="a hosts file (docs/scenarios.md, topology.hosts)")
+    w.add_argument(
+        "--managers", type=int, default=1, metavar="N", help="how many of them manage it (default 1)"
+    )
+    w.set_defaults(func=cmd_swarm)
     return p
 
 

@@ -19,13 +19,13 @@ from harness import engine
 from harness.errors import TopologyError
 from harness.images import Images
 from harness.topology.reaper import RunReaper, configure_reaper
+from harness.topology.swarm import Member, form
 from harness.waiting import Hopeless, WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
 
 ENGINE_LABEL = "solar-chaos.engine"  # which stand-in host of the run a container is
 ENGINE_PORT = 2375  # dockerd's API inside the bridge: plain TCP, reachable from this machine only
-SWARM_PORT = 2377
 # Capabilities by number (linux/capability.h), to name those the host engine's bounding set lacks.
 CAPABILITIES = (
     "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
@@ -221,26 +221,7 @@ class LocalEngines:
 
     def _swarm(self) -> None:
         """The first engine inits the Swarm on its bridge address; the others join as managers or workers."""
-        lead = self.engines[0]
-        lead.client.swarm.init(advertise_addr=lead.ip, listen_addr=f"{lead.ip}:{SWARM_PORT}")
-        lead.client.swarm.reload()
-        tokens = lead.client.swarm.attrs["JoinTokens"]
-        for i, e in enumerate(self.engines[1:], start=1):
-            e.client.swarm.join(
-                remote_addrs=[f"{lead.ip}:{SWARM_PORT}"],
-                join_token=tokens["Manager" if i < self.managers else "Worker"],
-                advertise_addr=e.ip,
-                listen_addr=f"{e.ip}:{SWARM_PORT}",
-            )
-
-        def all_ready() -> bool:
-            nodes = lead.client.nodes.list()
-            return len(nodes) == self.count and all(n.attrs["Status"]["State"] == "ready" for n in nodes)
-
-        try:
-            wait_until(all_ready, f"{self.count} swarm nodes ready", 30.0, 0.2)
-        except WaitTimeout as e:
-            raise TopologyError(str(e)) from None
+        form([Member(e.name, e.client, e.ip) for e in self.engines], self.managers)
 
     # -- images ---------------------------------------------------------------
 

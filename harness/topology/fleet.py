@@ -54,6 +54,11 @@ def _local() -> Target:
     return Target(LOCAL, engine.client(), "127.0.0.1", "127.0.0.1", {}, local=True)
 
 
+def target_of(url: str) -> Target:
+    """The engine a hosts file names by `url` (not a stand-in: those start with a run), connected."""
+    return _local() if url == LOCAL else connect(url)
+
+
 def connect(url: str) -> Target:
     """Another engine: `tcp://host:port` (TLS with the certificates of DOCKER_CERT_PATH when
     DOCKER_TLS_VERIFY is set, as Docker's own CLI does) or `ssh://[user@]host` (the ssh binary): its

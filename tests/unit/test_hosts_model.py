@@ -249,3 +249,25 @@ def test_clean_refuses_a_bad_hosts_file_before_it_removes_anything(
     path = write_hosts(tmp_path, "- engine: local\n- engine: tcp://h3\n")
     assert cli(["clean", "--hosts", str(path)]) == 2
     assert f"{path}:2: hosts.1.engine: 'tcp://h3': a tcp:// engine needs host:port" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("- engine: local\n- engine: tcp://h3\n", ":2: hosts.1.engine: 'tcp://h3': a tcp:// engine needs"),
+        ("- engine: local\n- engine: standin-2\n", ": standin-2: stand-in engines make a Swarm of their own"),
+    ],
+)
+def test_swarm_refuses_a_bad_hosts_file_and_stand_ins_before_it_reaches_an_engine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, text: str, said: str
+) -> None:
+    from harness.cli import main as cli
+    from harness.topology import fleet
+
+    def no_engine(*_: object, **__: object) -> None:
+        raise AssertionError("swarm reached an engine")
+
+    monkeypatch.setattr(fleet, "target_of", no_engine)
+    path = write_hosts(tmp_path, text)
+    assert cli(["swarm", str(path)]) == 2
+    assert f"{path}{said}" in capsys.readouterr().err

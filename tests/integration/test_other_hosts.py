@@ -1,9 +1,9 @@
-"""A run's reaper on every engine of another host (issue 32, harness/topology/fleet.py), and `solar-chaos
-clean --hosts FILE` over those engines: this machine's reaper sees only this machine's engine, so a harness
-killed during a run over `tcp://` engines would leave its containers, overlays and volumes there. Two
-stand-in engines play the other hosts, named by their `tcp://` addresses as real hosts are (not
-`standin-N`, which are removed whole with the run and need no reaper). The kill is the harness's
-connections to its reapers dropping without a teardown, as a SIGKILL drops them."""
+"""Engines of other hosts (issue 32): a run's reaper on each (harness/topology/fleet.py), `solar-chaos clean
+--hosts FILE` over them, and `solar-chaos swarm FILE` making them one Swarm. This machine's reaper sees only
+this machine's engine, so a harness killed during a run over `tcp://` engines would leave its containers,
+overlays and volumes there. Stand-in engines play the other hosts, named by their `tcp://` addresses as
+real hosts are (not `standin-N`, which are removed whole with the run and need no reaper). The kill is the
+harness's connections to its reapers dropping without a teardown, as a SIGKILL drops them."""
 
 from __future__ import annotations
 
@@ -93,3 +93,28 @@ def test_clean_with_hosts_removes_dead_runs_from_other_hosts_engines_and_keeps_l
             assert "sc-deadrun" not in engine.list_runs(on=e.client)
         assert engine.list_runs(on=e2.client)["sc-liverun"].count() == 2  # (--all would take it, and this
         # machine's live runs too: the stand-ins themselves)
+
+
+def test_swarm_makes_the_hosts_engines_one_swarm_and_again_changes_nothing(
+    images, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`solar-chaos swarm HOSTS.yaml` on two engines out of any Swarm (stand-ins that left theirs, named by
+    their tcp:// addresses): one inits, the other joins; a run over them then passes the Swarm check."""
+    with LocalEngines(2, overlay=None, images=images) as hosts:
+        for e in hosts.engines:
+            e.client.swarm.leave(force=True)
+            assert e.client.info()["Swarm"]["LocalNodeState"] == "inactive"
+        path = tmp_path / "hosts.yaml"
+        path.write_text("".join(f"- engine: {e.url}\n" for e in hosts.engines))
+        assert cli(["swarm", str(path)]) == 0
+        said = capsys.readouterr().out
+        e1, e2 = hosts.engines
+        assert f"{e1.url}: Swarm made (manager, advertised at {e1.ip}:2377)" in said, said
+        assert f"{e2.url}: joined as worker" in said, said
+        assert {n.attrs["Status"]["Addr"] for n in e1.client.nodes.list()} == {e1.ip, e2.ip}
+        assert cli(["swarm", str(path)]) == 0  # again: nothing to do
+        again = capsys.readouterr().out
+        assert "manages Swarm" in again and f"{e2.url}: in it already" in again, again
+        placement = place([Host(e1.url), Host(e2.url, ("agents",))], node_names(1))
+        with DockerRun(images, placement=placement) as run:  # the Swarm check passes, an overlay is made
+            assert run.network("agent-1").name
