@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import engine
 from harness.terminal import safe
+
+if TYPE_CHECKING:
+    from harness.topology.fleet import Removed
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -89,7 +92,7 @@ def _other_hosts(path: str) -> list[str]:
     return [u for u in urls if u != LOCAL and not STANDIN.fullmatch(u)]
 
 
-def _clean_hosts(urls: list[str], everything: bool) -> Any:
+def _clean_hosts(urls: list[str], everything: bool) -> Removed:
     """The runs left on the engines `urls`: removed, and said."""
     from harness.errors import TopologyError
     from harness.topology.fleet import Removed, connect, remove_runs

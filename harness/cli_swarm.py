@@ -12,7 +12,7 @@ from harness.terminal import safe
 def cmd_swarm(args: argparse.Namespace) -> int:
     from harness.scenario.hosts import read_hosts_file
     from harness.topology.fleet import STANDIN, target_of
-    from harness.topology.placement import LOCAL
+    from harness.topology.placement import LOCAL, on_this_machine
     from harness.topology.ports import route_address
     from harness.topology.swarm import Member, form
 
@@ -27,9 +27,9 @@ def cmd_swarm(args: argparse.Namespace) -> int:
     targets = [target_of(u) for u in urls]
     try:
         # This machine's engines are reached by the others at this machine's address on its route to them.
-        away = next((t.reach_ip for t in targets if not _here(t.name)), None)
+        away = next((t.reach_ip for t in targets if not on_this_machine(t.name)), None)
         here = route_address(away) if away else "127.0.0.1"
-        members = [Member(t.name, t.client, here if _here(t.name) else t.reach_ip) for t in targets]
+        members = [Member(t.name, t.client, here if on_this_machine(t.name) else t.reach_ip) for t in targets]
         for line in form(members, managers=args.managers):
             print(safe(line))
     finally:
@@ -37,7 +37,3 @@ def cmd_swarm(args: argparse.Namespace) -> int:
             if t.name != LOCAL:
                 t.client.close()
     return 0
-
-
-def _here(url: str) -> bool:
-    return url == "local" or url.startswith("unix://")
