@@ -42,7 +42,7 @@ def form(members: Sequence[Member], managers: int = 1, timeout: float = 30.0) ->
     states = {m.name: _swarm(m) for m in members}
     lead = next((m for m in members if states[m.name].get("ControlAvailable")), members[0])
     said = []
-    if states[lead.name].get("LocalNodeState") == "active" and states[lead.name].get("ControlAvailable"):
+    if states[lead.name].get("ControlAvailable"):  # a manager of an active Swarm
         said.append(f"{lead.name}: manages Swarm {states[lead.name]['Cluster']['ID'][:12]} already")
     elif states[lead.name].get("LocalNodeState", "inactive") != "inactive":
         raise TopologyError(
@@ -56,15 +56,15 @@ def form(members: Sequence[Member], managers: int = 1, timeout: float = 30.0) ->
             raise TopologyError(f"{lead.name}: swarm init failed: {e.explanation}") from None
         said.append(f"{lead.name}: Swarm made (manager, advertised at {lead.address}:{SWARM_PORT})")
     lead.client.swarm.reload()
-    cluster = lead.client.swarm.attrs["ID"]
     tokens = lead.client.swarm.attrs["JoinTokens"]
+    nodes = {n.id for n in lead.client.nodes.list()}  # of the lead's Swarm, managers and workers
     joined = 1
     for m in members:
         if m is lead:
             continue
         state = states[m.name]
         if state.get("LocalNodeState") == "active":
-            if (state.get("Cluster") or {}).get("ID") == cluster or state.get("NodeID") in _node_ids(lead):
+            if state.get("NodeID") in nodes:
                 said.append(f"{m.name}: in it already")
                 continue
             raise TopologyError(
@@ -95,7 +95,3 @@ def form(members: Sequence[Member], managers: int = 1, timeout: float = 30.0) ->
     except WaitTimeout as e:
         raise TopologyError(str(e)) from None
     return said
-
-
-def _node_ids(lead: Member) -> set[str]:
-    return {n.id for n in lead.client.nodes.list()}
